@@ -1,0 +1,29 @@
+// Settings of the callback application (the [verify] section). Plain data.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <string>
+#include <vector>
+
+namespace cwhook::callback {
+
+enum class verify_mode { enforce, report, off };
+
+struct verify_settings {
+    verify_mode mode = verify_mode::enforce;
+    std::vector<std::string> allowed_key_hosts{};  // "host" or "host:port", added to the cloud hosts
+    std::chrono::milliseconds key_cache_ttl{3'600'000};
+    std::chrono::milliseconds key_fetch_timeout{3'000};
+    std::chrono::milliseconds key_failure_ttl{5'000};        // negative cache after a failed fetch
+    std::chrono::milliseconds key_refetch_interval{10'000};  // min age of a cached key before a mismatch re-fetches it
+    std::size_t key_max_bytes = 16 * 1024;
+    std::size_t key_cache_entries = 10'000;
+    std::string ca_file;
+    std::size_t max_pending = 10'000;                        // pending rows; beyond: 429
+    std::chrono::milliseconds pending_retry_min{1'000};      // re-verification backoff
+    std::chrono::milliseconds pending_retry_max{300'000};
+    std::chrono::milliseconds pending_max_age{259'200'000};  // 3 days: then the row is marked failed
+};
+
+} // namespace cwhook::callback

@@ -1,0 +1,71 @@
+// The HTTP/HTTPS server: listeners, one coroutine session per connection (on its own strand),
+// per-operation deadlines, header/body limits, a connection cap, and graceful drain.
+// Knows nothing about callbacks: requests are dispatched through a router.
+// Thread-safe: start()/shutdown() from any thread; sessions run on the io_context's threads.
+#pragma once
+
+#include "core/error.hpp"
+#include "core/metrics.hpp"
+#include "http/address.hpp"
+#include "http/router.hpp"
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace cwhook::http {
+
+struct settings {
+    std::vector<std::string> listen{"127.0.0.1:8080"};  // plain HTTP "host:port" ("[::1]:8080")
+    std::vector<std::string> tls_listen{};
+    std::string tls_cert;
+    std::string tls_key;
+    std::size_t max_body_bytes = 1024 * 1024;
+    std::size_t max_header_bytes = 16 * 1024;
+    std::size_t max_connections = 1024;
+    std::vector<std::string> trusted_proxies{};
+    std::chrono::milliseconds handshake_timeout{10'000};
+    std::chrono::milliseconds header_timeout{10'000};  // first byte to end of headers
+    std::chrono::milliseconds body_timeout{30'000};
+    std::chrono::milliseconds write_timeout{10'000};
+    std::chrono::milliseconds idle_timeout{60'000};    // keep-alive wait for the next request
+    std::chrono::milliseconds drain_timeout{10'000};   // shutdown: in-flight requests get this long
+    unsigned threads = 0;                              // 0 = one per core
+};
+
+// Parses "host:port" / "[v6]:port" into an endpoint (numeric host, or "localhost").
+std::optional<boost::asio::ip::tcp::endpoint> parse_listen(std::string_view text);
+
+class server {
+public:
+    server(boost::asio::io_context& ioc, settings s, std::shared_ptr<router> routes,
+           std::shared_ptr<boost::asio::ssl::context> tls, metrics::registry& metrics);
+    ~server();
+
+    // Binds every listener and starts accepting. Errors name the address and the reason.
+    boost::system::result<void, std::string> start();
+
+    // The bound endpoints (useful with port 0): plain first, then TLS.
+    std::vector<boost::asio::ip::tcp::endpoint> plain_endpoints() const;
+    std::vector<boost::asio::ip::tcp::endpoint> tls_endpoints() const;
+
+    // Stops accepting, closes idle keep-alive connections, lets in-flight requests finish
+    // (answered with Connection: close). `drained` runs once no connection is left or the
+    // drain deadline passed (then remaining connections are closed); true when clean.
+    void shutdown(std::function<void(bool clean)> drained);
+
+    std::size_t open_connections() const noexcept;
+
+    struct state;
+
+private:
+    std::shared_ptr<state> state_;
+};
+
+} // namespace cwhook::http

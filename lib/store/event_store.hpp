@@ -1,0 +1,151 @@
+// Durable event storage. The only module that includes sqlite3.h.
+//
+// One writer thread owns the SQLite connection (WAL mode). Callers submit jobs from any
+// thread; the writer takes everything queued (up to max_batch), runs it in ONE transaction
+// (group commit), commits, and only then invokes each job's completion callback on the
+// writer thread. A completion therefore means "durable" (with synchronous=full).
+// Callbacks must be cheap and must not block: post to your own executor from them.
+// Thread-safe: every public member may be called from any thread.
+#pragma once
+
+#include "core/error.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace cwhook::store {
+
+enum class synchronous_mode { full, normal };
+
+struct settings {
+    std::string path = "./var/cwhook.db";  // parent folder is created; ":memory:" for tests
+    synchronous_mode synchronous = synchronous_mode::full;
+    std::chrono::milliseconds busy_timeout{250};  // how long a commit waits for another process's lock
+    std::size_t queue_limit = 10000;              // jobs waiting for the writer; beyond: storage_queue_full
+    std::size_t max_batch = 1024;                 // jobs per transaction
+    std::size_t max_rejections = 10000;           // rejected-request rows kept (oldest deleted)
+    std::int64_t max_page_count = 0;              // 0 = SQLite default; tests use it to simulate a full disk
+};
+
+enum class event_status { verified, pending, failed, unverified };
+std::string_view to_string(event_status s);
+std::optional<event_status> parse_event_status(std::string_view s);
+
+// One delivery as it is stored. body holds the exact bytes received.
+struct event_record {
+    std::int64_t received_at_us = 0;  // UTC, microseconds since the epoch
+    event_status status = event_status::unverified;
+    std::string verify_reason;        // why failed/pending/unverified ("" when verified)
+    std::string dedupe_key;           // "m:<MessageId>" or "b:<sha256 hex of body>"
+    std::string body_sha256;          // hex
+    std::string body;
+    std::string method;
+    std::string path;
+    std::string query;
+    std::string client_addr;
+    std::string headers;              // "Name: value\n" lines, Authorization/Cookie redacted
+    std::string content_type;
+    std::string signature;            // x-content-signature as received ("" when absent)
+    // Parsed payload fields (nullopt = absent/null).
+    std::optional<std::string> message_id;
+    std::string type;
+    std::string action;
+    std::optional<std::int64_t> entity_id;
+    std::optional<std::string> company_id;
+    std::optional<std::string> member_id;
+    std::optional<std::string> from_url;
+    std::optional<std::string> product_instance_id;
+    std::optional<std::string> partner_id;
+    std::optional<std::int64_t> callback_id;
+    std::string key_url;
+    std::int64_t next_verify_at_us = 0;  // pending rows: when the re-verifier looks again
+};
+
+struct insert_outcome {
+    std::int64_t id = 0;
+    bool duplicate = false;      // a row with the same dedupe_key existed; its delivery count was bumped
+    std::int64_t deliveries = 1;
+    event_status status = event_status::unverified;  // status of the stored row
+};
+
+// A request refused with 400/401/403/413/431; kept in a bounded table.
+struct rejection_record {
+    std::int64_t received_at_us = 0;
+    int http_status = 0;
+    std::string reason;       // bad_signature, malformed_payload, ...
+    std::string detail;
+    std::string client_addr;
+    std::string path;
+    std::string key_url;
+    std::string body_sha256;  // hex of what was read
+    std::int64_t body_size = 0;
+    std::string body_head;    // first bytes of the body (at most 256)
+};
+
+// What the re-verifier needs of a pending row.
+struct pending_event {
+    std::int64_t id = 0;
+    std::int64_t received_at_us = 0;
+    std::string key_url;
+    std::string signature;
+    std::string body;
+    std::int64_t verify_attempts = 0;
+};
+
+struct status_update {
+    std::int64_t id = 0;
+    event_status status = event_status::pending;
+    std::string verify_reason;
+    std::int64_t next_verify_at_us = 0;  // for rows that stay pending
+};
+
+class event_store {
+public:
+    // Opens (creating folder and file), applies pragmas and migrations, starts the writer.
+    // Errors name the path and SQLite's reason.
+    static boost::system::result<std::unique_ptr<event_store>, std::string> open(const settings& s);
+
+    ~event_store();  // stop()s
+    event_store(const event_store&) = delete;
+    event_store& operator=(const event_store&) = delete;
+
+    using insert_callback = std::function<void(result<insert_outcome>)>;
+    using done_callback = std::function<void(result<void>)>;
+    using pending_callback = std::function<void(result<std::vector<pending_event>>)>;
+
+    // Queues an insert-or-bump-duplicate. On false (queue full or stopped) the callback is
+    // NOT called; the caller answers 429.
+    bool submit_event(event_record ev, insert_callback done);
+
+    // Best effort: dropped (and counted by the caller) when the queue is full.
+    bool submit_rejection(rejection_record rej);
+
+    // Applies status changes of pending rows (re-verification results) in one batch.
+    bool submit_status_updates(std::vector<status_update> updates, done_callback done);
+
+    // Loads up to `limit` pending rows whose next_verify_at_us <= now_us, oldest first.
+    bool load_due_pending(std::int64_t now_us, std::size_t limit, pending_callback done);
+
+    // Readiness probe: takes and releases the write lock (BEGIN IMMEDIATE; ROLLBACK).
+    bool probe(done_callback done);
+
+    // Number of pending rows at open() (the caller tracks it from then on).
+    std::int64_t pending_at_open() const noexcept;
+    std::size_t queue_depth() const noexcept;
+
+    // Finishes every queued job, checkpoints the WAL and closes. Idempotent. Later submits fail.
+    void stop();
+
+    struct impl;
+
+private:
+    explicit event_store(std::unique_ptr<impl> p);
+    std::unique_ptr<impl> impl_;
+};
+
+} // namespace cwhook::store
