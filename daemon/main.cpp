@@ -1,1 +1,37 @@
-int main(){}
+// cwhook: receive, verify and durably store ConnectWise Manage callbacks.
+#include "commands.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <vector>
+
+int main(int argc, char** argv)
+{
+    using namespace cwhook::daemon;
+    CLI::App app{"cwhook: receive, verify and durably store ConnectWise Manage callbacks", "cwhook"};
+    app.set_version_flag("--version", "cwhook " CWHOOK_VERSION);
+    app.require_subcommand(1);
+    common_options common;
+    const std::vector<command> commands = {
+        add_serve(app, common),
+        add_check_config(app, common),
+    };
+    try {
+        app.parse(argc, argv);
+    } catch (const CLI::CallForHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForAllHelp& e) {
+        return app.exit(e);
+    } catch (const CLI::CallForVersion& e) {
+        return app.exit(e);
+    } catch (const CLI::ParseError& e) {
+        app.exit(e);
+        return 2;
+    }
+    for (const auto& c : commands) {
+        if (c.cli->parsed()) {
+            return c.run();
+        }
+    }
+    return 2;
+}

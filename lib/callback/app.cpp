@@ -1,1 +1,193 @@
-// placeholder
+// Design: one io_context run by `threads` workers serves every connection; the store's
+// writer thread owns SQLite; the key cache and re-verifier share the outbound client.
+// Shutdown order matters for "nothing acknowledged is lost": drain HTTP first (every
+// in-flight request gets its committed answer), then stop the re-verifier, then flush and
+// close the store, and only then stop the io_context that delivers store completions.
+#include "callback/app.hpp"
+
+#include "callback/detail/await.hpp"
+#include "callback/ingest.hpp"
+#include "callback/key_cache.hpp"
+#include "callback/reverifier.hpp"
+#include "client/https_client.hpp"
+#include "core/log.hpp"
+#include "crypto/tls.hpp"
+
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/strand.hpp>
+
+#include <condition_variable>
+#include <future>
+#include <thread>
+
+namespace cwhook::callback {
+
+namespace net = boost::asio;
+namespace bhttp = boost::beast::http;
+
+struct app::impl {
+    app_settings cfg;
+    metrics::registry metrics;
+    net::io_context ioc;
+    net::executor_work_guard<net::io_context::executor_type> work{ioc.get_executor()};
+    std::unique_ptr<store::event_store> store;
+    std::shared_ptr<net::ssl::context> client_tls;
+    std::unique_ptr<client::https_client> client;
+    key_url_policy policy;
+    std::unique_ptr<key_cache> keys;
+    pending_tracker pending;
+    std::unique_ptr<ingest> pipeline;
+    std::unique_ptr<reverifier> rever;
+    std::unique_ptr<http::server> server;
+    std::vector<std::thread> threads;
+    std::atomic<bool> stopping{false};
+
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool finished = false;
+    bool clean = true;
+
+    impl(app_settings s, unsigned concurrency, key_url_policy p)
+        : cfg(std::move(s)), ioc(static_cast<int>(concurrency)), policy(std::move(p))
+    {
+    }
+};
+
+boost::system::result<std::unique_ptr<app>, std::string> app::create(app_settings s)
+{
+    const unsigned threads = s.server.threads != 0 ? s.server.threads : std::max(1u, std::thread::hardware_concurrency());
+    auto policy = key_url_policy::make(s.verify.allowed_key_hosts);
+    if (!policy) {
+        return "verify.allowed_key_hosts: " + policy.error();
+    }
+    auto p = std::make_unique<impl>(std::move(s), threads, std::move(*policy));
+    auto& cfg = p->cfg;
+
+    std::shared_ptr<net::ssl::context> server_tls;
+    if (!cfg.server.tls_listen.empty()) {
+        auto ctx = crypto::make_server_context(cfg.server.tls_cert, cfg.server.tls_key);
+        if (!ctx) {
+            return "server.tls_cert/tls_key: " + ctx.error().message;
+        }
+        server_tls = *ctx;
+    }
+    auto client_ctx = crypto::make_client_context(cfg.verify.ca_file);
+    if (!client_ctx) {
+        return "verify.ca_file: " + client_ctx.error().message;
+    }
+    p->client_tls = *client_ctx;
+
+    auto st = store::event_store::open(cfg.storage);
+    if (!st) {
+        return "storage.path: " + st.error();
+    }
+    p->store = std::move(*st);
+    p->pending.count = p->store->pending_at_open();
+
+    p->client = std::make_unique<client::https_client>(p->ioc.get_executor(), p->client_tls);
+    p->keys = std::make_unique<key_cache>(*p->client, cfg.verify, p->metrics);
+    p->pipeline = std::make_unique<ingest>(cfg.verify, p->policy, *p->keys, *p->store, p->pending, p->metrics);
+    p->rever = std::make_unique<reverifier>(net::make_strand(p->ioc), cfg.verify, p->policy, *p->keys, *p->store,
+                                            p->pending, p->metrics);
+
+    auto routes = std::make_shared<http::router>();
+    auto* raw = p.get();
+    routes->add(bhttp::verb::post, cfg.callback_path,
+                [raw](http::request& req) { return raw->pipeline->handle(req); }, true);
+    routes->set_rejection_hook([raw](http::request& req, unsigned status, std::string_view reason) {
+        if (req.path() == raw->cfg.callback_path || req.path().starts_with(raw->cfg.callback_path + "/")) {
+            raw->pipeline->record_rejection(req, status, reason, "body exceeds server.max_body_bytes");
+        }
+    });
+    routes->add(bhttp::verb::get, "/healthz", [](http::request&) -> net::awaitable<http::response> {
+        co_return http::json_response(200, R"({"status":"ok"})");
+    });
+    routes->add(bhttp::verb::get, "/readyz", [raw](http::request&) -> net::awaitable<http::response> {
+        if (raw->stopping) {
+            co_return http::error_response(503, "shutting_down");
+        }
+        auto r = co_await detail::await_completion<result<void>>(
+            [raw](auto done) { return raw->store->probe(std::move(done)); });
+        if (!r) {
+            co_return http::error_response(503, "storage_unavailable", "storage queue is full");
+        }
+        if (!*r) {
+            co_return http::error_response(503, "storage_unavailable", r->error().message());
+        }
+        co_return http::json_response(200, R"({"status":"ready"})");
+    });
+
+    p->server = std::make_unique<http::server>(p->ioc, cfg.server, routes, server_tls, p->metrics);
+    if (auto r = p->server->start(); !r) {
+        return r.error();
+    }
+    return std::unique_ptr<app>(new app(std::move(p)));
+}
+
+app::app(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+
+app::~app()
+{
+    shutdown();
+}
+
+void app::start()
+{
+    auto& p = *impl_;
+    const unsigned n = p.cfg.server.threads != 0 ? p.cfg.server.threads : std::max(1u, std::thread::hardware_concurrency());
+    p.rever->start();
+    for (unsigned i = 0; i < n; ++i) {
+        p.threads.emplace_back([&p] { p.ioc.run(); });
+    }
+    log::info("cwhook started", {{"threads", n},
+                                 {"mode", p.cfg.verify.mode == verify_mode::enforce  ? "enforce"
+                                          : p.cfg.verify.mode == verify_mode::report ? "report"
+                                                                                      : "off"},
+                                 {"database", p.cfg.storage.path}});
+}
+
+bool app::shutdown()
+{
+    auto& p = *impl_;
+    if (p.stopping.exchange(true)) {
+        wait();
+        std::lock_guard lock(p.mutex);
+        return p.clean;
+    }
+    bool clean = true;
+    if (!p.threads.empty()) {
+        std::promise<bool> drained;
+        auto fut = drained.get_future();
+        p.server->shutdown([&drained](bool ok) { drained.set_value(ok); });
+        clean = fut.get();
+    }
+    p.rever->stop();
+    p.store->stop();
+    p.work.reset();
+    p.ioc.stop();
+    for (auto& t : p.threads) {
+        t.join();
+    }
+    p.threads.clear();
+    log::info("cwhook stopped", {{"clean", clean ? "yes" : "no"}});
+    {
+        std::lock_guard lock(p.mutex);
+        p.finished = true;
+        p.clean = clean;
+    }
+    p.cv.notify_all();
+    return clean;
+}
+
+void app::wait()
+{
+    std::unique_lock lock(impl_->mutex);
+    impl_->cv.wait(lock, [this] { return impl_->finished; });
+}
+
+std::vector<net::ip::tcp::endpoint> app::plain_endpoints() const { return impl_->server->plain_endpoints(); }
+std::vector<net::ip::tcp::endpoint> app::tls_endpoints() const { return impl_->server->tls_endpoints(); }
+metrics::registry& app::metrics() noexcept { return impl_->metrics; }
+const app_settings& app::settings() const noexcept { return impl_->cfg; }
+
+} // namespace cwhook::callback

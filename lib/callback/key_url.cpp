@@ -1,1 +1,169 @@
-// placeholder
+#include "callback/key_url.hpp"
+
+#include <boost/url/parse.hpp>
+#include <boost/url/url_view.hpp>
+
+#include <algorithm>
+#include <charconv>
+#include <optional>
+
+namespace cwhook::callback {
+
+const std::vector<std::string_view> cloud_key_hosts = {
+    "na.myconnectwise.net",         "eu.myconnectwise.net",         "au.myconnectwise.net",
+    "aus.myconnectwise.net",        "za.myconnectwise.net",         "sandbox-na.myconnectwise.net",
+    "sandbox-eu.myconnectwise.net", "sandbox-au.myconnectwise.net", "staging.connectwisedev.com",
+};
+
+std::string canonical_host(std::string_view host)
+{
+    std::string out(host);
+    std::transform(out.begin(), out.end(), out.begin(),
+                   [](unsigned char c) { return static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c); });
+    if (!out.empty() && out.back() == '.') {
+        out.pop_back();
+    }
+    return out;
+}
+
+namespace {
+
+std::optional<std::uint16_t> parse_port(std::string_view s)
+{
+    unsigned p = 0;
+    const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), p);
+    if (s.empty() || ec != std::errc{} || ptr != s.data() + s.size() || p == 0 || p > 65535) {
+        return std::nullopt;
+    }
+    return static_cast<std::uint16_t>(p);
+}
+
+bool valid_host_name(std::string_view h)
+{
+    if (h.empty() || h.size() > 253) {
+        return false;
+    }
+    return std::all_of(h.begin(), h.end(), [](unsigned char c) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.';
+    });
+}
+
+using check_result = boost::system::result<key_target, std::string>;
+
+check_result refuse(std::string why)
+{
+    // in_place_error: key_target is an aggregate, so a bare string would be ambiguous.
+    return check_result(boost::system::in_place_error, std::move(why));
+}
+
+} // namespace
+
+boost::system::result<key_url_policy, std::string> key_url_policy::make(const std::vector<std::string>& extra_hosts)
+{
+    key_url_policy p;
+    for (const auto h : cloud_key_hosts) {
+        p.entries_.push_back(entry{std::string(h), 443, false});
+    }
+    for (const auto& raw : extra_hosts) {
+        std::string_view s = raw;
+        std::string host;
+        std::uint16_t port = 443;
+        const auto bad = [&] { return "\"" + raw + "\": expected host or host:port"; };
+        if (s.starts_with('[')) {
+            const auto end = s.find(']');
+            if (end == std::string_view::npos) {
+                return bad();
+            }
+            host = canonical_host(s.substr(1, end - 1));
+            const auto rest = s.substr(end + 1);
+            if (!rest.empty()) {
+                if (rest.front() != ':') {
+                    return bad();
+                }
+                const auto pp = parse_port(rest.substr(1));
+                if (!pp) {
+                    return bad();
+                }
+                port = *pp;
+            }
+            boost::system::error_code ec;
+            boost::asio::ip::make_address_v6(host, ec);
+            if (ec) {
+                return bad();
+            }
+        } else {
+            const auto colon = s.find(':');
+            host = canonical_host(s.substr(0, colon));
+            if (colon != std::string_view::npos) {
+                const auto pp = parse_port(s.substr(colon + 1));
+                if (!pp) {
+                    return bad();
+                }
+                port = *pp;
+            }
+            if (!valid_host_name(host)) {
+                return bad();
+            }
+        }
+        p.entries_.push_back(entry{std::move(host), port, true});
+    }
+    return p;
+}
+
+boost::system::result<key_target, std::string> key_url_policy::check(std::string_view url) const
+{
+    auto parsed = boost::urls::parse_absolute_uri(url);
+    if (!parsed) {
+        return refuse("not an absolute URL");
+    }
+    const boost::urls::url_view u = *parsed;
+    if (u.scheme_id() != boost::urls::scheme::https) {
+        return refuse("scheme must be https");
+    }
+    if (u.has_userinfo()) {
+        return refuse("user-info is not allowed");
+    }
+    if (u.has_fragment()) {
+        return refuse("fragment is not allowed");
+    }
+    key_target t;
+    switch (u.host_type()) {
+    case boost::urls::host_type::name: {
+        const std::string_view encoded = u.encoded_host();
+        if (encoded.find('%') != std::string_view::npos) {
+            return refuse("percent-encoded host is not allowed");
+        }
+        t.host = canonical_host(encoded);
+        if (!valid_host_name(t.host)) {
+            return refuse("invalid host name");
+        }
+        break;
+    }
+    case boost::urls::host_type::ipv4: t.host = std::string(u.encoded_host()); break;
+    case boost::urls::host_type::ipv6: t.host = canonical_host(u.host_ipv6_address().to_string()); break;
+    default: return refuse("unsupported host");
+    }
+    if (u.has_port()) {
+        const auto pp = parse_port(u.port());
+        if (!pp) {
+            return refuse("invalid port");
+        }
+        t.port = *pp;
+    }
+    const auto it = std::find_if(entries_.begin(), entries_.end(),
+                                 [&](const entry& e) { return e.host == t.host && e.port == t.port; });
+    if (it == entries_.end()) {
+        return refuse(t.port == 443 ? "host " + t.host + " is not allowed"
+                             : "host " + t.host + ":" + std::to_string(t.port) + " is not allowed");
+    }
+    t.operator_listed = it->operator_listed;
+    std::string_view path = u.encoded_path();
+    t.target = path.empty() ? "/" : std::string(path);
+    if (u.has_query()) {
+        t.target += '?';
+        t.target += std::string_view(u.encoded_query());
+    }
+    return t;
+}
+
+} // namespace cwhook::callback

@@ -5,6 +5,8 @@
 
 #include "core/error.hpp"
 
+#include <boost/asio/ip/address.hpp>
+
 #include <cstdint>
 #include <string>
 #include <string_view>

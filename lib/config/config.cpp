@@ -1,1 +1,322 @@
-// placeholder
+// Design: every configuration key is one row of settings_keys() (section, name, kind, secret
+// flag and a projection onto the settings member). That table alone drives reading the TOML
+// file, the CWHOOK_<SECTION>_<KEY> environment overrides, unknown-key detection and render(),
+// so adding a key is one line here plus its line in config/cwhook.toml. The defaults are the
+// member initializers of the modules' settings structs: nothing here repeats them.
+// Checks that need one value live in the table (shape, range, file exists); checks across
+// keys run once the file and the environment are merged. This is the only file that
+// includes toml++; the generic machinery is in detail/ so tests can drive it with a table of
+// their own (secret keys, for instance, which the real table does not have yet).
+#include "config/config.hpp"
+
+#include "callback/key_url.hpp"
+#include "config/detail/key_table.hpp"
+#include "config/detail/resolve.hpp"
+#include "core/duration.hpp"
+#include "http/address.hpp"
+#include "http/server.hpp"
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <utility>
+
+namespace cwhook::config {
+
+namespace detail {
+
+namespace {
+
+std::optional<value> from_toml(const toml::node& node)
+{
+    if (const auto* s = node.as_string()) {
+        return value{s->get()};
+    }
+    if (const auto* n = node.as_integer()) {
+        return value{n->get()};
+    }
+    if (const auto* a = node.as_array()) {
+        std::vector<std::string> items;
+        items.reserve(a->size());
+        for (const auto& element : *a) {
+            const auto* s = element.as_string();
+            if (s == nullptr) {
+                return std::nullopt;
+            }
+            items.push_back(s->get());
+        }
+        return value{std::move(items)};
+    }
+    return std::nullopt;
+}
+
+// Errors are one line (start-up failures go to the journal line by line).
+std::string one_line(std::string_view text)
+{
+    std::string out(text);
+    std::replace(out.begin(), out.end(), '\n', ' ');
+    return out;
+}
+
+} // namespace
+
+outcome<document> parse_toml(std::string_view text, std::string_view source)
+{
+    toml::table root;
+    try {
+        root = toml::parse(text, source);
+    } catch (const toml::parse_error& e) {
+        const auto& where = e.source().begin;
+        return {boost::system::in_place_error,
+                fmt::format("{}:{}:{}: {}", source, where.line, where.column, one_line(e.description()))};
+    }
+    document doc;
+    for (const auto& [name, node] : root) {
+        document::section section;
+        section.name = std::string(name.str());
+        if (const auto* table = node.as_table()) {
+            for (const auto& [key, item] : *table) {
+                section.items.push_back({std::string(key.str()), from_toml(item)});
+            }
+        } else {
+            section.is_table = false;
+        }
+        doc.sections.push_back(std::move(section));
+    }
+    return {boost::system::in_place_value, std::move(doc)};
+}
+
+outcome<std::vector<std::string>> parse_toml_array(std::string_view text)
+{
+    toml::table root;
+    try {
+        root = toml::parse(fmt::format("v = {}", text));
+    } catch (const toml::parse_error& e) {
+        return {boost::system::in_place_error, one_line(e.description())};
+    }
+    // One value only: a newline in the variable must not smuggle in more keys.
+    const auto* node = root.get("v");
+    const auto v = node != nullptr && root.size() == 1 ? from_toml(*node) : std::nullopt;
+    if (!v || !std::holds_alternative<std::vector<std::string>>(*v)) {
+        return {boost::system::in_place_error, "expected an array of strings"};
+    }
+    return {boost::system::in_place_value, std::get<std::vector<std::string>>(*v)};
+}
+
+} // namespace detail
+
+namespace {
+
+using make = detail::make_key<settings>;
+
+std::optional<std::string> listen_problem(std::string_view text)
+{
+    if (!http::parse_listen(text)) {
+        return "expected host:port";
+    }
+    return std::nullopt;
+}
+
+std::optional<std::string> cidr_problem(std::string_view text)
+{
+    if (!http::parse_cidr(text)) {
+        return "expected an address or CIDR like 10.0.0.0/8";
+    }
+    return std::nullopt;
+}
+
+std::optional<std::string> key_hosts_problem(const std::vector<std::string>& hosts)
+{
+    auto policy = callback::key_url_policy::make(hosts);
+    if (!policy) {
+        return policy.error();
+    }
+    return std::nullopt;
+}
+
+// TLS material and CA bundles are opened after start-up has begun; checking them here turns
+// a late, vague failure into a line naming the key.
+std::optional<std::string> existing_file(std::string_view path)
+{
+    if (path.empty()) {
+        return std::nullopt;
+    }
+    return detail::file_problem(std::string(path));
+}
+
+std::optional<std::string> callback_path_problem(std::string_view path)
+{
+    if (!path.starts_with('/')) {
+        return "must start with /";
+    }
+    // The router matches the callback path exactly; "/" or a probe path would shadow the
+    // health endpoints that load balancers and systemd rely on.
+    if (path == "/") {
+        return "must not be / (/healthz and /readyz must stay reachable)";
+    }
+    if (path.ends_with('/')) {
+        return "must not end with /";
+    }
+    if (path == "/healthz" || path == "/readyz") {
+        return "is reserved for the health probes";
+    }
+    for (const char c : path) {
+        const auto u = static_cast<unsigned char>(c);
+        if (c == '?' || c == '#' || c == ' ' || u < 0x20 || u == 0x7f) {
+            return "must be a plain path (no query, fragment, spaces or control characters)";
+        }
+    }
+    return std::nullopt;
+}
+
+std::optional<std::string> not_empty(std::string_view text)
+{
+    if (text.empty()) {
+        return "must not be empty";
+    }
+    return std::nullopt;
+}
+
+constexpr millis positive{1};
+
+const std::vector<detail::key<settings>>& settings_keys()
+{
+    static const std::vector<detail::key<settings>> table{
+        // [server]
+        make::list("server", "listen", [](auto& s) -> auto& { return s.app.server.listen; }, listen_problem),
+        make::list("server", "tls_listen", [](auto& s) -> auto& { return s.app.server.tls_listen; }, listen_problem),
+        make::path("server", "tls_cert", [](auto& s) -> auto& { return s.app.server.tls_cert; }, existing_file),
+        make::path("server", "tls_key", [](auto& s) -> auto& { return s.app.server.tls_key; }, existing_file),
+        make::string("server", "callback_path", [](auto& s) -> auto& { return s.app.callback_path; },
+                     callback_path_problem),
+        make::count("server", "max_body_bytes", [](auto& s) -> auto& { return s.app.server.max_body_bytes; }, 1),
+        make::count("server", "max_header_bytes", [](auto& s) -> auto& { return s.app.server.max_header_bytes; }, 1),
+        make::count("server", "max_connections", [](auto& s) -> auto& { return s.app.server.max_connections; }, 1),
+        make::list("server", "trusted_proxies", [](auto& s) -> auto& { return s.app.server.trusted_proxies; },
+                   cidr_problem),
+        // A zero per-operation timeout would fail every connection at once.
+        make::duration("server", "handshake_timeout", [](auto& s) -> auto& { return s.app.server.handshake_timeout; },
+                       positive),
+        make::duration("server", "header_timeout", [](auto& s) -> auto& { return s.app.server.header_timeout; },
+                       positive),
+        make::duration("server", "body_timeout", [](auto& s) -> auto& { return s.app.server.body_timeout; }, positive),
+        make::duration("server", "write_timeout", [](auto& s) -> auto& { return s.app.server.write_timeout; },
+                       positive),
+        make::duration("server", "idle_timeout", [](auto& s) -> auto& { return s.app.server.idle_timeout; }, positive),
+        make::duration("server", "drain_timeout", [](auto& s) -> auto& { return s.app.server.drain_timeout; }),
+        make::count("server", "threads", [](auto& s) -> auto& { return s.app.server.threads; }, 0, 256),
+
+        // [verify]
+        make::choice("verify", "mode", [](auto& s) -> auto& { return s.app.verify.mode; },
+                     std::vector<std::pair<std::string_view, callback::verify_mode>>{
+                         {"enforce", callback::verify_mode::enforce},
+                         {"report", callback::verify_mode::report},
+                         {"off", callback::verify_mode::off}}),
+        make::list("verify", "allowed_key_hosts", [](auto& s) -> auto& { return s.app.verify.allowed_key_hosts; }, {},
+                   key_hosts_problem),
+        make::duration("verify", "key_cache_ttl", [](auto& s) -> auto& { return s.app.verify.key_cache_ttl; }),
+        // The fetch runs while a sender waits for its answer; Manage gives up on slow receivers.
+        make::duration("verify", "key_fetch_timeout", [](auto& s) -> auto& { return s.app.verify.key_fetch_timeout; },
+                       positive, millis{60'000}),
+        make::duration("verify", "key_failure_ttl", [](auto& s) -> auto& { return s.app.verify.key_failure_ttl; }),
+        make::duration("verify", "key_refetch_interval",
+                       [](auto& s) -> auto& { return s.app.verify.key_refetch_interval; }),
+        make::count("verify", "key_max_bytes", [](auto& s) -> auto& { return s.app.verify.key_max_bytes; }, 1),
+        make::count("verify", "key_cache_entries", [](auto& s) -> auto& { return s.app.verify.key_cache_entries; }, 1),
+        make::path("verify", "ca_file", [](auto& s) -> auto& { return s.app.verify.ca_file; }, existing_file),
+        make::count("verify", "max_pending", [](auto& s) -> auto& { return s.app.verify.max_pending; }, 1),
+        // Zero would retry pending events in a tight loop.
+        make::duration("verify", "pending_retry_min", [](auto& s) -> auto& { return s.app.verify.pending_retry_min; },
+                       positive),
+        make::duration("verify", "pending_retry_max", [](auto& s) -> auto& { return s.app.verify.pending_retry_max; },
+                       positive),
+        make::duration("verify", "pending_max_age", [](auto& s) -> auto& { return s.app.verify.pending_max_age; },
+                       positive),
+
+        // [storage]
+        make::string("storage", "path", [](auto& s) -> auto& { return s.app.storage.path; }, not_empty),
+        make::choice("storage", "synchronous", [](auto& s) -> auto& { return s.app.storage.synchronous; },
+                     std::vector<std::pair<std::string_view, store::synchronous_mode>>{
+                         {"full", store::synchronous_mode::full}, {"normal", store::synchronous_mode::normal}}),
+        make::duration("storage", "busy_timeout", [](auto& s) -> auto& { return s.app.storage.busy_timeout; }),
+        make::count("storage", "queue_limit", [](auto& s) -> auto& { return s.app.storage.queue_limit; }, 1),
+        make::count("storage", "max_batch", [](auto& s) -> auto& { return s.app.storage.max_batch; }, 1),
+        make::count("storage", "max_rejections", [](auto& s) -> auto& { return s.app.storage.max_rejections; }, 1),
+
+        // [log]
+        make::choice("log", "level", [](auto& s) -> auto& { return s.log.level; },
+                     std::vector<std::pair<std::string_view, log::level>>{{"error", log::level::error},
+                                                                          {"warn", log::level::warn},
+                                                                          {"info", log::level::info},
+                                                                          {"debug", log::level::debug}}),
+        make::choice("log", "format", [](auto& s) -> auto& { return s.log.format; },
+                     std::vector<std::pair<std::string_view, log::format>>{{"text", log::format::text},
+                                                                           {"json", log::format::json}}),
+    };
+    return table;
+}
+
+// Rules that relate several keys, checked on the merged result.
+std::optional<std::string> cross_check(const settings& s)
+{
+    const auto& server = s.app.server;
+    if (server.listen.empty() && server.tls_listen.empty()) {
+        return "server.listen and server.tls_listen: both empty, nothing to listen on";
+    }
+    if (!server.tls_listen.empty() && (server.tls_cert.empty() || server.tls_key.empty())) {
+        return "server.tls_listen: needs server.tls_cert and server.tls_key";
+    }
+    const auto& verify = s.app.verify;
+    if (verify.pending_retry_min > verify.pending_retry_max) {
+        return fmt::format("verify.pending_retry_min: {}: must not exceed verify.pending_retry_max ({})",
+                           detail::quote(format_duration(verify.pending_retry_min)),
+                           detail::quote(format_duration(verify.pending_retry_max)));
+    }
+    return std::nullopt;
+}
+
+} // namespace
+
+env_lookup process_env()
+{
+    return [](std::string_view name) -> std::optional<std::string> {
+        if (const char* v = std::getenv(std::string(name).c_str())) {
+            return std::string(v);
+        }
+        return std::nullopt;
+    };
+}
+
+boost::system::result<settings, std::string> load(const std::optional<std::string>& file, const env_lookup& env)
+{
+    std::optional<detail::document> doc;
+    if (file) {
+        auto text = detail::read_text_file(*file);
+        if (!text) {
+            return {boost::system::in_place_error, fmt::format("{}: {}", *file, text.error())};
+        }
+        auto parsed = detail::parse_toml(*text, *file);
+        if (!parsed) {
+            return {boost::system::in_place_error, std::move(parsed.error())};
+        }
+        doc = std::move(*parsed);
+    }
+    auto s = detail::resolve(settings_keys(), doc ? &*doc : nullptr, env);
+    if (!s) {
+        return {boost::system::in_place_error, std::move(s.error())};
+    }
+    if (auto why = cross_check(*s)) {
+        return {boost::system::in_place_error, std::move(*why)};
+    }
+    return {boost::system::in_place_value, std::move(*s)};
+}
+
+std::string render(const settings& s)
+{
+    return "# Effective configuration (cwhook check-config). Secrets are shown as \"<redacted>\".\n\n" +
+           detail::render(settings_keys(), s);
+}
+
+} // namespace cwhook::config

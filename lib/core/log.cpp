@@ -110,7 +110,7 @@ void configure(level lvl, format fmt, bool syslog_prefix)
 
 bool enabled(level lvl) noexcept { return static_cast<int>(lvl) <= g_level.load(std::memory_order_relaxed); }
 
-void write(level lvl, std::string_view msg, std::initializer_list<field> fields)
+void write(level lvl, std::string_view msg, std::span<const field> fields)
 {
     if (!enabled(lvl)) {
         return;

@@ -9,6 +9,7 @@
 #include <functional>
 #include <initializer_list>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -35,7 +36,11 @@ struct field {
 // syslog_prefix: text lines start with "<N>" (journald's priority) and carry no timestamp.
 void configure(level lvl, format fmt, bool syslog_prefix = false);
 bool enabled(level lvl) noexcept;
-void write(level lvl, std::string_view msg, std::initializer_list<field> fields = {});
+void write(level lvl, std::string_view msg, std::span<const field> fields);
+inline void write(level lvl, std::string_view msg, std::initializer_list<field> fields = {})
+{
+    write(lvl, msg, std::span<const field>(fields.begin(), fields.size()));
+}
 
 // Tests capture output here; nullptr restores stderr.
 void set_sink(std::function<void(std::string_view)> sink);

@@ -2,6 +2,8 @@
 // Build it before the server starts; immutable (and thread-safe) afterwards.
 #pragma once
 
+#include "core/log.hpp"
+
 #include <boost/asio/awaitable.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -23,6 +25,8 @@ struct request {
     std::string peer_addr;
     bool tls = false;
     std::string request_id;
+    // Added by handlers to the one access-log line of this request (type, action, event id, reason).
+    std::vector<log::field> log_fields;
 
     std::string_view path() const;   // target without the query
     std::string_view query() const;  // after '?', "" when none
@@ -45,6 +49,12 @@ public:
     const handler* find(beast_http::verb method, std::string_view path, unsigned* status,
                         std::string* allow) const;
 
+    // Called by the server for requests it refuses itself before routing (413 on the body
+    // limit), so the application can record them. req.msg holds the headers read so far.
+    using rejection_fn = std::function<void(request& req, unsigned status, std::string_view reason)>;
+    void set_rejection_hook(rejection_fn fn) { rejection_hook_ = std::move(fn); }
+    const rejection_fn& rejection_hook() const noexcept { return rejection_hook_; }
+
 private:
     struct route {
         beast_http::verb method;
@@ -53,6 +63,7 @@ private:
         handler h;
     };
     std::vector<route> routes_;
+    rejection_fn rejection_hook_;
 };
 
 } // namespace cwhook::http

@@ -1,1 +1,573 @@
-// placeholder
+// Design: one accept loop per listener; every accepted socket gets its own strand and one
+// coroutine session that serves requests in sequence (keep-alive). Each socket operation is
+// preceded by its own deadline (handshake, idle wait, headers, body, write), so a slow or
+// silent client costs one connection slot for at most one timeout. The connection cap is
+// enforced at accept. Shutdown closes the acceptors, cancels connections that sit idle
+// between requests, and lets in-flight requests finish and answer with Connection: close.
+#include "http/server.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/v6_only.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <list>
+#include <mutex>
+#include <unordered_map>
+
+namespace cwhook::http {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace ssl = boost::asio::ssl;
+using tcp = net::ip::tcp;
+using net::awaitable;
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+
+std::optional<tcp::endpoint> parse_listen(std::string_view text)
+{
+    std::string_view host;
+    std::string_view port;
+    if (text.starts_with('[')) {
+        const auto end = text.find(']');
+        if (end == std::string_view::npos || end + 1 >= text.size() || text[end + 1] != ':') {
+            return std::nullopt;
+        }
+        host = text.substr(1, end - 1);
+        port = text.substr(end + 2);
+    } else {
+        const auto colon = text.rfind(':');
+        if (colon == std::string_view::npos || text.find(':') != colon) {
+            return std::nullopt;
+        }
+        host = text.substr(0, colon);
+        port = text.substr(colon + 1);
+    }
+    unsigned p = 0;
+    const auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+    if (port.empty() || ec != std::errc{} || ptr != port.data() + port.size() || p > 65535) {
+        return std::nullopt;
+    }
+    if (host == "localhost") {
+        host = "127.0.0.1";
+    }
+    boost::system::error_code aec;
+    const auto addr = net::ip::make_address(std::string(host), aec);
+    if (aec) {
+        return std::nullopt;
+    }
+    return tcp::endpoint{addr, static_cast<unsigned short>(p)};
+}
+
+namespace {
+
+// One live connection, as seen by shutdown. Fields other than `ex` are touched only on `ex`.
+struct connection {
+    net::any_io_executor ex;
+    std::function<void()> close;  // cancels pending I/O; set by the session
+    bool idle = true;
+};
+
+} // namespace
+
+struct server::state : std::enable_shared_from_this<server::state> {
+    net::io_context& ioc;
+    settings cfg;
+    std::shared_ptr<router> routes;
+    std::shared_ptr<ssl::context> tls;
+    metrics::registry& metrics;
+    cidr_set trusted;
+
+    std::vector<std::unique_ptr<tcp::acceptor>> plain_acceptors;
+    std::vector<std::unique_ptr<tcp::acceptor>> tls_acceptors;
+
+    std::atomic<std::size_t> open{0};
+    std::atomic<bool> draining{false};
+
+    std::mutex mutex;  // guards the members below
+    std::uint64_t next_id = 1;
+    std::unordered_map<std::uint64_t, std::shared_ptr<connection>> connections;
+    std::function<void(bool)> drained;
+    std::unique_ptr<net::steady_timer> drain_timer;
+
+    metrics::counter& accepted;
+    metrics::counter& refused_over_limit;
+    metrics::counter& timeouts;
+    metrics::gauge& open_gauge;
+
+    state(net::io_context& c, settings s, std::shared_ptr<router> r, std::shared_ptr<ssl::context> t,
+          metrics::registry& m)
+        : ioc(c), cfg(std::move(s)), routes(std::move(r)), tls(std::move(t)), metrics(m),
+          accepted(m.get_counter("cwhook_connections_accepted_total")),
+          refused_over_limit(m.get_counter("cwhook_connections_refused_total", "reason=\"limit\"")),
+          timeouts(m.get_counter("cwhook_connection_timeouts_total")),
+          open_gauge(m.get_gauge("cwhook_open_connections"))
+    {
+        std::vector<cidr> nets;
+        for (const auto& p : cfg.trusted_proxies) {
+            if (auto c = parse_cidr(p)) {
+                nets.push_back(*c);
+            }
+        }
+        trusted = cidr_set(std::move(nets));
+    }
+
+    std::uint64_t register_connection(std::shared_ptr<connection> c)
+    {
+        std::lock_guard lock(mutex);
+        const auto id = next_id++;
+        connections.emplace(id, std::move(c));
+        return id;
+    }
+
+    void connection_closed(std::uint64_t id)
+    {
+        std::function<void(bool)> done;
+        {
+            std::lock_guard lock(mutex);
+            connections.erase(id);
+            open_gauge.set(static_cast<std::int64_t>(open.fetch_sub(1) - 1));
+            if (draining && connections.empty() && drained) {
+                done = std::move(drained);
+                drained = nullptr;
+                if (drain_timer) {
+                    drain_timer->cancel();
+                }
+            }
+        }
+        if (done) {
+            done(true);
+        }
+    }
+
+    // Posts `close` to every connection (all of them, or only the idle ones).
+    void close_connections(bool only_idle)
+    {
+        std::lock_guard lock(mutex);
+        for (const auto& [id, c] : connections) {
+            net::post(c->ex, [c, only_idle] {
+                if ((!only_idle || c->idle) && c->close) {
+                    c->close();
+                }
+            });
+        }
+    }
+};
+
+namespace {
+
+using state_ptr = std::shared_ptr<server::state>;
+
+bool is_timeout(const boost::system::error_code& ec)
+{
+    return ec == beast::error::timeout;
+}
+
+template <class Stream>
+beast::tcp_stream& lowest(Stream& s)
+{
+    return beast::get_lowest_layer(s);
+}
+
+template <class Stream>
+awaitable<bool> write_response(Stream& stream, response& res, const settings& cfg)
+{
+    lowest(stream).expires_after(cfg.write_timeout);
+    auto [ec, n] = co_await beast_http::async_write(stream, res, use_tuple);
+    co_return !ec;
+}
+
+// 413: the body is (or would be) over max_body_bytes. The connection is closed afterwards
+// because the rest of the body is never read.
+template <class Stream>
+awaitable<void> refuse_oversize(const state_ptr& st, Stream& stream, request& req,
+                                beast_http::request_parser<beast_http::string_body>& parser)
+{
+    req.msg = parser.release();
+    auto res = error_response(413, "body_too_large", fmt::format("body exceeds {} bytes", st->cfg.max_body_bytes));
+    if (const auto& hook = st->routes->rejection_hook()) {
+        hook(req, 413, "body_too_large");
+    }
+    res.keep_alive(false);
+    co_await write_response(stream, res, st->cfg);
+}
+
+// Serves requests until the client closes, a deadline passes, or the server drains.
+template <class Stream>
+awaitable<void> serve_requests(state_ptr st, Stream& stream, std::shared_ptr<connection> conn,
+                               net::ip::address peer, bool tls)
+{
+    const auto& cfg = st->cfg;
+    beast::flat_buffer buffer;
+    bool first = true;
+    for (;;) {
+        conn->idle = true;
+        if (st->draining) {
+            co_return;
+        }
+        if (buffer.size() == 0) {
+            // Waiting for the next request: the idle deadline (the header deadline for the
+            // first one, so a connect-and-say-nothing client is dropped quickly).
+            lowest(stream).expires_after(first ? cfg.header_timeout : cfg.idle_timeout);
+            auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096), use_tuple);
+            if (ec) {
+                if (is_timeout(ec)) {
+                    st->timeouts.inc();
+                }
+                co_return;
+            }
+            buffer.commit(n);
+        }
+        conn->idle = false;
+        first = false;
+        const auto started = std::chrono::steady_clock::now();
+
+        beast_http::request_parser<beast_http::string_body> parser;
+        parser.header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
+        parser.body_limit(cfg.max_body_bytes);
+
+        lowest(stream).expires_after(cfg.header_timeout);
+        auto [hec, hn] = co_await beast_http::async_read_header(stream, buffer, parser, use_tuple);
+        if (hec) {
+            if (is_timeout(hec)) {
+                st->timeouts.inc();
+                co_return;
+            }
+            if (hec == beast_http::error::end_of_stream || hec == net::error::eof ||
+                hec == net::error::operation_aborted || hec == net::error::connection_reset) {
+                co_return;
+            }
+            if (hec != beast_http::error::body_limit) {
+                auto res = hec == beast_http::error::header_limit
+                               ? error_response(431, "header_too_large")
+                               : error_response(400, "bad_request", hec.message());
+                res.keep_alive(false);
+                co_await write_response(stream, res, cfg);
+                co_return;
+            }
+            // A Content-Length over the limit is refused before any body byte is read.
+        }
+
+        request req;
+        req.tls = tls;
+        req.peer_addr = peer.to_string();
+        {
+            const auto& h = parser.get();
+            const std::string_view xff = h["X-Forwarded-For"];
+            req.client_addr = client_address(peer, xff, st->trusted);
+        }
+
+        if (hec == beast_http::error::body_limit) {
+            co_await refuse_oversize(st, stream, req, parser);
+            co_return;
+        }
+        if (beast::iequals(parser.get()[beast_http::field::expect], "100-continue")) {
+            beast_http::response<beast_http::empty_body> cont{beast_http::status::continue_, 11};
+            lowest(stream).expires_after(cfg.write_timeout);
+            auto [cec, cn] = co_await beast_http::async_write(stream, cont, use_tuple);
+            if (cec) {
+                co_return;
+            }
+        }
+
+        lowest(stream).expires_after(cfg.body_timeout);
+        auto [bec, bn] = co_await beast_http::async_read(stream, buffer, parser, use_tuple);
+        if (bec) {
+            if (bec == beast_http::error::body_limit) {
+                co_await refuse_oversize(st, stream, req, parser);
+            } else if (is_timeout(bec)) {
+                st->timeouts.inc();
+            } else if (bec != beast_http::error::end_of_stream && bec != net::error::eof &&
+                       bec != net::error::connection_reset && bec != net::error::operation_aborted) {
+                auto res = error_response(400, "bad_request", bec.message());
+                res.keep_alive(false);
+                co_await write_response(stream, res, cfg);
+            }
+            co_return;
+        }
+        req.msg = parser.release();
+        if (auto id = req.msg["X-Request-Id"]; !id.empty() && id.size() <= 128) {
+            req.request_id = std::string(id);
+        }
+
+        response res;
+        unsigned status = 0;
+        std::string allow;
+        const auto method = req.msg.method();
+        if (const handler* h = st->routes->find(method, req.path(), &status, &allow)) {
+            try {
+                res = co_await (*h)(req);
+            } catch (const std::exception& e) {
+                log::error("handler failed", {{"path", req.path()}, {"what", e.what()}});
+                res = error_response(500, "internal_error");
+            }
+        } else if (status == 405) {
+            res = error_response(405, "method_not_allowed", fmt::format("use {}", allow));
+            res.set(beast_http::field::allow, allow);
+        } else {
+            res = error_response(404, "not_found");
+        }
+        res.version(req.msg.version());
+        if (!req.request_id.empty()) {
+            res.set("X-Request-Id", req.request_id);
+        }
+        res.keep_alive(req.msg.keep_alive() && !st->draining);
+        if (method == beast_http::verb::head) {
+            res.body().clear();  // Content-Length already describes the GET body
+        }
+
+        const bool ok = co_await write_response(stream, res, cfg);
+        const auto elapsed = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started);
+        if (log::enabled(log::level::info)) {
+            std::vector<log::field> fields;
+            fields.reserve(8 + req.log_fields.size());
+            fields.emplace_back("method", std::string_view(beast_http::to_string(method)));
+            fields.emplace_back("path", req.path());
+            fields.emplace_back("status", res.result_int());
+            fields.emplace_back("ms", elapsed.count());
+            fields.emplace_back("client", req.client_addr);
+            if (!req.request_id.empty()) {
+                fields.emplace_back("request_id", req.request_id);
+            }
+            for (auto& f : req.log_fields) {
+                fields.push_back(std::move(f));
+            }
+            log::write(log::level::info, "request", fields);
+        }
+        if (!ok || !res.keep_alive()) {
+            co_return;
+        }
+    }
+}
+
+awaitable<void> plain_session(state_ptr st, tcp::socket socket, std::shared_ptr<connection> conn)
+{
+    boost::system::error_code ec;
+    const auto peer = socket.remote_endpoint(ec).address();
+    beast::tcp_stream stream(std::move(socket));
+    conn->close = [&stream] { stream.socket().cancel(); };
+    co_await serve_requests(st, stream, conn, peer, false);
+    conn->close = nullptr;
+    stream.socket().shutdown(tcp::socket::shutdown_send, ec);
+}
+
+awaitable<void> tls_session(state_ptr st, tcp::socket socket, std::shared_ptr<connection> conn)
+{
+    boost::system::error_code ec;
+    const auto peer = socket.remote_endpoint(ec).address();
+    beast::ssl_stream<beast::tcp_stream> stream(std::move(socket), *st->tls);
+    conn->close = [&stream] { beast::get_lowest_layer(stream).socket().cancel(); };
+    lowest(stream).expires_after(st->cfg.handshake_timeout);
+    auto [hec] = co_await stream.async_handshake(ssl::stream_base::server, use_tuple);
+    if (hec) {
+        conn->close = nullptr;
+        if (is_timeout(hec)) {
+            st->timeouts.inc();
+        }
+        log::debug("tls handshake failed", {{"peer", peer.to_string()}, {"error", hec.message()}});
+        co_return;
+    }
+    co_await serve_requests(st, stream, conn, peer, true);
+    conn->close = nullptr;
+    // A peer that closes without close_notify is common (stream_truncated); not an error.
+    lowest(stream).expires_after(st->cfg.write_timeout);
+    co_await stream.async_shutdown(use_tuple);
+}
+
+awaitable<void> accept_loop(state_ptr st, tcp::acceptor* acceptor, bool tls)
+{
+    for (;;) {
+        auto [ec, socket] = co_await acceptor->async_accept(net::make_strand(st->ioc), use_tuple);
+        if (ec) {
+            if (ec == net::error::operation_aborted || !acceptor->is_open()) {
+                co_return;
+            }
+            // EMFILE and friends: back off briefly instead of spinning.
+            log::warn("accept failed", {{"error", ec.message()}});
+            net::steady_timer t(acceptor->get_executor(), std::chrono::milliseconds(50));
+            co_await t.async_wait(use_tuple);
+            continue;
+        }
+        if (st->draining) {
+            continue;  // socket closes as it goes out of scope
+        }
+        if (st->open.load() >= st->cfg.max_connections) {
+            st->refused_over_limit.inc();
+            continue;
+        }
+        st->open_gauge.set(static_cast<std::int64_t>(st->open.fetch_add(1) + 1));
+        st->accepted.inc();
+        boost::system::error_code nec;
+        socket.set_option(tcp::no_delay(true), nec);
+        auto conn = std::make_shared<connection>();
+        conn->ex = socket.get_executor();
+        const auto id = st->register_connection(conn);
+        auto ex = socket.get_executor();
+        auto done = [st, id](std::exception_ptr e) {
+            if (e) {
+                try {
+                    std::rethrow_exception(e);
+                } catch (const std::exception& x) {
+                    log::error("session failed", {{"what", x.what()}});
+                }
+            }
+            st->connection_closed(id);
+        };
+        if (tls) {
+            net::co_spawn(ex, tls_session(st, std::move(socket), conn), std::move(done));
+        } else {
+            net::co_spawn(ex, plain_session(st, std::move(socket), conn), std::move(done));
+        }
+    }
+}
+
+} // namespace
+
+server::server(net::io_context& ioc, settings s, std::shared_ptr<router> routes, std::shared_ptr<ssl::context> tls,
+               metrics::registry& metrics)
+    : state_(std::make_shared<state>(ioc, std::move(s), std::move(routes), std::move(tls), metrics))
+{
+}
+
+server::~server() = default;
+
+boost::system::result<void, std::string> server::start()
+{
+    auto& st = *state_;
+    auto bind = [&](const std::string& text, bool tls) -> boost::system::result<void, std::string> {
+        const auto ep = parse_listen(text);
+        if (!ep) {
+            return std::string(text) + ": expected host:port";
+        }
+        auto acc = std::make_unique<tcp::acceptor>(net::make_strand(st.ioc));
+        boost::system::error_code ec;
+        acc->open(ep->protocol(), ec);
+        if (!ec) {
+            acc->set_option(net::socket_base::reuse_address(true), ec);
+        }
+        if (!ec && ep->address().is_v6()) {
+            acc->set_option(net::ip::v6_only(true), ec);
+        }
+        if (!ec) {
+            acc->bind(*ep, ec);
+        }
+        if (!ec) {
+            acc->listen(net::socket_base::max_listen_connections, ec);
+        }
+        if (ec) {
+            return fmt::format("{}: {}", text, ec.message());
+        }
+        (tls ? st.tls_acceptors : st.plain_acceptors).push_back(std::move(acc));
+        return {};
+    };
+    for (const auto& l : st.cfg.listen) {
+        if (auto r = bind(l, false); !r) {
+            return "server.listen: " + r.error();
+        }
+    }
+    if (!st.cfg.tls_listen.empty() && !st.tls) {
+        return "server.tls_listen: no TLS certificate configured";
+    }
+    for (const auto& l : st.cfg.tls_listen) {
+        if (auto r = bind(l, true); !r) {
+            return "server.tls_listen: " + r.error();
+        }
+    }
+    auto spawn_all = [&](auto& list, bool tls) {
+        for (auto& acc : list) {
+            log::info(tls ? "listening (https)" : "listening (http)",
+                      {{"address", fmt::format("{}:{}", acc->local_endpoint().address().to_string(),
+                                               acc->local_endpoint().port())}});
+            net::co_spawn(acc->get_executor(), accept_loop(state_, acc.get(), tls), net::detached);
+        }
+    };
+    spawn_all(st.plain_acceptors, false);
+    spawn_all(st.tls_acceptors, true);
+    return {};
+}
+
+std::vector<tcp::endpoint> server::plain_endpoints() const
+{
+    std::vector<tcp::endpoint> out;
+    for (const auto& a : state_->plain_acceptors) {
+        out.push_back(a->local_endpoint());
+    }
+    return out;
+}
+
+std::vector<tcp::endpoint> server::tls_endpoints() const
+{
+    std::vector<tcp::endpoint> out;
+    for (const auto& a : state_->tls_acceptors) {
+        out.push_back(a->local_endpoint());
+    }
+    return out;
+}
+
+std::size_t server::open_connections() const noexcept { return state_->open.load(); }
+
+void server::shutdown(std::function<void(bool clean)> drained)
+{
+    auto st = state_;
+    if (st->draining.exchange(true)) {
+        return;
+    }
+    for (auto* list : {&st->plain_acceptors, &st->tls_acceptors}) {
+        for (auto& acc : *list) {
+            net::post(acc->get_executor(), [a = acc.get()] {
+                boost::system::error_code ec;
+                a->close(ec);
+            });
+        }
+    }
+    bool done_now = false;
+    {
+        std::lock_guard lock(st->mutex);
+        if (st->connections.empty()) {
+            done_now = true;
+        } else {
+            st->drained = std::move(drained);
+            st->drain_timer = std::make_unique<net::steady_timer>(st->ioc, st->cfg.drain_timeout);
+            st->drain_timer->async_wait([st](boost::system::error_code ec) {
+                if (ec) {
+                    return;  // cancelled: drained in time
+                }
+                std::function<void(bool)> done;
+                {
+                    std::lock_guard lock(st->mutex);
+                    done = std::move(st->drained);
+                    st->drained = nullptr;
+                }
+                log::warn("drain deadline passed; closing remaining connections",
+                          {{"open", st->open.load()}});
+                st->close_connections(false);
+                if (done) {
+                    done(false);
+                }
+            });
+        }
+    }
+    if (done_now) {
+        drained(true);
+        return;
+    }
+    st->close_connections(true);
+}
+
+} // namespace cwhook::http

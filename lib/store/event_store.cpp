@@ -1,1 +1,776 @@
-// placeholder
+// Design: one writer thread owns the SQLite connection; nothing else touches it after open().
+// Submitters only append a job to a bounded queue under a mutex, so a submitting thread never
+// waits for disk. The writer swaps the whole queue out, cuts it into batches of max_batch and
+// runs each batch in one BEGIN IMMEDIATE ... COMMIT (group commit: one fsync for many
+// requests, which is what makes thousands of durable inserts per second possible). Only after
+// COMMIT succeeds are the batch's callbacks invoked, so a completion means "on disk". If
+// anything in the batch fails, the whole transaction is rolled back and every job in it is
+// completed with the mapped error (busy, full, other). Nothing is retried here: the caller
+// decides what to answer, an unacknowledged callback is redelivered by Manage, and the next
+// batch simply tries again, which is how the store recovers by itself once a lock is released
+// or space returns. Failures are logged once per burst, never with a body. Reads (due pending
+// rows, the readiness probe) run in the same loop, between write transactions, in queue
+// order. Statements are prepared once and bound SQLITE_STATIC to the queued job's own bytes,
+// so a row costs no allocation beyond the job itself. stop() drains the queue, checkpoints
+// the WAL and closes; callbacks of accepted jobs always run exactly once.
+//
+// Schema (PRAGMA user_version 1). All timestamps are INTEGER microseconds since the epoch (UTC).
+//   events      one row per distinct callback. dedupe_key ("m:<MessageId>" or "b:<sha256 of
+//               body>") is UNIQUE: a redelivery bumps deliveries and last_delivery_at_us
+//               instead of adding a row. body is a BLOB holding the exact bytes received.
+//               status is verified | pending | failed | unverified (CHECK); pending rows carry
+//               next_verify_at_us and verify_attempts for the re-verifier. The parsed payload
+//               fields (message_id, type, action, entity_id, company_id, member_id, from_url,
+//               product_instance_id, partner_id, callback_id, key_url) sit next to the request
+//               facts (method, path, query, client_addr, headers, content_type, signature).
+//               Indexes: received_at_us; (type, action, received_at_us);
+//               (entity_id, received_at_us); (company_id, received_at_us);
+//               (status, received_at_us); (callback_id, received_at_us);
+//               (status, next_verify_at_us) WHERE status = 'pending'.
+//   rejections  requests refused with 4xx, newest max_rejections rows kept: http_status,
+//               reason, detail, client_addr, path, key_url, body_sha256, body_size and
+//               body_head (BLOB, first bytes of the body). Index: received_at_us.
+#include "store/event_store.hpp"
+
+#include "core/log.hpp"
+#include "store/sqlite.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <filesystem>
+#include <iterator>
+#include <limits>
+#include <mutex>
+#include <span>
+#include <thread>
+#include <utility>
+#include <variant>
+
+namespace cwhook::store {
+
+std::string_view to_string(event_status s)
+{
+    switch (s) {
+    case event_status::verified: return "verified";
+    case event_status::pending: return "pending";
+    case event_status::failed: return "failed";
+    case event_status::unverified: return "unverified";
+    }
+    return "unverified";
+}
+
+std::optional<event_status> parse_event_status(std::string_view s)
+{
+    if (s == "verified") {
+        return event_status::verified;
+    }
+    if (s == "pending") {
+        return event_status::pending;
+    }
+    if (s == "failed") {
+        return event_status::failed;
+    }
+    if (s == "unverified") {
+        return event_status::unverified;
+    }
+    return std::nullopt;
+}
+
+namespace {
+
+// migrations[i] takes user_version i to i + 1. Released entries are never edited: a schema
+// change is a new entry appended here.
+constexpr const char* migrations[] = {
+    R"sql(
+CREATE TABLE events (
+    id                  INTEGER PRIMARY KEY,
+    received_at_us      INTEGER NOT NULL,
+    status              TEXT    NOT NULL
+                        CHECK (status IN ('verified', 'pending', 'failed', 'unverified')),
+    verify_reason       TEXT    NOT NULL DEFAULT '',
+    dedupe_key          TEXT    NOT NULL UNIQUE,
+    deliveries          INTEGER NOT NULL DEFAULT 1,
+    last_delivery_at_us INTEGER NOT NULL,
+    verify_attempts     INTEGER NOT NULL DEFAULT 0,
+    next_verify_at_us   INTEGER NOT NULL DEFAULT 0,
+    body_sha256         TEXT    NOT NULL,
+    body                BLOB    NOT NULL,
+    method              TEXT    NOT NULL,
+    path                TEXT    NOT NULL,
+    query               TEXT    NOT NULL,
+    client_addr         TEXT    NOT NULL,
+    headers             TEXT    NOT NULL,
+    content_type        TEXT    NOT NULL,
+    signature           TEXT    NOT NULL,
+    message_id          TEXT,
+    type                TEXT    NOT NULL,
+    action              TEXT    NOT NULL,
+    entity_id           INTEGER,
+    company_id          TEXT,
+    member_id           TEXT,
+    from_url            TEXT,
+    product_instance_id TEXT,
+    partner_id          TEXT,
+    callback_id         INTEGER,
+    key_url             TEXT    NOT NULL
+);
+CREATE INDEX events_received_at  ON events (received_at_us);
+CREATE INDEX events_type_action  ON events (type, action, received_at_us);
+CREATE INDEX events_entity       ON events (entity_id, received_at_us);
+CREATE INDEX events_company      ON events (company_id, received_at_us);
+CREATE INDEX events_status       ON events (status, received_at_us);
+CREATE INDEX events_callback     ON events (callback_id, received_at_us);
+CREATE INDEX events_due_pending  ON events (status, next_verify_at_us) WHERE status = 'pending';
+
+CREATE TABLE rejections (
+    id             INTEGER PRIMARY KEY,
+    received_at_us INTEGER NOT NULL,
+    http_status    INTEGER NOT NULL,
+    reason         TEXT    NOT NULL,
+    detail         TEXT    NOT NULL,
+    client_addr    TEXT    NOT NULL,
+    path           TEXT    NOT NULL,
+    key_url        TEXT    NOT NULL,
+    body_sha256    TEXT    NOT NULL,
+    body_size      INTEGER NOT NULL,
+    body_head      BLOB    NOT NULL
+);
+CREATE INDEX rejections_received_at ON rejections (received_at_us);
+)sql",
+};
+
+// events_due_pending leads with status although the index only holds pending rows: without
+// it the planner prefers events_status for "status = 'pending'" and sorts in a temp b-tree.
+
+constexpr std::int64_t schema_version = static_cast<std::int64_t>(std::size(migrations));
+
+// A redelivery may be committed after a later one (two sessions, two batches), hence max().
+constexpr std::string_view insert_event_sql = R"sql(
+INSERT INTO events (
+    received_at_us, last_delivery_at_us, status, verify_reason, dedupe_key, body_sha256, body,
+    method, path, query, client_addr, headers, content_type, signature, message_id, type,
+    action, entity_id, company_id, member_id, from_url, product_instance_id, partner_id,
+    callback_id, key_url, next_verify_at_us)
+VALUES (?1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+        ?19, ?20, ?21, ?22, ?23, ?24, ?25)
+ON CONFLICT (dedupe_key) DO UPDATE SET
+    deliveries = deliveries + 1,
+    last_delivery_at_us = max(last_delivery_at_us, excluded.received_at_us)
+RETURNING id, deliveries, status
+)sql";
+
+constexpr std::string_view insert_rejection_sql = R"sql(
+INSERT INTO rejections (
+    received_at_us, http_status, reason, detail, client_addr, path, key_url, body_sha256,
+    body_size, body_head)
+VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+)sql";
+
+// Ids only grow (max(rowid) + 1), so the newest rows are the highest ids; this is one index
+// probe plus a range delete, cheap enough to run after every batch that added rejections.
+constexpr std::string_view prune_rejections_sql =
+    "DELETE FROM rejections WHERE id <= (SELECT max(id) FROM rejections) - ?1";
+
+// Only pending rows change: a row someone else already settled keeps its verdict.
+constexpr std::string_view update_status_sql = R"sql(
+UPDATE events
+SET status = ?2, verify_reason = ?3, next_verify_at_us = ?4, verify_attempts = verify_attempts + 1
+WHERE id = ?1 AND status = 'pending'
+)sql";
+
+constexpr std::string_view load_due_pending_sql = R"sql(
+SELECT id, received_at_us, key_url, signature, body, verify_attempts
+FROM events
+WHERE status = 'pending' AND next_verify_at_us <= ?1
+ORDER BY next_verify_at_us, id
+LIMIT ?2
+)sql";
+
+struct event_job {
+    event_record record;
+    event_store::insert_callback done;
+    insert_outcome outcome{};  // filled inside the transaction, reported after COMMIT
+};
+
+struct rejection_job {
+    rejection_record record;
+};
+
+struct status_job {
+    std::vector<status_update> updates;
+    event_store::done_callback done;
+};
+
+struct pending_job {
+    std::int64_t now_us = 0;
+    std::size_t limit = 0;
+    event_store::pending_callback done;
+};
+
+struct probe_job {
+    event_store::done_callback done;
+};
+
+using job = std::variant<event_job, rejection_job, status_job, pending_job, probe_job>;
+
+bool is_read(const job& j) noexcept
+{
+    return std::holds_alternative<pending_job>(j) || std::holds_alternative<probe_job>(j);
+}
+
+std::int64_t clamp_to_int64(std::size_t n) noexcept
+{
+    constexpr auto max = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
+    return static_cast<std::int64_t>(std::min(n, max));
+}
+
+// Applies the schema up to schema_version. Each step re-reads user_version inside its own
+// write transaction, so two processes opening a fresh file at once cannot both migrate.
+boost::system::result<void, std::string> migrate(sqlite::database& db)
+{
+    for (;;) {
+        auto txn = sqlite::transaction::begin(db, sqlite::begin_mode::immediate);
+        if (!txn) {
+            return fmt::format("cannot start schema migration: {}", txn.error().message);
+        }
+        auto version = db.query_int64("PRAGMA user_version");
+        if (!version) {
+            return fmt::format("cannot read schema version: {}", version.error().message);
+        }
+        if (*version > schema_version || *version < 0) {
+            return fmt::format("database schema version {} is newer than this cwhook supports ({}); "
+                               "run a newer cwhook or point storage at another file",
+                               *version, schema_version);
+        }
+        if (*version == schema_version) {
+            return {};
+        }
+        if (auto r = db.exec(migrations[*version]); !r) {
+            return fmt::format("schema migration to version {} failed: {}", *version + 1, r.error().message);
+        }
+        const auto set_version = fmt::format("PRAGMA user_version = {}", *version + 1);
+        if (auto r = db.exec(set_version.c_str()); !r) {
+            return fmt::format("schema migration to version {} failed: {}", *version + 1, r.error().message);
+        }
+        if (auto r = txn->commit(); !r) {
+            return fmt::format("schema migration to version {} failed: {}", *version + 1, r.error().message);
+        }
+    }
+}
+
+} // namespace
+
+struct event_store::impl {
+    explicit impl(const settings& s) : settings_(s)
+    {
+        settings_.max_batch = std::max<std::size_t>(settings_.max_batch, 1);
+    }
+
+    template <class Job, class... Args>
+    bool enqueue(Args&&... args);
+
+    void run();
+    void run_batch(std::span<job> batch);
+    void run_writes(std::span<job> jobs);
+    int execute(job& j);
+    int execute(event_job& j);
+    int execute(const rejection_job& j);
+    int execute(const status_job& j);
+    int prune_rejections();
+    void run_read(pending_job& j);
+    void run_read(probe_job& j);
+    void note_failure(const sqlite::error& e);
+    void note_success();
+    void close();
+    void stop();
+
+    settings settings_;
+
+    // Declared before the statements so that they are finalized first.
+    sqlite::database db_;
+    sqlite::statement insert_event_;
+    sqlite::statement insert_rejection_;
+    sqlite::statement prune_rejections_;
+    sqlite::statement update_status_;
+    sqlite::statement load_due_pending_;
+    std::int64_t pending_at_open_ = 0;
+    bool failing_ = false;  // writer thread only: a failure was logged, recovery not yet
+
+    std::mutex mutex_;
+    std::condition_variable wake_;
+    std::vector<job> queue_;   // guarded by mutex_
+    std::size_t waiting_ = 0;  // guarded by mutex_: accepted jobs not yet started
+    bool stopping_ = false;    // guarded by mutex_
+    std::atomic<std::size_t> depth_{0};
+
+    std::mutex join_mutex_;
+    std::thread writer_;
+    std::thread::id writer_id_;  // set once before the store is handed out
+};
+
+template <class Job, class... Args>
+bool event_store::impl::enqueue(Args&&... args)
+{
+    {
+        std::lock_guard lock(mutex_);
+        if (stopping_ || waiting_ >= settings_.queue_limit) {
+            return false;
+        }
+        queue_.emplace_back(std::in_place_type<Job>, std::forward<Args>(args)...);
+        ++waiting_;
+        depth_.store(waiting_, std::memory_order_relaxed);
+    }
+    wake_.notify_one();
+    return true;
+}
+
+void event_store::impl::run()
+{
+    // Swapping keeps both vectors' capacity, so a steady load allocates nothing per batch.
+    std::vector<job> work;
+    for (;;) {
+        {
+            std::unique_lock lock(mutex_);
+            wake_.wait(lock, [this] { return !queue_.empty() || stopping_; });
+            if (queue_.empty()) {
+                break;  // stopping, and everything accepted has been completed
+            }
+            work.swap(queue_);
+        }
+        for (std::size_t first = 0; first < work.size(); first += settings_.max_batch) {
+            const std::size_t n = std::min(settings_.max_batch, work.size() - first);
+            {
+                std::lock_guard lock(mutex_);
+                waiting_ -= n;
+                depth_.store(waiting_, std::memory_order_relaxed);
+            }
+            run_batch(std::span<job>(work).subspan(first, n));
+        }
+        work.clear();
+    }
+    close();
+}
+
+void event_store::impl::run_batch(std::span<job> batch)
+{
+    // Reads keep their place in the queue: writes before them are committed first, so a
+    // load after a status update sees the update, and the probe never runs inside a batch.
+    std::size_t first_write = 0;
+    for (std::size_t i = 0; i < batch.size(); ++i) {
+        if (!is_read(batch[i])) {
+            continue;
+        }
+        if (i > first_write) {
+            run_writes(batch.subspan(first_write, i - first_write));
+        }
+        if (auto* load = std::get_if<pending_job>(&batch[i])) {
+            run_read(*load);
+        } else {
+            run_read(std::get<probe_job>(batch[i]));
+        }
+        first_write = i + 1;
+    }
+    if (first_write < batch.size()) {
+        run_writes(batch.subspan(first_write));
+    }
+}
+
+void event_store::impl::run_writes(std::span<job> jobs)
+{
+    std::optional<sqlite::error> failure;
+    {
+        auto txn = sqlite::transaction::begin(db_, sqlite::begin_mode::immediate);
+        if (!txn) {
+            failure = txn.error();
+        } else {
+            bool added_rejections = false;
+            for (job& j : jobs) {
+                added_rejections = added_rejections || std::holds_alternative<rejection_job>(j);
+                if (const int rc = execute(j); rc != SQLITE_OK) {
+                    failure = db_.last_error(rc);
+                    break;
+                }
+            }
+            if (!failure && added_rejections) {
+                if (const int rc = prune_rejections(); rc != SQLITE_OK) {
+                    failure = db_.last_error(rc);
+                }
+            }
+            if (!failure) {
+                if (auto r = txn->commit(); !r) {
+                    failure = r.error();
+                }
+            }
+        }
+        // A failed transaction is rolled back here, before anyone hears about it.
+    }
+
+    boost::system::error_code ec;
+    if (failure) {
+        note_failure(*failure);
+        ec = sqlite::to_errc(failure->code);
+    } else {
+        note_success();
+    }
+    for (job& j : jobs) {
+        if (auto* e = std::get_if<event_job>(&j); e != nullptr && e->done) {
+            e->done(ec ? result<insert_outcome>(ec) : result<insert_outcome>(e->outcome));
+        } else if (auto* u = std::get_if<status_job>(&j); u != nullptr && u->done) {
+            u->done(ec ? result<void>(ec) : result<void>());
+        }
+    }
+}
+
+int event_store::impl::execute(job& j)
+{
+    if (auto* e = std::get_if<event_job>(&j)) {
+        return execute(*e);
+    }
+    if (auto* r = std::get_if<rejection_job>(&j)) {
+        return execute(*r);
+    }
+    if (auto* u = std::get_if<status_job>(&j)) {
+        return execute(*u);
+    }
+    CWHOOK_CHECK(!"reads never run inside a write transaction");
+    return SQLITE_MISUSE;
+}
+
+int event_store::impl::execute(event_job& j)
+{
+    const event_record& e = j.record;
+    sqlite::statement& s = insert_event_;
+    sqlite::reset_guard guard(s);
+    s.bind_int64(1, e.received_at_us);
+    s.bind_text(2, to_string(e.status));
+    s.bind_text(3, e.verify_reason);
+    s.bind_text(4, e.dedupe_key);
+    s.bind_text(5, e.body_sha256);
+    s.bind_blob(6, e.body);
+    s.bind_text(7, e.method);
+    s.bind_text(8, e.path);
+    s.bind_text(9, e.query);
+    s.bind_text(10, e.client_addr);
+    s.bind_text(11, e.headers);
+    s.bind_text(12, e.content_type);
+    s.bind_text(13, e.signature);
+    s.bind_text_or_null(14, e.message_id);
+    s.bind_text(15, e.type);
+    s.bind_text(16, e.action);
+    s.bind_int64_or_null(17, e.entity_id);
+    s.bind_text_or_null(18, e.company_id);
+    s.bind_text_or_null(19, e.member_id);
+    s.bind_text_or_null(20, e.from_url);
+    s.bind_text_or_null(21, e.product_instance_id);
+    s.bind_text_or_null(22, e.partner_id);
+    s.bind_int64_or_null(23, e.callback_id);
+    s.bind_text(24, e.key_url);
+    s.bind_int64(25, e.next_verify_at_us);
+    const int rc = s.step();
+    if (rc != SQLITE_ROW) {
+        // DO UPDATE always yields the row, so DONE cannot happen.
+        CWHOOK_CHECK(rc != SQLITE_DONE);
+        return rc;
+    }
+    j.outcome.id = s.column_int64(0);
+    j.outcome.deliveries = s.column_int64(1);
+    j.outcome.duplicate = j.outcome.deliveries > 1;
+    j.outcome.status = parse_event_status(s.column_text(2)).value_or(event_status::unverified);
+    return SQLITE_OK;
+}
+
+int event_store::impl::execute(const rejection_job& j)
+{
+    const rejection_record& r = j.record;
+    sqlite::statement& s = insert_rejection_;
+    sqlite::reset_guard guard(s);
+    s.bind_int64(1, r.received_at_us);
+    s.bind_int64(2, r.http_status);
+    s.bind_text(3, r.reason);
+    s.bind_text(4, r.detail);
+    s.bind_text(5, r.client_addr);
+    s.bind_text(6, r.path);
+    s.bind_text(7, r.key_url);
+    s.bind_text(8, r.body_sha256);
+    s.bind_int64(9, r.body_size);
+    s.bind_blob(10, r.body_head);
+    const int rc = s.step();
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+int event_store::impl::execute(const status_job& j)
+{
+    sqlite::statement& s = update_status_;
+    for (const status_update& u : j.updates) {
+        sqlite::reset_guard guard(s);
+        s.bind_int64(1, u.id);
+        s.bind_text(2, to_string(u.status));
+        s.bind_text(3, u.verify_reason);
+        s.bind_int64(4, u.next_verify_at_us);
+        if (const int rc = s.step(); rc != SQLITE_DONE) {
+            return rc;
+        }
+    }
+    return SQLITE_OK;
+}
+
+int event_store::impl::prune_rejections()
+{
+    sqlite::statement& s = prune_rejections_;
+    sqlite::reset_guard guard(s);
+    s.bind_int64(1, clamp_to_int64(settings_.max_rejections));
+    const int rc = s.step();
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+void event_store::impl::run_read(pending_job& j)
+{
+    std::vector<pending_event> rows;
+    std::optional<sqlite::error> failure;
+    {
+        sqlite::statement& s = load_due_pending_;
+        sqlite::reset_guard guard(s);  // ends the read transaction before the callback runs
+        s.bind_int64(1, j.now_us);
+        s.bind_int64(2, clamp_to_int64(j.limit));
+        rows.reserve(std::min<std::size_t>(j.limit, 256));
+        int rc = SQLITE_OK;
+        while ((rc = s.step()) == SQLITE_ROW) {
+            pending_event& p = rows.emplace_back();
+            p.id = s.column_int64(0);
+            p.received_at_us = s.column_int64(1);
+            p.key_url = s.column_text(2);
+            p.signature = s.column_text(3);
+            p.body = s.column_blob(4);
+            p.verify_attempts = s.column_int64(5);
+        }
+        if (rc != SQLITE_DONE) {
+            failure = db_.last_error(rc);
+        }
+    }
+    if (failure) {
+        note_failure(*failure);
+        if (j.done) {
+            j.done(make_error_code(sqlite::to_errc(failure->code)));
+        }
+        return;
+    }
+    note_success();
+    if (j.done) {
+        j.done(std::move(rows));
+    }
+}
+
+void event_store::impl::run_read(probe_job& j)
+{
+    std::optional<sqlite::error> failure;
+    {
+        auto txn = sqlite::transaction::begin(db_, sqlite::begin_mode::immediate);
+        if (!txn) {
+            failure = txn.error();
+        }
+        // The destructor rolls back: the probe only proves the write lock can be taken.
+    }
+    if (failure) {
+        note_failure(*failure);
+    } else {
+        note_success();
+    }
+    if (j.done) {
+        j.done(failure ? result<void>(make_error_code(sqlite::to_errc(failure->code))) : result<void>());
+    }
+}
+
+void event_store::impl::note_failure(const sqlite::error& e)
+{
+    // Once per burst: a locked or full database fails every batch until it recovers.
+    if (failing_) {
+        return;
+    }
+    failing_ = true;
+    log::warn("store: database operation failed; requests fail until it recovers",
+              {{"path", settings_.path}, {"code", e.code}, {"error", e.message}});
+}
+
+void event_store::impl::note_success()
+{
+    if (!failing_) {
+        return;
+    }
+    failing_ = false;
+    log::info("store: database recovered", {{"path", settings_.path}});
+}
+
+void event_store::impl::close()
+{
+    insert_event_ = {};
+    insert_rejection_ = {};
+    prune_rejections_ = {};
+    update_status_ = {};
+    load_due_pending_ = {};
+    // TRUNCATE leaves an empty WAL, so the main file alone is a complete copy after stop.
+    const int rc =
+        sqlite3_wal_checkpoint_v2(db_.handle(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
+    if (rc != SQLITE_OK) {
+        const auto e = db_.last_error(rc);
+        log::warn("store: WAL checkpoint at close failed",
+                  {{"path", settings_.path}, {"code", e.code}, {"error", e.message}});
+    }
+    db_.close();
+}
+
+void event_store::impl::stop()
+{
+    {
+        std::lock_guard lock(mutex_);
+        stopping_ = true;
+    }
+    wake_.notify_all();
+    if (std::this_thread::get_id() == writer_id_) {
+        return;  // called from a callback: the writer drains and exits by itself
+    }
+    std::lock_guard lock(join_mutex_);
+    if (writer_.joinable()) {
+        writer_.join();
+    }
+}
+
+// ---- event_store ------------------------------------------------------------------------
+
+event_store::event_store(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+
+event_store::~event_store()
+{
+    stop();
+}
+
+boost::system::result<std::unique_ptr<event_store>, std::string> event_store::open(const settings& s)
+{
+    if (s.path.empty()) {
+        return std::string("store: database path is empty");
+    }
+    const auto fail = [&s](std::string_view reason) { return fmt::format("{}: {}", s.path, reason); };
+
+    const bool in_memory = s.path == ":memory:";
+    if (!in_memory) {
+        const auto parent = std::filesystem::path(s.path).parent_path();
+        if (!parent.empty()) {
+            std::error_code ec;
+            std::filesystem::create_directories(parent, ec);
+            if (ec) {
+                return fail(fmt::format("cannot create folder {}: {}", parent.string(), ec.message()));
+            }
+        }
+    }
+
+    auto p = std::make_unique<impl>(s);
+    // NOMUTEX: only the writer thread uses the connection, SQLite's own locking is wasted.
+    auto db =
+        sqlite::database::open(s.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX);
+    if (!db) {
+        return fail(db.error().message);
+    }
+    p->db_ = std::move(*db);
+    sqlite::database& conn = p->db_;
+
+    const auto timeout_ms = std::clamp<std::chrono::milliseconds::rep>(s.busy_timeout.count(), 0,
+                                                                       std::numeric_limits<int>::max());
+    sqlite3_busy_timeout(conn.handle(), static_cast<int>(timeout_ms));
+
+    auto mode = conn.query_text("PRAGMA journal_mode = WAL");
+    if (!mode) {
+        return fail(mode.error().message);
+    }
+    // WAL is what lets readers (the CLI, backups) coexist with the writer; SQLite silently
+    // keeps the old mode where WAL is impossible (some network file systems), so check.
+    if (!in_memory && *mode != "wal") {
+        return fail(fmt::format("cannot switch to WAL journal mode (still \"{}\")", *mode));
+    }
+    const char* sync_pragma =
+        s.synchronous == synchronous_mode::full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL";
+    if (auto r = conn.exec(sync_pragma); !r) {
+        return fail(r.error().message);
+    }
+    if (auto r = conn.exec("PRAGMA foreign_keys = ON"); !r) {
+        return fail(r.error().message);
+    }
+    if (s.max_page_count > 0) {
+        const auto pragma = fmt::format("PRAGMA max_page_count = {}", s.max_page_count);
+        if (auto r = conn.exec(pragma.c_str()); !r) {
+            return fail(r.error().message);
+        }
+    }
+
+    if (auto r = migrate(conn); !r) {
+        return fail(r.error());
+    }
+
+    const std::pair<sqlite::statement*, std::string_view> statements[] = {
+        {&p->insert_event_, insert_event_sql},         {&p->insert_rejection_, insert_rejection_sql},
+        {&p->prune_rejections_, prune_rejections_sql}, {&p->update_status_, update_status_sql},
+        {&p->load_due_pending_, load_due_pending_sql},
+    };
+    for (const auto& [target, sql] : statements) {
+        auto stmt = sqlite::statement::prepare(conn, sql, true);
+        if (!stmt) {
+            return fail(stmt.error().message);
+        }
+        *target = std::move(*stmt);
+    }
+
+    auto pending = conn.query_int64("SELECT count(*) FROM events WHERE status = 'pending'");
+    if (!pending) {
+        return fail(pending.error().message);
+    }
+    p->pending_at_open_ = *pending;
+
+    p->queue_.reserve(std::min(s.queue_limit, p->settings_.max_batch));
+    impl* raw = p.get();
+    raw->writer_ = std::thread([raw] { raw->run(); });
+    raw->writer_id_ = raw->writer_.get_id();
+    return std::unique_ptr<event_store>(new event_store(std::move(p)));
+}
+
+bool event_store::submit_event(event_record ev, insert_callback done)
+{
+    return impl_->enqueue<event_job>(std::move(ev), std::move(done));
+}
+
+bool event_store::submit_rejection(rejection_record rej)
+{
+    return impl_->enqueue<rejection_job>(std::move(rej));
+}
+
+bool event_store::submit_status_updates(std::vector<status_update> updates, done_callback done)
+{
+    return impl_->enqueue<status_job>(std::move(updates), std::move(done));
+}
+
+bool event_store::load_due_pending(std::int64_t now_us, std::size_t limit, pending_callback done)
+{
+    return impl_->enqueue<pending_job>(now_us, limit, std::move(done));
+}
+
+bool event_store::probe(done_callback done)
+{
+    return impl_->enqueue<probe_job>(std::move(done));
+}
+
+std::int64_t event_store::pending_at_open() const noexcept
+{
+    return impl_->pending_at_open_;
+}
+
+std::size_t event_store::queue_depth() const noexcept
+{
+    return impl_->depth_.load(std::memory_order_relaxed);
+}
+
+void event_store::stop()
+{
+    impl_->stop();
+}
+
+} // namespace cwhook::store

@@ -1,0 +1,320 @@
+// From sources to settings and back: a parsed TOML file and the environment are matched
+// against a key table (unknown sections and keys are errors), secret keys may be read from
+// files, the winning values are applied, and render() writes the table back as TOML.
+// Pure functions apart from reading the files that *_file keys name; thread-safe.
+#pragma once
+
+#include "config/config.hpp"
+#include "config/detail/key_table.hpp"
+
+#include <boost/system/result.hpp>
+#include <fmt/format.h>
+
+#include <charconv>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+namespace cwhook::config::detail {
+
+template <class T>
+using outcome = boost::system::result<T, std::string>;  // error: one line saying why
+
+// A parsed TOML file reduced to what a key table understands, in the file's key order.
+struct document {
+    struct item {
+        std::string name;
+        std::optional<value> v;  // nullopt: a TOML type no key accepts (bool, float, date, table, mixed array)
+    };
+    struct section {
+        std::string name;
+        bool is_table = true;
+        std::vector<item> items;
+    };
+    std::vector<section> sections;
+};
+
+// Defined in config.cpp, the only file that includes toml++.
+// `source` names the text in syntax errors: "/etc/cwhook/cwhook.toml:3:7: <what toml++ says>".
+outcome<document> parse_toml(std::string_view text, std::string_view source);
+// An environment value spelled as a TOML array: ["a", "b"]. The error says why (no value).
+outcome<std::vector<std::string>> parse_toml_array(std::string_view text);
+
+// Why `path` cannot be used as an input file, or nullopt when it is a readable regular file.
+inline std::optional<std::string> file_problem(const std::string& path)
+{
+    std::error_code ec;
+    const auto st = std::filesystem::status(path, ec);
+    if (st.type() == std::filesystem::file_type::not_found) {
+        return "no such file";
+    }
+    if (ec) {
+        return "cannot access: " + ec.message();
+    }
+    if (!std::filesystem::is_regular_file(st)) {
+        return "not a regular file";
+    }
+    if (!std::ifstream(path, std::ios::binary)) {
+        return "not readable";
+    }
+    return std::nullopt;
+}
+
+inline outcome<std::string> read_text_file(const std::string& path)
+{
+    if (auto why = file_problem(path)) {
+        return {boost::system::in_place_error, std::move(*why)};
+    }
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (in.bad()) {
+        return {boost::system::in_place_error, "read error"};
+    }
+    return {boost::system::in_place_value, std::move(text).str()};
+}
+
+// The value of a secret given as <key>_file. Relative paths that do not exist as given are
+// looked up in $CREDENTIALS_DIRECTORY, where systemd's LoadCredential= puts them, so a unit
+// can say `private_key_file = "manage.key"`. The error reads "<path>: why".
+inline outcome<std::string> read_secret_file(const std::string& path, const std::optional<std::string>& credentials_dir)
+{
+    std::string found = path;
+    bool looked_in_credentials = false;
+    std::error_code ec;
+    if (std::filesystem::path(path).is_relative() && credentials_dir && !credentials_dir->empty() &&
+        !std::filesystem::exists(path, ec)) {
+        found = (std::filesystem::path(*credentials_dir) / path).string();
+        looked_in_credentials = true;
+    }
+    auto text = read_text_file(found);
+    if (!text) {
+        if (looked_in_credentials) {
+            return {boost::system::in_place_error,
+                    fmt::format("{}: {} (nor in {})", path, text.error(), *credentials_dir)};
+        }
+        return {boost::system::in_place_error, fmt::format("{}: {}", path, text.error())};
+    }
+    // `echo secret > file` and editors add a newline nobody means as part of the secret.
+    std::string secret = std::move(*text);
+    while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) {
+        secret.pop_back();
+    }
+    return {boost::system::in_place_value, std::move(secret)};
+}
+
+// CWHOOK_<SECTION>_<KEY>
+inline std::string env_name(std::string_view section, std::string_view name)
+{
+    std::string out = "CWHOOK_";
+    for (const char c : section) {
+        out.push_back(c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c);
+    }
+    out.push_back('_');
+    for (const char c : name) {
+        out.push_back(c >= 'a' && c <= 'z' ? static_cast<char>(c - 'a' + 'A') : c);
+    }
+    return out;
+}
+
+inline std::string_view trim(std::string_view s)
+{
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
+        s.remove_prefix(1);
+    }
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
+        s.remove_suffix(1);
+    }
+    return s;
+}
+
+// An environment value as the key's kind: strings raw, integers decimal, arrays either a TOML
+// array literal or a comma-separated list (containers and unit files find the latter easier
+// to write; "" is the empty array). The error says why (no value).
+inline outcome<value> value_from_env(kind k, const std::string& text)
+{
+    switch (k) {
+    case kind::string:
+        return {boost::system::in_place_value, text};
+    case kind::integer: {
+        std::int64_t n = 0;
+        const auto* end = text.data() + text.size();
+        const auto [ptr, ec] = std::from_chars(text.data(), end, n);
+        if (ec == std::errc::result_out_of_range) {
+            return {boost::system::in_place_error, "out of range"};
+        }
+        if (ec != std::errc{} || ptr != end) {
+            return {boost::system::in_place_error, "not an integer"};
+        }
+        return {boost::system::in_place_value, n};
+    }
+    case kind::string_list: {
+        const auto t = trim(text);
+        if (t.starts_with('[')) {
+            auto items = parse_toml_array(t);
+            if (!items) {
+                return {boost::system::in_place_error, items.error()};
+            }
+            return {boost::system::in_place_value, std::move(*items)};
+        }
+        std::vector<std::string> items;
+        if (!t.empty()) {
+            std::string_view rest = t;
+            for (;;) {
+                const auto comma = rest.find(',');
+                items.emplace_back(trim(rest.substr(0, comma)));
+                if (comma == std::string_view::npos) {
+                    break;
+                }
+                rest.remove_prefix(comma + 1);
+            }
+        }
+        return {boost::system::in_place_value, std::move(items)};
+    }
+    }
+    return {boost::system::in_place_error, "unsupported kind"};
+}
+
+// The settings `defaults` changed by the file (may be null) and then the environment (which
+// wins). Values are applied once, after both sources are merged, so a file value that the
+// environment overrides is never checked. The first problem is returned as one line naming
+// the key (or variable), the value and why.
+template <class S>
+outcome<S> resolve(const std::vector<key<S>>& table, const document* file, const env_lookup& env, S defaults = S{})
+{
+    struct given {
+        value v;
+        std::string origin;     // "server.listen" or "CWHOOK_SERVER_LISTEN": errors name it
+        bool is_path = false;   // v is the path of a secret's file, read only if this value wins
+    };
+    std::vector<std::optional<given>> chosen(table.size());
+    constexpr auto none = static_cast<std::size_t>(-1);
+
+    const auto error = [](std::string text) { return outcome<S>{boost::system::in_place_error, std::move(text)}; };
+
+    if (file != nullptr) {
+        std::vector<bool> set_here(table.size(), false);
+        for (const auto& section : file->sections) {
+            bool known = false;
+            for (const auto& k : table) {
+                known = known || k.section == section.name;
+            }
+            if (!known) {
+                return error(section.name + ": unknown section");
+            }
+            if (!section.is_table) {
+                return error(section.name + ": expected a table");
+            }
+            for (const auto& item : section.items) {
+                const std::string dotted = section.name + "." + item.name;
+                std::size_t index = none;
+                bool via_file = false;
+                for (std::size_t i = 0; i < table.size() && index == none; ++i) {
+                    const auto& k = table[i];
+                    if (k.section != section.name) {
+                        continue;
+                    }
+                    if (k.name == item.name) {
+                        index = i;
+                    } else if (k.secret && item.name == fmt::format("{}_file", k.name)) {
+                        index = i;
+                        via_file = true;
+                    }
+                }
+                if (index == none) {
+                    return error(dotted + ": unknown key");
+                }
+                const auto& k = table[index];
+                if (set_here[index]) {
+                    return error(fmt::format("{0}.{1} and {0}.{1}_file: give one, not both", k.section, k.name));
+                }
+                const kind wanted = via_file ? kind::string : k.type;
+                if (!item.v || item.v->index() != static_cast<std::size_t>(wanted)) {
+                    return error(fmt::format("{}: {}", dotted, expected_text(wanted)));
+                }
+                chosen[index] = given{*item.v, dotted, via_file};
+                set_here[index] = true;
+            }
+        }
+    }
+
+    std::optional<std::string> credentials_dir;
+    if (env) {
+        credentials_dir = env("CREDENTIALS_DIRECTORY");
+        for (std::size_t i = 0; i < table.size(); ++i) {
+            const auto& k = table[i];
+            const auto name = env_name(k.section, k.name);
+            const auto direct = env(name);
+            const auto path = k.secret ? env(name + "_FILE") : std::nullopt;
+            if (direct && path) {
+                return error(fmt::format("{0} and {0}_FILE: give one, not both", name));
+            }
+            if (direct) {
+                auto v = value_from_env(k.type, *direct);
+                if (!v) {
+                    return error(fmt::format("{}: {}: {}", name, k.secret ? "<redacted>" : quote(*direct), v.error()));
+                }
+                chosen[i] = given{std::move(*v), name, false};
+            } else if (path) {
+                chosen[i] = given{*path, name + "_FILE", true};
+            }
+        }
+    }
+
+    S out = std::move(defaults);
+    for (std::size_t i = 0; i < table.size(); ++i) {
+        if (!chosen[i]) {
+            continue;
+        }
+        const auto& k = table[i];
+        auto& g = *chosen[i];
+        if (g.is_path) {
+            auto secret = read_secret_file(std::get<std::string>(g.v), credentials_dir);
+            if (!secret) {
+                return error(fmt::format("{}: {}", g.origin, secret.error()));
+            }
+            g.v = std::move(*secret);
+        }
+        if (auto refused = k.set(out, g.v)) {
+            if (refused->shown.empty()) {
+                return error(fmt::format("{}: {}", g.origin, refused->why));
+            }
+            return error(fmt::format("{}: {}: {}", g.origin, k.secret ? "<redacted>" : refused->shown, refused->why));
+        }
+    }
+    return {boost::system::in_place_value, std::move(out)};
+}
+
+// Every key of the table as a TOML document, section by section in table order. A secret that
+// is set prints as "<redacted>"; an empty one prints as "" (that it is unset is no secret and
+// is what an operator checking the configuration wants to see).
+template <class S>
+std::string render(const std::vector<key<S>>& table, const S& s)
+{
+    std::string out;
+    std::set<std::string_view> done;
+    std::string_view current;
+    for (const auto& k : table) {
+        if (k.section != current) {
+            // A section split across the table would repeat its [header]: invalid TOML.
+            CWHOOK_CHECK(done.insert(k.section).second);
+            if (!out.empty()) {
+                out += '\n';
+            }
+            out += fmt::format("[{}]\n", k.section);
+            current = k.section;
+        }
+        const value v = k.get(s);
+        const bool redact = k.secret && !std::get<std::string>(v).empty();
+        out += fmt::format("{} = {}\n", k.name, redact ? quote("<redacted>") : toml_literal(v));
+    }
+    return out;
+}
+
+} // namespace cwhook::config::detail

@@ -1,0 +1,591 @@
+#include "support/harness.hpp"
+
+#include "crypto/signature.hpp"
+#include "crypto/tls.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdlib>
+#include <fcntl.h>
+#include <fstream>
+#include <poll.h>
+#include <random>
+#include <sstream>
+#include <sys/wait.h>
+#include <unistd.h>
+
+namespace cwhook::test {
+
+namespace net = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+namespace ssl = boost::asio::ssl;
+using tcp = net::ip::tcp;
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+
+// ---------------------------------------------------------------------------------------
+temp_dir::temp_dir()
+{
+    std::random_device rd;
+    path_ = std::filesystem::temp_directory_path() / fmt::format("cwhook-test-{:x}{:x}", rd(), rd());
+    std::filesystem::create_directories(path_);
+}
+
+temp_dir::~temp_dir()
+{
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+}
+
+std::string read_file(const std::string& path)
+{
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+}
+
+void write_file(const std::string& path, std::string_view content)
+{
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(content.data(), static_cast<std::streamsize>(content.size()));
+}
+
+std::string fixture(std::string_view name) { return read_file(std::string(CWHOOK_FIXTURES_DIR) + "/" + std::string(name)); }
+
+test_cert make_cert(const temp_dir& dir, std::string_view stem, std::vector<std::string> names)
+{
+    test_cert c{dir.file(std::string(stem) + ".crt"), dir.file(std::string(stem) + ".key")};
+    auto r = crypto::write_self_signed(c.cert, c.key, names);
+    if (!r) {
+        ADD_FAILURE() << "cannot make certificate: " << r.error().message;
+    }
+    return c;
+}
+
+// ---------------------------------------------------------------------------------------
+namespace {
+
+template <class Stream>
+net::awaitable<void> do_exchange(Stream& stream, const http_call& call, http_result& out)
+{
+    bhttp::request<bhttp::string_body> req{bhttp::string_to_verb(call.method), call.target, 11};
+    req.set(bhttp::field::host, "127.0.0.1");
+    req.set(bhttp::field::connection, "close");
+    bool has_type = false;
+    for (const auto& [k, v] : call.headers) {
+        req.set(k, v);
+        has_type = has_type || beast::iequals(k, "content-type");
+    }
+    if (!has_type && call.method == "POST") {
+        req.set(bhttp::field::content_type, "application/json");
+    }
+    req.body() = call.body;
+    if (call.method != "GET" && call.method != "HEAD") {
+        req.prepare_payload();
+    }
+    auto [wec, wn] = co_await bhttp::async_write(stream, req, use_tuple);
+    if (wec) {
+        out.error = "write: " + wec.message();
+        co_return;
+    }
+    beast::flat_buffer buf;
+    bhttp::response_parser<bhttp::string_body> parser;
+    parser.body_limit(64 * 1024 * 1024);
+    if (call.method == "HEAD") {
+        parser.skip(true);
+    }
+    auto [rec, rn] = co_await bhttp::async_read(stream, buf, parser, use_tuple);
+    if (rec) {
+        out.error = "read: " + rec.message();
+        co_return;
+    }
+    auto res = parser.release();
+    out.status = res.result_int();
+    out.body = res.body();
+    for (const auto& f : res) {
+        std::string name(f.name_string());
+        for (auto& ch : name) {
+            ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        }
+        out.headers[name] = std::string(f.value());
+    }
+}
+
+net::awaitable<void> do_send(tcp::endpoint ep, http_call call, std::string ca_file, http_result& out)
+{
+    auto ex = co_await net::this_coro::executor;
+    if (ca_file.empty()) {
+        beast::tcp_stream stream(ex);
+        auto [cec] = co_await stream.socket().async_connect(ep, use_tuple);
+        if (cec) {
+            out.error = "connect: " + cec.message();
+            co_return;
+        }
+        co_await do_exchange(stream, call, out);
+        co_return;
+    }
+    ssl::context ctx(ssl::context::tls_client);
+    ctx.set_verify_mode(ssl::verify_peer);
+    ctx.load_verify_file(ca_file);
+    beast::ssl_stream<beast::tcp_stream> stream(ex, ctx);
+    crypto::set_peer_name(stream.native_handle(), ep.address().to_string());
+    auto [cec] = co_await beast::get_lowest_layer(stream).socket().async_connect(ep, use_tuple);
+    if (cec) {
+        out.error = "connect: " + cec.message();
+        co_return;
+    }
+    auto [hec] = co_await stream.async_handshake(ssl::stream_base::client, use_tuple);
+    if (hec) {
+        out.error = "handshake: " + hec.message();
+        co_return;
+    }
+    co_await do_exchange(stream, call, out);
+}
+
+} // namespace
+
+http_result send(const tcp::endpoint& ep, const http_call& call, const std::string& ca_file,
+                 std::chrono::milliseconds timeout)
+{
+    net::io_context ioc;
+    http_result out;
+    net::co_spawn(ioc, do_send(ep, call, ca_file, out), [&out](std::exception_ptr e) {
+        if (e) {
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& x) {
+                out.error = x.what();
+            }
+        }
+    });
+    ioc.run_for(timeout);
+    if (!ioc.stopped()) {
+        out.error = "timed out";
+    }
+    return out;
+}
+
+std::string make_payload(std::string_view key_url, std::int64_t id, std::string_view message_id, std::string_view action,
+                         std::string_view type)
+{
+    std::string entity = fmt::format(R"({{\"id\":{},\"summary\":\"Printer on fire\",\"budgetHours\":2.00}})", id);
+    std::string mid = message_id.empty() ? std::string() : fmt::format(R"("MessageId":"{}",)", message_id);
+    return fmt::format(
+        R"({{{}"FromUrl":"sandbox-na.myconnectwise.net","CompanyId":"Cobalt","MemberId":"Aurasell","Action":"{}","Type":"{}","ID":{},"ProductInstanceId":"639c96cab2eb560001dd1324","PartnerId":"61ddc2817bcddc0001c74208","Entity":"{}","Metadata":{{"key_url":"{}"}},"CallbackObjectRecId":26604}})",
+        mid, action, type, id, entity, key_url);
+}
+
+http_call signed_call(std::string body, std::string_view signing_key, std::string target)
+{
+    http_call c;
+    c.target = std::move(target);
+    c.headers.emplace_back("x-content-signature", crypto::sign(signing_key, body));
+    c.body = std::move(body);
+    return c;
+}
+
+// ---------------------------------------------------------------------------------------
+struct fake_key_server::impl {
+    net::io_context ioc;
+    ssl::context ctx{ssl::context::tls_server};
+    tcp::acceptor acceptor{ioc};
+    std::thread thread;
+    mutable std::mutex mutex;
+    std::string key = "test-signing-key";
+    mode m = mode::normal;
+    std::chrono::milliseconds delay{0};
+    std::atomic<int>* fetches = nullptr;
+
+    net::awaitable<void> session(tcp::socket sock)
+    {
+        beast::ssl_stream<beast::tcp_stream> stream(std::move(sock), ctx);
+        beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(10));
+        auto [hec] = co_await stream.async_handshake(ssl::stream_base::server, use_tuple);
+        if (hec) {
+            co_return;
+        }
+        beast::flat_buffer buf;
+        bhttp::request<bhttp::string_body> req;
+        auto [rec, rn] = co_await bhttp::async_read(stream, buf, req, use_tuple);
+        if (rec) {
+            co_return;
+        }
+        fetches->fetch_add(1);
+        mode cur;
+        std::string k;
+        std::chrono::milliseconds d;
+        {
+            std::lock_guard lock(mutex);
+            cur = m;
+            k = key;
+            d = delay;
+        }
+        if (cur == mode::slow && d.count() == 0) {
+            d = std::chrono::seconds(30);
+        }
+        if (d.count() > 0) {
+            net::steady_timer t(co_await net::this_coro::executor, d);
+            co_await t.async_wait(use_tuple);
+        }
+        if (cur == mode::close) {
+            beast::get_lowest_layer(stream).socket().set_option(net::socket_base::linger(true, 0));
+            beast::get_lowest_layer(stream).socket().close();
+            co_return;
+        }
+        bhttp::response<bhttp::string_body> res{bhttp::status::ok, 11};
+        res.set(bhttp::field::content_type, "text/html");  // Manage's Content-Type may not be JSON
+        switch (cur) {
+        case mode::normal:
+        case mode::slow: res.body() = fmt::format(R"({{"signing_key":"{}"}})", k); break;
+        case mode::fail_503: res.result(bhttp::status::service_unavailable); res.body() = "down"; break;
+        case mode::redirect:
+            res.result(bhttp::status::found);
+            res.set(bhttp::field::location, "https://evil.example/key");
+            break;
+        case mode::huge: res.body() = std::string(10 * 1024 * 1024, 'x'); break;
+        case mode::not_json: res.body() = "<html>signing_key</html>"; break;
+        case mode::not_found: res.result(bhttp::status::not_found); res.body() = "{}"; break;
+        case mode::close: break;
+        }
+        res.prepare_payload();
+        res.keep_alive(false);
+        co_await bhttp::async_write(stream, res, use_tuple);
+        co_await stream.async_shutdown(use_tuple);
+    }
+
+    net::awaitable<void> accept_loop()
+    {
+        for (;;) {
+            auto [ec, sock] = co_await acceptor.async_accept(use_tuple);
+            if (ec) {
+                co_return;
+            }
+            net::co_spawn(ioc, session(std::move(sock)), net::detached);
+        }
+    }
+};
+
+fake_key_server::fake_key_server(const test_cert& cert) : impl_(std::make_unique<impl>())
+{
+    impl_->fetches = &fetches_;
+    impl_->ctx.use_certificate_chain_file(cert.cert);
+    impl_->ctx.use_private_key_file(cert.key, ssl::context::pem);
+    tcp::endpoint ep{net::ip::make_address("127.0.0.1"), 0};
+    impl_->acceptor.open(ep.protocol());
+    impl_->acceptor.bind(ep);
+    impl_->acceptor.listen();
+    port_ = impl_->acceptor.local_endpoint().port();
+    net::co_spawn(impl_->ioc, impl_->accept_loop(), net::detached);
+    impl_->thread = std::thread([this] { impl_->ioc.run(); });
+}
+
+fake_key_server::~fake_key_server()
+{
+    impl_->ioc.stop();
+    impl_->thread.join();
+}
+
+std::string fake_key_server::url(std::string_view id) const
+{
+    return fmt::format("https://127.0.0.1:{}/v2025_1//system/callbackkey/index.rails?companyName=Cobalt&id={}", port_, id);
+}
+
+std::string fake_key_server::host_entry() const { return fmt::format("127.0.0.1:{}", port_); }
+
+void fake_key_server::set_key(std::string key)
+{
+    std::lock_guard lock(impl_->mutex);
+    impl_->key = std::move(key);
+}
+
+std::string fake_key_server::key() const
+{
+    std::lock_guard lock(impl_->mutex);
+    return impl_->key;
+}
+
+void fake_key_server::set_mode(mode m)
+{
+    std::lock_guard lock(impl_->mutex);
+    impl_->m = m;
+}
+
+void fake_key_server::set_delay(std::chrono::milliseconds d)
+{
+    std::lock_guard lock(impl_->mutex);
+    impl_->delay = d;
+}
+
+// ---------------------------------------------------------------------------------------
+running_app::running_app(const app_options& o)
+{
+    callback::app_settings s;
+    s.server.listen = {"127.0.0.1:0"};
+    s.server.threads = 2;
+    s.storage.path = o.db;
+    s.verify.mode = o.mode;
+    s.verify.allowed_key_hosts = o.allowed_key_hosts;
+    s.verify.ca_file = o.ca_file;
+    s.verify.key_failure_ttl = std::chrono::milliseconds(50);
+    s.verify.pending_retry_min = std::chrono::milliseconds(50);
+    s.verify.pending_retry_max = std::chrono::milliseconds(200);
+    if (o.tweak) {
+        o.tweak(s);
+    }
+    auto a = callback::app::create(std::move(s));
+    if (!a) {
+        throw std::runtime_error(a.error());
+    }
+    app_ = std::move(*a);
+    app_->start();
+}
+
+running_app::~running_app() { stop(); }
+
+void running_app::stop()
+{
+    if (app_) {
+        app_->shutdown();
+    }
+}
+
+tcp::endpoint running_app::http() const { return app_->plain_endpoints().at(0); }
+tcp::endpoint running_app::https() const { return app_->tls_endpoints().at(0); }
+
+std::uint64_t running_app::counter(std::string_view name, std::string_view labels) const
+{
+    return app_->metrics().counter_value(name, labels);
+}
+
+// ---------------------------------------------------------------------------------------
+namespace {
+
+struct db_handle {
+    sqlite3* db = nullptr;
+    explicit db_handle(const std::string& path)
+    {
+        if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+            ADD_FAILURE() << "cannot open " << path << ": " << sqlite3_errmsg(db);
+        }
+        sqlite3_busy_timeout(db, 5000);
+    }
+    ~db_handle() { sqlite3_close(db); }
+};
+
+std::string column_text(sqlite3_stmt* st, int i)
+{
+    const auto* p = static_cast<const char*>(sqlite3_column_blob(st, i));
+    return p ? std::string(p, static_cast<std::size_t>(sqlite3_column_bytes(st, i))) : std::string();
+}
+
+} // namespace
+
+std::vector<db_row> query_events(const std::string& path, const std::string& where)
+{
+    db_handle h(path);
+    std::vector<db_row> rows;
+    sqlite3_stmt* st = nullptr;
+    const auto sql = "SELECT id, status, coalesce(verify_reason,''), deliveries, body, client_addr, headers, "
+                     "coalesce(message_id,''), type, action, coalesce(entity_id,0) FROM events WHERE " +
+                     where + " ORDER BY id";
+    if (sqlite3_prepare_v2(h.db, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
+        ADD_FAILURE() << sqlite3_errmsg(h.db);
+        return rows;
+    }
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        db_row r;
+        r.id = sqlite3_column_int64(st, 0);
+        r.status = column_text(st, 1);
+        r.verify_reason = column_text(st, 2);
+        r.deliveries = sqlite3_column_int64(st, 3);
+        r.body = column_text(st, 4);
+        r.client_addr = column_text(st, 5);
+        r.headers = column_text(st, 6);
+        r.message_id = column_text(st, 7);
+        r.type = column_text(st, 8);
+        r.action = column_text(st, 9);
+        r.entity_id = sqlite3_column_int64(st, 10);
+        rows.push_back(std::move(r));
+    }
+    sqlite3_finalize(st);
+    return rows;
+}
+
+std::int64_t count_rows(const std::string& path, const std::string& table, const std::string& where)
+{
+    db_handle h(path);
+    sqlite3_stmt* st = nullptr;
+    const auto sql = "SELECT count(*) FROM " + table + " WHERE " + where;
+    if (sqlite3_prepare_v2(h.db, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
+        ADD_FAILURE() << sqlite3_errmsg(h.db);
+        return -1;
+    }
+    std::int64_t n = -1;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        n = sqlite3_column_int64(st, 0);
+    }
+    sqlite3_finalize(st);
+    return n;
+}
+
+std::string integrity_check(const std::string& path)
+{
+    db_handle h(path);
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(h.db, "PRAGMA integrity_check", -1, &st, nullptr);
+    std::string out;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        out = column_text(st, 0);
+    }
+    sqlite3_finalize(st);
+    return out;
+}
+
+// ---------------------------------------------------------------------------------------
+child_process::child_process(std::vector<std::string> args, std::map<std::string, std::string> env)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0) {
+        throw std::runtime_error("pipe failed");
+    }
+    pid_ = fork();
+    if (pid_ == 0) {
+        dup2(fds[1], STDERR_FILENO);
+        const int devnull = open("/dev/null", O_RDWR);
+        dup2(devnull, STDIN_FILENO);
+        dup2(fds[1], STDOUT_FILENO);
+        for (const auto& [k, v] : env) {
+            setenv(k.c_str(), v.c_str(), 1);
+        }
+        std::vector<char*> argv;
+        std::string bin = CWHOOK_BINARY;
+        argv.push_back(bin.data());
+        for (auto& a : args) {
+            argv.push_back(a.data());
+        }
+        argv.push_back(nullptr);
+        execv(bin.c_str(), argv.data());
+        _exit(127);
+    }
+    close(fds[1]);
+    err_fd_ = fds[0];
+}
+
+child_process::~child_process()
+{
+    if (!status_ && pid_ > 0) {
+        ::kill(pid_, SIGKILL);
+        wait(std::chrono::seconds(10));
+    }
+    if (err_fd_ >= 0) {
+        close(err_fd_);
+    }
+}
+
+void child_process::pump(std::chrono::milliseconds timeout)
+{
+    pollfd p{err_fd_, POLLIN, 0};
+    if (poll(&p, 1, static_cast<int>(timeout.count())) > 0) {
+        char buf[4096];
+        const auto n = read(err_fd_, buf, sizeof buf);
+        if (n > 0) {
+            captured_.append(buf, static_cast<std::size_t>(n));
+        } else {
+            // EOF: the child closed its end (exited).
+            p.fd = -1;
+            std::this_thread::yield();
+        }
+    }
+}
+
+std::string child_process::wait_for_line(std::string_view needle, std::chrono::milliseconds timeout)
+{
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        for (auto nl = captured_.find('\n', scanned_); nl != std::string::npos; nl = captured_.find('\n', scanned_)) {
+            std::string line = captured_.substr(scanned_, nl - scanned_);
+            scanned_ = nl + 1;
+            if (line.find(needle) != std::string::npos) {
+                return line;
+            }
+        }
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) {
+            return {};
+        }
+        const auto before = captured_.size();
+        pump(std::min(left, std::chrono::milliseconds(1000)));
+        if (captured_.size() == before) {
+            int st = 0;
+            if (!status_ && waitpid(pid_, &st, WNOHANG) == pid_) {
+                status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            }
+            if (status_) {
+                // Drain what is left, then give up.
+                pump(std::chrono::milliseconds(0));
+                if (captured_.size() == before) {
+                    return {};
+                }
+            }
+        }
+    }
+}
+
+std::uint16_t child_process::wait_for_http_port()
+{
+    const auto line = wait_for_line("listening (http)");
+    const auto pos = line.rfind(':');
+    if (pos == std::string::npos) {
+        ADD_FAILURE() << "daemon did not start:\n" << captured_;
+        return 0;
+    }
+    return static_cast<std::uint16_t>(std::stoi(line.substr(pos + 1)));
+}
+
+void child_process::signal(int sig) { ::kill(pid_, sig); }
+
+int child_process::wait(std::chrono::milliseconds timeout)
+{
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!status_) {
+        int st = 0;
+        const auto r = waitpid(pid_, &st, WNOHANG);
+        if (r == pid_) {
+            status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+            break;
+        }
+        if (std::chrono::steady_clock::now() > deadline) {
+            return -1;
+        }
+        // Keep the pipe drained so the child never blocks on a full stderr; the poll
+        // doubles as the wait between checks.
+        pump(std::chrono::milliseconds(20));
+    }
+    pump(std::chrono::milliseconds(0));
+    return *status_;
+}
+
+std::string child_process::output()
+{
+    pump(std::chrono::milliseconds(0));
+    return captured_;
+}
+
+} // namespace cwhook::test

@@ -1,0 +1,166 @@
+// Test support: temp dirs, generated certificates, a blocking HTTP(S) client, a fake
+// signing-key server over real HTTPS, the receiver in-process, and the cwhook binary as a
+// child process. Everything binds 127.0.0.1 port 0.
+#pragma once
+
+#include "callback/app.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace cwhook::test {
+
+class temp_dir {
+public:
+    temp_dir();
+    ~temp_dir();
+    const std::filesystem::path& path() const { return path_; }
+    std::string file(std::string_view name) const { return (path_ / name).string(); }
+
+private:
+    std::filesystem::path path_;
+};
+
+std::string read_file(const std::string& path);
+void write_file(const std::string& path, std::string_view content);
+std::string fixture(std::string_view name);
+
+// A self-signed certificate for 127.0.0.1 and localhost, usable as its own CA (ca_file).
+struct test_cert {
+    std::string cert;
+    std::string key;
+};
+test_cert make_cert(const temp_dir& dir, std::string_view stem = "server",
+                    std::vector<std::string> names = {"127.0.0.1", "localhost"});
+
+struct http_result {
+    int status = 0;  // 0: connection failed or closed without an answer
+    std::string body;
+    std::map<std::string, std::string> headers;  // lower-case names
+    std::string error;
+};
+
+struct http_call {
+    std::string method = "POST";
+    std::string target = "/callbacks";
+    std::vector<std::pair<std::string, std::string>> headers;
+    std::string body;
+};
+
+// One request on a fresh connection. ca_file non-empty: HTTPS verified against it.
+http_result send(const boost::asio::ip::tcp::endpoint& ep, const http_call& call, const std::string& ca_file = {},
+                 std::chrono::milliseconds timeout = std::chrono::seconds(15));
+
+// A signed delivery for `key_url`, with body fields as in a real compact Manage payload.
+struct delivery {
+    std::string body;
+    std::string signature;
+};
+std::string make_payload(std::string_view key_url, std::int64_t id, std::string_view message_id = {},
+                         std::string_view action = "updated", std::string_view type = "ticket");
+http_call signed_call(std::string body, std::string_view signing_key, std::string target = "/callbacks");
+
+// HTTPS key server: GET <any path> -> {"signing_key":"<key for that path+query>"}.
+class fake_key_server {
+public:
+    enum class mode { normal, fail_503, close, slow, redirect, huge, not_json, not_found };
+
+    explicit fake_key_server(const test_cert& cert);
+    ~fake_key_server();
+
+    std::uint16_t port() const { return port_; }
+    std::string url(std::string_view id = "e17e6674-42f6-4105-9cff-4cd6cb4e62e8") const;
+    std::string host_entry() const;  // "127.0.0.1:<port>" for verify.allowed_key_hosts
+
+    void set_key(std::string key);
+    std::string key() const;
+    void set_mode(mode m);
+    void set_delay(std::chrono::milliseconds d);  // added before every answer
+    int fetches() const { return fetches_.load(); }
+
+    struct impl;
+
+private:
+    std::unique_ptr<impl> impl_;
+    std::uint16_t port_ = 0;
+    std::atomic<int> fetches_{0};
+};
+
+// The receiver in-process on 127.0.0.1:0 with a temp database.
+struct app_options {
+    std::string db;
+    std::vector<std::string> allowed_key_hosts;
+    std::string ca_file;
+    callback::verify_mode mode = callback::verify_mode::enforce;
+    std::function<void(callback::app_settings&)> tweak;
+};
+
+class running_app {
+public:
+    explicit running_app(const app_options& o);
+    ~running_app();
+    boost::asio::ip::tcp::endpoint http() const;
+    boost::asio::ip::tcp::endpoint https() const;
+    callback::app& get() { return *app_; }
+    std::uint64_t counter(std::string_view name, std::string_view labels = {}) const;
+    void stop();
+
+private:
+    std::unique_ptr<callback::app> app_;
+};
+
+// Reads the database with a separate connection (as an operator would).
+struct db_row {
+    std::int64_t id = 0;
+    std::string status;
+    std::string verify_reason;
+    std::int64_t deliveries = 0;
+    std::string body;
+    std::string client_addr;
+    std::string headers;
+    std::string message_id;
+    std::string type;
+    std::string action;
+    std::int64_t entity_id = 0;
+};
+std::vector<db_row> query_events(const std::string& db, const std::string& where = "1=1");
+std::int64_t count_rows(const std::string& db, const std::string& table, const std::string& where = "1=1");
+std::string integrity_check(const std::string& db);
+
+// The cwhook binary as a child process, stderr captured; ready once its listeners log.
+class child_process {
+public:
+    child_process(std::vector<std::string> args, std::map<std::string, std::string> env = {});
+    ~child_process();
+
+    // Waits for a log line containing `needle` (stderr); returns the line, or "" on timeout/exit.
+    std::string wait_for_line(std::string_view needle, std::chrono::milliseconds timeout = std::chrono::seconds(20));
+    // The port of the first "listening (http)" line.
+    std::uint16_t wait_for_http_port();
+    void signal(int sig);
+    // Waits for exit; returns the exit code (128+signal when killed), -1 on timeout.
+    int wait(std::chrono::milliseconds timeout = std::chrono::seconds(30));
+    int pid() const { return pid_; }
+    std::string output();
+
+private:
+    void pump(std::chrono::milliseconds timeout);
+    int pid_ = -1;
+    int err_fd_ = -1;
+    std::string captured_;
+    std::size_t scanned_ = 0;
+    std::optional<int> status_;
+};
+
+} // namespace cwhook::test

@@ -1,0 +1,591 @@
+#include "config/config.hpp"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+
+namespace cwhook::config {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::StartsWith;
+
+// A fresh directory per test, removed with everything in it.
+class temp_dir {
+public:
+    temp_dir()
+    {
+        std::string pattern = (fs::temp_directory_path() / "cwhook-config-XXXXXX").string();
+        CWHOOK_CHECK(::mkdtemp(pattern.data()) != nullptr);
+        path_ = pattern;
+    }
+    ~temp_dir()
+    {
+        std::error_code ec;
+        fs::remove_all(path_, ec);
+    }
+    temp_dir(const temp_dir&) = delete;
+    temp_dir& operator=(const temp_dir&) = delete;
+
+    std::string write(const std::string& name, const std::string& content) const
+    {
+        const auto p = path_ / name;
+        std::ofstream(p, std::ios::binary) << content;
+        return p.string();
+    }
+    std::string path(const std::string& name) const { return (path_ / name).string(); }
+
+private:
+    fs::path path_;
+};
+
+env_lookup fake_env(std::map<std::string, std::string> vars = {})
+{
+    return [vars = std::move(vars)](std::string_view name) -> std::optional<std::string> {
+        const auto it = vars.find(std::string(name));
+        if (it == vars.end()) {
+            return std::nullopt;
+        }
+        return it->second;
+    };
+}
+
+// The error of loading `toml` as a file (the test fails if it loads).
+std::string file_error(const std::string& toml, std::map<std::string, std::string> env = {})
+{
+    temp_dir dir;
+    const auto r = load(dir.write("cwhook.toml", toml), fake_env(std::move(env)));
+    EXPECT_FALSE(r) << "loaded although it should not:\n" << toml;
+    return r ? std::string() : r.error();
+}
+
+std::string env_error(std::map<std::string, std::string> env)
+{
+    const auto r = load(std::nullopt, fake_env(std::move(env)));
+    EXPECT_FALSE(r);
+    return r ? std::string() : r.error();
+}
+
+settings load_ok(const std::string& toml, std::map<std::string, std::string> env = {})
+{
+    temp_dir dir;
+    auto r = load(dir.write("cwhook.toml", toml), fake_env(std::move(env)));
+    EXPECT_TRUE(r) << r.error();
+    return r ? *r : settings{};
+}
+
+void expect_same(const settings& a, const settings& b)
+{
+    const auto& as = a.app.server;
+    const auto& bs = b.app.server;
+    EXPECT_EQ(as.listen, bs.listen);
+    EXPECT_EQ(as.tls_listen, bs.tls_listen);
+    EXPECT_EQ(as.tls_cert, bs.tls_cert);
+    EXPECT_EQ(as.tls_key, bs.tls_key);
+    EXPECT_EQ(a.app.callback_path, b.app.callback_path);
+    EXPECT_EQ(as.max_body_bytes, bs.max_body_bytes);
+    EXPECT_EQ(as.max_header_bytes, bs.max_header_bytes);
+    EXPECT_EQ(as.max_connections, bs.max_connections);
+    EXPECT_EQ(as.trusted_proxies, bs.trusted_proxies);
+    EXPECT_EQ(as.handshake_timeout.count(), bs.handshake_timeout.count());
+    EXPECT_EQ(as.header_timeout.count(), bs.header_timeout.count());
+    EXPECT_EQ(as.body_timeout.count(), bs.body_timeout.count());
+    EXPECT_EQ(as.write_timeout.count(), bs.write_timeout.count());
+    EXPECT_EQ(as.idle_timeout.count(), bs.idle_timeout.count());
+    EXPECT_EQ(as.drain_timeout.count(), bs.drain_timeout.count());
+    EXPECT_EQ(as.threads, bs.threads);
+
+    const auto& av = a.app.verify;
+    const auto& bv = b.app.verify;
+    EXPECT_EQ(static_cast<int>(av.mode), static_cast<int>(bv.mode));
+    EXPECT_EQ(av.allowed_key_hosts, bv.allowed_key_hosts);
+    EXPECT_EQ(av.key_cache_ttl.count(), bv.key_cache_ttl.count());
+    EXPECT_EQ(av.key_fetch_timeout.count(), bv.key_fetch_timeout.count());
+    EXPECT_EQ(av.key_failure_ttl.count(), bv.key_failure_ttl.count());
+    EXPECT_EQ(av.key_refetch_interval.count(), bv.key_refetch_interval.count());
+    EXPECT_EQ(av.key_max_bytes, bv.key_max_bytes);
+    EXPECT_EQ(av.key_cache_entries, bv.key_cache_entries);
+    EXPECT_EQ(av.ca_file, bv.ca_file);
+    EXPECT_EQ(av.max_pending, bv.max_pending);
+    EXPECT_EQ(av.pending_retry_min.count(), bv.pending_retry_min.count());
+    EXPECT_EQ(av.pending_retry_max.count(), bv.pending_retry_max.count());
+    EXPECT_EQ(av.pending_max_age.count(), bv.pending_max_age.count());
+
+    const auto& ast = a.app.storage;
+    const auto& bst = b.app.storage;
+    EXPECT_EQ(ast.path, bst.path);
+    EXPECT_EQ(static_cast<int>(ast.synchronous), static_cast<int>(bst.synchronous));
+    EXPECT_EQ(ast.busy_timeout.count(), bst.busy_timeout.count());
+    EXPECT_EQ(ast.queue_limit, bst.queue_limit);
+    EXPECT_EQ(ast.max_batch, bst.max_batch);
+    EXPECT_EQ(ast.max_rejections, bst.max_rejections);
+    EXPECT_EQ(ast.max_page_count, bst.max_page_count);
+
+    EXPECT_EQ(static_cast<int>(a.log.level), static_cast<int>(b.log.level));
+    EXPECT_EQ(static_cast<int>(a.log.format), static_cast<int>(b.log.format));
+}
+
+// "section.key" of every uncommented `key = value` line of a TOML text.
+std::set<std::string> keys_in(const std::string& toml)
+{
+    std::set<std::string> keys;
+    std::istringstream in(toml);
+    std::string line;
+    std::string section;
+    while (std::getline(in, line)) {
+        if (line.starts_with('[')) {
+            section = line.substr(1, line.find(']') - 1);
+        } else if (const auto eq = line.find(" = "); eq != std::string::npos && !line.starts_with('#')) {
+            keys.insert(section + "." + line.substr(0, eq));
+        }
+    }
+    return keys;
+}
+
+// A certificate-shaped file: existence is all the configuration checks.
+constexpr const char* pem = "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n";
+
+TEST(Config, DefaultsWithoutFile)
+{
+    const auto r = load(std::nullopt, fake_env());
+    ASSERT_TRUE(r) << r.error();
+    expect_same(*r, settings{});
+    EXPECT_EQ(r->app.server.listen, std::vector<std::string>{"127.0.0.1:8080"});
+    EXPECT_EQ(r->app.storage.path, "./var/cwhook.db");
+}
+
+TEST(Config, NullEnvironmentMeansNoOverrides)
+{
+    const auto r = load(std::nullopt, env_lookup{});
+    ASSERT_TRUE(r) << r.error();
+    expect_same(*r, settings{});
+}
+
+TEST(Config, ProcessEnvReadsTheEnvironment)
+{
+    ::setenv("CWHOOK_CONFIG_TEST_VARIABLE", "x", 1);
+    const auto env = process_env();
+    EXPECT_EQ(env("CWHOOK_CONFIG_TEST_VARIABLE"), "x");
+    ::unsetenv("CWHOOK_CONFIG_TEST_VARIABLE");
+    EXPECT_EQ(env("CWHOOK_CONFIG_TEST_VARIABLE"), std::nullopt);
+}
+
+TEST(Config, FileOverridesDefaults)
+{
+    const auto s = load_ok(R"(
+[server]
+listen = ["0.0.0.0:9000", "[::1]:9001"]
+callback_path = "/hooks/manage"
+max_body_bytes = 2048
+trusted_proxies = ["10.0.0.0/8"]
+idle_timeout = "1m30s"
+threads = 4
+
+[verify]
+mode = "report"
+key_cache_ttl = "2h"
+
+[storage]
+path = "/tmp/x.db"
+synchronous = "normal"
+
+[log]
+level = "debug"
+format = "json"
+)");
+    EXPECT_EQ(s.app.server.listen, (std::vector<std::string>{"0.0.0.0:9000", "[::1]:9001"}));
+    EXPECT_EQ(s.app.callback_path, "/hooks/manage");
+    EXPECT_EQ(s.app.server.max_body_bytes, 2048u);
+    EXPECT_EQ(s.app.server.trusted_proxies, std::vector<std::string>{"10.0.0.0/8"});
+    EXPECT_EQ(s.app.server.idle_timeout.count(), 90'000);
+    EXPECT_EQ(s.app.server.threads, 4u);
+    EXPECT_EQ(s.app.verify.mode, callback::verify_mode::report);
+    EXPECT_EQ(s.app.verify.key_cache_ttl.count(), 7'200'000);
+    EXPECT_EQ(s.app.storage.path, "/tmp/x.db");
+    EXPECT_EQ(s.app.storage.synchronous, store::synchronous_mode::normal);
+    EXPECT_EQ(s.log.level, log::level::debug);
+    EXPECT_EQ(s.log.format, log::format::json);
+    // Untouched keys keep their defaults.
+    EXPECT_EQ(s.app.server.max_header_bytes, settings{}.app.server.max_header_bytes);
+}
+
+TEST(Config, EnvOverridesFile)
+{
+    const auto s = load_ok("[server]\nmax_body_bytes = 100\n[verify]\nkey_cache_ttl = \"1h\"\n",
+                           {{"CWHOOK_SERVER_MAX_BODY_BYTES", "200"}, {"CWHOOK_VERIFY_KEY_CACHE_TTL", "5m"}});
+    EXPECT_EQ(s.app.server.max_body_bytes, 200u);
+    EXPECT_EQ(s.app.verify.key_cache_ttl.count(), 300'000);
+}
+
+TEST(Config, EnvOverridesDefaultsWithoutFile)
+{
+    const auto r = load(std::nullopt, fake_env({{"CWHOOK_SERVER_CALLBACK_PATH", "/cw"}, {"CWHOOK_LOG_LEVEL", "warn"}}));
+    ASSERT_TRUE(r) << r.error();
+    EXPECT_EQ(r->app.callback_path, "/cw");
+    EXPECT_EQ(r->log.level, log::level::warn);
+}
+
+TEST(Config, EnvArrayCommaSeparated)
+{
+    const auto r = load(std::nullopt, fake_env({{"CWHOOK_SERVER_LISTEN", "127.0.0.1:1, [::1]:2"}}));
+    ASSERT_TRUE(r) << r.error();
+    EXPECT_EQ(r->app.server.listen, (std::vector<std::string>{"127.0.0.1:1", "[::1]:2"}));
+}
+
+TEST(Config, EnvArrayTomlLiteral)
+{
+    const auto r = load(std::nullopt, fake_env({{"CWHOOK_SERVER_LISTEN", R"(["127.0.0.1:1", "127.0.0.1:2"])"}}));
+    ASSERT_TRUE(r) << r.error();
+    EXPECT_EQ(r->app.server.listen, (std::vector<std::string>{"127.0.0.1:1", "127.0.0.1:2"}));
+}
+
+TEST(Config, EnvEmptyStringIsEmptyArray)
+{
+    const auto s = load_ok("[server]\ntrusted_proxies = [\"10.0.0.0/8\"]\n", {{"CWHOOK_SERVER_TRUSTED_PROXIES", ""}});
+    EXPECT_TRUE(s.app.server.trusted_proxies.empty());
+}
+
+TEST(Config, EnvValueOverridingBadFileValueIsNotChecked)
+{
+    const auto s = load_ok("[server]\ntls_cert = \"/nonexistent/cert.pem\"\n", {{"CWHOOK_SERVER_TLS_CERT", ""}});
+    EXPECT_EQ(s.app.server.tls_cert, "");
+}
+
+TEST(Config, EnvBadIntegerNamesVariable)
+{
+    EXPECT_EQ(env_error({{"CWHOOK_SERVER_MAX_BODY_BYTES", "abc"}}), R"(CWHOOK_SERVER_MAX_BODY_BYTES: "abc": not an integer)");
+}
+
+TEST(Config, EnvBadDurationNamesVariable)
+{
+    EXPECT_EQ(env_error({{"CWHOOK_VERIFY_KEY_CACHE_TTL", "soon"}}),
+              R"(CWHOOK_VERIFY_KEY_CACHE_TTL: "soon": expected a duration like 500ms, 3s, 1h)");
+}
+
+TEST(Config, EnvTomlArrayOfNonStrings)
+{
+    EXPECT_EQ(env_error({{"CWHOOK_SERVER_LISTEN", "[1, 2]"}}), R"(CWHOOK_SERVER_LISTEN: "[1, 2]": expected an array of strings)");
+}
+
+TEST(Config, EnvTomlArrayCannotSmuggleKeys)
+{
+    EXPECT_THAT(env_error({{"CWHOOK_SERVER_LISTEN", "[]\nthreads = 3"}}), StartsWith("CWHOOK_SERVER_LISTEN: "));
+}
+
+TEST(Config, EnvMissingFileNamesVariable)
+{
+    temp_dir dir;
+    const auto missing = dir.path("cert.pem");
+    EXPECT_EQ(env_error({{"CWHOOK_SERVER_TLS_CERT", missing}}), "CWHOOK_SERVER_TLS_CERT: " + missing + ": no such file");
+}
+
+TEST(Config, MissingConfigFile)
+{
+    temp_dir dir;
+    const auto missing = dir.path("cwhook.toml");
+    const auto r = load(missing, fake_env());
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error(), missing + ": no such file");
+}
+
+TEST(Config, TomlSyntaxErrorNamesFileLineAndColumn)
+{
+    temp_dir dir;
+    const auto file = dir.write("cwhook.toml", "[server]\n\nthreads = \n");
+    const auto r = load(file, fake_env());
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error(), file + R"(:3:11: Error while parsing key-value pair: expected value, saw '\n')");
+}
+
+TEST(Config, UnknownKey) { EXPECT_EQ(file_error("[server]\nbogus = 1\n"), "server.bogus: unknown key"); }
+
+TEST(Config, UnknownSection) { EXPECT_EQ(file_error("[nosuch]\n"), "nosuch: unknown section"); }
+
+TEST(Config, UnknownTopLevelKey) { EXPECT_EQ(file_error("nosuch = 1\n"), "nosuch: unknown section"); }
+
+TEST(Config, SectionMustBeATable) { EXPECT_EQ(file_error("server = 1\n"), "server: expected a table"); }
+
+TEST(Config, FileSuffixOnNonSecretKeyIsUnknown)
+{
+    EXPECT_EQ(file_error("[server]\ntls_cert_file = \"x\"\n"), "server.tls_cert_file: unknown key");
+}
+
+TEST(Config, ArrayKeyGivenString)
+{
+    EXPECT_EQ(file_error("[server]\nlisten = \"127.0.0.1:80\"\n"), "server.listen: expected an array of strings");
+}
+
+TEST(Config, ArrayKeyGivenMixedArray)
+{
+    EXPECT_EQ(file_error("[server]\nlisten = [\"127.0.0.1:80\", 1]\n"), "server.listen: expected an array of strings");
+}
+
+TEST(Config, IntegerKeyGivenString)
+{
+    EXPECT_EQ(file_error("[server]\nmax_body_bytes = \"1MB\"\n"), "server.max_body_bytes: expected an integer");
+}
+
+TEST(Config, StringKeyGivenBool) { EXPECT_EQ(file_error("[verify]\nmode = true\n"), "verify.mode: expected a string"); }
+
+TEST(Config, ListenNotHostPort)
+{
+    EXPECT_EQ(file_error("[server]\nlisten = [\"abc\"]\n"), R"(server.listen: "abc": expected host:port)");
+}
+
+TEST(Config, TlsListenNotHostPort)
+{
+    EXPECT_EQ(file_error("[server]\ntls_listen = [\"127.0.0.1\"]\n"), R"(server.tls_listen: "127.0.0.1": expected host:port)");
+}
+
+TEST(Config, VerifyModeUnknown)
+{
+    EXPECT_EQ(file_error("[verify]\nmode = \"strict\"\n"), R"(verify.mode: "strict": expected enforce, report or off)");
+}
+
+TEST(Config, StorageSynchronousUnknown)
+{
+    EXPECT_EQ(file_error("[storage]\nsynchronous = \"off\"\n"), R"(storage.synchronous: "off": expected full or normal)");
+}
+
+TEST(Config, LogLevelUnknown)
+{
+    EXPECT_EQ(file_error("[log]\nlevel = \"trace\"\n"), R"(log.level: "trace": expected error, warn, info or debug)");
+}
+
+TEST(Config, LogFormatUnknown)
+{
+    EXPECT_EQ(file_error("[log]\nformat = \"xml\"\n"), R"(log.format: "xml": expected text or json)");
+}
+
+TEST(Config, DurationNotADuration)
+{
+    EXPECT_EQ(file_error("[verify]\nkey_cache_ttl = \"soon\"\n"),
+              R"(verify.key_cache_ttl: "soon": expected a duration like 500ms, 3s, 1h)");
+}
+
+TEST(Config, NegativeLimit)
+{
+    EXPECT_EQ(file_error("[server]\nmax_body_bytes = -1\n"), "server.max_body_bytes: -1: must be positive");
+}
+
+TEST(Config, ZeroLimit) { EXPECT_EQ(file_error("[storage]\nmax_batch = 0\n"), "storage.max_batch: 0: must be positive"); }
+
+TEST(Config, ThreadsAtMost256)
+{
+    EXPECT_EQ(file_error("[server]\nthreads = 257\n"), "server.threads: 257: must be at most 256");
+}
+
+TEST(Config, ThreadsNotNegative)
+{
+    EXPECT_EQ(file_error("[server]\nthreads = -1\n"), "server.threads: -1: must not be negative");
+}
+
+TEST(Config, ThreadsZeroMeansOnePerCore) { EXPECT_EQ(load_ok("[server]\nthreads = 0\n").app.server.threads, 0u); }
+
+TEST(Config, KeyFetchTimeoutZero)
+{
+    EXPECT_EQ(file_error("[verify]\nkey_fetch_timeout = \"0\"\n"), R"(verify.key_fetch_timeout: "0": must be positive)");
+}
+
+TEST(Config, KeyFetchTimeoutAbove60s)
+{
+    EXPECT_EQ(file_error("[verify]\nkey_fetch_timeout = \"61s\"\n"),
+              R"(verify.key_fetch_timeout: "61s": must be at most 1m)");
+}
+
+TEST(Config, ServerTimeoutZero)
+{
+    EXPECT_EQ(file_error("[server]\nheader_timeout = \"0\"\n"), R"(server.header_timeout: "0": must be positive)");
+}
+
+TEST(Config, PendingRetryMinAboveMax)
+{
+    EXPECT_EQ(file_error("[verify]\npending_retry_min = \"10m\"\npending_retry_max = \"5m\"\n"),
+              R"(verify.pending_retry_min: "10m": must not exceed verify.pending_retry_max ("5m"))");
+}
+
+TEST(Config, TlsCertMissing)
+{
+    temp_dir dir;
+    const auto missing = dir.path("y.pem");
+    EXPECT_EQ(file_error("[server]\ntls_cert = \"" + missing + "\"\n"), "server.tls_cert: " + missing + ": no such file");
+}
+
+TEST(Config, CaFileIsADirectory)
+{
+    const auto folder = fs::temp_directory_path().string();
+    EXPECT_EQ(file_error("[verify]\nca_file = \"" + folder + "\"\n"), "verify.ca_file: " + folder + ": not a regular file");
+}
+
+TEST(Config, TlsListenNeedsCertAndKey)
+{
+    temp_dir dir;
+    const auto cert = dir.write("cert.pem", pem);
+    EXPECT_EQ(file_error("[server]\ntls_listen = [\"127.0.0.1:8443\"]\ntls_cert = \"" + cert + "\"\n"),
+              "server.tls_listen: needs server.tls_cert and server.tls_key");
+}
+
+TEST(Config, TlsListenWithCertAndKey)
+{
+    temp_dir dir;
+    const auto cert = dir.write("cert.pem", pem);
+    const auto key = dir.write("key.pem", pem);
+    const auto s = load_ok("[server]\nlisten = []\ntls_listen = [\"127.0.0.1:8443\"]\ntls_cert = \"" + cert +
+                           "\"\ntls_key = \"" + key + "\"\n");
+    EXPECT_TRUE(s.app.server.listen.empty());
+    EXPECT_EQ(s.app.server.tls_listen, std::vector<std::string>{"127.0.0.1:8443"});
+}
+
+TEST(Config, NoListenerAtAll)
+{
+    EXPECT_EQ(file_error("[server]\nlisten = []\n"), "server.listen and server.tls_listen: both empty, nothing to listen on");
+}
+
+TEST(Config, TrustedProxyNotACidr)
+{
+    EXPECT_EQ(file_error("[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n"),
+              R"(server.trusted_proxies: "10.0.0.0/33": expected an address or CIDR like 10.0.0.0/8)");
+}
+
+TEST(Config, AllowedKeyHostsRefusedByPolicy)
+{
+    // The reason is the key_url policy's own.
+    EXPECT_EQ(file_error("[verify]\nallowed_key_hosts = [\"host:notaport\"]\n"),
+              R"(verify.allowed_key_hosts: "host:notaport": expected host or host:port)");
+}
+
+TEST(Config, AllowedKeyHostsAccepted)
+{
+    const auto s = load_ok("[verify]\nallowed_key_hosts = [\"manage.example.com\", \"127.0.0.1:8443\"]\n");
+    EXPECT_EQ(s.app.verify.allowed_key_hosts, (std::vector<std::string>{"manage.example.com", "127.0.0.1:8443"}));
+}
+
+TEST(Config, CallbackPathMustStartWithSlash)
+{
+    EXPECT_EQ(file_error("[server]\ncallback_path = \"callbacks\"\n"), R"(server.callback_path: "callbacks": must start with /)");
+}
+
+TEST(Config, CallbackPathMustNotBeRoot)
+{
+    EXPECT_EQ(file_error("[server]\ncallback_path = \"/\"\n"),
+              R"(server.callback_path: "/": must not be / (/healthz and /readyz must stay reachable))");
+}
+
+TEST(Config, CallbackPathMustNotEndWithSlash)
+{
+    EXPECT_EQ(file_error("[server]\ncallback_path = \"/callbacks/\"\n"), R"(server.callback_path: "/callbacks/": must not end with /)");
+}
+
+TEST(Config, CallbackPathMustNotBeAProbe)
+{
+    EXPECT_EQ(file_error("[server]\ncallback_path = \"/healthz\"\n"),
+              R"(server.callback_path: "/healthz": is reserved for the health probes)");
+    EXPECT_EQ(file_error("[server]\ncallback_path = \"/readyz\"\n"),
+              R"(server.callback_path: "/readyz": is reserved for the health probes)");
+}
+
+TEST(Config, CallbackPathMustNotHaveAQuery)
+{
+    EXPECT_EQ(file_error("[server]\ncallback_path = \"/cb?x=1\"\n"),
+              R"(server.callback_path: "/cb?x=1": must be a plain path (no query, fragment, spaces or control characters))");
+}
+
+TEST(Config, StoragePathMustNotBeEmpty)
+{
+    EXPECT_EQ(file_error("[storage]\npath = \"\"\n"), R"(storage.path: "": must not be empty)");
+}
+
+TEST(Config, ErrorValueIsQuotedOnOneLine)
+{
+    EXPECT_EQ(file_error("[verify]\nmode = \"a\\nb\"\n"), R"(verify.mode: "a\nb": expected enforce, report or off)");
+}
+
+TEST(Config, RenderDefaults)
+{
+    const auto text = render(settings{});
+    EXPECT_THAT(text, ::testing::HasSubstr("[server]\nlisten = [\"127.0.0.1:8080\"]\ntls_listen = []\n"));
+    EXPECT_THAT(text, ::testing::HasSubstr("callback_path = \"/callbacks\"\n"));
+    EXPECT_THAT(text, ::testing::HasSubstr("key_cache_ttl = \"1h\"\n"));
+    EXPECT_THAT(text, ::testing::HasSubstr("pending_max_age = \"3d\"\n"));
+    EXPECT_THAT(text, ::testing::HasSubstr("max_body_bytes = 1048576\n"));
+    EXPECT_THAT(text, ::testing::HasSubstr("[log]\nlevel = \"info\"\nformat = \"text\"\n"));
+}
+
+TEST(Config, RenderReparsesToSameSettings)
+{
+    temp_dir dir;
+    const auto ca = dir.write("ca.pem", pem);
+    const auto original = load_ok(R"(
+[server]
+listen = ["0.0.0.0:9000", "[::1]:9001"]
+callback_path = "/hooks/\"quoted\""
+max_connections = 7
+trusted_proxies = ["10.0.0.0/8", "::1"]
+handshake_timeout = "1500ms"
+drain_timeout = "0"
+threads = 2
+[verify]
+mode = "off"
+allowed_key_hosts = ["manage.example.com:8443"]
+key_refetch_interval = "1h30m"
+ca_file = ")" + ca + R"("
+pending_max_age = "2w"
+[storage]
+path = ":memory:"
+synchronous = "normal"
+max_rejections = 3
+[log]
+level = "error"
+format = "json"
+)");
+    const auto rendered = render(original);
+    const auto again = load_ok(rendered);
+    expect_same(again, original);
+    EXPECT_EQ(render(again), rendered);
+}
+
+TEST(Config, RenderListsEveryKey)
+{
+    // The key list of the configuration's specification, section by section.
+    const std::set<std::string> expected{
+        "server.listen", "server.tls_listen", "server.tls_cert", "server.tls_key", "server.callback_path",
+        "server.max_body_bytes", "server.max_header_bytes", "server.max_connections", "server.trusted_proxies",
+        "server.handshake_timeout", "server.header_timeout", "server.body_timeout", "server.write_timeout",
+        "server.idle_timeout", "server.drain_timeout", "server.threads",
+        "verify.mode", "verify.allowed_key_hosts", "verify.key_cache_ttl", "verify.key_fetch_timeout",
+        "verify.key_failure_ttl", "verify.key_refetch_interval", "verify.key_max_bytes", "verify.key_cache_entries",
+        "verify.ca_file", "verify.max_pending", "verify.pending_retry_min", "verify.pending_retry_max",
+        "verify.pending_max_age",
+        "storage.path", "storage.synchronous", "storage.busy_timeout", "storage.queue_limit", "storage.max_batch",
+        "storage.max_rejections",
+        "log.level", "log.format"};
+    EXPECT_EQ(keys_in(render(settings{})), expected);
+}
+
+TEST(Config, ExampleFileEqualsDefaults)
+{
+    const std::string example = std::string(CWHOOK_SOURCE_DIR) + "/config/cwhook.toml";
+    const auto r = load(example, fake_env());
+    ASSERT_TRUE(r) << r.error();
+    expect_same(*r, settings{});
+}
+
+TEST(Config, ExampleFileSetsEveryKey)
+{
+    const std::string example = std::string(CWHOOK_SOURCE_DIR) + "/config/cwhook.toml";
+    std::ifstream in(example);
+    std::stringstream text;
+    text << in.rdbuf();
+    // Every key uncommented, so the load above really compares each default.
+    EXPECT_EQ(keys_in(text.str()), keys_in(render(settings{})));
+}
+
+} // namespace
+} // namespace cwhook::config

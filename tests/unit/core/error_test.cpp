@@ -1,0 +1,103 @@
+#include "core/error.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string_view>
+
+namespace cwhook {
+namespace {
+
+TEST(ErrorCategory, IsNamedCwhook)
+{
+    EXPECT_STREQ(error_category().name(), "cwhook");
+}
+
+TEST(ErrorCategory, IsOneInstance)
+{
+    EXPECT_EQ(&error_category(), &error_category());
+    EXPECT_EQ(make_error_code(errc::not_found).category(), error_category());
+}
+
+TEST(ErrorCategory, EveryCodeHasItsMessage)
+{
+    const struct {
+        errc e;
+        std::string_view message;
+    } cases[] = {
+        {errc::ok, "success"},
+        {errc::malformed_payload, "malformed payload"},
+        {errc::key_url_not_allowed, "key_url not allowed"},
+        {errc::missing_signature, "missing x-content-signature"},
+        {errc::bad_signature, "signature does not match"},
+        {errc::key_unavailable, "key server gave no usable key"},
+        {errc::key_fetch_failed, "key fetch failed"},
+        {errc::response_too_large, "response too large"},
+        {errc::redirect_refused, "redirect refused"},
+        {errc::private_address, "host resolves to a private address"},
+        {errc::storage_busy, "database is locked"},
+        {errc::storage_full, "database or disk is full"},
+        {errc::storage_queue_full, "storage queue is full"},
+        {errc::storage_closed, "storage is closed"},
+        {errc::storage_error, "storage error"},
+        {errc::pending_limit, "too many events pending verification"},
+        {errc::invalid_argument, "invalid argument"},
+        {errc::not_found, "not found"},
+    };
+    for (const auto& c : cases) {
+        SCOPED_TRACE(c.message);
+        EXPECT_EQ(make_error_code(c.e).message(), c.message);
+    }
+}
+
+TEST(ErrorCategory, UnknownValueHasGenericMessage)
+{
+    EXPECT_EQ(boost::system::error_code(9999, error_category()).message(), "unknown cwhook error");
+}
+
+TEST(ErrorCode, ConvertsImplicitlyFromErrc)
+{
+    const boost::system::error_code ec = errc::bad_signature;
+    EXPECT_EQ(ec.category(), error_category());
+    EXPECT_EQ(ec.value(), static_cast<int>(errc::bad_signature));
+    EXPECT_EQ(ec, errc::bad_signature);
+    EXPECT_NE(ec, errc::missing_signature);
+}
+
+TEST(ErrorCode, OkIsNotAnError)
+{
+    EXPECT_FALSE(make_error_code(errc::ok).failed());
+    EXPECT_TRUE(make_error_code(errc::invalid_argument).failed());
+}
+
+TEST(ErrorCode, DiffersFromSameValueInOtherCategory)
+{
+    const boost::system::error_code other(static_cast<int>(errc::not_found), boost::system::generic_category());
+    EXPECT_NE(other, make_error_code(errc::not_found));
+}
+
+TEST(Result, CarriesValueOrErrc)
+{
+    const result<int> good = 42;
+    const result<int> bad = errc::invalid_argument;
+    ASSERT_TRUE(good);
+    EXPECT_EQ(*good, 42);
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.error(), errc::invalid_argument);
+}
+
+TEST(CheckDeathTest, FailedCheckAbortsNamingExpressionAndFile)
+{
+    GTEST_FLAG_SET(death_test_style, "threadsafe");
+    const int two = 2;
+    EXPECT_DEATH(CWHOOK_CHECK(two == 3), "check failed: two == 3 at .*error_test\\.cpp:[0-9]+");
+}
+
+TEST(Check, PassingCheckDoesNothing)
+{
+    const int two = 2;
+    CWHOOK_CHECK(two == 2);
+    SUCCEED();
+}
+
+} // namespace
+} // namespace cwhook
