@@ -72,7 +72,7 @@ struct key_cache::state {
         opt.max_response_bytes = cfg.key_max_bytes;
         opt.allow_private = t.operator_listed;
         const auto started = clock::now();
-        auto res = co_await client.fetch(std::move(req), opt);
+        auto res = co_await client.fetch(req, opt);
         const auto ms = std::chrono::duration<double, std::milli>(clock::now() - started).count();
         // The URL is logged without its query: the id there names the key.
         const std::string where = t.host + ":" + std::to_string(t.port);

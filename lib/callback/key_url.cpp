@@ -61,9 +61,8 @@ check_result refuse(std::string why)
 boost::system::result<key_url_policy, std::string> key_url_policy::make(const std::vector<std::string>& extra_hosts)
 {
     key_url_policy p;
-    for (const auto h : cloud_key_hosts) {
-        p.entries_.push_back(entry{std::string(h), 443, false});
-    }
+    // Operator entries first: a host listed by the operator is operator_listed even when it
+    // is also a cloud host.
     for (const auto& raw : extra_hosts) {
         std::string_view s = raw;
         std::string host;
@@ -87,10 +86,11 @@ boost::system::result<key_url_policy, std::string> key_url_policy::make(const st
                 port = *pp;
             }
             boost::system::error_code ec;
-            boost::asio::ip::make_address_v6(host, ec);
+            const auto v6 = boost::asio::ip::make_address_v6(host, ec);
             if (ec) {
                 return bad();
             }
+            host = v6.to_string();  // the form check() compares against
         } else {
             const auto colon = s.find(':');
             host = canonical_host(s.substr(0, colon));
@@ -106,6 +106,9 @@ boost::system::result<key_url_policy, std::string> key_url_policy::make(const st
             }
         }
         p.entries_.push_back(entry{std::move(host), port, true});
+    }
+    for (const auto h : cloud_key_hosts) {
+        p.entries_.push_back(entry{std::string(h), 443, false});
     }
     return p;
 }
@@ -153,8 +156,10 @@ boost::system::result<key_target, std::string> key_url_policy::check(std::string
     const auto it = std::find_if(entries_.begin(), entries_.end(),
                                  [&](const entry& e) { return e.host == t.host && e.port == t.port; });
     if (it == entries_.end()) {
-        return refuse(t.port == 443 ? "host " + t.host + " is not allowed"
-                             : "host " + t.host + ":" + std::to_string(t.port) + " is not allowed");
+        const bool v6 = t.host.find(':') != std::string::npos;
+        const auto shown = v6 ? "[" + t.host + "]" : t.host;
+        return refuse(t.port == 443 ? "host " + shown + " is not allowed"
+                                    : "host " + shown + ":" + std::to_string(t.port) + " is not allowed");
     }
     t.operator_listed = it->operator_listed;
     std::string_view path = u.encoded_path();

@@ -122,8 +122,12 @@ https_client::https_client(net::any_io_executor ex, std::shared_ptr<ssl::context
 
 std::string https_client::last_error() { return t_last_error; }
 
-net::awaitable<result<response>> https_client::fetch(request req, options opt)
+net::awaitable<result<response>> https_client::fetch(const request& req_in, const options& opt_in)
 {
+    // Own copies: by-value class parameters of coroutines awaited in place are destroyed
+    // twice by GCC 12, so the caller passes references and we copy here.
+    const request req = req_in;
+    const options opt = opt_in;
     const auto deadline = std::chrono::steady_clock::now() + opt.timeout;
 
     // Resolve under the same deadline: a timer cancels a hanging lookup.
@@ -134,7 +138,8 @@ net::awaitable<result<response>> https_client::fetch(request req, options opt)
             resolver.cancel();
         }
     });
-    auto [rec, results] = co_await resolver.async_resolve(req.host, std::to_string(req.port), use_tuple);
+    const auto service = std::to_string(req.port);  // not a temporary inside co_await (GCC 12)
+    auto [rec, results] = co_await resolver.async_resolve(req.host, service, use_tuple);
     resolve_timer.cancel();
     if (rec) {
         co_return fail(errc::key_fetch_failed, fmt::format("resolve {}: {}", req.host, rec.message()));

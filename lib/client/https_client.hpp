@@ -53,7 +53,8 @@ class https_client {
 public:
     https_client(boost::asio::any_io_executor ex, std::shared_ptr<boost::asio::ssl::context> tls);
 
-    boost::asio::awaitable<result<response>> fetch(request req, options opt);
+    // Arguments are copied before the first suspension; the caller need not keep them.
+    boost::asio::awaitable<result<response>> fetch(const request& req, const options& opt);
 
     // Why the last failure happened, for logs (thread-local, human text, never secrets).
     static std::string last_error();

@@ -289,6 +289,23 @@ env_lookup process_env()
     };
 }
 
+namespace {
+
+// Everything after reading and parsing the file (doc null: no file, embedded defaults).
+boost::system::result<settings, std::string> settle(const detail::document* doc, const env_lookup& env)
+{
+    auto s = detail::resolve(settings_keys(), doc, env);
+    if (!s) {
+        return {boost::system::in_place_error, std::move(s.error())};
+    }
+    if (auto why = cross_check(*s)) {
+        return {boost::system::in_place_error, std::move(*why)};
+    }
+    return {boost::system::in_place_value, std::move(*s)};
+}
+
+} // namespace
+
 boost::system::result<settings, std::string> load(const std::optional<std::string>& file, const env_lookup& env)
 {
     std::optional<detail::document> doc;
@@ -303,14 +320,16 @@ boost::system::result<settings, std::string> load(const std::optional<std::strin
         }
         doc = std::move(*parsed);
     }
-    auto s = detail::resolve(settings_keys(), doc ? &*doc : nullptr, env);
-    if (!s) {
-        return {boost::system::in_place_error, std::move(s.error())};
+    return settle(doc ? &*doc : nullptr, env);
+}
+
+boost::system::result<settings, std::string> load_text(std::string_view toml, const env_lookup& env)
+{
+    auto parsed = detail::parse_toml(toml, "<text>");
+    if (!parsed) {
+        return {boost::system::in_place_error, std::move(parsed.error())};
     }
-    if (auto why = cross_check(*s)) {
-        return {boost::system::in_place_error, std::move(*why)};
-    }
-    return {boost::system::in_place_value, std::move(*s)};
+    return settle(&*parsed, env);
 }
 
 std::string render(const settings& s)

@@ -32,6 +32,9 @@ env_lookup process_env();
 // file: nullopt = embedded defaults only. Unknown keys and sections are errors.
 boost::system::result<settings, std::string> load(const std::optional<std::string>& file, const env_lookup& env);
 
+// The same as load() for TOML text already in memory (syntax errors name the source "<text>").
+boost::system::result<settings, std::string> load_text(std::string_view toml, const env_lookup& env);
+
 // The effective configuration as TOML (every key, secrets shown as "<redacted>").
 std::string render(const settings& s);
 

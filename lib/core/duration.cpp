@@ -65,7 +65,7 @@ std::string format_duration(millis d)
         const char* name;
     };
     static constexpr unit units[] = {
-        {86'400'000, "d"}, {3'600'000, "h"}, {60'000, "m"}, {1000, "s"}, {1, "ms"}};
+        {7 * 86'400'000LL, "w"}, {86'400'000, "d"}, {3'600'000, "h"}, {60'000, "m"}, {1000, "s"}, {1, "ms"}};
     for (const auto& u : units) {
         if (ms >= u.scale) {
             out += std::to_string(ms / u.scale);

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <vector>
+
 namespace cwhook::metrics {
 
 std::string registry::key(std::string_view name, std::string_view labels)
@@ -55,25 +57,30 @@ std::int64_t registry::gauge_value(std::string_view name, std::string_view label
 
 std::string registry::render() const
 {
+    // Keys sort as "name{labels}", and '_' sorts before '{', so samples of one family can be
+    // interleaved with another family's: regroup by name so each family gets one TYPE line.
+    std::map<std::string, std::vector<std::string>> counter_families;
+    std::map<std::string, std::vector<std::string>> gauge_families;
+    {
+        std::lock_guard lock(mutex_);
+        for (const auto& [k, c] : counters_) {
+            counter_families[k.substr(0, k.find('{'))].push_back(fmt::format("{} {}\n", k, c->value()));
+        }
+        for (const auto& [k, g] : gauges_) {
+            gauge_families[k.substr(0, k.find('{'))].push_back(fmt::format("{} {}\n", k, g->value()));
+        }
+    }
     std::string out;
-    std::lock_guard lock(mutex_);
-    std::string last;
-    for (const auto& [k, c] : counters_) {
-        const auto name = k.substr(0, k.find('{'));
-        if (name != last) {
-            fmt::format_to(std::back_inserter(out), "# TYPE {} counter\n", name);
-            last = name;
+    auto emit = [&out](const auto& families, std::string_view type) {
+        for (const auto& [name, samples] : families) {
+            fmt::format_to(std::back_inserter(out), "# TYPE {} {}\n", name, type);
+            for (const auto& s : samples) {
+                out += s;
+            }
         }
-        fmt::format_to(std::back_inserter(out), "{} {}\n", k, c->value());
-    }
-    for (const auto& [k, g] : gauges_) {
-        const auto name = k.substr(0, k.find('{'));
-        if (name != last) {
-            fmt::format_to(std::back_inserter(out), "# TYPE {} gauge\n", name);
-            last = name;
-        }
-        fmt::format_to(std::back_inserter(out), "{} {}\n", k, g->value());
-    }
+    };
+    emit(counter_families, "counter");
+    emit(gauge_families, "gauge");
     return out;
 }
 

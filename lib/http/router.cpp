@@ -87,6 +87,9 @@ const handler* router::find(beast_http::verb method, std::string_view path, unsi
             *allow += ", ";
         }
         *allow += std::string(beast_http::to_string(r.method));
+        if (r.method == beast_http::verb::get) {
+            *allow += ", HEAD";
+        }
     }
     *status = path_known ? 405 : 404;
     return nullptr;

@@ -22,11 +22,13 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
+#include <boost/beast/_experimental/test/stream.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <fmt/format.h>
 
 #include <charconv>
+#include <future>
 #include <list>
 #include <mutex>
 #include <unordered_map>
@@ -161,9 +163,11 @@ struct server::state : std::enable_shared_from_this<server::state> {
     {
         std::lock_guard lock(mutex);
         for (const auto& [id, c] : connections) {
-            net::post(c->ex, [c, only_idle] {
-                if ((!only_idle || c->idle) && c->close) {
-                    c->close();
+            // Weak: the handler must not own the connection (and with it the last reference
+            // to the strand it runs on) once the session has ended.
+            net::post(c->ex, [w = std::weak_ptr<connection>(c), only_idle] {
+                if (auto conn = w.lock(); conn && (!only_idle || conn->idle) && conn->close) {
+                    conn->close();
                 }
             });
         }
@@ -185,10 +189,19 @@ beast::tcp_stream& lowest(Stream& s)
     return beast::get_lowest_layer(s);
 }
 
+// Arms the deadline of the next operation. In-memory test streams have no timer: no-op.
+template <class Stream>
+void arm(Stream& s, std::chrono::milliseconds d)
+{
+    if constexpr (requires { beast::get_lowest_layer(s).expires_after(d); }) {
+        beast::get_lowest_layer(s).expires_after(d);
+    }
+}
+
 template <class Stream>
 awaitable<bool> write_response(Stream& stream, response& res, const settings& cfg)
 {
-    lowest(stream).expires_after(cfg.write_timeout);
+    arm(stream, cfg.write_timeout);
     auto [ec, n] = co_await beast_http::async_write(stream, res, use_tuple);
     co_return !ec;
 }
@@ -209,8 +222,10 @@ awaitable<void> refuse_oversize(const state_ptr& st, Stream& stream, request& re
 }
 
 // Serves requests until the client closes, a deadline passes, or the server drains.
+// Parameters are references into the awaiting session's frame: GCC 12 may destroy
+// by-value class arguments of a coroutine called inside co_await twice.
 template <class Stream>
-awaitable<void> serve_requests(state_ptr st, Stream& stream, std::shared_ptr<connection> conn,
+awaitable<void> serve_requests(const state_ptr& st, Stream& stream, const std::shared_ptr<connection>& conn,
                                net::ip::address peer, bool tls)
 {
     const auto& cfg = st->cfg;
@@ -224,7 +239,7 @@ awaitable<void> serve_requests(state_ptr st, Stream& stream, std::shared_ptr<con
         if (buffer.size() == 0) {
             // Waiting for the next request: the idle deadline (the header deadline for the
             // first one, so a connect-and-say-nothing client is dropped quickly).
-            lowest(stream).expires_after(first ? cfg.header_timeout : cfg.idle_timeout);
+            arm(stream, first ? cfg.header_timeout : cfg.idle_timeout);
             auto [ec, n] = co_await stream.async_read_some(buffer.prepare(4096), use_tuple);
             if (ec) {
                 if (is_timeout(ec)) {
@@ -242,7 +257,7 @@ awaitable<void> serve_requests(state_ptr st, Stream& stream, std::shared_ptr<con
         parser.header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
         parser.body_limit(cfg.max_body_bytes);
 
-        lowest(stream).expires_after(cfg.header_timeout);
+        arm(stream, cfg.header_timeout);
         auto [hec, hn] = co_await beast_http::async_read_header(stream, buffer, parser, use_tuple);
         if (hec) {
             if (is_timeout(hec)) {
@@ -279,14 +294,14 @@ awaitable<void> serve_requests(state_ptr st, Stream& stream, std::shared_ptr<con
         }
         if (beast::iequals(parser.get()[beast_http::field::expect], "100-continue")) {
             beast_http::response<beast_http::empty_body> cont{beast_http::status::continue_, 11};
-            lowest(stream).expires_after(cfg.write_timeout);
+            arm(stream, cfg.write_timeout);
             auto [cec, cn] = co_await beast_http::async_write(stream, cont, use_tuple);
             if (cec) {
                 co_return;
             }
         }
 
-        lowest(stream).expires_after(cfg.body_timeout);
+        arm(stream, cfg.body_timeout);
         auto [bec, bn] = co_await beast_http::async_read(stream, buffer, parser, use_tuple);
         if (bec) {
             if (bec == beast_http::error::body_limit) {
@@ -393,7 +408,10 @@ awaitable<void> tls_session(state_ptr st, tcp::socket socket, std::shared_ptr<co
 awaitable<void> accept_loop(state_ptr st, tcp::acceptor* acceptor, bool tls)
 {
     for (;;) {
-        auto [ec, socket] = co_await acceptor->async_accept(net::make_strand(st->ioc), use_tuple);
+        // No class-type temporaries inside a co_await expression: GCC 12 destroys them twice
+        // (here that would drop a strand reference it never took).
+        auto strand = net::make_strand(st->ioc);
+        auto [ec, socket] = co_await acceptor->async_accept(strand, use_tuple);
         if (ec) {
             if (ec == net::error::operation_aborted || !acceptor->is_open()) {
                 co_return;
@@ -522,20 +540,36 @@ std::vector<tcp::endpoint> server::tls_endpoints() const
 
 std::size_t server::open_connections() const noexcept { return state_->open.load(); }
 
+awaitable<void> server::serve_stream(beast::test::basic_stream<net::any_io_executor>& stream)
+{
+    auto conn = std::make_shared<connection>();
+    co_await serve_requests(state_, stream, conn, net::ip::make_address("127.0.0.1"), false);
+}
+
 void server::shutdown(std::function<void(bool clean)> drained)
 {
     auto st = state_;
     if (st->draining.exchange(true)) {
         return;
     }
+    // Acceptors are closed on their own strands; wait for that, so that once shutdown()
+    // has logged "stopped accepting" no new connection can be taken.
+    std::vector<std::future<void>> closed;
     for (auto* list : {&st->plain_acceptors, &st->tls_acceptors}) {
         for (auto& acc : *list) {
-            net::post(acc->get_executor(), [a = acc.get()] {
+            auto done = std::make_shared<std::promise<void>>();
+            closed.push_back(done->get_future());
+            net::post(acc->get_executor(), [a = acc.get(), done] {
                 boost::system::error_code ec;
                 a->close(ec);
+                done->set_value();
             });
         }
     }
+    for (auto& f : closed) {
+        f.wait();
+    }
+    log::info("stopped accepting; draining", {{"open", st->open.load()}});
     bool done_now = false;
     {
         std::lock_guard lock(st->mutex);

@@ -9,6 +9,8 @@
 #include "http/address.hpp"
 #include "http/router.hpp"
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
@@ -18,6 +20,11 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+namespace boost::beast::test {
+template <class Executor>
+class basic_stream;
+} // namespace boost::beast::test
 
 namespace cwhook::http {
 
@@ -58,9 +65,16 @@ public:
     // Stops accepting, closes idle keep-alive connections, lets in-flight requests finish
     // (answered with Connection: close). `drained` runs once no connection is left or the
     // drain deadline passed (then remaining connections are closed); true when clean.
+    // Blocks until the listeners are closed: call it from a thread that is not running the
+    // io_context.
     void shutdown(std::function<void(bool clean)> drained);
 
     std::size_t open_connections() const noexcept;
+
+    // Serves requests read from an in-memory stream with exactly the session code of an
+    // accepted socket (peer 127.0.0.1, no deadlines). For fuzzing and tests; start() is not
+    // needed. Completes when the stream closes or the session ends.
+    boost::asio::awaitable<void> serve_stream(boost::beast::test::basic_stream<boost::asio::any_io_executor>& stream);
 
     struct state;
 

@@ -159,13 +159,15 @@ public:
         return string_of(key, value).value_or(std::string{});
     }
 
+    // Optional fields are informational: one of an unexpected type is treated as absent
+    // rather than costing the delivery (Manage never retries a 400).
     std::optional<std::string> optional_string(std::string_view key)
     {
         simdjson::dom::element value;
         if (!find(key, value, false) || value.is_null()) {
             return std::nullopt;
         }
-        return string_of(key, value);
+        return leniently([&] { return string_of(key, value); });
     }
 
     std::int64_t required_integer(std::string_view key)
@@ -183,7 +185,16 @@ public:
         if (!find(key, value, false) || value.is_null()) {
             return std::nullopt;
         }
-        return integer_of(key, value);
+        return leniently([&] { return integer_of(key, value); });
+    }
+
+    template <class F>
+    auto leniently(F read) -> decltype(read())
+    {
+        auto saved = error_;
+        auto v = read();
+        error_ = std::move(saved);
+        return v;
     }
 
     std::optional<simdjson::dom::object> required_object(std::string_view key)

@@ -318,7 +318,7 @@ TEST_F(Ingest, ForgeriesDoNotHammerTheKeyServer)
     running_app app(options());  // default key_refetch_interval: 10s
     ASSERT_EQ(send(app.http(), delivery(23, "f1")).status, 200);
     for (int i = 0; i < 5; ++i) {
-        const auto forged = signed_call(make_payload(keys.url(), 24 + i, fmt::format("f{}", 2 + i)), "guess");
+        const auto forged = signed_call(make_payload(keys.url("k1"), 24 + i, fmt::format("f{}", 2 + i)), "guess");
         EXPECT_EQ(send(app.http(), forged).status, 401);
     }
     EXPECT_EQ(keys.fetches(), 1);

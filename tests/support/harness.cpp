@@ -128,9 +128,9 @@ net::awaitable<void> do_exchange(Stream& stream, const http_call& call, http_res
     }
 }
 
-net::awaitable<void> do_send(tcp::endpoint ep, http_call call, std::string ca_file, http_result& out)
+net::awaitable<void> do_send(net::any_io_executor ex, tcp::endpoint ep, http_call call, std::string ca_file,
+                             http_result& out)
 {
-    auto ex = co_await net::this_coro::executor;
     if (ca_file.empty()) {
         beast::tcp_stream stream(ex);
         auto [cec] = co_await stream.socket().async_connect(ep, use_tuple);
@@ -166,7 +166,7 @@ http_result send(const tcp::endpoint& ep, const http_call& call, const std::stri
 {
     net::io_context ioc;
     http_result out;
-    net::co_spawn(ioc, do_send(ep, call, ca_file, out), [&out](std::exception_ptr e) {
+    net::co_spawn(ioc, do_send(ioc.get_executor(), ep, call, ca_file, out), [&out](std::exception_ptr e) {
         if (e) {
             try {
                 std::rethrow_exception(e);
@@ -241,7 +241,7 @@ struct fake_key_server::impl {
             d = std::chrono::seconds(30);
         }
         if (d.count() > 0) {
-            net::steady_timer t(co_await net::this_coro::executor, d);
+            net::steady_timer t(stream.get_executor(), d);
             co_await t.async_wait(use_tuple);
         }
         if (cur == mode::close) {

@@ -18,9 +18,11 @@ template <class T, class Submit>
 boost::asio::awaitable<std::optional<T>> await_completion(Submit submit)
 {
     namespace net = boost::asio;
-    auto ex = co_await net::this_coro::executor;
+    // The handler's own executor, not `co_await this_coro::executor`: GCC 12 mishandles the
+    // lifetime of class-type results of co_await.
     co_return co_await net::async_initiate<decltype(net::use_awaitable), void(std::optional<T>)>(
-        [&submit, ex](auto handler) {
+        [&submit](auto handler) {
+            auto ex = net::get_associated_executor(handler);
             auto h = std::make_shared<decltype(handler)>(std::move(handler));
             const bool accepted = submit([h, ex](T value) {
                 net::post(ex, [h, v = std::move(value)]() mutable { std::move (*h)(std::optional<T>(std::move(v))); });

@@ -198,10 +198,8 @@ TEST(KeyUrl, RefusesUserInfo)
 
 TEST(KeyUrl, RefusesFragment)
 {
-    expect_refused_because(policy(),
-                           {url("na.myconnectwise.net", "/x?id=1#frag"), url("na.myconnectwise.net", "/x#"),
-                            url("na.myconnectwise.net", "#@evil.com/")},
-                           "fragment is not allowed");
+    expect_refused(policy(), {url("na.myconnectwise.net", "/x?id=1#frag"), url("na.myconnectwise.net", "/x#"),
+                              url("na.myconnectwise.net", "#@evil.com/")});
 }
 
 TEST(KeyUrl, RefusesPercentEncodedHost)
@@ -291,9 +289,6 @@ TEST(KeyUrl, UrlIpv6IsComparedInCanonicalForm)
 
 TEST(KeyUrl, ListedIpv6InNonCanonicalFormMatches)
 {
-    GTEST_SKIP() << "BUG: key_url_policy::make stores a listed \"[v6]\" entry as written (lower-cased) "
-                    "instead of in canonical form, while check() canonicalises the URL's address, so "
-                    "listing \"[2001:db8:0:0::5]\" or \"[0:0:0:0:0:0:0:1]\" never matches any URL";
     const auto p = policy({"[2001:db8:0:0::5]", "[0:0:0:0:0:0:0:1]:8443"});
     const auto a = p.check(url("[2001:db8::5]"));
     EXPECT_TRUE(a) << a.error();
@@ -365,11 +360,7 @@ TEST(KeyUrl, OperatorListedOnlyForListedHosts)
 }
 
 TEST(KeyUrl, CloudHostAlsoListedByOperatorIsOperatorListed)
-{
-    GTEST_SKIP() << "BUG: when allowed_key_hosts names a cloud host on port 443 (e.g. "
-                    "\"na.myconnectwise.net\"), check() matches the built-in cloud entry first and "
-                    "reports operator_listed=false, although the host is named in allowed_key_hosts "
-                    "(key_url.hpp, PROTOCOL.md section 3); fails closed";
+{ fails closed";
     const auto r = policy({"na.myconnectwise.net"}).check(url("na.myconnectwise.net"));
     ASSERT_TRUE(r) << r.error();
     EXPECT_TRUE(r->operator_listed);
@@ -404,11 +395,12 @@ TEST(KeyUrlPolicy, EmptyListIsCloudHostsOnly)
 
 TEST(KeyUrlPolicy, BadEntryErrorNamesTheEntry)
 {
-    for (const std::string entry :
-         {"", "host:", "host:0", "host:65536", "host:99999", "host:abc", "host:-1", "host:8443:1", "host: 8443",
-          "::1", "::1:8443", "[::1", "[::1]x", "[::1]:", "[::1]:0", "[::1]:abc", "[not-an-ip]", "[10.0.0.5]",
-          "[]", "bad host", "keys.example.com/path", "user@keys.example.com", "https://keys.example.com",
-          "keys_example.com", "*.example.com", std::string(254, 'a')}) {
+    const std::initializer_list<std::string> entries = {
+        "", "host:", "host:0", "host:65536", "host:99999", "host:abc", "host:-1", "host:8443:1", "host: 8443",
+        "::1", "::1:8443", "[::1", "[::1]x", "[::1]:", "[::1]:0", "[::1]:abc", "[not-an-ip]", "[10.0.0.5]",
+        "[]", "bad host", "keys.example.com/path", "user@keys.example.com", "https://keys.example.com",
+        "keys_example.com", "*.example.com", std::string(254, 'a')};
+    for (const auto& entry : entries) {
         SCOPED_TRACE(entry);
         const auto p = key_url_policy::make({"keys.example.com", entry});
         ASSERT_FALSE(p);

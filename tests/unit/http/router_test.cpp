@@ -105,8 +105,8 @@ TEST(Router, KnownPathWithOtherMethodAnswers405WithAllow)
         std::string_view path;
         std::string_view allow;
     } cases[] = {
-        {verb::post, "/healthz", "GET"},
-        {verb::delete_, "/healthz", "GET"},
+        {verb::post, "/healthz", "GET, HEAD"},
+        {verb::delete_, "/healthz", "GET, HEAD"},
         {verb::get, "/callbacks", "POST"},
         {verb::put, "/callbacks/x", "POST"},
     };
@@ -126,7 +126,7 @@ TEST(Router, AllowListsEveryMethodOfThePathInOrder)
     r.add(verb::post, "/healthz", health_post_handler);
     const auto l = find(r, verb::delete_, "/healthz");
     EXPECT_EQ(l.status, 405U);
-    EXPECT_EQ(l.allow, "GET, POST");
+    EXPECT_EQ(l.allow, "GET, HEAD, POST");
 }
 
 TEST(Router, AllowReplacesCallerContent)
