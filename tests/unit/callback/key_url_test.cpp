@@ -360,7 +360,7 @@ TEST(KeyUrl, OperatorListedOnlyForListedHosts)
 }
 
 TEST(KeyUrl, CloudHostAlsoListedByOperatorIsOperatorListed)
-{ fails closed";
+{
     const auto r = policy({"na.myconnectwise.net"}).check(url("na.myconnectwise.net"));
     ASSERT_TRUE(r) << r.error();
     EXPECT_TRUE(r->operator_listed);

@@ -140,8 +140,7 @@ TEST(Render, WritesPrometheusTextExposition)
 }
 
 TEST(Render, OneTypeLinePerFamilyWithContiguousSamples)
-{ "
-                    "Prometheus rejects the second TYPE line";
+{
     registry r;
     r.get_counter("cwhook_fetch");
     r.get_counter("cwhook_fetch", R"(result="error")");
