@@ -3,6 +3,8 @@ BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 CONFIG ?=
+# ccache keys on paths relative to the checkout, so a fresh clone reuses earlier builds.
+export CCACHE_BASEDIR := $(CURDIR)
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?=
 
@@ -42,6 +44,11 @@ test-tsan: deps
 # Each libFuzzer target of tests/fuzz/ for FUZZ_SECONDS (clang, ASan+UBSan, build-fuzz/).
 fuzz:
 	./bench/fuzz.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# clang-tidy and cppcheck over lib/ and daemon/ (build-lint/); non-zero on any finding.
+.PHONY: lint
+lint:
+	./tools/lint.sh
 
 clean:
 	rm -rf $(BUILD_DIR) build-asan build-tsan build-release

@@ -5,6 +5,9 @@
 #include <cstdlib>
 #include <vector>
 
+// An exception nothing expected is a "can't happen": let it terminate (abort, with its type
+// and what()) rather than unwind past a serving process's threads.
+// NOLINTNEXTLINE(bugprone-exception-escape): see above
 int main(int argc, char** argv)
 {
     using namespace cwhook::daemon;

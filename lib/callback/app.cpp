@@ -17,6 +17,7 @@
 #include <boost/asio/strand.hpp>
 
 #include <condition_variable>
+#include <sched.h>
 #include <future>
 #include <thread>
 
@@ -53,9 +54,28 @@ struct app::impl {
     }
 };
 
+namespace {
+
+// 0 = one worker per CPU this process may run on (taskset, container cpusets), which
+// hardware_concurrency() does not see.
+unsigned worker_threads(unsigned configured)
+{
+    if (configured != 0) {
+        return configured;
+    }
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        return std::max(1, CPU_COUNT(&set));
+    }
+    return std::max(1u, std::thread::hardware_concurrency());
+}
+
+} // namespace
+
 boost::system::result<std::unique_ptr<app>, std::string> app::create(app_settings s)
 {
-    const unsigned threads = s.server.threads != 0 ? s.server.threads : std::max(1u, std::thread::hardware_concurrency());
+    const unsigned threads = worker_threads(s.server.threads);
     auto policy = key_url_policy::make(s.verify.allowed_key_hosts);
     if (!policy) {
         return "verify.allowed_key_hosts: " + policy.error();
@@ -134,7 +154,7 @@ app::~app()
 void app::start()
 {
     auto& p = *impl_;
-    const unsigned n = p.cfg.server.threads != 0 ? p.cfg.server.threads : std::max(1u, std::thread::hardware_concurrency());
+    const unsigned n = worker_threads(p.cfg.server.threads);
     p.rever->start();
     for (unsigned i = 0; i < n; ++i) {
         p.threads.emplace_back([&p] { p.ioc.run(); });

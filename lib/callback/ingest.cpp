@@ -179,6 +179,17 @@ http::response ingest::reject(http::request& req, unsigned status, std::string_v
     return http::error_response(status, reason, detail);
 }
 
+void ingest::warn_busy(std::string_view why)
+{
+    const auto now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::steady_clock::now().time_since_epoch())
+                         .count();
+    auto last = last_busy_warning_ms_.load(std::memory_order_relaxed);
+    if (now - last >= 10'000 && last_busy_warning_ms_.compare_exchange_strong(last, now)) {
+        log::warn("storage cannot take events now; answering 429 with Retry-After", {{"reason", why}});
+    }
+}
+
 void ingest::record_rejection(http::request& req, unsigned status, std::string_view reason, std::string_view detail)
 {
     (void)reject(req, status, reason, detail);
@@ -245,14 +256,14 @@ net::awaitable<http::response> ingest::handle(http::request& req)
     if (!outcome) {
         busy_.inc();
         req.log_fields.emplace_back("reason", "storage_queue_full");
-        log::warn("storage queue full; answering 429");
+        warn_busy("storage queue is full");
         co_return busy_response("storage_unavailable", "storage queue is full; retry later");
     }
     if (!*outcome) {
         busy_.inc();
         const auto ec = outcome->error();
         req.log_fields.emplace_back("reason", ec.message());
-        log::warn("storage refused event; answering 429", {{"error", ec.message()}});
+        warn_busy(ec.message());
         co_return busy_response("storage_unavailable", ec.message());
     }
     const auto& o = outcome->value();

@@ -34,6 +34,8 @@ private:
     struct verdict;
     boost::asio::awaitable<verdict> verify(const std::string& body, std::string_view signature_header,
                                            const std::string& key_url);
+    // A warning at most every 10 s while storage refuses events (the counter counts each).
+    void warn_busy(std::string_view why);
     http::response reject(http::request& req, unsigned status, std::string_view reason, std::string_view detail,
                           std::string_view key_url = {});
 
@@ -47,6 +49,7 @@ private:
     metrics::counter& duplicates_;
     metrics::counter& busy_;
     metrics::counter* by_status_[4];  // indexed by store::event_status
+    std::atomic<std::int64_t> last_busy_warning_ms_{-100'000};
 };
 
 // Shared with the re-verifier: decide a stored body's fate with the key cache.

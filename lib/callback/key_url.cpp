@@ -4,11 +4,13 @@
 #include <boost/url/url_view.hpp>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <optional>
 
 namespace cwhook::callback {
 
+// NOLINTNEXTLINE(cert-err58-cpp): one small allocation at start-up; bad_alloc there is fatal anyway
 const std::vector<std::string_view> cloud_key_hosts = {
     "na.myconnectwise.net",         "eu.myconnectwise.net",         "au.myconnectwise.net",
     "aus.myconnectwise.net",        "za.myconnectwise.net",         "sandbox-na.myconnectwise.net",
@@ -115,6 +117,22 @@ boost::system::result<key_url_policy, std::string> key_url_policy::make(const st
 
 boost::system::result<key_target, std::string> key_url_policy::check(std::string_view url) const
 {
+    // Cheap screening before the URL parser: a key URL is printable ASCII and starts with
+    // "https://". Only such text reaches Boost.URL (1.81 asserts on some rootless paths with
+    // raw non-ASCII bytes, e.g. "w:\xff", found by fuzzing).
+    if (!std::all_of(url.begin(), url.end(), [](unsigned char c) { return c > 0x20 && c < 0x7f; })) {
+        return refuse(url.empty() ? "not an absolute URL" : "URL holds bytes outside printable ASCII");
+    }
+    if (url.size() < 8 || canonical_host(url.substr(0, 8)) != "https://") {
+        const auto colon = url.find(':');
+        const bool has_scheme =
+            colon != std::string_view::npos && colon > 0 &&
+            std::isalpha(static_cast<unsigned char>(url[0])) &&
+            std::all_of(url.begin(), url.begin() + static_cast<std::ptrdiff_t>(colon), [](unsigned char c) {
+                return std::isalnum(c) || c == '+' || c == '-' || c == '.';
+            });
+        return refuse(has_scheme ? "scheme must be https" : "not an absolute URL");
+    }
     auto parsed = boost::urls::parse_absolute_uri(url);
     if (!parsed) {
         return refuse("not an absolute URL");

@@ -34,11 +34,11 @@ struct reverifier::state : std::enable_shared_from_this<reverifier::state> {
 
     state(net::any_io_executor e, const verify_settings& c, const key_url_policy& p, key_cache& k,
           store::event_store& s, pending_tracker& t, metrics::registry& m)
-        : ex(e), cfg(c), policy(p), keys(k), store(s), pending(t),
+        : ex(std::move(e)), cfg(c), policy(p), keys(k), store(s), pending(t),
           verified(m.get_counter("cwhook_reverify_total", "outcome=\"verified\"")),
           failed(m.get_counter("cwhook_reverify_total", "outcome=\"failed\"")),
           retried(m.get_counter("cwhook_reverify_total", "outcome=\"retry\"")),
-          pending_gauge(m.get_gauge("cwhook_pending_events")), timer(e)
+          pending_gauge(m.get_gauge("cwhook_pending_events")), timer(ex)
     {
     }
 
@@ -132,11 +132,19 @@ struct reverifier::state : std::enable_shared_from_this<reverifier::state> {
 
 reverifier::reverifier(net::any_io_executor ex, const verify_settings& cfg, const key_url_policy& policy,
                        key_cache& keys, store::event_store& store, pending_tracker& pending, metrics::registry& metrics)
-    : state_(std::make_shared<state>(ex, cfg, policy, keys, store, pending, metrics))
+    : state_(std::make_shared<state>(std::move(ex), cfg, policy, keys, store, pending, metrics))
 {
 }
 
-reverifier::~reverifier() { stop(); }
+reverifier::~reverifier()
+{
+    // stop() allocates to post the timer cancel; a destructor must not throw. `stopped` is set
+    // before anything can throw, so the loop still ends at its next wake-up.
+    try {
+        stop();
+    } catch (...) {
+    }
+}
 
 void reverifier::start()
 {

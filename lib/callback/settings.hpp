@@ -17,7 +17,7 @@ struct verify_settings {
     std::chrono::milliseconds key_fetch_timeout{3'000};
     std::chrono::milliseconds key_failure_ttl{5'000};        // negative cache after a failed fetch
     std::chrono::milliseconds key_refetch_interval{10'000};  // min age of a cached key before a mismatch re-fetches it
-    std::size_t key_max_bytes = 16 * 1024;
+    std::size_t key_max_bytes = std::size_t{16} * 1024;
     std::size_t key_cache_entries = 10'000;
     std::string ca_file;
     std::size_t max_pending = 10'000;                        // pending rows; beyond: 429

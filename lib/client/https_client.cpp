@@ -170,6 +170,7 @@ net::awaitable<result<response>> https_client::fetch(const request& req_in, cons
     if (!tls_) {
         co_return fail(errc::key_fetch_failed, "no TLS context");
     }
+    // cppcheck-suppress nullPointerRedundantCheck ; the co_return above leaves when tls_ is null
     beast::ssl_stream<beast::tcp_stream> stream(ex_, *tls_);
     if (!crypto::set_peer_name(stream.native_handle(), req.host)) {
         co_return fail(errc::key_fetch_failed, "cannot set TLS peer name");

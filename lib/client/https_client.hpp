@@ -35,7 +35,7 @@ struct request {
 
 struct options {
     std::chrono::milliseconds timeout{3000};  // whole exchange
-    std::size_t max_response_bytes = 1024 * 1024;
+    std::size_t max_response_bytes = std::size_t{1024} * 1024;
     bool allow_private = false;  // allow loopback/private/link-local destinations
 };
 

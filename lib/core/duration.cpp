@@ -34,13 +34,21 @@ result<millis> parse_duration(std::string_view text)
         }
         const auto unit = text.substr(ustart, i - ustart);
         std::int64_t scale = 0;
-        if (unit == "ms") scale = 1;
-        else if (unit == "s") scale = 1000;
-        else if (unit == "m") scale = 60'000;
-        else if (unit == "h") scale = 3'600'000;
-        else if (unit == "d") scale = 86'400'000;
-        else if (unit == "w") scale = 7 * 86'400'000LL;
-        else return errc::invalid_argument;
+        if (unit == "ms") {
+            scale = 1;
+        } else if (unit == "s") {
+            scale = 1000;
+        } else if (unit == "m") {
+            scale = 60'000;
+        } else if (unit == "h") {
+            scale = 3'600'000;
+        } else if (unit == "d") {
+            scale = 86'400'000;
+        } else if (unit == "w") {
+            scale = 7 * 86'400'000LL;
+        } else {
+            return errc::invalid_argument;
+        }
         if (n > (std::numeric_limits<std::int64_t>::max() - total) / scale) {
             return errc::invalid_argument;
         }

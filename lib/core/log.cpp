@@ -161,17 +161,29 @@ void set_sink(std::function<void(std::string_view)> sink)
 
 std::optional<level> parse_level(std::string_view s)
 {
-    if (s == "error") return level::error;
-    if (s == "warn") return level::warn;
-    if (s == "info") return level::info;
-    if (s == "debug") return level::debug;
+    if (s == "error") {
+        return level::error;
+    }
+    if (s == "warn") {
+        return level::warn;
+    }
+    if (s == "info") {
+        return level::info;
+    }
+    if (s == "debug") {
+        return level::debug;
+    }
     return std::nullopt;
 }
 
 std::optional<format> parse_format(std::string_view s)
 {
-    if (s == "text") return format::text;
-    if (s == "json") return format::json;
+    if (s == "text") {
+        return format::text;
+    }
+    if (s == "json") {
+        return format::json;
+    }
     return std::nullopt;
 }
 

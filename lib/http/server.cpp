@@ -437,7 +437,7 @@ awaitable<void> accept_loop(state_ptr st, tcp::acceptor* acceptor, bool tls)
         conn->ex = socket.get_executor();
         const auto id = st->register_connection(conn);
         auto ex = socket.get_executor();
-        auto done = [st, id](std::exception_ptr e) {
+        auto done = [st, id](const std::exception_ptr& e) {
             if (e) {
                 try {
                     std::rethrow_exception(e);
@@ -598,7 +598,7 @@ void server::shutdown(std::function<void(bool clean)> drained)
         }
     }
     if (done_now) {
-        drained(true);
+        drained(true);  // NOLINT(bugprone-use-after-move): moved only on the branch that leaves done_now false
         return;
     }
     st->close_connections(true);

@@ -33,8 +33,8 @@ struct settings {
     std::vector<std::string> tls_listen{};
     std::string tls_cert;
     std::string tls_key;
-    std::size_t max_body_bytes = 1024 * 1024;
-    std::size_t max_header_bytes = 16 * 1024;
+    std::size_t max_body_bytes = std::size_t{1024} * 1024;
+    std::size_t max_header_bytes = std::size_t{16} * 1024;
     std::size_t max_connections = 1024;
     std::vector<std::string> trusted_proxies{};
     std::chrono::milliseconds handshake_timeout{10'000};

@@ -24,9 +24,9 @@ constexpr std::size_t max_depth = 64;
 
 // The HTTP layer's body limit is far below this; it only stops the parser from growing its
 // buffers without bound if a caller forgets that limit.
-constexpr std::size_t max_document_bytes = 64 * 1024 * 1024;
+constexpr std::size_t max_document_bytes = std::size_t{64} * 1024 * 1024;
 
-constexpr std::size_t initial_capacity = 64 * 1024;
+constexpr std::size_t initial_capacity = std::size_t{64} * 1024;
 
 constexpr std::string_view utf8_bom = "\xEF\xBB\xBF";
 

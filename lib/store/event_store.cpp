@@ -319,7 +319,8 @@ bool event_store::impl::enqueue(Args&&... args)
         if (stopping_ || waiting_ >= settings_.queue_limit) {
             return false;
         }
-        queue_.emplace_back(std::in_place_type<Job>, std::forward<Args>(args)...);
+        // Braces, not parentheses: clang before 16 cannot aggregate-initialise from (args...).
+        queue_.emplace_back(std::in_place_type<Job>, Job{std::forward<Args>(args)...});
         ++waiting_;
         depth_.store(waiting_, std::memory_order_relaxed);
     }

@@ -140,7 +140,7 @@ struct make_key {
                        list_check whole = {})
     {
         key<S> k{section, name, kind::string_list, false, {}, {}};
-        k.set = [field, each, whole](S& s, const value& v) -> verdict {
+        k.set = [field, each = std::move(each), whole = std::move(whole)](S& s, const value& v) -> verdict {
             const auto& items = std::get<std::vector<std::string>>(v);
             if (each) {
                 for (const auto& item : items) {
@@ -259,7 +259,7 @@ private:
     static key<S> string_like(std::string_view section, std::string_view name, F field, string_check check, bool quoted)
     {
         key<S> k{section, name, kind::string, false, {}, {}};
-        k.set = [field, check, quoted](S& s, const value& v) -> verdict {
+        k.set = [field, check = std::move(check), quoted](S& s, const value& v) -> verdict {
             const auto& text = std::get<std::string>(v);
             if (check) {
                 if (auto why = check(text)) {

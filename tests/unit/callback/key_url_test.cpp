@@ -431,3 +431,21 @@ TEST(CanonicalHost, LowerCasesAndStripsOneTrailingDot)
 
 } // namespace
 } // namespace cwhook::callback
+
+namespace cwhook::callback {
+namespace {
+
+// Found by fuzzing: Boost.URL 1.81 asserts on this rootless path; screening refuses it first.
+TEST(KeyUrl, RefusesNonAsciiBytesBeforeParsing)
+{
+    const auto p = key_url_policy::make({});
+    ASSERT_TRUE(p.has_value());
+    for (const std::string& bad : {std::string("w:\xff", 3), std::string("https://na.myconnectwise.net/\xc3\xa9"),
+                                  std::string("https://na.myconnectwise.net/a b")}) {
+        const auto r = p->check(bad);
+        EXPECT_FALSE(r.has_value()) << bad;
+    }
+}
+
+} // namespace
+} // namespace cwhook::callback

@@ -1,0 +1,428 @@
+#!/usr/bin/env bash
+# cwhook ingest benchmark: prints figures, judges nothing (always exits 0 once it has run).
+#
+#   bench/ingest.sh [all|hot|cold]      (default: all)
+#
+# hot:  signed, distinct ~1.5 KB deliveries with wrk (keep-alive) against cwhook and, as the
+#       ceiling, against nginx reading the same bodies; HTTP and HTTPS; several connection
+#       counts; storage.synchronous full and normal. One fresh daemon and database per run.
+# cold: 1,000 deliveries spread over 100 key URLs whose key server answers after 50 ms;
+#       counts the key fetches (single flight: must be 100) and the latency.
+#
+# Environment: DURATION (seconds per run, 10), CONNS ("1 64 256"), PROTOS ("http https"),
+# SYNC_MODES ("full normal"), COLD_N (1000), COLD_URLS (100), COLD_CONCURRENCY (32),
+# COLD_DELAY_MS (50), BENCH_TMPDIR (/tmp; the database lives there: use a real disk),
+# KEEP=1 keeps the temp dir.
+set -euo pipefail
+
+MODE=${1:-all}
+case "$MODE" in all | hot | cold) ;; *) echo "usage: $0 [all|hot|cold]" >&2; exit 2 ;; esac
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-"1 64 256"}
+PROTOS=${PROTOS:-"http https"}
+SYNC_MODES=${SYNC_MODES:-"full normal"}
+COLD_N=${COLD_N:-1000}
+COLD_URLS=${COLD_URLS:-100}
+COLD_CONCURRENCY=${COLD_CONCURRENCY:-32}
+COLD_DELAY_MS=${COLD_DELAY_MS:-50}
+CWHOOK_CPU=0   # the server under test (cwhook or nginx)
+CLIENT_CPU=1   # wrk / the cold client
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH="$ROOT/bench"
+BIN="$ROOT/build-bench/daemon/cwhook"
+cd "$ROOT"
+
+log() { printf '== %s\n' "$*" >&2; }
+die() { printf 'ingest.sh: %s\n' "$*" >&2; exit 1; }
+
+# ------------------------------------------------------------------ dependencies
+
+install_missing() {
+  local need=() cmd pkg
+  while [ $# -gt 0 ]; do
+    cmd=$1 pkg=$2; shift 2
+    command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
+  done
+  [ ${#need[@]} -eq 0 ] && return 0
+  log "installing: ${need[*]}"
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    command -v sudo >/dev/null || die "not root and no sudo; install: ${need[*]}"
+    sudo=sudo
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get update -qq
+  $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >&2 ||
+    { [[ " ${need[*]} " == *" nginx-light "* ]] &&
+      $sudo apt-get install -y -qq --no-install-recommends "${need[@]/nginx-light/nginx}" >&2; } ||
+    die "apt-get install failed: ${need[*]}"
+}
+
+PATH="$PATH:/usr/sbin:/sbin"
+install_missing wrk wrk nginx nginx-light python3 python3 taskset util-linux openssl openssl sqlite3 sqlite3
+# Optional: nginx's echo module lets the ceiling buffer the body (echo_read_request_body).
+ECHO_MODULE=/usr/lib/nginx/modules/ngx_http_echo_module.so
+if [ ! -e "$ECHO_MODULE" ] && command -v apt-get >/dev/null && [ "$(id -u)" -eq 0 ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libnginx-mod-http-echo >/dev/null 2>&1 || true
+fi
+"$ROOT/tools/install-deps.sh" >&2   # cwhook's own build dependencies (idempotent)
+
+# ------------------------------------------------------------------ build
+
+log "building Release cwhook in build-bench/"
+BUILD_LOG=$(mktemp)
+if ! { cmake -S . -B build-bench -G Ninja -DCMAKE_BUILD_TYPE=Release -DCWHOOK_BUILD_TESTS=OFF &&
+       cmake --build build-bench --target cwhook; } >"$BUILD_LOG" 2>&1; then
+  tail -40 "$BUILD_LOG" >&2
+  rm -f "$BUILD_LOG"
+  die "build failed"
+fi
+rm -f "$BUILD_LOG"
+[ -x "$BIN" ] || die "no binary at $BIN"
+
+# ------------------------------------------------------------------ temp dir, cleanup
+
+WORK=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/cwhook-bench.XXXXXX")
+PIDS=()
+
+stop_pid() {  # stop_pid PID: SIGTERM, bounded wait, then SIGKILL; returns the exit status
+  local pid=$1 i rc=0
+  kill -TERM "$pid" 2>/dev/null || true
+  for i in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || rc=$?
+  return $rc
+}
+
+cleanup() {
+  local pid
+  for pid in "${PIDS[@]}"; do
+    kill -0 "$pid" 2>/dev/null && stop_pid "$pid" || true
+  done
+  if [ "${KEEP:-0}" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# Clients run in the background and are waited for, so that Ctrl-C stops the script at once
+# (bash would otherwise ignore SIGINT after a foreground child that handles it, as wrk does).
+run_waited() {
+  "$@" &
+  local pid=$!
+  PIDS+=("$pid")
+  wait "$pid"
+}
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+log "self-signed certificate, temp dir $WORK ($(df -T "$WORK" | awk 'NR == 2 { print $2 }') file system)"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+  -addext subjectAltName=IP:127.0.0.1,DNS:localhost -days 2 \
+  -keyout "$WORK/key.pem" -out "$WORK/cert.pem" >/dev/null 2>&1 || die "openssl req failed"
+
+SIGNING_KEY=$(openssl rand -hex 16)
+
+# start_keyserver [--delay-ms N]: sets KS_PID, KS_PORT
+start_keyserver() {
+  local out="$WORK/keyserver.$RANDOM.out" i
+  python3 "$BENCH/keyserver.py" --cert "$WORK/cert.pem" --key-file "$WORK/key.pem" --key "$SIGNING_KEY" \
+    "$@" >"$out" 2>&1 &
+  KS_PID=$!
+  PIDS+=("$KS_PID")
+  KS_PORT=""
+  for i in $(seq 1 100); do
+    KS_PORT=$(head -n1 "$out" 2>/dev/null | tr -dc 0-9)
+    [ -n "$KS_PORT" ] && return 0
+    kill -0 "$KS_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  cat "$out" >&2
+  die "key server did not start"
+}
+
+key_fetches() {
+  python3 - "$KS_PORT" "$WORK/cert.pem" <<'EOF'
+import json, ssl, sys, urllib.request
+ctx = ssl.create_default_context(cafile=sys.argv[2])
+with urllib.request.urlopen(f"https://127.0.0.1:{sys.argv[1]}/__count", context=ctx, timeout=5) as r:
+    print(json.load(r)["fetches"])
+EOF
+}
+
+# start_cwhook SYNC: sets CW_PID, CW_PORT, CW_TLS_PORT, CW_DB (fresh database)
+start_cwhook() {
+  local sync=$1
+  CW_PORT=$(free_port)
+  CW_TLS_PORT=$(free_port)
+  CW_DB="$WORK/bench.$sync.$CW_PORT.db"
+  local unset_args=() v
+  for v in $(compgen -e | grep '^CWHOOK_' || true); do unset_args+=(-u "$v"); done
+  env "${unset_args[@]}" \
+    CWHOOK_SERVER_LISTEN="127.0.0.1:$CW_PORT" \
+    CWHOOK_SERVER_TLS_LISTEN="127.0.0.1:$CW_TLS_PORT" \
+    CWHOOK_SERVER_TLS_CERT="$WORK/cert.pem" \
+    CWHOOK_SERVER_TLS_KEY="$WORK/key.pem" \
+    CWHOOK_STORAGE_PATH="$CW_DB" \
+    CWHOOK_STORAGE_SYNCHRONOUS="$sync" \
+    CWHOOK_VERIFY_ALLOWED_KEY_HOSTS="127.0.0.1:$KS_PORT" \
+    CWHOOK_VERIFY_CA_FILE="$WORK/cert.pem" \
+    CWHOOK_LOG_LEVEL=warn \
+    taskset -c "$CWHOOK_CPU" "$BIN" serve >>"$WORK/cwhook.log" 2>&1 &
+  CW_PID=$!
+  PIDS+=("$CW_PID")
+  python3 "$BENCH/client.py" ready "http://127.0.0.1:$CW_PORT/readyz" --timeout 30 ||
+    { tail -20 "$WORK/cwhook.log" >&2; die "cwhook did not become ready"; }
+}
+
+# start_nginx: sets NG_PID, NG_PORT, NG_TLS_PORT, NG_KIND
+start_nginx() {
+  NG_PORT=$(free_port)
+  NG_TLS_PORT=$(free_port)
+  local conf="$WORK/nginx.$NG_PORT.conf" load="" body
+  mkdir -p "$WORK/nginx"
+  if [ -e "$ECHO_MODULE" ]; then
+    load="load_module $ECHO_MODULE;"
+    NG_KIND="echo_read_request_body"
+    body='echo_read_request_body; echo -n '"'"'{"status":"stored","id":0}'"'"';'
+  else
+    NG_KIND="return 200 (body read and discarded)"
+    body='return 200 '"'"'{"status":"stored","id":0}'"'"';'
+  fi
+  cat >"$conf" <<EOF
+$load
+daemon off;
+master_process on;
+worker_processes 1;
+pid $WORK/nginx/nginx.$NG_PORT.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  default_type application/json;
+  keepalive_requests 100000000;
+  keepalive_timeout 60s;
+  client_body_temp_path $WORK/nginx/body;
+  proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fastcgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi;
+  scgi_temp_path $WORK/nginx/scgi;
+  server {
+    listen 127.0.0.1:$NG_PORT;
+    listen 127.0.0.1:$NG_TLS_PORT ssl;
+    ssl_certificate $WORK/cert.pem;
+    ssl_certificate_key $WORK/key.pem;
+    location / {
+      client_max_body_size 1m;
+      client_body_buffer_size 64k;
+      client_body_in_single_buffer on;
+      $body
+    }
+  }
+}
+EOF
+  taskset -c "$CWHOOK_CPU" nginx -p "$WORK/nginx" -c "$conf" -e "$WORK/nginx/error.log" >>"$WORK/nginx/stdout.log" 2>&1 &
+  NG_PID=$!
+  PIDS+=("$NG_PID")
+  python3 "$BENCH/client.py" ready "http://127.0.0.1:$NG_PORT/" --timeout 15 ||
+    { tail -20 "$WORK/nginx/error.log" >&2; die "nginx did not start"; }
+}
+
+vmhwm_mib() {  # peak RSS of a pid, MiB
+  awk '/^VmHWM:/ { printf "%.1f", $2 / 1024 }' "/proc/$1/status" 2>/dev/null || echo "?"
+}
+
+# run_wrk URL CONNS OUTFILE: one wrk run; the BENCH line lands in OUTFILE
+run_wrk() {
+  local url=$1 conns=$2 out=$3
+  run_waited taskset -c "$CLIENT_CPU" wrk -t1 -c"$conns" -d"${DURATION}s" --timeout 5s \
+    -s "$BENCH/ingest.lua" "$url" -- "$KEY_URL" "$SIGNING_KEY.$KEY_ID" "$(openssl rand -hex 4)" >"$out" 2>&1 ||
+    true
+  grep -q '^BENCH ' "$out" || { cat "$out" >&2; die "wrk printed no result"; }
+}
+
+field() {  # field FILE NAME: value of NAME=... on the BENCH line
+  sed -n 's/^BENCH .*\b'"$2"'=\([^ ]*\).*/\1/p' "$1" | head -n1
+}
+
+# ------------------------------------------------------------------ hot: wrk runs
+
+RESULTS="$WORK/results.tsv"
+: >"$RESULTS"
+CHECKS="$WORK/checks.txt"
+: >"$CHECKS"
+
+record() {  # target proto conns sync out rss rowcheck
+  local out=$5 errs
+  errs=$(($(field "$out" err_connect) + $(field "$out" err_read) + $(field "$out" err_write) + $(field "$out" err_timeout)))
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" \
+    "$(field "$out" rps)" "$(field "$out" p50_ms)" "$(field "$out" p99_ms)" "$(field "$out" p999_ms)" \
+    "$(field "$out" non2xx)" "$errs" "$6" "$7" >>"$RESULTS"
+}
+
+hot() {
+  start_keyserver
+  KEY_ID=$(python3 -c 'import uuid; print(uuid.uuid4())')
+  KEY_URL="https://127.0.0.1:$KS_PORT/v2025_1//system/callbackkey/index.rails?companyName=Cobalt&id=$KEY_ID"
+  local proto conns sync url out rss rows redelivered rejections body_bytes s2xx sent resp inflight check rc starts=0
+  for proto in $PROTOS; do
+    for conns in $CONNS; do
+      # ceiling: nginx reading the same bodies
+      start_nginx
+      log "nginx  $proto c=$conns (${DURATION}s)"
+      url="http://127.0.0.1:$NG_PORT/callbacks"
+      [ "$proto" = https ] && url="https://127.0.0.1:$NG_TLS_PORT/callbacks"
+      out="$WORK/wrk.nginx.$proto.$conns.out"
+      run_wrk "$url" "$conns" "$out"
+      local worker
+      worker=$(tr ' ' '\n' <"/proc/$NG_PID/task/$NG_PID/children" | head -n1)
+      rss=$(vmhwm_mib "${worker:-$NG_PID}")
+      stop_pid "$NG_PID" || true
+      record nginx "$proto" "$conns" - "$out" "$rss" -
+
+      for sync in $SYNC_MODES; do
+        start_cwhook "$sync"
+        starts=$((starts + 1))
+        python3 "$BENCH/client.py" deliver "http://127.0.0.1:$CW_PORT/callbacks" \
+          --key-url "$KEY_URL" --key "$SIGNING_KEY" >"$WORK/warm.out" 2>&1 ||
+          { cat "$WORK/warm.out" >&2; tail -20 "$WORK/cwhook.log" >&2; die "warm-up delivery was not stored"; }
+        log "cwhook $proto c=$conns sync=$sync (${DURATION}s)"
+        url="http://127.0.0.1:$CW_PORT/callbacks"
+        [ "$proto" = https ] && url="https://127.0.0.1:$CW_TLS_PORT/callbacks"
+        out="$WORK/wrk.cwhook.$proto.$conns.$sync.out"
+        run_wrk "$url" "$conns" "$out"
+        sleep 0.5   # let requests still in flight when wrk stopped finish
+        rss=$(vmhwm_mib "$CW_PID")
+        rc=0
+        stop_pid "$CW_PID" || rc=$?
+        [ "$rc" -eq 0 ] || echo "cwhook $proto c=$conns sync=$sync: exit status $rc after SIGTERM" >>"$CHECKS"
+        # rows: the warm-up delivery + every 2xx wrk saw + requests wrk abandoned at its stop
+        # (sent but unanswered: at most one per connection) that the daemon still committed.
+        read -r rows redelivered rejections body_bytes < <(sqlite3 -separator ' ' "$CW_DB" \
+          "SELECT (SELECT count(*) FROM events) - 1, (SELECT count(*) FROM events WHERE deliveries > 1),
+                  (SELECT count(*) FROM rejections),
+                  (SELECT CAST(avg(length(body)) AS INTEGER) FROM events WHERE message_id LIKE '%-4000-8000-%');")
+        s2xx=$(field "$out" stored)
+        sent=$(field "$out" sent)
+        resp=$(field "$out" responses)
+        inflight=$((sent - resp))
+        if [ "$rows" -eq "$s2xx" ]; then
+          check=OK
+        elif [ "$rows" -gt "$s2xx" ] && [ "$rows" -le $((s2xx + inflight)) ]; then
+          check="OK+$((rows - s2xx))"
+        else
+          check=MISMATCH
+        fi
+        echo "cwhook $proto c=$conns sync=$sync: rows=$rows stored-2xx=$s2xx in-flight-at-stop=$inflight" \
+          "duplicate-answers=$(field "$out" dup) other-2xx=$(field "$out" other2xx)" \
+          "redelivered-rows=$redelivered rejections=$rejections avg-body=${body_bytes}B -> $check" >>"$CHECKS"
+        if grep -q '^BENCH_FIRST_BAD' "$out"; then
+          echo "  first unexpected answer: $(sed -n 's/^BENCH_FIRST_BAD //p' "$out")" >>"$CHECKS"
+        fi
+        local line
+        line=$(grep '^BENCH ' "$out")
+        [[ "$line" == *"statuses=-"* ]] || echo "  statuses: $(field "$out" statuses)" >>"$CHECKS"
+        record cwhook "$proto" "$conns" "$sync" "$out" "$rss" "$check"
+        rm -f "$CW_DB" "$CW_DB-wal" "$CW_DB-shm"
+      done
+    done
+  done
+  echo "key fetches during the hot runs: $(key_fetches) (one per daemon start expected: $starts)" >>"$CHECKS"
+  stop_pid "$KS_PID" || true
+}
+
+print_hot() {
+  python3 - "$RESULTS" "$CHECKS" <<'EOF'
+import sys
+rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
+cols = ["target", "proto", "conns", "sync", "req/s", "p50 ms", "p99 ms", "p99.9 ms",
+        "non-2xx", "sock err", "peak RSS MiB", "rows", "cwhook/nginx"]
+nginx = {(r[1], r[2]): float(r[4]) for r in rows if r[0] == "nginx"}
+out = []
+for r in rows:
+    ratio = "-"
+    if r[0] == "cwhook" and nginx.get((r[1], r[2])):
+        ratio = f"{float(r[4]) / nginx[(r[1], r[2])]:.2f}x"
+    out.append([r[0], r[1], r[2], r[3], f"{float(r[4]):.0f}", r[5], r[6], r[7], r[8], r[9], r[10], r[11], ratio])
+print("| " + " | ".join(cols) + " |")
+print("|" + "|".join("---" for _ in cols) + "|")
+for o in out:
+    print("| " + " | ".join(o) + " |")
+print()
+print("Row checks (events rows vs 2xx \"stored\" answers seen by wrk):")
+for l in open(sys.argv[2]):
+    print("  " + l.rstrip())
+print()
+print("Targets (cwhook, HTTP, 64 connections):")
+for r in rows:
+    if r[0] != "cwhook" or r[1] != "http" or r[2] != "64":
+        continue
+    n = nginx.get(("http", "64"))
+    ratio = float(r[4]) / n if n else float("nan")
+    p99 = float(r[6]); rss = float(r[10]) if r[10] != "?" else float("nan")
+    def v(ok): return "PASS" if ok else "MISS"
+    print(f"  sync={r[3]:6}  req/s >= 0.5x nginx: {ratio:.2f}x {v(ratio >= 0.5)}   "
+          f"p99 < 10 ms: {p99:.2f} ms {v(p99 < 10)}   peak RSS < 64 MiB: {rss:.1f} MiB {v(rss < 64)}")
+EOF
+}
+
+# ------------------------------------------------------------------ cold: key fetches
+
+cold() {
+  start_keyserver --delay-ms "$COLD_DELAY_MS"
+  start_cwhook full
+  local base="https://127.0.0.1:$KS_PORT/v2025_1//system/callbackkey/index.rails?companyName=Cobalt&id="
+  log "cold: $COLD_N deliveries over $COLD_URLS key URLs, key server delay ${COLD_DELAY_MS} ms, $COLD_CONCURRENCY connections"
+  local out="$WORK/cold.out"
+  run_waited taskset -c "$CLIENT_CPU" python3 "$BENCH/client.py" cold "http://127.0.0.1:$CW_PORT/callbacks" \
+    --key-url-base "$base" --key "$SIGNING_KEY" --n "$COLD_N" --urls "$COLD_URLS" \
+    --concurrency "$COLD_CONCURRENCY" >"$out" 2>&1 || { cat "$out" >&2; die "cold client failed"; }
+  local fetches rss rows
+  fetches=$(key_fetches)
+  rss=$(vmhwm_mib "$CW_PID")
+  stop_pid "$CW_PID" || true
+  stop_pid "$KS_PID" || true
+  rows=$(sqlite3 "$CW_DB" "SELECT count(*) FROM events;")
+  local c; c=$(sed -n 's/^COLD //p' "$out")
+  get() { sed -n 's/.*\b'"$1"'=\([^ ]*\).*/\1/p' <<<"$c"; }
+  echo "Cold key cache: $COLD_N deliveries, $COLD_URLS distinct key URLs, key server answers after ${COLD_DELAY_MS} ms, $COLD_CONCURRENCY connections, sync=full"
+  echo "| deliveries | stored | answers | client errors | key fetches | p50 ms | p99 ms | max ms | elapsed s | rows | peak RSS MiB |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|"
+  echo "| $(get n) | $(get stored) | $(get answers) | $(get errors) | $fetches | $(get p50_ms) | $(get p99_ms) | $(get max_ms) | $(get elapsed_s) | $rows | $rss |"
+  local v=MISS
+  [ "$fetches" -eq "$COLD_URLS" ] && v=PASS
+  echo "  key fetches == $COLD_URLS: $fetches $v"
+  v=MISS
+  [ "$rows" -eq "$(get stored)" ] && [ "$rows" -eq "$COLD_N" ] && v=PASS
+  echo "  rows == stored answers == $COLD_N: $rows $v"
+}
+
+# ------------------------------------------------------------------ main
+
+echo "cwhook ingest benchmark  $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "machine: nproc=$(nproc), $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "cwhook $("$BIN" --version 2>/dev/null | head -n1) Release; $(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2); $(nginx -v 2>&1 | sed 's/.*: //')"
+echo "cwhook (server.threads default) and nginx (one worker) pinned to CPU $CWHOOK_CPU, client to CPU $CLIENT_CPU; ${DURATION}s per run; wrk -t1 keep-alive, timeout 5s"
+echo
+if [ "$MODE" != cold ]; then
+  hot
+  echo "Hot path (key cached; nginx ceiling: $NG_KIND, one worker, same bodies and answer size):"
+  print_hot
+  echo
+fi
+if [ "$MODE" != hot ]; then
+  cold
+fi
+echo
+echo "database temp dir file system: $(df -T "$WORK" | awk 'NR == 2 { print $2 }'); cwhook log lines (warn and above): $(wc -l <"$WORK/cwhook.log")"
+if [ -s "$WORK/cwhook.log" ]; then
+  echo "first cwhook log lines:"
+  head -n 5 "$WORK/cwhook.log" | sed 's/^/  /'
+fi
+exit 0
