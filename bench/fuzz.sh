@@ -4,11 +4,13 @@
 #
 #   bench/fuzz.sh [seconds] [target...]      default: 60 seconds, every target
 #
-# Builds with clang (installed when missing) into build-fuzz/: every library with
+# Builds with clang 16 (installed when missing) into build-fuzz/: every library with
 # -fsanitize=address,undefined and libFuzzer's coverage instrumentation, the targets with
 # -fsanitize=fuzzer. Each target fuzzes a writable corpus, build-fuzz/corpus/<target>/
 # (started from tests/fuzz/<target>/seeds/, kept between runs), on one core. Crash inputs go
-# to build-fuzz/artifacts/<target>/, logs to build-fuzz/runs/<target>/fuzz-0.log.
+# to build-fuzz/artifacts/<target>/, logs to build-fuzz/runs/<target>/fuzz-0.log; each crash
+# input is run once more to print what failed, grouped, with the smallest input of each group.
+#
 # FUZZ_KEEP_GOING=1: libFuzzer's fork mode (-fork=1, still one core) with crashes, timeouts
 # and out-of-memory inputs recorded but not stopping the run, so a target with a known,
 # unfixed crash still fuzzes for the whole time. The log is then build-fuzz/runs/<target>/fork.log.
@@ -90,10 +92,16 @@ for t in "${targets[@]}"; do
     "$t" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" "$(find "$corpus" -type f | wc -l)" "${#found[@]}")
   echo "$line"
   if [ ${#found[@]} -gt 0 ]; then
-    # What went wrong, once per distinct message, then where the inputs are.
-    grep -E "^$t fuzz: |Assertion .* failed|ERROR: AddressSanitizer|ERROR: LeakSanitizer|runtime error:|ERROR: libFuzzer: (timeout|out-of-memory)" "$log" |
-      sed -e 's/^==[0-9]*==//' -e 's/^[^ ]*cwhook_fuzz_[a-z_]*: //' | sort | uniq -c | sed 's/^/           /' || true
-    echo "           inputs: ${#found[@]} in $artifacts/"
+    # Each input run once more to tell what went wrong: one line per distinct failure, with
+    # how many inputs hit it and the smallest of them.
+    for f in "${found[@]}"; do
+      why=$("$fuzzer" -timeout=10 "$f" 2>&1 | grep -m1 -E "$t fuzz: |Assertion .* failed|ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error:" |
+        sed -e 's/^==[0-9]*==//' -e 's/^[^ ]*cwhook_fuzz_[a-z_]*: //' -e 's/^[^ ]*: runtime error/runtime error/') || true
+      printf '%s\t%s\t%s\n' "${why:-did not fail again}" "$(stat -c %s "$f")" "$f"
+    done | sort -t $'\t' -k1,1 -k2,2n | awk -F '\t' '
+      $1 != last { if (last != "") printf "           %4d x %s\n                  smallest: %s\n", n, last, first; last = $1; first = $3; n = 0 }
+      { n++ }
+      END { printf "           %4d x %s\n                  smallest: %s\n", n, last, first }'
   fi
   summary+=("$line")
 done

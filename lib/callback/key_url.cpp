@@ -138,6 +138,13 @@ boost::system::result<key_target, std::string> key_url_policy::check(std::string
         return refuse("not an absolute URL");
     }
     const boost::urls::url_view u = *parsed;
+    // The authority must run exactly to the first '/', '?' or '#'. Boost.URL 1.81 stops early on
+    // some malformed authorities ("https://[::1]x", "https://127.0.0.1:9443.evil.example/") and
+    // would leave the rest as a path not starting with '/'; found by fuzzing.
+    const auto after_scheme = url.substr(8);
+    if (std::string_view(u.encoded_authority()) != after_scheme.substr(0, after_scheme.find_first_of("/?#"))) {
+        return refuse("invalid host or port");
+    }
     if (u.scheme_id() != boost::urls::scheme::https) {
         return refuse("scheme must be https");
     }
@@ -181,6 +188,9 @@ boost::system::result<key_target, std::string> key_url_policy::check(std::string
     }
     t.operator_listed = it->operator_listed;
     std::string_view path = u.encoded_path();
+    if (!path.empty() && !path.starts_with('/')) {
+        return refuse("invalid path");
+    }
     t.target = path.empty() ? "/" : std::string(path);
     if (u.has_query()) {
         t.target += '?';

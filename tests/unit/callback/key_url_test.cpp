@@ -435,13 +435,16 @@ TEST(CanonicalHost, LowerCasesAndStripsOneTrailingDot)
 namespace cwhook::callback {
 namespace {
 
-// Found by fuzzing: Boost.URL 1.81 asserts on this rootless path; screening refuses it first.
-TEST(KeyUrl, RefusesNonAsciiBytesBeforeParsing)
+// Found by fuzzing: inputs Boost.URL 1.81 asserts on or splits wrongly; all must be refused.
+TEST(KeyUrl, RefusesMalformedUrlsFoundByFuzzing)
 {
-    const auto p = key_url_policy::make({});
+    const auto p = key_url_policy::make({"127.0.0.1:9443", "[::1]:443"});
     ASSERT_TRUE(p.has_value());
-    for (const std::string& bad : {std::string("w:\xff", 3), std::string("https://na.myconnectwise.net/\xc3\xa9"),
-                                  std::string("https://na.myconnectwise.net/a b")}) {
+    for (const std::string& bad :
+         {std::string("w:\xff", 3), std::string("https://na.myconnectwise.net/\xc3\xa9"),
+          std::string("https://na.myconnectwise.net/a b"), std::string("https://[::1]x"),
+          std::string("https://na.myconnectwise.net:443x"), std::string("https://127.0.0.1:9443.evil.example/"),
+          std::string("https://[::1]na.myconnectwise.net/v2025_1//system/callbackkey/index.rails")}) {
         const auto r = p->check(bad);
         EXPECT_FALSE(r.has_value()) << bad;
     }
