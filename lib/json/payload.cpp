@@ -118,6 +118,11 @@ document parse_document(std::string_view text, bool lenient_utf8)
         out.error = simdjson::MEMALLOC;
         return out;
     }
+    if (text.empty()) {
+        // An empty view may carry a null pointer, which simdjson would hand to memcpy.
+        out.error = simdjson::EMPTY;
+        return out;
+    }
     // parse(pointer, length) copies into the parser's own padded buffer: a string_view
     // gives no guarantee of SIMDJSON_PADDING readable bytes after its end.
     out.error = parser->parse(text.data(), text.size()).get(out.root);
