@@ -1,5 +1,7 @@
 #include "core/log.hpp"
 
+#include "core/json_string.hpp"
+
 #include <atomic>
 #include <chrono>
 #include <ctime>
@@ -16,26 +18,6 @@ std::mutex g_sink_mutex;
 std::function<void(std::string_view)> g_sink;  // guarded by g_sink_mutex
 std::atomic<bool> g_has_sink{false};
 
-void append_json_string(std::string& out, std::string_view s)
-{
-    out.push_back('"');
-    for (unsigned char c : s) {
-        switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        default:
-            if (c < 0x20 || c == 0x7f) {
-                fmt::format_to(std::back_inserter(out), "\\u{:04x}", c);
-            } else {
-                out.push_back(static_cast<char>(c));
-            }
-        }
-    }
-    out.push_back('"');
-}
 
 // Text values are quoted only when they would be ambiguous; control bytes are escaped so
 // that a hostile header can never forge a second log line.

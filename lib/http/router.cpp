@@ -1,28 +1,10 @@
 #include "http/router.hpp"
 
+#include "core/json_string.hpp"
+
 #include <fmt/format.h>
 
 namespace cwhook::http {
-
-namespace {
-
-void append_json_string(std::string& out, std::string_view s)
-{
-    out.push_back('"');
-    for (unsigned char c : s) {
-        if (c == '"' || c == '\\') {
-            out.push_back('\\');
-            out.push_back(static_cast<char>(c));
-        } else if (c < 0x20) {
-            out += fmt::format("\\u{:04x}", c);
-        } else {
-            out.push_back(static_cast<char>(c));
-        }
-    }
-    out.push_back('"');
-}
-
-} // namespace
 
 std::string_view request::path() const
 {

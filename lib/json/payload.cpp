@@ -7,6 +7,8 @@
 // offending byte is replaced by '?'.
 #include "json/payload.hpp"
 
+#include "core/json_string.hpp"
+
 #include <simdjson.h>
 
 #include <charconv>
@@ -361,30 +363,9 @@ std::optional<std::string> parse_signing_key(std::string_view body)
 
 std::string quote(std::string_view s)
 {
-    static constexpr char hex_digits[] = "0123456789abcdef";
     std::string out;
     out.reserve(s.size() + 2);
-    out += '"';
-    for (const char c : s) {
-        const auto byte = static_cast<unsigned char>(c);
-        switch (c) {
-        case '"': out += "\\\""; break;
-        case '\\': out += "\\\\"; break;
-        case '\n': out += "\\n"; break;
-        case '\r': out += "\\r"; break;
-        case '\t': out += "\\t"; break;
-        default:
-            if (byte < 0x20) {
-                out += "\\u00";
-                out += hex_digits[byte >> 4];
-                out += hex_digits[byte & 0x0F];
-            } else {
-                out += c;
-            }
-            break;
-        }
-    }
-    out += '"';
+    append_json_string(out, s);
     return out;
 }
 

@@ -217,8 +217,8 @@ TEST(ErrorResponse, EscapesCodeAndDetail)
     } cases[] = {
         {R"(a"b)", R"("a\"b")"},
         {R"(a\b)", R"("a\\b")"},
-        {"a\nb", R"("a\u000ab")"},
-        {"a\rb", R"("a\u000db")"},
+        {"a\nb", R"("a\nb")"},
+        {"a\rb", R"("a\rb")"},
         {std::string("a\0b", 3), R"("a\u0000b")"},
         {"a\x1f" "b", R"("a\u001fb")"},
         {"caf\xc3\xa9", "\"caf\xc3\xa9\""},

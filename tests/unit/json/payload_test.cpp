@@ -384,7 +384,8 @@ TEST(Quote, EscapesControlCharacters)
 
 TEST(Quote, PassesHighBytesThrough)
 {
-    EXPECT_EQ(quote("\xC3\xA9\xFF\x7F"), "\"\xC3\xA9\xFF\x7F\"");
+    // DEL is a control byte and is escaped, like the log and HTTP answers do.
+    EXPECT_EQ(quote("\xC3\xA9\xFF\x7F"), "\"\xC3\xA9\xFF\\u007f\"");
 }
 
 } // namespace
