@@ -33,6 +33,8 @@
 #include <mutex>
 #include <unordered_map>
 
+#include <sys/socket.h>
+
 namespace cwhook::http {
 
 namespace net = boost::asio;
@@ -92,7 +94,7 @@ struct server::state : std::enable_shared_from_this<server::state> {
     net::io_context& ioc;
     settings cfg;
     std::shared_ptr<router> routes;
-    std::shared_ptr<ssl::context> tls;
+    std::atomic<std::shared_ptr<ssl::context>> tls;  // replaced by reload; sessions keep their copy
     metrics::registry& metrics;
     cidr_set trusted;
 
@@ -386,7 +388,8 @@ awaitable<void> tls_session(state_ptr st, tcp::socket socket, std::shared_ptr<co
 {
     boost::system::error_code ec;
     const auto peer = socket.remote_endpoint(ec).address();
-    beast::ssl_stream<beast::tcp_stream> stream(std::move(socket), *st->tls);
+    const std::shared_ptr<ssl::context> ctx = st->tls.load();  // outlives the stream
+    beast::ssl_stream<beast::tcp_stream> stream(std::move(socket), *ctx);
     conn->close = [&stream] { beast::get_lowest_layer(stream).socket().cancel(); };
     lowest(stream).expires_after(st->cfg.handshake_timeout);
     auto [hec] = co_await stream.async_handshake(ssl::stream_base::server, use_tuple);
@@ -494,17 +497,40 @@ boost::system::result<void, std::string> server::start()
         (tls ? st.tls_acceptors : st.plain_acceptors).push_back(std::move(acc));
         return {};
     };
-    for (const auto& l : st.cfg.listen) {
-        if (auto r = bind(l, false); !r) {
-            return "server.listen: " + r.error();
+    if (!st.cfg.inherited.empty()) {
+        // Socket activation: the passed sockets replace the configured listeners.
+        for (const auto& in : st.cfg.inherited) {
+            if (in.tls && !st.tls.load()) {
+                return fmt::format("socket activation: fd {} is named \"https\" but no TLS certificate is configured",
+                                   in.fd);
+            }
+            sockaddr_storage addr{};
+            socklen_t len = sizeof addr;
+            if (::getsockname(in.fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0 ||
+                (addr.ss_family != AF_INET && addr.ss_family != AF_INET6)) {
+                return fmt::format("socket activation: fd {} is not a TCP/IP socket", in.fd);
+            }
+            auto acc = std::make_unique<tcp::acceptor>(net::make_strand(st.ioc));
+            boost::system::error_code ec;
+            acc->assign(addr.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), in.fd, ec);
+            if (ec) {
+                return fmt::format("socket activation: fd {}: {}", in.fd, ec.message());
+            }
+            (in.tls ? st.tls_acceptors : st.plain_acceptors).push_back(std::move(acc));
         }
-    }
-    if (!st.cfg.tls_listen.empty() && !st.tls) {
-        return "server.tls_listen: no TLS certificate configured";
-    }
-    for (const auto& l : st.cfg.tls_listen) {
-        if (auto r = bind(l, true); !r) {
-            return "server.tls_listen: " + r.error();
+    } else {
+        for (const auto& l : st.cfg.listen) {
+            if (auto r = bind(l, false); !r) {
+                return "server.listen: " + r.error();
+            }
+        }
+        if (!st.cfg.tls_listen.empty() && !st.tls.load()) {
+            return "server.tls_listen: no TLS certificate configured";
+        }
+        for (const auto& l : st.cfg.tls_listen) {
+            if (auto r = bind(l, true); !r) {
+                return "server.tls_listen: " + r.error();
+            }
         }
     }
     auto spawn_all = [&](auto& list, bool tls) {
@@ -518,6 +544,11 @@ boost::system::result<void, std::string> server::start()
     spawn_all(st.plain_acceptors, false);
     spawn_all(st.tls_acceptors, true);
     return {};
+}
+
+void server::set_tls_context(std::shared_ptr<ssl::context> tls)
+{
+    state_->tls.store(std::move(tls));
 }
 
 std::vector<tcp::endpoint> server::plain_endpoints() const
