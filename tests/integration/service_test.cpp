@@ -305,5 +305,35 @@ path = "{}"
     EXPECT_EQ(p.wait(), 0) << p.output();
 }
 
+TEST(Service, HealthcheckProbesTheRunningDaemon)
+{
+    temp_dir dir;
+    const auto conf = dir.file("c.toml");
+    std::uint16_t port = 0;
+    ::close(listening_socket(port));  // a port nothing listens on now
+    write_file(conf, fmt::format("[server]\nlisten = [\"0.0.0.0:{}\"]\n[storage]\npath = \"{}\"\n", port,
+                                 dir.file("events.db")));
+    {
+        child_process down({"healthcheck", "--config", conf, "--timeout", "2s"});
+        EXPECT_EQ(down.wait(), 1);
+        EXPECT_NE(down.output().find(fmt::format("http://127.0.0.1:{}/healthz", port)), std::string::npos)
+            << down.output();
+    }
+    child_process p({"serve", "--config", conf});
+    ASSERT_NE(p.wait_for_http_port(), 0) << p.output();
+    child_process up({"healthcheck", "--config", conf});
+    EXPECT_EQ(up.wait(), 0) << up.output();
+    child_process ready({"healthcheck", "--url", fmt::format("http://127.0.0.1:{}/readyz", port)});
+    EXPECT_EQ(ready.wait(), 0) << ready.output();
+    child_process missing({"healthcheck", "--url", fmt::format("http://127.0.0.1:{}/nope", port)});
+    EXPECT_EQ(missing.wait(), 1);
+    EXPECT_NE(missing.output().find("HTTP 404"), std::string::npos) << missing.output();
+    child_process bad({"healthcheck", "--url", "ftp://x"});
+    EXPECT_EQ(bad.wait(), 2);
+    EXPECT_NE(bad.output().find("--url ftp://x"), std::string::npos) << bad.output();
+    p.signal(SIGTERM);
+    EXPECT_EQ(p.wait(), 0);
+}
+
 } // namespace
 } // namespace cwhook::test
