@@ -460,7 +460,7 @@ std::string integrity_check(const std::string& path)
 
 // ---------------------------------------------------------------------------------------
 child_process::child_process(std::vector<std::string> args, std::map<std::string, std::string> env,
-                             std::vector<int> listen_fds)
+                             std::vector<int> listen_fds, std::string program)
 {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) {
@@ -488,7 +488,7 @@ child_process::child_process(std::vector<std::string> args, std::map<std::string
             setenv("LISTEN_PID", std::to_string(getpid()).c_str(), 1);
         }
         std::vector<char*> argv;
-        std::string bin = CWHOOK_BINARY;
+        std::string bin = program.empty() ? std::string(CWHOOK_BINARY) : program;
         argv.push_back(bin.data());
         for (auto& a : args) {
             argv.push_back(a.data());
