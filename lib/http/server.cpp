@@ -6,6 +6,8 @@
 // between requests, and lets in-flight requests finish and answer with Connection: close.
 #include "http/server.hpp"
 
+#include "crypto/digest.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -103,6 +105,9 @@ struct server::state : std::enable_shared_from_this<server::state> {
 
     std::atomic<std::size_t> open{0};
     std::atomic<bool> draining{false};
+    // Request ids made here: "<random per process>-<sequence>", unique across restarts.
+    std::string id_prefix;
+    std::atomic<std::uint64_t> next_request{1};
 
     std::mutex mutex;  // guards the members below
     std::uint64_t next_id = 1;
@@ -130,6 +135,7 @@ struct server::state : std::enable_shared_from_this<server::state> {
             }
         }
         trusted = cidr_set(std::move(nets));
+        id_prefix = crypto::random_hex(4);
     }
 
     std::uint64_t register_connection(std::shared_ptr<connection> c)
@@ -180,6 +186,20 @@ namespace {
 
 using state_ptr = std::shared_ptr<server::state>;
 
+// An incoming X-Request-Id is kept when it is short printable ASCII without spaces or quotes
+// (it goes into logs and a response header); otherwise one is made.
+std::string request_id_for(server::state& st, std::string_view incoming)
+{
+    const bool usable = !incoming.empty() && incoming.size() <= 128 &&
+                        std::all_of(incoming.begin(), incoming.end(), [](char c) {
+                            return c > 0x20 && c < 0x7f && c != '"' && c != '\\';
+                        });
+    if (usable) {
+        return std::string(incoming);
+    }
+    return fmt::format("{}-{:06x}", st.id_prefix, st.next_request.fetch_add(1, std::memory_order_relaxed));
+}
+
 bool is_timeout(const boost::system::error_code& ec)
 {
     return ec == beast::error::timeout;
@@ -216,6 +236,7 @@ awaitable<void> refuse_oversize(const state_ptr& st, Stream& stream, request& re
 {
     req.msg = parser.release();
     auto res = error_response(413, "body_too_large", fmt::format("body exceeds {} bytes", st->cfg.max_body_bytes));
+    res.set("X-Request-Id", req.request_id);
     if (const auto& hook = st->routes->rejection_hook()) {
         hook(req, 413, "body_too_large");
     }
@@ -288,6 +309,7 @@ awaitable<void> serve_requests(const state_ptr& st, Stream& stream, const std::s
             const auto& h = parser.get();
             const std::string_view xff = h["X-Forwarded-For"];
             req.client_addr = client_address(peer, xff, st->trusted);
+            req.request_id = request_id_for(*st, h["X-Request-Id"]);
         }
 
         if (hec == beast_http::error::body_limit) {
@@ -319,9 +341,6 @@ awaitable<void> serve_requests(const state_ptr& st, Stream& stream, const std::s
             co_return;
         }
         req.msg = parser.release();
-        if (auto id = req.msg["X-Request-Id"]; !id.empty() && id.size() <= 128) {
-            req.request_id = std::string(id);
-        }
 
         response res;
         unsigned status = 0;
@@ -331,7 +350,8 @@ awaitable<void> serve_requests(const state_ptr& st, Stream& stream, const std::s
             try {
                 res = co_await (*h)(req);
             } catch (const std::exception& e) {
-                log::error("handler failed", {{"path", req.path()}, {"what", e.what()}});
+                log::error("handler failed",
+                           {{"path", req.path()}, {"what", e.what()}, {"request_id", req.request_id}});
                 res = error_response(500, "internal_error");
             }
         } else if (status == 405) {
@@ -341,9 +361,7 @@ awaitable<void> serve_requests(const state_ptr& st, Stream& stream, const std::s
             res = error_response(404, "not_found");
         }
         res.version(req.msg.version());
-        if (!req.request_id.empty()) {
-            res.set("X-Request-Id", req.request_id);
-        }
+        res.set("X-Request-Id", req.request_id);
         res.keep_alive(req.msg.keep_alive() && !st->draining);
         if (method == beast_http::verb::head) {
             res.body().clear();  // Content-Length already describes the GET body
@@ -359,9 +377,7 @@ awaitable<void> serve_requests(const state_ptr& st, Stream& stream, const std::s
             fields.emplace_back("status", res.result_int());
             fields.emplace_back("ms", elapsed.count());
             fields.emplace_back("client", req.client_addr);
-            if (!req.request_id.empty()) {
-                fields.emplace_back("request_id", req.request_id);
-            }
+            fields.emplace_back("request_id", req.request_id);
             for (auto& f : req.log_fields) {
                 fields.push_back(std::move(f));
             }

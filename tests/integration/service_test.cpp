@@ -305,6 +305,33 @@ path = "{}"
     EXPECT_EQ(p.wait(), 0) << p.output();
 }
 
+TEST(Service, RequestIdsAreKeptOrMadeAndLogged)
+{
+    temp_dir dir;
+    child_process p({"serve"}, {{"CWHOOK_SERVER_LISTEN", "127.0.0.1:0"}, {"CWHOOK_STORAGE_PATH", dir.file("events.db")}});
+    const auto port = p.wait_for_http_port();
+    ASSERT_NE(port, 0) << p.output();
+    auto call = get("/healthz");
+    call.headers.emplace_back("X-Request-Id", "trace-4f2a.77");
+    const auto kept = send(loopback(port), call);
+    EXPECT_EQ(kept.headers.at("x-request-id"), "trace-4f2a.77");
+    EXPECT_FALSE(p.wait_for_line("request_id=trace-4f2a.77").empty()) << p.output();
+
+    const auto made = send(loopback(port), get("/nope"));
+    EXPECT_EQ(made.status, 404);
+    const auto id = made.headers.at("x-request-id");
+    EXPECT_EQ(id.size(), 15u) << id;  // 8 hex, '-', 6 hex
+    EXPECT_FALSE(p.wait_for_line("request_id=" + id).empty()) << p.output();
+
+    auto bad = get("/healthz");
+    bad.headers.emplace_back("X-Request-Id", "two words");  // not log-safe: replaced
+    const auto replaced = send(loopback(port), bad);
+    EXPECT_NE(replaced.headers.at("x-request-id"), "two words");
+    EXPECT_NE(replaced.headers.at("x-request-id"), id);
+    p.signal(SIGTERM);
+    EXPECT_EQ(p.wait(), 0);
+}
+
 TEST(Service, HealthcheckProbesTheRunningDaemon)
 {
     temp_dir dir;
