@@ -101,7 +101,13 @@ boost::system::result<std::unique_ptr<app>, std::string> app::create(app_setting
     }
     p->client_tls = *client_ctx;
 
-    auto st = store::event_store::open(cfg.storage);
+    auto& batch_sizes = p->metrics.get_histogram("cwhook_store_commit_batch_size", {}, metrics::size_buckets());
+    auto& commit_seconds =
+        p->metrics.get_histogram("cwhook_store_commit_duration_seconds", {}, metrics::latency_buckets());
+    auto st = store::event_store::open(cfg.storage, [&batch_sizes, &commit_seconds](std::size_t n, auto took) {
+        batch_sizes.observe(static_cast<double>(n));
+        commit_seconds.observe(took.count());
+    });
     if (!st) {
         return "storage.path: " + st.error();
     }
@@ -123,6 +129,8 @@ boost::system::result<std::unique_ptr<app>, std::string> app::create(app_setting
             raw->pipeline->record_rejection(req, status, reason, "body exceeds server.max_body_bytes");
         }
     });
+    p->metrics.get_gauge("cwhook_build_info", "version=\"" CWHOOK_VERSION "\"").set(1);
+
     routes->add(bhttp::verb::get, "/healthz", [](http::request&) -> net::awaitable<http::response> {
         co_return http::json_response(200, R"({"status":"ok"})");
     });
@@ -286,6 +294,14 @@ boost::system::result<void, std::string> app::reload(const app_settings& next)
 std::vector<net::ip::tcp::endpoint> app::plain_endpoints() const { return impl_->server->plain_endpoints(); }
 std::vector<net::ip::tcp::endpoint> app::tls_endpoints() const { return impl_->server->tls_endpoints(); }
 metrics::registry& app::metrics() noexcept { return impl_->metrics; }
+
+std::string app::render_metrics()
+{
+    auto& p = *impl_;
+    p.metrics.get_gauge("cwhook_store_queue_depth").set(static_cast<std::int64_t>(p.store->queue_depth()));
+    p.metrics.get_gauge("cwhook_pending_events").set(static_cast<std::int64_t>(p.pending.count.load()));
+    return p.metrics.render();
+}
 const app_settings& app::settings() const noexcept { return impl_->cfg; }
 
 } // namespace cwhook::callback

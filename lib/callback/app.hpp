@@ -50,6 +50,8 @@ public:
     std::vector<boost::asio::ip::tcp::endpoint> plain_endpoints() const;
     std::vector<boost::asio::ip::tcp::endpoint> tls_endpoints() const;
     metrics::registry& metrics() noexcept;
+    // Prometheus text of every metric, with the sampled gauges (store queue depth) updated.
+    std::string render_metrics();
     const app_settings& settings() const noexcept;
 
     struct impl;

@@ -105,6 +105,14 @@ struct server::state : std::enable_shared_from_this<server::state> {
 
     std::atomic<std::size_t> open{0};
     std::atomic<bool> draining{false};
+    // Requests by route and status, and their latency by route (route = registered path).
+    void observe(std::string_view route, unsigned status, double seconds)
+    {
+        metrics.get_counter("cwhook_http_requests_total", fmt::format("route=\"{}\",status=\"{}\"", route, status)).inc();
+        metrics.get_histogram("cwhook_http_request_duration_seconds", fmt::format("route=\"{}\"", route),
+                              metrics::latency_buckets())
+            .observe(seconds);
+    }
     // Request ids made here: "<random per process>-<sequence>", unique across restarts.
     std::string id_prefix;
     std::atomic<std::uint64_t> next_request{1};
@@ -346,7 +354,8 @@ awaitable<void> serve_requests(const state_ptr& st, Stream& stream, const std::s
         unsigned status = 0;
         std::string allow;
         const auto method = req.msg.method();
-        if (const handler* h = st->routes->find(method, req.path(), &status, &allow)) {
+        std::string_view route = "unmatched";
+        if (const handler* h = st->routes->find(method, req.path(), &status, &allow, &route)) {
             try {
                 res = co_await (*h)(req);
             } catch (const std::exception& e) {
@@ -369,6 +378,7 @@ awaitable<void> serve_requests(const state_ptr& st, Stream& stream, const std::s
 
         const bool ok = co_await write_response(stream, res, cfg);
         const auto elapsed = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started);
+        st->observe(route, res.result_int(), elapsed.count() / 1000);
         if (log::enabled(log::level::info)) {
             std::vector<log::field> fields;
             fields.reserve(8 + req.log_fields.size());
