@@ -28,16 +28,7 @@ class nginx_proxy {
 public:
     nginx_proxy(const temp_dir& dir, const test_cert& cert, std::uint16_t upstream_port)
     {
-        fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);  // as nginx's own
-        sockaddr_in addr{};
-        addr.sin_family = AF_INET;
-        addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t len = sizeof addr;
-        if (fd_ < 0 || ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd_, 64) != 0 ||
-            ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-            throw std::runtime_error("cannot make the proxy's listening socket");
-        }
-        port_ = ntohs(addr.sin_port);
+        fd_ = listening_socket(port_, true);  // non-blocking, as nginx's own
         const auto root = dir.path() / "nginx";
         std::filesystem::create_directories(root);
         const auto conf = (root / "nginx.conf").string();

@@ -128,22 +128,6 @@ TEST(Service, NoWatchdogPingsUnlessAskedFor)
     }
 }
 
-// A listening socket made by the test, as systemd would from cwhook.socket.
-int listening_socket(std::uint16_t& port)
-{
-    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof addr;
-    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 64) != 0 ||
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-        throw std::runtime_error("cannot make a listening socket");
-    }
-    port = ntohs(addr.sin_port);
-    return fd;
-}
-
 TEST(Service, SocketActivationServesOnThePassedSockets)
 {
     temp_dir dir;

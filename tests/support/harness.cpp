@@ -24,7 +24,9 @@
 #include <cstdlib>
 #include <fcntl.h>
 #include <fstream>
+#include <netinet/in.h>
 #include <poll.h>
+#include <sys/socket.h>
 #include <random>
 #include <sstream>
 #include <sys/wait.h>
@@ -459,6 +461,21 @@ std::string integrity_check(const std::string& path)
 }
 
 // ---------------------------------------------------------------------------------------
+int listening_socket(std::uint16_t& port, bool nonblocking)
+{
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | (nonblocking ? SOCK_NONBLOCK : 0), 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof addr;
+    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 || ::listen(fd, 64) != 0 ||
+        ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+        throw std::runtime_error("cannot make a listening socket on 127.0.0.1");
+    }
+    port = ntohs(addr.sin_port);
+    return fd;
+}
+
 child_process::child_process(std::vector<std::string> args, std::map<std::string, std::string> env,
                              std::vector<int> listen_fds, std::string program)
 {

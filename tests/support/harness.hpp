@@ -139,6 +139,10 @@ std::int64_t count_rows(const std::string& db, const std::string& table, const s
 std::string integrity_check(const std::string& db);
 
 // The cwhook binary as a child process, stderr captured; ready once its listeners log.
+// A TCP socket listening on 127.0.0.1:0 (as a service manager or a proxy's parent would make
+// it to hand over); *port is the port it got. Close-on-exec; the caller closes it.
+int listening_socket(std::uint16_t& port, bool nonblocking = false);
+
 class child_process {
 public:
     // listen_fds: sockets handed to the child as fds 3, 4, ... with LISTEN_FDS / LISTEN_PID set
