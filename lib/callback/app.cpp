@@ -241,8 +241,6 @@ std::vector<std::string> restart_only_changes(const app_settings& a, const app_s
     };
     const auto& x = a.server;
     const auto& y = b.server;
-    diff(x.listen != y.listen, "server.listen");
-    diff(x.tls_listen != y.tls_listen, "server.tls_listen");
     diff(x.threads != y.threads, "server.threads");
     diff(a.callback_path != b.callback_path, "server.callback_path");
     diff(a.storage.path != b.storage.path, "storage.path");
@@ -264,16 +262,25 @@ boost::system::result<void, std::string> app::reload(const app_settings& next)
         return "verify.allowed_key_hosts: " + policy.error();
     }
     std::shared_ptr<net::ssl::context> server_tls;
-    if (!p.cfg.server.tls_listen.empty() || !p.server->tls_endpoints().empty()) {
+    if (!next.server.tls_listen.empty() || !p.server->tls_endpoints().empty()) {
         auto ctx = crypto::make_server_context(next.server.tls_cert, next.server.tls_key);
         if (!ctx) {
             return "server.tls_cert/tls_key: " + ctx.error().message;
         }
         server_tls = *ctx;
     }
-    // Everything validated: apply.
+    // Everything validated: apply. The listeners first, the only step that can still fail.
+    std::shared_ptr<net::ssl::context> previous_tls;
     if (server_tls) {
-        p.server->set_tls_context(std::move(server_tls));
+        previous_tls = p.server->set_tls_context(server_tls);
+    }
+    if (auto r = p.server->rebind(next.server.listen, next.server.tls_listen); !r) {
+        if (server_tls) {
+            p.server->set_tls_context(previous_tls);
+        }
+        return r.error();
+    }
+    if (server_tls) {
         log::info("TLS certificate reloaded", {{"cert", next.server.tls_cert}});
     }
     p.policy = *policy;

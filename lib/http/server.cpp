@@ -116,8 +116,16 @@ struct server::state : std::enable_shared_from_this<server::state> {
         return std::make_shared<const limits>(limits{s, cidr_set(std::move(nets))});
     }
 
+    // Listeners and the configured text each was bound from ("" when inherited). Guarded by
+    // listeners_mutex where a reload may change them concurrently with readers.
+    std::mutex listeners_mutex;
     std::vector<std::unique_ptr<tcp::acceptor>> plain_acceptors;
     std::vector<std::unique_ptr<tcp::acceptor>> tls_acceptors;
+    std::vector<std::string> plain_texts;
+    std::vector<std::string> tls_texts;
+    // Listeners a reload closed: kept alive until the server goes, because their accept
+    // loops may still be completing with operation_aborted.
+    std::vector<std::unique_ptr<tcp::acceptor>> retired;
 
     std::atomic<std::size_t> open{0};
     std::atomic<bool> draining{false};
@@ -497,6 +505,46 @@ awaitable<void> accept_loop(state_ptr st, tcp::acceptor* acceptor, bool tls)
 
 } // namespace
 
+namespace {
+
+// A listening acceptor on its own strand for "host:port"; errors name the address.
+boost::system::result<std::unique_ptr<tcp::acceptor>, std::string> open_listener(net::io_context& ioc,
+                                                                                const std::string& text)
+{
+    const auto ep = parse_listen(text);
+    if (!ep) {
+        return text + ": expected host:port";
+    }
+    auto acc = std::make_unique<tcp::acceptor>(net::make_strand(ioc));
+    boost::system::error_code ec;
+    acc->open(ep->protocol(), ec);
+    if (!ec) {
+        acc->set_option(net::socket_base::reuse_address(true), ec);
+    }
+    if (!ec && ep->address().is_v6()) {
+        acc->set_option(net::ip::v6_only(true), ec);
+    }
+    if (!ec) {
+        acc->bind(*ep, ec);
+    }
+    if (!ec) {
+        acc->listen(net::socket_base::max_listen_connections, ec);
+    }
+    if (ec) {
+        return fmt::format("{}: {}", text, ec.message());
+    }
+    return acc;
+}
+
+void start_accepting(const state_ptr& st, tcp::acceptor* acc, bool tls)
+{
+    log::info(tls ? "listening (https)" : "listening (http)",
+              {{"address", fmt::format("{}:{}", acc->local_endpoint().address().to_string(), acc->local_endpoint().port())}});
+    net::co_spawn(acc->get_executor(), accept_loop(st, acc, tls), net::detached);
+}
+
+} // namespace
+
 server::server(net::io_context& ioc, settings s, std::shared_ptr<router> routes, std::shared_ptr<ssl::context> tls,
                metrics::registry& metrics)
     : state_(std::make_shared<state>(ioc, std::move(s), std::move(routes), std::move(tls), metrics))
@@ -509,29 +557,12 @@ boost::system::result<void, std::string> server::start()
 {
     auto& st = *state_;
     auto bind = [&](const std::string& text, bool tls) -> boost::system::result<void, std::string> {
-        const auto ep = parse_listen(text);
-        if (!ep) {
-            return std::string(text) + ": expected host:port";
+        auto acc = open_listener(st.ioc, text);
+        if (!acc) {
+            return acc.error();
         }
-        auto acc = std::make_unique<tcp::acceptor>(net::make_strand(st.ioc));
-        boost::system::error_code ec;
-        acc->open(ep->protocol(), ec);
-        if (!ec) {
-            acc->set_option(net::socket_base::reuse_address(true), ec);
-        }
-        if (!ec && ep->address().is_v6()) {
-            acc->set_option(net::ip::v6_only(true), ec);
-        }
-        if (!ec) {
-            acc->bind(*ep, ec);
-        }
-        if (!ec) {
-            acc->listen(net::socket_base::max_listen_connections, ec);
-        }
-        if (ec) {
-            return fmt::format("{}: {}", text, ec.message());
-        }
-        (tls ? st.tls_acceptors : st.plain_acceptors).push_back(std::move(acc));
+        (tls ? st.tls_acceptors : st.plain_acceptors).push_back(std::move(*acc));
+        (tls ? st.tls_texts : st.plain_texts).push_back(text);
         return {};
     };
     if (!st.cfg.inherited.empty()) {
@@ -554,6 +585,7 @@ boost::system::result<void, std::string> server::start()
                 return fmt::format("socket activation: fd {}: {}", in.fd, ec.message());
             }
             (in.tls ? st.tls_acceptors : st.plain_acceptors).push_back(std::move(acc));
+            (in.tls ? st.tls_texts : st.plain_texts).emplace_back();
         }
     } else {
         for (const auto& l : st.cfg.listen) {
@@ -570,22 +602,96 @@ boost::system::result<void, std::string> server::start()
             }
         }
     }
-    auto spawn_all = [&](auto& list, bool tls) {
-        for (auto& acc : list) {
-            log::info(tls ? "listening (https)" : "listening (http)",
-                      {{"address", fmt::format("{}:{}", acc->local_endpoint().address().to_string(),
-                                               acc->local_endpoint().port())}});
-            net::co_spawn(acc->get_executor(), accept_loop(state_, acc.get(), tls), net::detached);
-        }
-    };
-    spawn_all(st.plain_acceptors, false);
-    spawn_all(st.tls_acceptors, true);
+    for (auto& acc : st.plain_acceptors) {
+        start_accepting(state_, acc.get(), false);
+    }
+    for (auto& acc : st.tls_acceptors) {
+        start_accepting(state_, acc.get(), true);
+    }
     return {};
 }
 
-void server::set_tls_context(std::shared_ptr<ssl::context> tls)
+boost::system::result<void, std::string> server::rebind(const std::vector<std::string>& listen,
+                                                        const std::vector<std::string>& tls_listen)
 {
-    state_->tls.store(std::move(tls));
+    auto& st = *state_;
+    std::lock_guard lock(st.listeners_mutex);
+    if (!st.cfg.inherited.empty()) {
+        if (listen != st.cfg.listen || tls_listen != st.cfg.tls_listen) {
+            return std::string("listeners come from socket activation; change the socket unit instead");
+        }
+        return {};
+    }
+    if (st.draining) {
+        return std::string("shutting down");
+    }
+    if (!tls_listen.empty() && !st.tls.load()) {
+        return std::string("server.tls_listen: no TLS certificate configured");
+    }
+    auto contains = [](const std::vector<std::string>& v, const std::string& x) {
+        return std::find(v.begin(), v.end(), x) != v.end();
+    };
+    // Bind every new listener first: if one fails, close them all and change nothing.
+    struct added {
+        std::unique_ptr<tcp::acceptor> acc;
+        std::string text;
+        bool tls;
+    };
+    std::vector<added> fresh;
+    for (const bool tls : {false, true}) {
+        const auto& wanted = tls ? tls_listen : listen;
+        const auto& have = tls ? st.tls_texts : st.plain_texts;
+        for (const auto& text : wanted) {
+            if (contains(have, text)) {
+                continue;
+            }
+            auto acc = open_listener(st.ioc, text);
+            if (!acc) {
+                return (tls ? "server.tls_listen: " : "server.listen: ") + acc.error();
+            }
+            fresh.push_back({std::move(*acc), text, tls});
+        }
+    }
+    // Close the listeners no longer wanted, on their strands, and wait for that.
+    std::vector<std::future<void>> closed;
+    for (const bool tls : {false, true}) {
+        const auto& wanted = tls ? tls_listen : listen;
+        auto& accs = tls ? st.tls_acceptors : st.plain_acceptors;
+        auto& texts = tls ? st.tls_texts : st.plain_texts;
+        for (std::size_t i = 0; i < accs.size();) {
+            if (contains(wanted, texts[i])) {
+                ++i;
+                continue;
+            }
+            log::info(tls ? "stopped listening (https)" : "stopped listening (http)", {{"address", texts[i]}});
+            auto done = std::make_shared<std::promise<void>>();
+            closed.push_back(done->get_future());
+            net::post(accs[i]->get_executor(), [a = accs[i].get(), done] {
+                boost::system::error_code ec;
+                a->close(ec);
+                done->set_value();
+            });
+            st.retired.push_back(std::move(accs[i]));
+            accs.erase(accs.begin() + static_cast<std::ptrdiff_t>(i));
+            texts.erase(texts.begin() + static_cast<std::ptrdiff_t>(i));
+        }
+    }
+    for (auto& f : closed) {
+        f.wait();
+    }
+    for (auto& a : fresh) {
+        start_accepting(state_, a.acc.get(), a.tls);
+        (a.tls ? st.tls_acceptors : st.plain_acceptors).push_back(std::move(a.acc));
+        (a.tls ? st.tls_texts : st.plain_texts).push_back(a.text);
+    }
+    st.cfg.listen = listen;
+    st.cfg.tls_listen = tls_listen;
+    return {};
+}
+
+std::shared_ptr<ssl::context> server::set_tls_context(std::shared_ptr<ssl::context> tls)
+{
+    return state_->tls.exchange(std::move(tls));
 }
 
 void server::set_limits(const settings& s)
@@ -596,6 +702,7 @@ void server::set_limits(const settings& s)
 std::vector<tcp::endpoint> server::plain_endpoints() const
 {
     std::vector<tcp::endpoint> out;
+    std::lock_guard lock(state_->listeners_mutex);
     for (const auto& a : state_->plain_acceptors) {
         out.push_back(a->local_endpoint());
     }
@@ -605,6 +712,7 @@ std::vector<tcp::endpoint> server::plain_endpoints() const
 std::vector<tcp::endpoint> server::tls_endpoints() const
 {
     std::vector<tcp::endpoint> out;
+    std::lock_guard lock(state_->listeners_mutex);
     for (const auto& a : state_->tls_acceptors) {
         out.push_back(a->local_endpoint());
     }
@@ -628,6 +736,7 @@ void server::shutdown(std::function<void(bool clean)> drained)
     // Acceptors are closed on their own strands; wait for that, so that once shutdown()
     // has logged "stopped accepting" no new connection can be taken.
     std::vector<std::future<void>> closed;
+    std::unique_lock listeners(st->listeners_mutex);
     for (auto* list : {&st->plain_acceptors, &st->tls_acceptors}) {
         for (auto& acc : *list) {
             auto done = std::make_shared<std::promise<void>>();
@@ -639,6 +748,7 @@ void server::shutdown(std::function<void(bool clean)> drained)
             });
         }
     }
+    listeners.unlock();
     for (auto& f : closed) {
         f.wait();
     }

@@ -67,10 +67,16 @@ public:
     boost::system::result<void, std::string> start();
 
     // Certificate renewal: connections accepted from now on use `tls`; open ones keep theirs.
-    void set_tls_context(std::shared_ptr<boost::asio::ssl::context> tls);
+    // Returns the context it replaces.
+    std::shared_ptr<boost::asio::ssl::context> set_tls_context(std::shared_ptr<boost::asio::ssl::context> tls);
     // Reload: sizes, deadlines, the connection cap and trusted proxies from `s` apply to
     // connections accepted from now on (open ones keep theirs). Listeners are not changed.
     void set_limits(const settings& s);
+    // Reload: binds the listeners that are new in `listen` / `tls_listen` (all or none: on
+    // an error nothing changes) and closes the ones no longer named. Listeners present in
+    // both keep running. Refused under socket activation when the lists changed.
+    boost::system::result<void, std::string> rebind(const std::vector<std::string>& listen,
+                                                    const std::vector<std::string>& tls_listen);
 
     // The bound endpoints (useful with port 0): plain first, then TLS.
     std::vector<boost::asio::ip::tcp::endpoint> plain_endpoints() const;

@@ -280,11 +280,49 @@ path = "{}"
     EXPECT_EQ(keys.fetches(), 1);
 
     // A setting that needs a restart is named, and the rest of the reload still applies.
-    write_file(conf, with_hosts(keys.host_entry(), "127.0.0.1:1"));
+    write_file(conf, fmt::format("[server]\nlisten = [\"127.0.0.1:0\"]\nthreads = 3\n[verify]\nallowed_key_hosts = [\"{}\"]\n"
+                                 "ca_file = \"{}\"\n[storage]\npath = \"{}\"\n",
+                                 keys.host_entry(), cert.cert, db));
     p.signal(SIGHUP);
     const auto warned = p.wait_for_line("need a restart");
-    EXPECT_NE(warned.find("server.listen"), std::string::npos) << p.output();
+    EXPECT_NE(warned.find("server.threads"), std::string::npos) << p.output();
     EXPECT_EQ(send(loopback(port), get("/healthz")).status, 200);
+    p.signal(SIGTERM);
+    EXPECT_EQ(p.wait(), 0) << p.output();
+}
+
+TEST(Service, SighupRebindsChangedListeners)
+{
+    temp_dir dir;
+    const auto conf = dir.file("c.toml");
+    std::uint16_t a = 0;
+    std::uint16_t b = 0;
+    ::close(listening_socket(a));  // two ports free now
+    ::close(listening_socket(b));
+    const auto with_listen = [&](const std::string& listen) {
+        return fmt::format("[server]\nlisten = [{}]\n[storage]\npath = \"{}\"\n", listen, dir.file("events.db"));
+    };
+    write_file(conf, with_listen(fmt::format("\"127.0.0.1:{}\"", a)));
+    child_process p({"serve", "--config", conf});
+    ASSERT_EQ(p.wait_for_http_port(), a) << p.output();
+    EXPECT_EQ(send(loopback(a), get("/healthz")).status, 200);
+
+    // Move to port b: b answers, a is closed.
+    write_file(conf, with_listen(fmt::format("\"127.0.0.1:{}\"", b)));
+    p.signal(SIGHUP);
+    ASSERT_FALSE(p.wait_for_line("configuration reloaded").empty()) << p.output();
+    EXPECT_EQ(send(loopback(b), get("/healthz")).status, 200) << p.output();
+    EXPECT_EQ(send(loopback(a), get("/healthz")).status, 0);
+
+    // A listener that cannot be bound refuses the whole reload: b keeps serving.
+    std::uint16_t busy = 0;
+    const int holder = listening_socket(busy);
+    write_file(conf, with_listen(fmt::format("\"127.0.0.1:{}\", \"127.0.0.1:{}\"", b, busy)));
+    p.signal(SIGHUP);
+    const auto refused = p.wait_for_line("reload refused");
+    EXPECT_NE(refused.find(std::to_string(busy)), std::string::npos) << p.output();
+    ::close(holder);
+    EXPECT_EQ(send(loopback(b), get("/healthz")).status, 200);
     p.signal(SIGTERM);
     EXPECT_EQ(p.wait(), 0) << p.output();
 }
