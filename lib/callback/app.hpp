@@ -21,6 +21,7 @@ struct app_settings {
     std::string callback_path = "/callbacks";
     verify_settings verify;
     store::settings storage;
+    admin_settings admin;
 };
 
 class app {
@@ -39,6 +40,8 @@ public:
 
     std::vector<boost::asio::ip::tcp::endpoint> plain_endpoints() const;
     std::vector<boost::asio::ip::tcp::endpoint> tls_endpoints() const;
+    // The admin listener's endpoint(s); empty when admin.listen is "".
+    std::vector<boost::asio::ip::tcp::endpoint> admin_endpoints() const;
     metrics::registry& metrics() noexcept;
     const app_settings& settings() const noexcept;
 
