@@ -594,7 +594,7 @@ int run_replay(const common_options& common, const replay_cli& o)
     boost::asio::io_context ioc(1);
     client::https_client client(ioc.get_executor(), *tls);
     progress_bar bar(ids.size());
-    events::replay_summary result;
+    events::replay_summary summary;
     bool history_warned = false;
     events::replay_hooks hooks;
     hooks.load = [&db](std::int64_t id) -> std::optional<store::stored_event> {
@@ -610,14 +610,14 @@ int run_replay(const common_options& common, const replay_cli& o)
     hooks.progress = [&](const events::replay_summary& s) {
         bar.update(s);
         if (s.done) {
-            result = s;
+            summary = s;
         }
     };
     events::start_replay(ioc.get_executor(), client, std::move(ids), std::move(opt), std::move(hooks));
     ioc.run();
-    out(events::describe(result) + "\n");
+    out(events::describe(summary) + "\n");
     const int flushed = flush_stdout();
-    return result.all_ok() && flushed == 0 ? 0 : 1;
+    return summary.all_ok() && flushed == 0 ? 0 : 1;
 }
 
 // ---- rejections -------------------------------------------------------------------------

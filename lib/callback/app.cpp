@@ -100,9 +100,12 @@ net::awaitable<void> retention_loop(app::impl* p)
     while (!p->stopping) {
         const std::int64_t cutoff = now_us() - retention_us;
         std::int64_t total = 0;
+        // A named callable, not a temporary inside co_await (GCC 12).
+        const auto submit = [p, cutoff, batch](auto done) {
+            return p->store->submit_prune(cutoff, batch, std::move(done));
+        };
         for (;;) {
-            auto r = co_await detail::await_completion<result<std::int64_t>>(
-                [&](auto done) { return p->store->submit_prune(cutoff, batch, std::move(done)); });
+            auto r = co_await detail::await_completion<result<std::int64_t>>(submit);
             if (!r || !*r) {
                 log::warn("retention: prune batch failed; trying again next interval",
                           {{"error", !r ? std::string("storage queue is full") : r->error().message()}});
@@ -222,7 +225,13 @@ boost::system::result<std::unique_ptr<app>, std::string> app::create(app_setting
         p->admin_server =
             std::make_unique<http::server>(p->ioc, admin_http, admin_routes, nullptr, p->admin_server_metrics);
         if (auto r = p->admin_server->start(); !r) {
-            return "admin.listen: " + r.error();
+            // The server names its own key; this listener's is admin.listen.
+            std::string why = r.error();
+            constexpr std::string_view own = "server.listen: ";
+            if (why.starts_with(own)) {
+                why.erase(0, own.size());
+            }
+            return "admin.listen: " + why;
         }
     }
     p->retention_timer = std::make_unique<net::steady_timer>(p->ioc);
