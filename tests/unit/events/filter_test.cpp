@@ -2,6 +2,8 @@
 #include "events/render.hpp"
 #include "events/replay.hpp"
 
+#include "crypto/digest.hpp"
+
 #include <gtest/gtest.h>
 
 using namespace std::string_literals;
@@ -22,6 +24,7 @@ store::stored_event sample()
     r.verify_reason = "bad_signature";
     r.dedupe_key = "m:abc";
     r.body = "{\"ID\":1,\"Entity\":\"{\\\"h\\\":2.00}\"}\xff\x00tail"s;
+    r.body_sha256 = crypto::hex(crypto::sha256(r.body));
     r.method = "POST";
     r.path = "/callbacks";
     r.query = "recordId=1";
