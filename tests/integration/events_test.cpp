@@ -304,7 +304,7 @@ TEST_F(Replay, ReceiverVerifiesTheOriginalSignatureAndSeesTheHeader)
     EXPECT_GE(spread, 300'000) << "rate limit not respected";
 
     const auto shown = cli({"events", "show", first_id, "--json"});
-    EXPECT_NE(shown.out.find("\"http_status\":200"), std::string::npos) << shown.out;
+    EXPECT_NE(shown.out.find("\"http_status\": 200"), std::string::npos) << shown.out;
 }
 
 TEST_F(Replay, FailuresAreCountedAndExitOne)
@@ -399,7 +399,7 @@ TEST_F(Admin, OffLoopbackRequiresTheBearerToken)
     const auto ep = admin_ep(app);
     const auto none = get(ep, "/api/events");
     EXPECT_EQ(none.status, 401);
-    EXPECT_EQ(none.headers["www-authenticate"], "Bearer");
+    EXPECT_EQ(none.headers.at("www-authenticate"), "Bearer");
     EXPECT_EQ(get(ep, "/api/events", "wrong-token").status, 401);
     EXPECT_EQ(get(ep, "/api/events", token + "x").status, 401);
     EXPECT_EQ(get(ep, "/api/rejections", token.substr(0, 5)).status, 401);
@@ -441,7 +441,7 @@ TEST_F(Admin, EventsRawRejectionsAndReplayJobs)
     const auto raw = get(ep, fmt::format("/api/events/{}/raw", first));
     ASSERT_EQ(raw.status, 200);
     EXPECT_EQ(raw.body, make_payload(keys.url(), 1, "msg-ticket-1", "updated", "ticket"));
-    EXPECT_EQ(raw.headers["content-type"], "application/json; charset=utf-8");
+    EXPECT_EQ(raw.headers.at("content-type"), "application/json; charset=utf-8");
     EXPECT_EQ(get(ep, "/api/events/9999").status, 404);
 
     // The 400 is answered before the writer commits the rejection row.
