@@ -51,6 +51,7 @@
 #include <limits>
 #include <mutex>
 #include <span>
+#include <pthread.h>
 #include <thread>
 #include <utility>
 #include <variant>
@@ -792,7 +793,10 @@ boost::system::result<std::unique_ptr<event_store>, std::string> event_store::op
 
     p->queue_.reserve(std::min(s.queue_limit, p->settings_.max_batch));
     impl* raw = p.get();
-    raw->writer_ = std::thread([raw] { raw->run(); });
+    raw->writer_ = std::thread([raw] {
+        pthread_setname_np(pthread_self(), "cwhook-store");  // shown by top -H, perf, gdb
+        raw->run();
+    });
     raw->writer_id_ = raw->writer_.get_id();
     return std::unique_ptr<event_store>(new event_store(std::move(p)));
 }
