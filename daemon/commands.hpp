@@ -24,6 +24,8 @@ struct command {
 
 command add_serve(CLI::App& app, common_options& common);
 command add_check_config(CLI::App& app, common_options& common);
+command add_events(CLI::App& app, common_options& common);
+command add_rejections(CLI::App& app, common_options& common);
 command add_healthcheck(CLI::App& app, common_options& common);
 
 // The configuration file to read: --config, else $CWHOOK_CONFIG, else none (defaults).

@@ -19,6 +19,8 @@ int main(int argc, char** argv)
         add_serve(app, common),
         add_check_config(app, common),
         add_healthcheck(app, common),
+        add_events(app, common),
+        add_rejections(app, common),
     };
     try {
         app.parse(argc, argv);

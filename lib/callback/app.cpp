@@ -5,17 +5,24 @@
 // close the store, and only then stop the io_context that delivers store completions.
 #include "callback/app.hpp"
 
+#include "callback/admin_api.hpp"
 #include "callback/detail/await.hpp"
 #include "callback/ingest.hpp"
 #include "callback/key_cache.hpp"
 #include "callback/reverifier.hpp"
 #include "client/https_client.hpp"
 #include "core/log.hpp"
+#include "core/time.hpp"
 #include "crypto/tls.hpp"
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <condition_variable>
 #include <pthread.h>
@@ -42,6 +49,12 @@ struct app::impl {
     std::unique_ptr<ingest> pipeline;
     std::unique_ptr<reverifier> rever;
     std::unique_ptr<http::server> server;
+    // The admin listener: its own router and server (and connection metrics of its own, so
+    // operators' traffic does not show up as callback connections).
+    metrics::registry admin_server_metrics;
+    std::unique_ptr<admin_api> admin;
+    std::unique_ptr<http::server> admin_server;
+    std::unique_ptr<net::steady_timer> retention_timer;  // retention_loop's, on its strand; abandoned by ioc.stop()
     std::vector<std::thread> threads;
     std::atomic<bool> stopping{false};
 
@@ -73,10 +86,63 @@ unsigned worker_threads(unsigned configured)
     return std::max(1u, std::thread::hardware_concurrency());
 }
 
+constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+
+// Retention: every retention_interval, delete what is older than `retention` in batches of
+// retention_batch rows. Each batch is one job in the writer's queue, committed together with
+// whatever callbacks are queued, and the loop pauses between batches, so a large backlog is
+// worked off without ever holding the writer for long.
+net::awaitable<void> retention_loop(app::impl* p)
+{
+    const auto& cfg = p->cfg.storage;
+    net::steady_timer& timer = *p->retention_timer;
+    auto& pruned = p->metrics.get_counter("cwhook_events_pruned_total");
+    const auto retention_us = std::chrono::duration_cast<std::chrono::microseconds>(cfg.retention).count();
+    const auto batch = std::max<std::size_t>(cfg.retention_batch, 1);
+    while (!p->stopping) {
+        const std::int64_t cutoff = now_us() - retention_us;
+        std::int64_t total = 0;
+        // A named callable, not a temporary inside co_await (GCC 12).
+        const auto submit = [p, cutoff, batch](auto done) {
+            return p->store->submit_prune(cutoff, batch, std::move(done));
+        };
+        for (;;) {
+            auto r = co_await detail::await_completion<result<std::int64_t>>(submit);
+            if (!r || !*r) {
+                log::warn("retention: prune batch failed; trying again next interval",
+                          {{"error", !r ? std::string("storage queue is full") : r->error().message()}});
+                break;
+            }
+            total += **r;
+            pruned.inc(static_cast<std::uint64_t>(**r));
+            if (**r < static_cast<std::int64_t>(batch) || p->stopping) {
+                break;
+            }
+            timer.expires_after(std::chrono::milliseconds(20));
+            auto [ec] = co_await timer.async_wait(use_tuple);
+            if (ec || p->stopping) {
+                co_return;
+            }
+        }
+        if (total > 0) {
+            log::info("retention: pruned old events", {{"deleted", total}, {"older_than", format_time(cutoff)}});
+        }
+        timer.expires_after(cfg.retention_interval);
+        auto [ec] = co_await timer.async_wait(use_tuple);
+        if (ec) {
+            co_return;
+        }
+    }
+}
+
 } // namespace
 
 boost::system::result<std::unique_ptr<app>, std::string> app::create(app_settings s)
 {
+    if (!s.admin.listen.empty() && s.admin.token.empty() && !is_loopback_listen(s.admin.listen)) {
+        return "admin.listen: \"" + s.admin.listen +
+               "\" is not a loopback address: set admin.token_file (a bearer token is required off loopback)";
+    }
     const unsigned threads = worker_threads(s.server.threads);
     auto policy = key_url_policy::make(s.verify.allowed_key_hosts);
     if (!policy) {
@@ -153,6 +219,35 @@ boost::system::result<std::unique_ptr<app>, std::string> app::create(app_setting
     if (auto r = p->server->start(); !r) {
         return r.error();
     }
+
+    if (!cfg.admin.listen.empty()) {
+        auto admin = admin_api::create(cfg.admin, cfg.storage.path, p->ioc, *p->client, p->metrics);
+        if (!admin) {
+            return admin.error();
+        }
+        p->admin = std::move(*admin);
+        auto admin_routes = std::make_shared<http::router>();
+        p->admin->add_routes(*admin_routes);
+        // More admin routes go here, each wrapped in p->admin->guarded(...).
+        http::settings admin_http = cfg.server;
+        admin_http.listen = {cfg.admin.listen};
+        admin_http.tls_listen.clear();
+        admin_http.inherited.clear();  // sockets from the service manager are the callback listener's
+        admin_http.trusted_proxies.clear();
+        admin_http.max_connections = 64;
+        p->admin_server =
+            std::make_unique<http::server>(p->ioc, admin_http, admin_routes, nullptr, p->admin_server_metrics);
+        if (auto r = p->admin_server->start(); !r) {
+            // The server names its own key; this listener's is admin.listen.
+            std::string why = r.error();
+            constexpr std::string_view own = "server.listen: ";
+            if (why.starts_with(own)) {
+                why.erase(0, own.size());
+            }
+            return "admin.listen: " + why;
+        }
+    }
+    p->retention_timer = std::make_unique<net::steady_timer>(p->ioc);
     return std::unique_ptr<app>(new app(std::move(p)));
 }
 
@@ -168,6 +263,9 @@ void app::start()
     auto& p = *impl_;
     const unsigned n = worker_threads(p.cfg.server.threads);
     p.rever->start();
+    if (p.cfg.storage.retention.count() > 0) {
+        net::co_spawn(net::make_strand(p.ioc), retention_loop(&p), net::detached);
+    }
     for (unsigned i = 0; i < n; ++i) {
         p.threads.emplace_back([&p] {
             pthread_setname_np(pthread_self(), "cwhook-io");  // shown by top -H, perf, gdb
@@ -179,6 +277,9 @@ void app::start()
                                           : p.cfg.verify.mode == verify_mode::report ? "report"
                                                                                       : "off"},
                                  {"database", p.cfg.storage.path}});
+    for (const auto& ep : admin_endpoints()) {
+        log::info("admin listening (http)", {{"address", ep.address().to_string()}, {"port", ep.port()}});
+    }
 }
 
 bool app::shutdown()
@@ -194,7 +295,15 @@ bool app::shutdown()
         std::promise<bool> drained;
         auto fut = drained.get_future();
         p.server->shutdown([&drained](bool ok) { drained.set_value(ok); });
+        std::promise<bool> admin_drained;
+        auto admin_fut = admin_drained.get_future();
+        if (p.admin_server) {
+            p.admin_server->shutdown([&admin_drained](bool ok) { admin_drained.set_value(ok); });
+        } else {
+            admin_drained.set_value(true);
+        }
         clean = fut.get();
+        admin_fut.get();
     }
     p.rever->stop();
     p.store->stop();
@@ -246,6 +355,11 @@ std::vector<std::string> restart_only_changes(const app_settings& a, const app_s
     diff(a.storage.path != b.storage.path, "storage.path");
     diff(a.verify.mode != b.verify.mode, "verify.mode");
     diff(a.verify.ca_file != b.verify.ca_file, "verify.ca_file");
+    diff(a.storage.retention != b.storage.retention, "storage.retention");
+    diff(a.storage.retention_batch != b.storage.retention_batch, "storage.retention_batch");
+    diff(a.storage.retention_interval != b.storage.retention_interval, "storage.retention_interval");
+    diff(a.admin.listen != b.admin.listen, "admin.listen");
+    diff(a.admin.token != b.admin.token, "admin.token");
     return out;
 }
 
@@ -297,6 +411,10 @@ boost::system::result<void, std::string> app::reload(const app_settings& next)
 
 std::vector<net::ip::tcp::endpoint> app::plain_endpoints() const { return impl_->server->plain_endpoints(); }
 std::vector<net::ip::tcp::endpoint> app::tls_endpoints() const { return impl_->server->tls_endpoints(); }
+std::vector<net::ip::tcp::endpoint> app::admin_endpoints() const
+{
+    return impl_->admin_server ? impl_->admin_server->plain_endpoints() : std::vector<net::ip::tcp::endpoint>{};
+}
 metrics::registry& app::metrics() noexcept { return impl_->metrics; }
 
 std::string app::render_metrics()

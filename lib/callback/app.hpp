@@ -22,6 +22,7 @@ struct app_settings {
     std::string callback_path = "/callbacks";
     verify_settings verify;
     store::settings storage;
+    admin_settings admin;
 };
 
 class app {
@@ -50,6 +51,8 @@ public:
 
     std::vector<boost::asio::ip::tcp::endpoint> plain_endpoints() const;
     std::vector<boost::asio::ip::tcp::endpoint> tls_endpoints() const;
+    // The admin listener's endpoint(s); empty when admin.listen is "".
+    std::vector<boost::asio::ip::tcp::endpoint> admin_endpoints() const;
     metrics::registry& metrics() noexcept;
     // Prometheus text of every metric, with the sampled gauges (store queue depth) updated.
     std::string render_metrics();

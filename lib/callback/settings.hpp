@@ -27,3 +27,13 @@ struct verify_settings {
 };
 
 } // namespace cwhook::callback
+
+namespace cwhook::callback {
+
+// The [admin] section: the operators' HTTP API on its own listener.
+struct admin_settings {
+    std::string listen = "127.0.0.1:9090";  // "host:port"; "" = no admin listener
+    std::string token;                      // bearer token; required unless listen is loopback
+};
+
+} // namespace cwhook::callback

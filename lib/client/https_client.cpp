@@ -17,7 +17,12 @@
 #include <boost/beast/http/write.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
+#include <boost/url/parse.hpp>
+#include <boost/url/url_view.hpp>
+
 #include <fmt/format.h>
+
+#include <charconv>
 
 namespace cwhook::client {
 
@@ -94,6 +99,58 @@ std::string_view response::header(std::string_view name) const
         }
     }
     return {};
+}
+
+boost::system::result<request, std::string> request_for_url(std::string_view url)
+{
+    using out = boost::system::result<request, std::string>;
+    const auto refuse = [](std::string why) { return out(boost::system::in_place_error, std::move(why)); };
+    auto parsed = boost::urls::parse_absolute_uri(url);
+    if (!parsed) {
+        return refuse("not an absolute URL");
+    }
+    const boost::urls::url_view u = *parsed;
+    request r;
+    if (u.scheme_id() == boost::urls::scheme::https) {
+        r.tls = true;
+        r.port = 443;
+    } else if (u.scheme_id() == boost::urls::scheme::http) {
+        r.tls = false;
+        r.port = 80;
+    } else {
+        return refuse("scheme must be http or https");
+    }
+    if (u.has_userinfo() || u.has_fragment()) {
+        return refuse("user-info and fragments are not allowed");
+    }
+    switch (u.host_type()) {
+    case boost::urls::host_type::name:
+    case boost::urls::host_type::ipv4: r.host = std::string(u.encoded_host()); break;
+    case boost::urls::host_type::ipv6: r.host = u.host_ipv6_address().to_string(); break;
+    default: return refuse("unsupported host");
+    }
+    if (r.host.empty() || r.host.find('%') != std::string::npos) {
+        return refuse("invalid host");
+    }
+    if (u.has_port()) {
+        const std::string_view p = u.port();
+        unsigned port = 0;
+        const auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
+        if (ec != std::errc{} || end != p.data() + p.size() || port == 0 || port > 65535) {
+            return refuse("invalid port");
+        }
+        r.port = static_cast<std::uint16_t>(port);
+    }
+    const std::string_view path = u.encoded_path();
+    if (!path.empty() && !path.starts_with('/')) {
+        return refuse("invalid path");
+    }
+    r.target = path.empty() ? "/" : std::string(path);
+    if (u.has_query()) {
+        r.target += '?';
+        r.target += std::string_view(u.encoded_query());
+    }
+    return r;
 }
 
 bool is_private_address(const net::ip::address& a)

@@ -18,6 +18,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -45,6 +46,11 @@ struct response {
     std::vector<std::pair<std::string, std::string>> headers;
     std::string_view header(std::string_view name) const;  // case-insensitive, "" when absent
 };
+
+// An operator-given http:// or https:// URL as a request (method and body left to the caller):
+// scheme, host (name, IPv4, [IPv6]), port (default 80/443), path and query. No user-info or
+// fragment. nullopt with a reason otherwise.
+boost::system::result<request, std::string> request_for_url(std::string_view url);
 
 // True for loopback, private (RFC 1918, ULA), link-local, CGNAT, unspecified and multicast.
 bool is_private_address(const boost::asio::ip::address& a);

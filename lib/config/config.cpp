@@ -9,6 +9,7 @@
 // their own (secret keys, for instance, which the real table does not have yet).
 #include "config/config.hpp"
 
+#include "callback/admin_api.hpp"
 #include "callback/key_url.hpp"
 #include "config/detail/key_table.hpp"
 #include "config/detail/resolve.hpp"
@@ -117,6 +118,14 @@ std::optional<std::string> listen_problem(std::string_view text)
         return "expected host:port";
     }
     return std::nullopt;
+}
+
+std::optional<std::string> optional_listen_problem(std::string_view text)
+{
+    if (text.empty()) {
+        return std::nullopt;
+    }
+    return listen_problem(text);
 }
 
 std::optional<std::string> cidr_problem(std::string_view text)
@@ -244,6 +253,15 @@ const std::vector<detail::key<settings>>& settings_keys()
         make::count("storage", "queue_limit", [](auto& s) -> auto& { return s.app.storage.queue_limit; }, 1),
         make::count("storage", "max_batch", [](auto& s) -> auto& { return s.app.storage.max_batch; }, 1),
         make::count("storage", "max_rejections", [](auto& s) -> auto& { return s.app.storage.max_rejections; }, 1),
+        make::duration("storage", "retention", [](auto& s) -> auto& { return s.app.storage.retention; }),
+        make::count("storage", "retention_batch", [](auto& s) -> auto& { return s.app.storage.retention_batch; }, 1,
+                    100'000),
+        make::duration("storage", "retention_interval",
+                       [](auto& s) -> auto& { return s.app.storage.retention_interval; }, positive),
+
+        // [admin]
+        make::string("admin", "listen", [](auto& s) -> auto& { return s.app.admin.listen; }, optional_listen_problem),
+        make::secret("admin", "token", [](auto& s) -> auto& { return s.app.admin.token; }),
 
         // [log]
         make::choice("log", "level", [](auto& s) -> auto& { return s.log.level; },
@@ -267,6 +285,11 @@ std::optional<std::string> cross_check(const settings& s)
     }
     if (!server.tls_listen.empty() && (server.tls_cert.empty() || server.tls_key.empty())) {
         return "server.tls_listen: needs server.tls_cert and server.tls_key";
+    }
+    const auto& admin = s.app.admin;
+    if (!admin.listen.empty() && admin.token.empty() && !callback::is_loopback_listen(admin.listen)) {
+        return fmt::format("admin.listen: {}: not a loopback address, so admin.token_file is required",
+                           detail::quote(admin.listen));
     }
     const auto& verify = s.app.verify;
     if (verify.pending_retry_min > verify.pending_retry_max) {

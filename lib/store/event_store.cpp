@@ -14,7 +14,7 @@
 // so a row costs no allocation beyond the job itself. stop() drains the queue, checkpoints
 // the WAL and closes; callbacks of accepted jobs always run exactly once.
 //
-// Schema (PRAGMA user_version 1). All timestamps are INTEGER microseconds since the epoch (UTC).
+// Schema (PRAGMA user_version 2, see detail/schema.hpp). All timestamps are INTEGER microseconds since the epoch (UTC).
 //   events      one row per distinct callback. dedupe_key ("m:<MessageId>" or "b:<sha256 of
 //               body>") is UNIQUE: a redelivery bumps deliveries and last_delivery_at_us
 //               instead of adding a row. body is a BLOB holding the exact bytes received.
@@ -30,9 +30,15 @@
 //   rejections  requests refused with 4xx, newest max_rejections rows kept: http_status,
 //               reason, detail, client_addr, path, key_url, body_sha256, body_size and
 //               body_head (BLOB, first bytes of the body). Index: received_at_us.
+//   v2 adds the indexes events (type, received_at_us), events (action, received_at_us) and
+//   rejections (reason, received_at_us) for operators' filters, and
+//   replays     one row per replay attempt of an event (cwhook events replay, the admin API):
+//               event_id (ON DELETE CASCADE), at_us, target, http_status (0: no answer),
+//               error, job. Index: (event_id, at_us).
 #include "store/event_store.hpp"
 
 #include "core/log.hpp"
+#include "store/detail/schema.hpp"
 #include "store/sqlite.hpp"
 
 #include <fmt/format.h>
@@ -141,12 +147,29 @@ CREATE TABLE rejections (
 );
 CREATE INDEX rejections_received_at ON rejections (received_at_us);
 )sql",
+    // v2: operators' queries (cwhook events, the admin API) filter on type or action alone and
+    // read newest first; the replay history of each event.
+    R"sql(
+CREATE INDEX events_type   ON events (type, received_at_us);
+CREATE INDEX events_action ON events (action, received_at_us);
+CREATE INDEX rejections_reason ON rejections (reason, received_at_us);
+CREATE TABLE replays (
+    id          INTEGER PRIMARY KEY,
+    event_id    INTEGER NOT NULL REFERENCES events (id) ON DELETE CASCADE,
+    at_us       INTEGER NOT NULL,
+    target      TEXT    NOT NULL,
+    http_status INTEGER NOT NULL,
+    error       TEXT    NOT NULL DEFAULT '',
+    job         TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX replays_event ON replays (event_id, at_us);
+)sql",
 };
 
 // events_due_pending leads with status although the index only holds pending rows: without
 // it the planner prefers events_status for "status = 'pending'" and sorts in a temp b-tree.
 
-constexpr std::int64_t schema_version = static_cast<std::int64_t>(std::size(migrations));
+static_assert(static_cast<std::int64_t>(std::size(migrations)) == detail::schema_version);
 
 // A redelivery may be committed after a later one (two sessions, two batches), hence max().
 constexpr std::string_view insert_event_sql = R"sql(
@@ -174,6 +197,17 @@ VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
 // probe plus a range delete, cheap enough to run after every batch that added rejections.
 constexpr std::string_view prune_rejections_sql =
     "DELETE FROM rejections WHERE id <= (SELECT max(id) FROM rejections) - ?1";
+
+// Retention: the oldest settled rows first, a bounded number per batch so that the writer's
+// transaction stays short and ingest never waits behind a large delete. Pending rows stay
+// (the re-verifier owns them and counts them); their replay history goes by ON DELETE CASCADE.
+constexpr std::string_view prune_events_sql = R"sql(
+DELETE FROM events WHERE id IN (
+    SELECT id FROM events
+    WHERE received_at_us < ?1 AND status != 'pending'
+    ORDER BY received_at_us
+    LIMIT ?2)
+)sql";
 
 // Only pending rows change: a row someone else already settled keeps its verdict.
 constexpr std::string_view update_status_sql = R"sql(
@@ -215,7 +249,14 @@ struct probe_job {
     event_store::done_callback done;
 };
 
-using job = std::variant<event_job, rejection_job, status_job, pending_job, probe_job>;
+struct prune_job {
+    std::int64_t cutoff_us = 0;
+    std::size_t limit = 0;
+    event_store::count_callback done;
+    std::int64_t deleted = 0;  // filled inside the transaction, reported after COMMIT
+};
+
+using job = std::variant<event_job, rejection_job, status_job, pending_job, probe_job, prune_job>;
 
 bool is_read(const job& j) noexcept
 {
@@ -228,10 +269,13 @@ std::int64_t clamp_to_int64(std::size_t n) noexcept
     return static_cast<std::int64_t>(std::min(n, max));
 }
 
+} // namespace
+
 // Applies the schema up to schema_version. Each step re-reads user_version inside its own
 // write transaction, so two processes opening a fresh file at once cannot both migrate.
-boost::system::result<void, std::string> migrate(sqlite::database& db)
+boost::system::result<void, std::string> detail::migrate(sqlite::database& db)
 {
+    using detail::schema_version;
     for (;;) {
         auto txn = sqlite::transaction::begin(db, sqlite::begin_mode::immediate);
         if (!txn) {
@@ -262,8 +306,6 @@ boost::system::result<void, std::string> migrate(sqlite::database& db)
     }
 }
 
-} // namespace
-
 struct event_store::impl {
     explicit impl(const settings& s) : settings_(s)
     {
@@ -280,6 +322,7 @@ struct event_store::impl {
     int execute(event_job& j);
     int execute(const rejection_job& j);
     int execute(const status_job& j);
+    int execute(prune_job& j);
     int prune_rejections();
     void run_read(pending_job& j);
     void run_read(probe_job& j);
@@ -297,6 +340,7 @@ struct event_store::impl {
     sqlite::statement prune_rejections_;
     sqlite::statement update_status_;
     sqlite::statement load_due_pending_;
+    sqlite::statement prune_events_;
     std::int64_t pending_at_open_ = 0;
     bool failing_ = false;  // writer thread only: a failure was logged, recovery not yet
 
@@ -427,6 +471,8 @@ void event_store::impl::run_writes(std::span<job> jobs)
             e->done(ec ? result<insert_outcome>(ec) : result<insert_outcome>(e->outcome));
         } else if (auto* u = std::get_if<status_job>(&j); u != nullptr && u->done) {
             u->done(ec ? result<void>(ec) : result<void>());
+        } else if (auto* p = std::get_if<prune_job>(&j); p != nullptr && p->done) {
+            p->done(ec ? result<std::int64_t>(ec) : result<std::int64_t>(p->deleted));
         }
     }
 }
@@ -441,6 +487,9 @@ int event_store::impl::execute(job& j)
     }
     if (auto* u = std::get_if<status_job>(&j)) {
         return execute(*u);
+    }
+    if (auto* p = std::get_if<prune_job>(&j)) {
+        return execute(*p);
     }
     CWHOOK_CHECK(!"reads never run inside a write transaction");
     return SQLITE_MISUSE;
@@ -521,6 +570,19 @@ int event_store::impl::execute(const status_job& j)
             return rc;
         }
     }
+    return SQLITE_OK;
+}
+
+int event_store::impl::execute(prune_job& j)
+{
+    sqlite::statement& s = prune_events_;
+    sqlite::reset_guard guard(s);
+    s.bind_int64(1, j.cutoff_us);
+    s.bind_int64(2, clamp_to_int64(j.limit));
+    if (const int rc = s.step(); rc != SQLITE_DONE) {
+        return rc;
+    }
+    j.deleted = sqlite3_changes64(db_.handle());
     return SQLITE_OK;
 }
 
@@ -617,6 +679,7 @@ void event_store::impl::close()
     prune_rejections_ = {};
     update_status_ = {};
     load_due_pending_ = {};
+    prune_events_ = {};
     // TRUNCATE leaves an empty WAL, so the main file alone is a complete copy after stop.
     const int rc =
         sqlite3_wal_checkpoint_v2(db_.handle(), nullptr, SQLITE_CHECKPOINT_TRUNCATE, nullptr, nullptr);
@@ -712,14 +775,14 @@ boost::system::result<std::unique_ptr<event_store>, std::string> event_store::op
         }
     }
 
-    if (auto r = migrate(conn); !r) {
+    if (auto r = detail::migrate(conn); !r) {
         return fail(r.error());
     }
 
     const std::pair<sqlite::statement*, std::string_view> statements[] = {
         {&p->insert_event_, insert_event_sql},         {&p->insert_rejection_, insert_rejection_sql},
         {&p->prune_rejections_, prune_rejections_sql}, {&p->update_status_, update_status_sql},
-        {&p->load_due_pending_, load_due_pending_sql},
+        {&p->load_due_pending_, load_due_pending_sql}, {&p->prune_events_, prune_events_sql},
     };
     for (const auto& [target, sql] : statements) {
         auto stmt = sqlite::statement::prepare(conn, sql, true);
@@ -763,6 +826,11 @@ bool event_store::submit_status_updates(std::vector<status_update> updates, done
 bool event_store::load_due_pending(std::int64_t now_us, std::size_t limit, pending_callback done)
 {
     return impl_->enqueue<pending_job>(now_us, limit, std::move(done));
+}
+
+bool event_store::submit_prune(std::int64_t cutoff_us, std::size_t limit, count_callback done)
+{
+    return impl_->enqueue<prune_job>(cutoff_us, limit, std::move(done));
 }
 
 bool event_store::probe(done_callback done)

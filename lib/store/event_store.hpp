@@ -30,6 +30,11 @@ struct settings {
     std::size_t max_batch = 1024;                 // jobs per transaction
     std::size_t max_rejections = 10000;           // rejected-request rows kept (oldest deleted)
     std::int64_t max_page_count = 0;              // 0 = SQLite default; tests use it to simulate a full disk
+    // Retention (run by the application through submit_prune): events older than this are
+    // deleted, retention_batch rows per writer batch, every retention_interval. 0 = keep all.
+    std::chrono::milliseconds retention{0};
+    std::size_t retention_batch = 1000;
+    std::chrono::milliseconds retention_interval{600'000};
 };
 
 enum class event_status { verified, pending, failed, unverified };
@@ -122,6 +127,7 @@ public:
     using insert_callback = std::function<void(result<insert_outcome>)>;
     using done_callback = std::function<void(result<void>)>;
     using pending_callback = std::function<void(result<std::vector<pending_event>>)>;
+    using count_callback = std::function<void(result<std::int64_t>)>;
 
     // Queues an insert-or-bump-duplicate. On false (queue full or stopped) the callback is
     // NOT called; the caller answers 429.
@@ -135,6 +141,10 @@ public:
 
     // Loads up to `limit` pending rows whose next_verify_at_us <= now_us, oldest first.
     bool load_due_pending(std::int64_t now_us, std::size_t limit, pending_callback done);
+
+    // Retention: deletes at most `limit` rows received before cutoff_us (oldest first, never
+    // pending rows) inside one group-commit batch; the callback gets the number deleted.
+    bool submit_prune(std::int64_t cutoff_us, std::size_t limit, count_callback done);
 
     // Readiness probe: takes and releases the write lock (BEGIN IMMEDIATE; ROLLBACK).
     bool probe(done_callback done);

@@ -37,20 +37,6 @@ using clock_type = std::chrono::steady_clock;
 using tcp = boost::asio::ip::tcp;
 using mode = fake_key_server::mode;
 
-// Polls a condition that another thread makes true; the loop waits on an event, not a guess.
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds timeout = 10s)
-{
-    const auto deadline = clock_type::now() + timeout;
-    while (!pred()) {
-        if (clock_type::now() > deadline) {
-            return false;
-        }
-        std::this_thread::sleep_for(5ms);
-    }
-    return true;
-}
-
 std::int64_t ms_between(clock_type::time_point a, clock_type::time_point b)
 {
     return std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count();

@@ -19,20 +19,6 @@ namespace {
 using namespace std::chrono_literals;
 using mode = fake_key_server::mode;
 
-// Polls a condition that another thread makes true; the loop waits on an event, not a guess.
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds timeout = 10s)
-{
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (!pred()) {
-        if (std::chrono::steady_clock::now() > deadline) {
-            return false;
-        }
-        std::this_thread::sleep_for(5ms);
-    }
-    return true;
-}
-
 class Ingest : public ::testing::Test {
 protected:
     temp_dir dir;

@@ -342,6 +342,7 @@ running_app::running_app(const app_options& o)
     s.server.listen = {"127.0.0.1:0"};
     s.server.threads = 2;
     s.storage.path = o.db;
+    s.admin.listen = "127.0.0.1:0";
     s.verify.mode = o.mode;
     s.verify.allowed_key_hosts = o.allowed_key_hosts;
     s.verify.ca_file = o.ca_file;
@@ -489,6 +490,7 @@ child_process::child_process(std::vector<std::string> args, std::map<std::string
         const int devnull = open("/dev/null", O_RDWR);
         dup2(devnull, STDIN_FILENO);
         dup2(fds[1], STDOUT_FILENO);
+        setenv("CWHOOK_ADMIN_LISTEN", "127.0.0.1:0", 1);
         for (const auto& [k, v] : env) {
             setenv(k.c_str(), v.c_str(), 1);
         }
@@ -616,6 +618,75 @@ std::string child_process::output()
 {
     pump(std::chrono::milliseconds(0));
     return captured_;
+}
+
+command_result run_cwhook(const std::vector<std::string>& args, const std::string& stdin_file,
+                          std::chrono::milliseconds timeout)
+{
+    int out_pipe[2];
+    int err_pipe[2];
+    if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) {
+        throw std::runtime_error("pipe failed");
+    }
+    const int pid = fork();
+    if (pid == 0) {
+        const int in = open(stdin_file.empty() ? "/dev/null" : stdin_file.c_str(), O_RDONLY);
+        dup2(in, STDIN_FILENO);
+        dup2(out_pipe[1], STDOUT_FILENO);
+        dup2(err_pipe[1], STDERR_FILENO);
+        setenv("CWHOOK_ADMIN_LISTEN", "127.0.0.1:0", 1);
+        std::vector<char*> argv;
+        std::string bin = CWHOOK_BINARY;
+        argv.push_back(bin.data());
+        std::vector<std::string> copy = args;
+        for (auto& a : copy) {
+            argv.push_back(a.data());
+        }
+        argv.push_back(nullptr);
+        execv(bin.c_str(), argv.data());
+        _exit(127);
+    }
+    close(out_pipe[1]);
+    close(err_pipe[1]);
+    command_result r;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
+    std::string* sinks[2] = {&r.out, &r.err};
+    int open_fds = 2;
+    while (open_fds > 0) {
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        if (left.count() <= 0) {
+            ::kill(pid, SIGKILL);
+            break;
+        }
+        if (poll(fds, 2, static_cast<int>(left.count())) <= 0) {
+            continue;
+        }
+        for (int i = 0; i < 2; ++i) {
+            if (fds[i].fd < 0 || fds[i].revents == 0) {
+                continue;
+            }
+            char buf[65536];
+            const auto n = read(fds[i].fd, buf, sizeof buf);
+            if (n > 0) {
+                sinks[i]->append(buf, static_cast<std::size_t>(n));
+            } else {
+                close(fds[i].fd);
+                fds[i].fd = -1;
+                --open_fds;
+            }
+        }
+    }
+    for (auto& f : fds) {
+        if (f.fd >= 0) {
+            close(f.fd);
+        }
+    }
+    int st = 0;
+    waitpid(pid, &st, 0);
+    r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return r;
 }
 
 } // namespace cwhook::test

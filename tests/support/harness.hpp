@@ -21,6 +21,21 @@
 
 namespace cwhook::test {
 
+// Polls a condition that another thread or process makes true; the loop waits on an event,
+// not a guess.
+template <class Pred>
+bool eventually(Pred pred, std::chrono::milliseconds timeout = std::chrono::seconds(10))
+{
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!pred()) {
+        if (std::chrono::steady_clock::now() > deadline) {
+            return false;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return true;
+}
+
 class temp_dir {
 public:
     temp_dir();
@@ -152,6 +167,8 @@ public:
                   std::vector<int> listen_fds = {}, std::string program = {});
     ~child_process();
 
+    // CWHOOK_ADMIN_LISTEN defaults to 127.0.0.1:0 here (tests run in parallel; the built-in
+    // 127.0.0.1:9090 would collide) unless `env` sets it.
     // Waits for a log line containing `needle` (stderr); returns the line, or "" on timeout/exit.
     std::string wait_for_line(std::string_view needle, std::chrono::milliseconds timeout = std::chrono::seconds(20));
     // The port of the first "listening (http)" line.
@@ -170,5 +187,15 @@ private:
     std::size_t scanned_ = 0;
     std::optional<int> status_;
 };
+
+// The cwhook binary run to completion with stdout and stderr captured apart (stdout byte for
+// byte) and stdin read from a file ("" = /dev/null). Killed after `timeout`.
+struct command_result {
+    int exit_code = -1;  // 128+signal when killed
+    std::string out;
+    std::string err;
+};
+command_result run_cwhook(const std::vector<std::string>& args, const std::string& stdin_file = {},
+                          std::chrono::milliseconds timeout = std::chrono::seconds(60));
 
 } // namespace cwhook::test

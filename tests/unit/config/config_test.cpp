@@ -127,6 +127,12 @@ void expect_same(const settings& a, const settings& b)
     EXPECT_EQ(ast.max_batch, bst.max_batch);
     EXPECT_EQ(ast.max_rejections, bst.max_rejections);
     EXPECT_EQ(ast.max_page_count, bst.max_page_count);
+    EXPECT_EQ(ast.retention.count(), bst.retention.count());
+    EXPECT_EQ(ast.retention_batch, bst.retention_batch);
+    EXPECT_EQ(ast.retention_interval.count(), bst.retention_interval.count());
+
+    EXPECT_EQ(a.app.admin.listen, b.app.admin.listen);
+    EXPECT_EQ(a.app.admin.token, b.app.admin.token);
 
     EXPECT_EQ(static_cast<int>(a.log.level), static_cast<int>(b.log.level));
     EXPECT_EQ(static_cast<int>(a.log.format), static_cast<int>(b.log.format));
@@ -564,7 +570,8 @@ TEST(Config, RenderListsEveryKey)
         "verify.ca_file", "verify.max_pending", "verify.pending_retry_min", "verify.pending_retry_max",
         "verify.pending_max_age",
         "storage.path", "storage.synchronous", "storage.busy_timeout", "storage.queue_limit", "storage.max_batch",
-        "storage.max_rejections",
+        "storage.max_rejections", "storage.retention", "storage.retention_batch", "storage.retention_interval",
+        "admin.listen", "admin.token",
         "log.level", "log.format"};
     EXPECT_EQ(keys_in(render(settings{})), expected);
 }
@@ -585,6 +592,38 @@ TEST(Config, ExampleFileSetsEveryKey)
     text << in.rdbuf();
     // Every key uncommented, so the load above really compares each default.
     EXPECT_EQ(keys_in(text.str()), keys_in(render(settings{})));
+}
+
+TEST(Config, AdminListenOffLoopbackNeedsAToken)
+{
+    EXPECT_EQ(file_error("[admin]\nlisten = \"0.0.0.0:9090\"\n"),
+              R"(admin.listen: "0.0.0.0:9090": not a loopback address, so admin.token_file is required)");
+}
+
+TEST(Config, AdminTokenFromAFileIsRedacted)
+{
+    temp_dir dir;
+    const auto token = dir.write("admin.token", "s3cret-admin-token\n");
+    const auto s = load_ok("[admin]\nlisten = \"0.0.0.0:9090\"\ntoken_file = \"" + token + "\"\n");
+    EXPECT_EQ(s.app.admin.token, "s3cret-admin-token");
+    EXPECT_EQ(s.app.admin.listen, "0.0.0.0:9090");
+    const auto text = render(s);
+    EXPECT_THAT(text, ::testing::HasSubstr("[admin]\nlisten = \"0.0.0.0:9090\"\ntoken = \"<redacted>\"\n"));
+    EXPECT_THAT(text, ::testing::Not(::testing::HasSubstr("s3cret")));
+}
+
+TEST(Config, AdminListenEmptyDisablesIt)
+{
+    EXPECT_EQ(load_ok("[admin]\nlisten = \"\"\n").app.admin.listen, "");
+    EXPECT_EQ(file_error("[admin]\nlisten = \"nowhere\"\n"), R"(admin.listen: "nowhere": expected host:port)");
+}
+
+TEST(Config, RetentionIsADuration)
+{
+    const auto s = load_ok("[storage]\nretention = \"90d\"\nretention_batch = 500\n");
+    EXPECT_EQ(s.app.storage.retention, std::chrono::hours(24 * 90));
+    EXPECT_EQ(s.app.storage.retention_batch, 500u);
+    EXPECT_EQ(file_error("[storage]\nretention = \"forever\"\n").rfind("storage.retention: \"forever\"", 0), 0u);
 }
 
 } // namespace

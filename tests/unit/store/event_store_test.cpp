@@ -219,22 +219,20 @@ protected:
     fs::path dir_;
 };
 
-TEST_F(EventStore, OpenCreatesFolderAndSchemaVersionOne)
+TEST_F(EventStore, OpenCreatesFolderAndSchemaVersionTwo)
 {
     const auto s = file_settings();
     open_store(s)->stop();
 
     auto db = open_raw(s.path);
-    EXPECT_EQ(query_int64(db, "PRAGMA user_version"), 1);
+    EXPECT_EQ(query_int64(db, "PRAGMA user_version"), 2);
     EXPECT_EQ(query_text(db, "PRAGMA journal_mode"), "wal");
-    EXPECT_EQ(
-        query_int64(
-            db,
-            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('events', 'rejections')"),
-        2);
+    EXPECT_EQ(query_int64(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN "
+                              "('events', 'rejections', 'replays')"),
+              3);
     EXPECT_EQ(query_int64(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = "
                               "'events' AND name LIKE 'events_%'"),
-              7);
+              9);
 }
 
 TEST_F(EventStore, StatusValuesAreChecked)

@@ -1,0 +1,105 @@
+#include "events/filter.hpp"
+
+#include "core/time.hpp"
+
+#include <fmt/format.h>
+
+#include <charconv>
+
+namespace cwhook::events {
+
+namespace {
+
+std::optional<std::int64_t> parse_int(std::string_view text)
+{
+    std::int64_t n = 0;
+    const auto* end = text.data() + text.size();
+    const auto [ptr, ec] = std::from_chars(text.data(), end, n);
+    if (text.empty() || ec != std::errc{} || ptr != end) {
+        return std::nullopt;
+    }
+    return n;
+}
+
+// Accepts both spellings: the command line's entity-id and the query string's entity_id.
+bool is(std::string_view name, std::string_view dashed)
+{
+    if (name.size() != dashed.size()) {
+        return false;
+    }
+    for (std::size_t i = 0; i < name.size(); ++i) {
+        const char a = name[i] == '_' ? '-' : name[i];
+        if (a != dashed[i]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+} // namespace
+
+std::optional<std::string> set_filter(store::event_filter& f, std::string_view name, std::string_view value,
+                                      std::int64_t now_us)
+{
+    if (is(name, "type")) {
+        f.type = std::string(value);
+    } else if (is(name, "action")) {
+        f.action = std::string(value);
+    } else if (is(name, "company")) {
+        f.company_id = std::string(value);
+    } else if (is(name, "entity-id") || is(name, "callback-id")) {
+        const auto n = parse_int(value);
+        if (!n) {
+            return "expected an integer";
+        }
+        (is(name, "entity-id") ? f.entity_id : f.callback_id) = *n;
+    } else if (is(name, "status")) {
+        const auto s = store::parse_event_status(value);
+        if (!s) {
+            return "expected verified, pending, failed or unverified";
+        }
+        f.status = *s;
+    } else if (is(name, "since") || is(name, "until")) {
+        const auto t = parse_time(value, now_us);
+        if (!t) {
+            return "expected an RFC 3339 time (2026-11-28T10:00:00Z, 2026-11-28) or a duration back from now (2h, 7d)";
+        }
+        (is(name, "since") ? f.since_us : f.until_us) = *t;
+    } else if (is(name, "limit")) {
+        const auto n = parse_int(value);
+        if (!n || *n < 1 || *n > max_limit) {
+            return fmt::format("expected an integer from 1 to {}", max_limit);
+        }
+        f.limit = static_cast<std::size_t>(*n);
+    } else if (is(name, "cursor")) {
+        const auto c = parse_cursor(value);
+        if (!c) {
+            return "not a cursor of this API";
+        }
+        f.after = *c;
+    } else {
+        return "unknown filter";
+    }
+    return std::nullopt;
+}
+
+std::string format_cursor(const store::event_cursor& c)
+{
+    return fmt::format("{}.{}", c.received_at_us, c.id);
+}
+
+std::optional<store::event_cursor> parse_cursor(std::string_view text)
+{
+    const auto dot = text.find('.');
+    if (dot == std::string_view::npos) {
+        return std::nullopt;
+    }
+    const auto t = parse_int(text.substr(0, dot));
+    const auto id = parse_int(text.substr(dot + 1));
+    if (!t || !id) {
+        return std::nullopt;
+    }
+    return store::event_cursor{*t, *id};
+}
+
+} // namespace cwhook::events

@@ -1,0 +1,28 @@
+// Filters of `cwhook events` and the admin API, from the same names and spellings in both:
+// type, action, entity-id, company, status, since, until, callback-id, limit (the API also
+// takes entity_id / callback_id and a cursor). Pure functions, thread-safe.
+#pragma once
+
+#include "store/event_db.hpp"
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace cwhook::events {
+
+inline constexpr std::int64_t max_limit = 1'000'000;  // --limit / limit=
+inline constexpr std::size_t max_api_page = 1000;     // the admin API pages at most this many rows
+
+// Sets one filter term from text. Times: RFC 3339 or a duration back from now_us ("2h", "7d").
+// Returns why the value is refused (the caller names the option), nullopt when accepted.
+// Unknown names are refused too.
+std::optional<std::string> set_filter(store::event_filter& f, std::string_view name, std::string_view value,
+                                      std::int64_t now_us);
+
+// "<received_at_us>.<id>": opaque to clients, the position after the last row of a page.
+std::string format_cursor(const store::event_cursor& c);
+std::optional<store::event_cursor> parse_cursor(std::string_view text);
+
+} // namespace cwhook::events

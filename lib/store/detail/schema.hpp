@@ -1,0 +1,23 @@
+// The schema migrations shared by the ingest writer (event_store) and operators' connections
+// (event_db). Internal to lib/store.
+#pragma once
+
+#include "store/sqlite.hpp"
+
+#include <boost/system/result.hpp>
+
+#include <cstdint>
+#include <string>
+
+namespace cwhook::store::detail {
+
+// PRAGMA user_version this cwhook writes.
+//   1: events, rejections and their indexes
+//   2: events (type, received_at_us) and (action, received_at_us), rejections (reason, ...),
+//      replays (replay history of events)
+inline constexpr std::int64_t schema_version = 2;
+
+// Upgrades the database in place, one version per write transaction; refuses a newer schema.
+boost::system::result<void, std::string> migrate(sqlite::database& db);
+
+} // namespace cwhook::store::detail

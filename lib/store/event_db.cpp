@@ -1,0 +1,697 @@
+// Design: statements are built per call from the filter (a handful of optional terms, every
+// value bound, never spliced into the text) and prepared on the spot; an operator's query is
+// not a hot path and the ingest writer keeps its own cached statements on its own
+// connection. Every filter term has an index that starts with its column and continues with
+// received_at_us (the rowid follows implicitly), so "these rows, newest first, from here"
+// is one index range with no sort: first pages cost the same in a full database as in an
+// empty one. Pagination is by keyset (received_at_us, id), never OFFSET. Long operations
+// (scan, prune) work in pages, each its own transaction, so that neither a reader pins the
+// WAL for minutes nor a writer holds the lock the daemon's writer needs for more than one
+// small batch.
+#include "store/event_db.hpp"
+
+#include "core/time.hpp"
+#include "store/detail/schema.hpp"
+#include "store/sqlite.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <limits>
+#include <utility>
+#include <variant>
+
+namespace cwhook::store {
+
+namespace {
+
+// Converts to any db_result<T> as its error, so one helper serves every return type.
+struct failure {
+    std::string text;
+    template <class T>
+    operator db_result<T>() const  // NOLINT(google-explicit-constructor): return-statement sugar
+    {
+        return db_result<T>(boost::system::in_place_error, text);
+    }
+};
+
+failure fail(std::string_view what, const sqlite::error& e)
+{
+    return failure{fmt::format("{}: {}", what, e.message)};
+}
+
+std::int64_t clamp_to_int64(std::size_t n) noexcept
+{
+    constexpr auto max = static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max());
+    return static_cast<std::int64_t>(std::min(n, max));
+}
+
+using param = std::variant<std::int64_t, std::string>;
+
+struct where_clause {
+    std::string sql;  // "" or " WHERE ..."
+    std::vector<param> params;
+
+    void add(std::string_view term, param p)
+    {
+        sql += sql.empty() ? " WHERE " : " AND ";
+        sql += term;
+        params.push_back(std::move(p));
+    }
+};
+
+where_clause event_where(const event_filter& f, scan_order order, bool with_cursor = true)
+{
+    where_clause w;
+    if (f.type) {
+        w.add("type = ?", *f.type);
+    }
+    if (f.action) {
+        w.add("action = ?", *f.action);
+    }
+    if (f.entity_id) {
+        w.add("entity_id = ?", *f.entity_id);
+    }
+    if (f.company_id) {
+        w.add("company_id = ?", *f.company_id);
+    }
+    if (f.status) {
+        w.add("status = ?", std::string(to_string(*f.status)));
+    }
+    if (f.callback_id) {
+        w.add("callback_id = ?", *f.callback_id);
+    }
+    if (f.since_us) {
+        w.add("received_at_us >= ?", *f.since_us);
+    }
+    if (f.until_us) {
+        w.add("received_at_us < ?", *f.until_us);
+    }
+    if (with_cursor && f.after) {
+        // A row value: SQLite turns it into one index range on (..., received_at_us, rowid).
+        w.add(order == scan_order::newest_first ? "(received_at_us, id) < (?, ?)" : "(received_at_us, id) > (?, ?)",
+              f.after->received_at_us);
+        w.params.emplace_back(f.after->id);
+    }
+    return w;
+}
+
+std::string_view order_by(scan_order order)
+{
+    return order == scan_order::newest_first ? " ORDER BY received_at_us DESC, id DESC"
+                                             : " ORDER BY received_at_us, id";
+}
+
+// Binds in order starting at `first`; the strings live in `params` until the statement resets.
+void bind_all(sqlite::statement& s, const std::vector<param>& params, int first = 1)
+{
+    int i = first;
+    for (const auto& p : params) {
+        if (const auto* n = std::get_if<std::int64_t>(&p)) {
+            s.bind_int64(i, *n);
+        } else {
+            s.bind_text(i, std::get<std::string>(p));
+        }
+        ++i;
+    }
+}
+
+std::optional<std::string> text_or_null(const sqlite::statement& s, int col)
+{
+    if (s.column_is_null(col)) {
+        return std::nullopt;
+    }
+    return std::string(s.column_text(col));
+}
+
+std::optional<std::int64_t> int_or_null(const sqlite::statement& s, int col)
+{
+    if (s.column_is_null(col)) {
+        return std::nullopt;
+    }
+    return s.column_int64(col);
+}
+
+constexpr std::string_view summary_columns =
+    "id, received_at_us, type, action, entity_id, company_id, status, deliveries";
+
+event_summary read_summary(const sqlite::statement& s)
+{
+    event_summary e;
+    e.id = s.column_int64(0);
+    e.received_at_us = s.column_int64(1);
+    e.type = s.column_text(2);
+    e.action = s.column_text(3);
+    e.entity_id = int_or_null(s, 4);
+    e.company_id = text_or_null(s, 5);
+    e.status = parse_event_status(s.column_text(6)).value_or(event_status::unverified);
+    e.deliveries = s.column_int64(7);
+    return e;
+}
+
+constexpr std::string_view full_columns =
+    "id, received_at_us, status, verify_reason, dedupe_key, deliveries, last_delivery_at_us, verify_attempts, "
+    "next_verify_at_us, body_sha256, body, method, path, query, client_addr, headers, content_type, signature, "
+    "message_id, type, action, entity_id, company_id, member_id, from_url, product_instance_id, partner_id, "
+    "callback_id, key_url";
+
+stored_event read_full(const sqlite::statement& s)
+{
+    stored_event e;
+    auto& r = e.record;
+    e.id = s.column_int64(0);
+    r.received_at_us = s.column_int64(1);
+    r.status = parse_event_status(s.column_text(2)).value_or(event_status::unverified);
+    r.verify_reason = s.column_text(3);
+    r.dedupe_key = s.column_text(4);
+    e.deliveries = s.column_int64(5);
+    e.last_delivery_at_us = s.column_int64(6);
+    e.verify_attempts = s.column_int64(7);
+    r.next_verify_at_us = s.column_int64(8);
+    r.body_sha256 = s.column_text(9);
+    r.body = s.column_blob(10);
+    r.method = s.column_text(11);
+    r.path = s.column_text(12);
+    r.query = s.column_text(13);
+    r.client_addr = s.column_text(14);
+    r.headers = s.column_text(15);
+    r.content_type = s.column_text(16);
+    r.signature = s.column_text(17);
+    r.message_id = text_or_null(s, 18);
+    r.type = s.column_text(19);
+    r.action = s.column_text(20);
+    r.entity_id = int_or_null(s, 21);
+    r.company_id = text_or_null(s, 22);
+    r.member_id = text_or_null(s, 23);
+    r.from_url = text_or_null(s, 24);
+    r.product_instance_id = text_or_null(s, 25);
+    r.partner_id = text_or_null(s, 26);
+    r.callback_id = int_or_null(s, 27);
+    r.key_url = s.column_text(28);
+    return e;
+}
+
+constexpr std::string_view import_sql = R"sql(
+INSERT INTO events (
+    received_at_us, last_delivery_at_us, status, verify_reason, dedupe_key, body_sha256, body,
+    method, path, query, client_addr, headers, content_type, signature, message_id, type,
+    action, entity_id, company_id, member_id, from_url, product_instance_id, partner_id,
+    callback_id, key_url, next_verify_at_us, deliveries, verify_attempts)
+VALUES (?1, ?26, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
+        ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?27, ?28)
+ON CONFLICT (dedupe_key) DO NOTHING
+)sql";
+
+std::string day_of(std::int64_t day_number)
+{
+    constexpr std::int64_t us_per_day = 86'400'000'000;
+    return format_time(day_number * us_per_day, time_precision::seconds).substr(0, 10);
+}
+
+} // namespace
+
+struct event_db::impl {
+    sqlite::database db;
+    db_access access = db_access::read_only;
+    std::int64_t version = 0;
+    std::string path;
+
+    db_result<sqlite::statement> prepare(std::string_view sql)
+    {
+        auto s = sqlite::statement::prepare(db, sql);
+        if (!s) {
+            return fail(path, s.error());
+        }
+        return db_result<sqlite::statement>(boost::system::in_place_value, std::move(*s));
+    }
+
+    // Every row of sql (params bound in order), each turned into a T by read(statement).
+    template <class T, class Read>
+    db_result<std::vector<T>> collect(std::string_view sql, const std::vector<param>& params, Read read)
+    {
+        auto s = prepare(sql);
+        if (!s) {
+            return failure{s.error()};
+        }
+        bind_all(*s, params);
+        std::vector<T> rows;
+        int rc = SQLITE_OK;
+        while ((rc = s->step()) == SQLITE_ROW) {
+            rows.push_back(read(*s));
+        }
+        if (rc != SQLITE_DONE) {
+            return fail(path, db.last_error(rc));
+        }
+        return rows;
+    }
+
+    template <class F>
+    db_result<std::vector<count_row>> counts(const std::string& sql, const std::vector<param>& params, F key_of)
+    {
+        return collect<count_row>(sql, params, [&key_of](const sqlite::statement& s) {
+            return count_row{key_of(s), s.column_int64(1)};
+        });
+    }
+};
+
+event_db::event_db(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
+event_db::~event_db() = default;
+
+std::int64_t event_db::schema_version() const noexcept { return impl_->version; }
+
+db_result<std::unique_ptr<event_db>> event_db::open(const std::string& path, db_access access,
+                                                    std::chrono::milliseconds busy_timeout)
+{
+    auto p = std::make_unique<impl>();
+    p->access = access;
+    p->path = path;
+    // Read-only users still open read-write when they may (query_only keeps them honest): a
+    // SQLITE_OPEN_READONLY connection cannot create the WAL index of a database whose daemon
+    // is stopped. Only when the file is not writable do they fall back to a read-only handle.
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
+    if (access == db_access::read_write) {
+        flags |= SQLITE_OPEN_CREATE;
+    }
+    auto db = sqlite::database::open(path, flags);
+    if (!db && access == db_access::read_only) {
+        db = sqlite::database::open(path, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX);
+    }
+    if (!db) {
+        return fail(path, db.error());
+    }
+    p->db = std::move(*db);
+    const auto timeout_ms =
+        std::clamp<std::chrono::milliseconds::rep>(busy_timeout.count(), 0, std::numeric_limits<int>::max());
+    sqlite3_busy_timeout(p->db.handle(), static_cast<int>(timeout_ms));
+
+    if (access == db_access::read_write) {
+        auto mode = p->db.query_text("PRAGMA journal_mode = WAL");
+        if (!mode) {
+            return fail(path, mode.error());
+        }
+        if (auto r = p->db.exec("PRAGMA foreign_keys = ON"); !r) {
+            return fail(path, r.error());
+        }
+        if (auto r = detail::migrate(p->db); !r) {
+            return failure{fmt::format("{}: {}", path, r.error())};
+        }
+    } else if (auto r = p->db.exec("PRAGMA query_only = 1"); !r) {
+        return fail(path, r.error());
+    }
+    auto version = p->db.query_int64("PRAGMA user_version");
+    if (!version) {
+        return fail(path, version.error());
+    }
+    if (*version > detail::schema_version) {
+        return failure{fmt::format("{}: database schema version {} is newer than this cwhook supports ({})", path,
+                                   *version, detail::schema_version)};
+    }
+    if (*version < 1) {
+        return failure{fmt::format("{}: not a cwhook database (schema version {})", path, *version)};
+    }
+    p->version = *version;
+    return std::unique_ptr<event_db>(new event_db(std::move(p)));
+}
+
+db_result<std::vector<event_summary>> event_db::list(const event_filter& f, scan_order order)
+{
+    const auto w = event_where(f, order);
+    std::string sql = fmt::format("SELECT {} FROM events{}{}", summary_columns, w.sql, order_by(order));
+    if (f.limit != 0) {
+        sql += fmt::format(" LIMIT {}", f.limit);
+    }
+    return impl_->collect<event_summary>(sql, w.params, read_summary);
+}
+
+db_result<std::vector<std::string>> event_db::explain_list(const event_filter& f)
+{
+    const auto w = event_where(f, scan_order::newest_first);
+    std::string sql = fmt::format("EXPLAIN QUERY PLAN SELECT {} FROM events{}{}", summary_columns, w.sql,
+                                  order_by(scan_order::newest_first));
+    if (f.limit != 0) {
+        sql += fmt::format(" LIMIT {}", f.limit);
+    }
+    return impl_->collect<std::string>(sql, w.params,
+                                       [](const sqlite::statement& s) { return std::string(s.column_text(3)); });
+}
+
+db_result<std::int64_t> event_db::count(const event_filter& f)
+{
+    const auto w = event_where(f, scan_order::newest_first, false);
+    std::string sql = fmt::format("SELECT count(*) FROM events{}", w.sql);
+    auto s = impl_->prepare(sql);
+    if (!s) {
+        return failure{s.error()};
+    }
+    bind_all(*s, w.params);
+    const int rc = s->step();
+    if (rc != SQLITE_ROW) {
+        return fail(impl_->path, impl_->db.last_error(rc));
+    }
+    std::int64_t n = s->column_int64(0);
+    if (f.limit != 0) {
+        n = std::min(n, clamp_to_int64(f.limit));
+    }
+    return n;
+}
+
+db_result<std::vector<std::int64_t>> event_db::ids(const event_filter& f, scan_order order)
+{
+    const auto w = event_where(f, order);
+    std::string sql = fmt::format("SELECT id FROM events{}{}", w.sql, order_by(order));
+    if (f.limit != 0) {
+        sql += fmt::format(" LIMIT {}", f.limit);
+    }
+    return impl_->collect<std::int64_t>(sql, w.params, [](const sqlite::statement& s) { return s.column_int64(0); });
+}
+
+db_result<std::optional<stored_event>> event_db::get(std::int64_t id, bool with_replays)
+{
+    std::optional<stored_event> out;
+    {
+        auto s = impl_->prepare(fmt::format("SELECT {} FROM events WHERE id = ?1", full_columns));
+        if (!s) {
+            return failure{s.error()};
+        }
+        s->bind_int64(1, id);
+        const int rc = s->step();
+        if (rc == SQLITE_ROW) {
+            out = read_full(*s);
+        } else if (rc != SQLITE_DONE) {
+            return fail(impl_->path, impl_->db.last_error(rc));
+        }
+    }
+    if (!out || !with_replays || impl_->version < 2) {
+        return out;
+    }
+    auto replays = impl_->collect<replay_attempt>(
+        "SELECT event_id, at_us, target, http_status, error, job FROM replays WHERE event_id = ? ORDER BY at_us, id",
+        {id}, [](const sqlite::statement& s) {
+            replay_attempt a;
+            a.event_id = s.column_int64(0);
+            a.at_us = s.column_int64(1);
+            a.target = s.column_text(2);
+            a.http_status = static_cast<int>(s.column_int64(3));
+            a.error = s.column_text(4);
+            a.job = s.column_text(5);
+            return a;
+        });
+    if (!replays) {
+        return failure{replays.error()};
+    }
+    out->replays = std::move(*replays);
+    return out;
+}
+
+db_result<void> event_db::scan(const event_filter& f, scan_order order,
+                               const std::function<bool(const stored_event&)>& each, std::size_t page_size)
+{
+    page_size = std::max<std::size_t>(page_size, 1);
+    event_filter page = f;
+    std::size_t left = f.limit;  // 0: unlimited
+    for (;;) {
+        page.limit = left == 0 ? page_size : std::min(left, page_size);
+        const auto w = event_where(page, order);
+        auto s = impl_->prepare(
+            fmt::format("SELECT {} FROM events{}{} LIMIT {}", full_columns, w.sql, order_by(order), page.limit));
+        if (!s) {
+            return failure{s.error()};
+        }
+        bind_all(*s, w.params);
+        std::size_t n = 0;
+        int rc = SQLITE_OK;
+        while ((rc = s->step()) == SQLITE_ROW) {
+            const stored_event e = read_full(*s);
+            ++n;
+            page.after = event_cursor{e.record.received_at_us, e.id};
+            if (!each(e)) {
+                return {};
+            }
+        }
+        if (rc != SQLITE_DONE) {
+            return fail(impl_->path, impl_->db.last_error(rc));
+        }
+        if (left != 0) {
+            left -= n;
+            if (left == 0) {
+                return {};
+            }
+        }
+        if (n < page.limit) {
+            return {};
+        }
+    }
+}
+
+db_result<import_outcome> event_db::import(std::span<const stored_event> rows)
+{
+    import_outcome out;
+    auto txn = sqlite::transaction::begin(impl_->db, sqlite::begin_mode::immediate);
+    if (!txn) {
+        return fail(impl_->path, txn.error());
+    }
+    auto s = impl_->prepare(import_sql);
+    if (!s) {
+        return failure{s.error()};
+    }
+    for (const stored_event& row : rows) {
+        const event_record& e = row.record;
+        sqlite::reset_guard guard(*s);
+        s->bind_int64(1, e.received_at_us);
+        s->bind_text(2, to_string(e.status));
+        s->bind_text(3, e.verify_reason);
+        s->bind_text(4, e.dedupe_key);
+        s->bind_text(5, e.body_sha256);
+        s->bind_blob(6, e.body);
+        s->bind_text(7, e.method);
+        s->bind_text(8, e.path);
+        s->bind_text(9, e.query);
+        s->bind_text(10, e.client_addr);
+        s->bind_text(11, e.headers);
+        s->bind_text(12, e.content_type);
+        s->bind_text(13, e.signature);
+        s->bind_text_or_null(14, e.message_id);
+        s->bind_text(15, e.type);
+        s->bind_text(16, e.action);
+        s->bind_int64_or_null(17, e.entity_id);
+        s->bind_text_or_null(18, e.company_id);
+        s->bind_text_or_null(19, e.member_id);
+        s->bind_text_or_null(20, e.from_url);
+        s->bind_text_or_null(21, e.product_instance_id);
+        s->bind_text_or_null(22, e.partner_id);
+        s->bind_int64_or_null(23, e.callback_id);
+        s->bind_text(24, e.key_url);
+        s->bind_int64(25, e.next_verify_at_us);
+        s->bind_int64(26, std::max(row.last_delivery_at_us, e.received_at_us));
+        s->bind_int64(27, std::max<std::int64_t>(row.deliveries, 1));
+        s->bind_int64(28, row.verify_attempts);
+        const int rc = s->step();
+        if (rc != SQLITE_DONE) {
+            return fail(impl_->path, impl_->db.last_error(rc));
+        }
+        if (sqlite3_changes64(impl_->db.handle()) > 0) {
+            ++out.inserted;
+        } else {
+            ++out.duplicates;
+        }
+    }
+    if (auto r = txn->commit(); !r) {
+        return fail(impl_->path, r.error());
+    }
+    return out;
+}
+
+namespace {
+
+// Without an explicit status, pending rows are kept: the daemon's re-verifier owns them.
+std::string prune_where(std::optional<event_status> status)
+{
+    return status ? "received_at_us < ?1 AND status = ?3" : "received_at_us < ?1 AND status != 'pending'";
+}
+
+} // namespace
+
+db_result<std::int64_t> event_db::count_older(std::int64_t cutoff_us, std::optional<event_status> status)
+{
+    auto s = impl_->prepare(fmt::format("SELECT count(*) FROM events WHERE {}", prune_where(status)));
+    if (!s) {
+        return failure{s.error()};
+    }
+    s->bind_int64(1, cutoff_us);
+    if (status) {
+        s->bind_text(3, to_string(*status));
+    }
+    const int rc = s->step();
+    if (rc != SQLITE_ROW) {
+        return fail(impl_->path, impl_->db.last_error(rc));
+    }
+    return s->column_int64(0);
+}
+
+db_result<std::int64_t> event_db::prune(std::int64_t cutoff_us, std::optional<event_status> status, std::size_t batch)
+{
+    batch = std::max<std::size_t>(batch, 1);
+    auto s = impl_->prepare(fmt::format(
+        "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE {} ORDER BY received_at_us LIMIT ?2)",
+        prune_where(status)));
+    if (!s) {
+        return failure{s.error()};
+    }
+    std::int64_t total = 0;
+    for (;;) {
+        // Autocommit: each batch is its own short write transaction.
+        sqlite::reset_guard guard(*s);
+        s->bind_int64(1, cutoff_us);
+        s->bind_int64(2, clamp_to_int64(batch));
+        if (status) {
+            s->bind_text(3, to_string(*status));
+        }
+        const int rc = s->step();
+        if (rc != SQLITE_DONE) {
+            return fail(impl_->path, impl_->db.last_error(rc));
+        }
+        const auto n = sqlite3_changes64(impl_->db.handle());
+        total += n;
+        if (n < clamp_to_int64(batch)) {
+            return total;
+        }
+    }
+}
+
+db_result<event_stats> event_db::stats(std::optional<std::int64_t> since_us)
+{
+    event_stats out;
+    std::vector<param> params;
+    std::string where;
+    if (since_us) {
+        where = " WHERE received_at_us >= ?";
+        params.emplace_back(*since_us);
+    }
+    const auto text_key = [](const sqlite::statement& s) { return std::string(s.column_text(0)); };
+    for (auto [column, target] : {std::pair{"type", &out.by_type}, std::pair{"action", &out.by_action},
+                                  std::pair{"status", &out.by_status}}) {
+        auto rows = impl_->counts(
+            fmt::format("SELECT {0}, count(*) FROM events{1} GROUP BY {0} ORDER BY 2 DESC, 1", column, where), params,
+            text_key);
+        if (!rows) {
+            return failure{rows.error()};
+        }
+        *target = std::move(*rows);
+    }
+    auto days = impl_->counts(
+        fmt::format("SELECT received_at_us / 86400000000, count(*) FROM events{} GROUP BY 1 ORDER BY 1", where),
+        params, [](const sqlite::statement& s) { return day_of(s.column_int64(0)); });
+    if (!days) {
+        return failure{days.error()};
+    }
+    out.by_day = std::move(*days);
+    for (const auto& r : out.by_status) {
+        out.total += r.count;
+    }
+    return out;
+}
+
+db_result<void> event_db::record_replay(const replay_attempt& a)
+{
+    if (impl_->version < 2) {
+        return failure{fmt::format("{}: schema version {} has no replay history", impl_->path, impl_->version)};
+    }
+    auto s = impl_->prepare(
+        "INSERT INTO replays (event_id, at_us, target, http_status, error, job) VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+    if (!s) {
+        return failure{s.error()};
+    }
+    s->bind_int64(1, a.event_id);
+    s->bind_int64(2, a.at_us);
+    s->bind_text(3, a.target);
+    s->bind_int64(4, a.http_status);
+    s->bind_text(5, a.error);
+    s->bind_text(6, a.job);
+    if (const int rc = s->step(); rc != SQLITE_DONE) {
+        return fail(impl_->path, impl_->db.last_error(rc));
+    }
+    return {};
+}
+
+namespace {
+
+constexpr std::string_view rejection_columns =
+    "id, received_at_us, http_status, reason, detail, client_addr, path, key_url, body_sha256, body_size, body_head";
+
+stored_rejection read_rejection(const sqlite::statement& s)
+{
+    stored_rejection r;
+    r.id = s.column_int64(0);
+    r.record.received_at_us = s.column_int64(1);
+    r.record.http_status = static_cast<int>(s.column_int64(2));
+    r.record.reason = s.column_text(3);
+    r.record.detail = s.column_text(4);
+    r.record.client_addr = s.column_text(5);
+    r.record.path = s.column_text(6);
+    r.record.key_url = s.column_text(7);
+    r.record.body_sha256 = s.column_text(8);
+    r.record.body_size = s.column_int64(9);
+    r.record.body_head = s.column_blob(10);
+    return r;
+}
+
+} // namespace
+
+db_result<std::vector<stored_rejection>> event_db::rejections(const rejection_filter& f)
+{
+    where_clause w;
+    if (f.reason) {
+        w.add("reason = ?", *f.reason);
+    }
+    if (f.since_us) {
+        w.add("received_at_us >= ?", *f.since_us);
+    }
+    if (f.until_us) {
+        w.add("received_at_us < ?", *f.until_us);
+    }
+    if (f.before_id) {
+        w.add("id < ?", *f.before_id);
+    }
+    // Ids grow with time (the table is append-only), so id order is newest first.
+    std::string sql = fmt::format("SELECT {} FROM rejections{} ORDER BY id DESC", rejection_columns, w.sql);
+    if (f.limit != 0) {
+        sql += fmt::format(" LIMIT {}", f.limit);
+    }
+    return impl_->collect<stored_rejection>(sql, w.params, read_rejection);
+}
+
+db_result<std::optional<stored_rejection>> event_db::rejection(std::int64_t id)
+{
+    auto s = impl_->prepare(fmt::format("SELECT {} FROM rejections WHERE id = ?1", rejection_columns));
+    if (!s) {
+        return failure{s.error()};
+    }
+    s->bind_int64(1, id);
+    const int rc = s->step();
+    if (rc == SQLITE_ROW) {
+        return std::optional<stored_rejection>(read_rejection(*s));
+    }
+    if (rc != SQLITE_DONE) {
+        return fail(impl_->path, impl_->db.last_error(rc));
+    }
+    return std::optional<stored_rejection>();
+}
+
+db_result<std::vector<std::string>> event_db::check()
+{
+    auto out = impl_->collect<std::string>("PRAGMA integrity_check", {},
+                                           [](const sqlite::statement& s) { return std::string(s.column_text(0)); });
+    if (!out) {
+        return out;
+    }
+    auto orphans = impl_->collect<std::string>("PRAGMA foreign_key_check", {}, [](const sqlite::statement& s) {
+        return fmt::format("foreign key: {} row {} -> {}", s.column_text(0), s.column_int64(1), s.column_text(2));
+    });
+    if (!orphans) {
+        return orphans;
+    }
+    out->insert(out->end(), orphans->begin(), orphans->end());
+    return out;
+}
+
+} // namespace cwhook::store

@@ -1,0 +1,167 @@
+// Operators' access to the stored events: filtered listing with keyset pagination, one event
+// with its replay history, streaming scans for export and replay, import, prune, statistics
+// and the rejected requests. It opens its own connection (WAL: readers never block the
+// daemon's writer, and writes here wait at most busy_timeout for its lock), separate from the
+// ingest writer of event_store. Not thread-safe: one thread at a time per event_db.
+#pragma once
+
+#include "store/event_store.hpp"
+
+#include <boost/system/result.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace cwhook::store {
+
+// Failures carry one line naming what failed and SQLite's reason.
+template <class T>
+using db_result = boost::system::result<T, std::string>;
+
+// Position in the newest-first order: the last row of a page.
+struct event_cursor {
+    std::int64_t received_at_us = 0;
+    std::int64_t id = 0;
+};
+
+// Every set member narrows the selection (AND). Times are [since, until).
+struct event_filter {
+    std::optional<std::string> type;
+    std::optional<std::string> action;
+    std::optional<std::int64_t> entity_id;
+    std::optional<std::string> company_id;
+    std::optional<event_status> status;
+    std::optional<std::int64_t> since_us;
+    std::optional<std::int64_t> until_us;
+    std::optional<std::int64_t> callback_id;
+    std::optional<event_cursor> after;  // continue after this row (in the scan's order)
+    std::size_t limit = 50;             // 0: no limit
+};
+
+enum class scan_order { newest_first, oldest_first };
+
+// A row of `events list`.
+struct event_summary {
+    std::int64_t id = 0;
+    std::int64_t received_at_us = 0;
+    std::string type;
+    std::string action;
+    std::optional<std::int64_t> entity_id;
+    std::optional<std::string> company_id;
+    event_status status = event_status::unverified;
+    std::int64_t deliveries = 1;
+};
+
+struct replay_attempt {
+    std::int64_t event_id = 0;
+    std::int64_t at_us = 0;
+    std::string target;
+    int http_status = 0;  // 0: no answer (connect, TLS, timeout)
+    std::string error;
+    std::string job;      // admin API replay job id, "" from the command line
+};
+
+// A whole stored row.
+struct stored_event {
+    std::int64_t id = 0;
+    event_record record;
+    std::int64_t deliveries = 1;
+    std::int64_t last_delivery_at_us = 0;
+    std::int64_t verify_attempts = 0;
+    std::vector<replay_attempt> replays;  // filled by get() only, oldest first
+};
+
+struct count_row {
+    std::string key;
+    std::int64_t count = 0;
+};
+
+struct event_stats {
+    std::int64_t total = 0;
+    std::vector<count_row> by_type;    // most frequent first
+    std::vector<count_row> by_action;
+    std::vector<count_row> by_status;
+    std::vector<count_row> by_day;     // "YYYY-MM-DD" (UTC), oldest first
+};
+
+struct import_outcome {
+    std::int64_t inserted = 0;
+    std::int64_t duplicates = 0;  // a row with the same dedupe_key existed; left as it was
+};
+
+struct rejection_filter {
+    std::optional<std::string> reason;
+    std::optional<std::int64_t> since_us;
+    std::optional<std::int64_t> until_us;
+    std::optional<std::int64_t> before_id;
+    std::size_t limit = 50;
+};
+
+struct stored_rejection {
+    std::int64_t id = 0;
+    rejection_record record;
+};
+
+enum class db_access { read_only, read_write };
+
+class event_db {
+public:
+    // read_only: never creates or changes the file (a database of an older schema is read as
+    // far as it goes). read_write: creates and migrates like the daemon does.
+    static db_result<std::unique_ptr<event_db>> open(const std::string& path, db_access access,
+                                                     std::chrono::milliseconds busy_timeout = std::chrono::seconds(5));
+    ~event_db();
+    event_db(const event_db&) = delete;
+    event_db& operator=(const event_db&) = delete;
+
+    db_result<std::vector<event_summary>> list(const event_filter& f, scan_order order = scan_order::newest_first);
+    db_result<std::int64_t> count(const event_filter& f);
+    // Ids of the matching rows (replay selects with it), in `order`.
+    db_result<std::vector<std::int64_t>> ids(const event_filter& f, scan_order order = scan_order::oldest_first);
+    // nullopt when no such row.
+    db_result<std::optional<stored_event>> get(std::int64_t id, bool with_replays = true);
+
+    // Calls `each` for every matching row (f.limit caps the total, 0 = all) without holding
+    // more than one page in memory; pages are separate read transactions, so a long export
+    // never pins the WAL. `each` returns false to stop.
+    db_result<void> scan(const event_filter& f, scan_order order, const std::function<bool(const stored_event&)>& each,
+                         std::size_t page_size = 500);
+
+    // Inserts rows as given (received time, status, body ...); a dedupe_key already present
+    // is a duplicate and leaves the existing row alone. One transaction for the whole span.
+    db_result<import_outcome> import(std::span<const stored_event> rows);
+
+    // Deletes rows received before cutoff_us (optionally only of one status), oldest first, in
+    // transactions of `batch` rows so the daemon's writer never waits long. Returns how many.
+    db_result<std::int64_t> prune(std::int64_t cutoff_us, std::optional<event_status> status, std::size_t batch = 1000);
+    db_result<std::int64_t> count_older(std::int64_t cutoff_us, std::optional<event_status> status);
+
+    db_result<event_stats> stats(std::optional<std::int64_t> since_us);
+
+    db_result<void> record_replay(const replay_attempt& a);
+
+    db_result<std::vector<stored_rejection>> rejections(const rejection_filter& f);
+    db_result<std::optional<stored_rejection>> rejection(std::int64_t id);
+
+    // EXPLAIN QUERY PLAN of the statement list() runs for f (one "detail" text per line).
+    db_result<std::vector<std::string>> explain_list(const event_filter& f);
+
+    // PRAGMA integrity_check and foreign_key_check: "ok" or the problems found.
+    db_result<std::vector<std::string>> check();
+
+    std::int64_t schema_version() const noexcept;
+
+    struct impl;
+
+private:
+    explicit event_db(std::unique_ptr<impl> p);
+    std::unique_ptr<impl> impl_;
+};
+
+} // namespace cwhook::store
