@@ -228,7 +228,13 @@ boost::system::result<std::unique_ptr<app>, std::string> app::create(app_setting
         p->admin = std::move(*admin);
         auto admin_routes = std::make_shared<http::router>();
         p->admin->add_routes(*admin_routes);
-        // More admin routes go here, each wrapped in p->admin->guarded(...).
+        // Prometheus scrape endpoint (text format 0.0.4), behind the same bearer token.
+        admin_routes->add(bhttp::verb::get, "/metrics",
+                          p->admin->guarded([raw = p.get()](http::request&) -> net::awaitable<http::response> {
+                              auto res = http::json_response(200, app::render_metrics(*raw));
+                              res.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+                              co_return res;
+                          }));
         http::settings admin_http = cfg.server;
         admin_http.listen = {cfg.admin.listen};
         admin_http.tls_listen.clear();
@@ -417,9 +423,10 @@ std::vector<net::ip::tcp::endpoint> app::admin_endpoints() const
 }
 metrics::registry& app::metrics() noexcept { return impl_->metrics; }
 
-std::string app::render_metrics()
+std::string app::render_metrics() { return render_metrics(*impl_); }
+
+std::string app::render_metrics(impl& p)
 {
-    auto& p = *impl_;
     p.metrics.get_gauge("cwhook_store_queue_depth").set(static_cast<std::int64_t>(p.store->queue_depth()));
     p.metrics.get_gauge("cwhook_pending_events").set(static_cast<std::int64_t>(p.pending.count.load()));
     return p.metrics.render();

@@ -59,6 +59,7 @@ public:
     const app_settings& settings() const noexcept;
 
     struct impl;
+    static std::string render_metrics(impl& p);
 
 private:
     explicit app(std::unique_ptr<impl> p);

@@ -412,6 +412,30 @@ TEST_F(Admin, OffLoopbackRequiresTheBearerToken)
     EXPECT_EQ(send(app.http(), delivery(1)).status, 200);
 }
 
+TEST_F(Admin, MetricsAreScrapedFromTheAdminListenerBehindTheToken)
+{
+    const std::string token = "metrics-token-0123456789";
+    running_app app(options(db, [&](callback::app_settings& s) {
+        s.admin.listen = "0.0.0.0:0";
+        s.admin.token = token;
+    }));
+    ASSERT_EQ(send(app.http(), delivery(1)).status, 200);
+    const auto ep = admin_ep(app);
+    EXPECT_EQ(get(ep, "/metrics").status, 401);
+    const auto r = get(ep, "/metrics", token);
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.headers.at("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+    EXPECT_NE(r.body.find("cwhook_build_info{version=\"" CWHOOK_VERSION "\"} 1"), std::string::npos) << r.body;
+    EXPECT_NE(r.body.find("cwhook_events_by_type_total{type=\"ticket\""), std::string::npos) << r.body;
+    EXPECT_NE(r.body.find("cwhook_http_requests_total{route=\"/callbacks\",status=\"200\"} 1"), std::string::npos)
+        << r.body;
+    // The callback listener does not expose it.
+    http_call c;
+    c.method = "GET";
+    c.target = "/metrics";
+    EXPECT_EQ(send(app.http(), c).status, 404);
+}
+
 TEST_F(Admin, EventsRawRejectionsAndReplayJobs)
 {
     running_app app(options(db));
