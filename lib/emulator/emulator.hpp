@@ -101,6 +101,17 @@ enum class route {
     other,              // anything else (answered 404)
 };
 
+// A request as the emulator received it (for assertions on headers the client sent).
+struct seen_request {
+    route kind = route::other;
+    std::string method;
+    std::string target;
+    std::vector<std::pair<std::string, std::string>> headers;  // as received
+    std::string body;
+    unsigned status = 0;  // what the emulator answered
+    std::string header(std::string_view name) const;  // case-insensitive, "" when absent
+};
+
 struct trigger_request {
     std::string type;              // "ticket"
     std::string action;            // "added" | "updated" | "deleted"
@@ -145,6 +156,9 @@ public:
     std::string api_url() const;    // base_url() + "/v2025_1/apis/3.0"
     std::string ca_file() const;    // the self-signed certificate (its own CA); "" with plain HTTP
     const settings& config() const;
+    // Moves the API to another codebase (a cloud upgrade): companyinfo answers the new one and
+    // the old paths answer 404 {"code":"ConnectWiseApi","message":"The endpoint does not exist."}.
+    void set_codebase(std::string codebase);
 
     // Signing keys. rotate_key() makes a new key id and key; the old key_url then answers 404.
     std::string key_url() const;
@@ -159,6 +173,8 @@ public:
     std::uint64_t requests(route r) const;
     std::uint64_t total_requests() const;  // control endpoints excluded
     void reset_counters();
+    // The last 256 requests (control endpoints excluded), oldest first.
+    std::vector<seen_request> recent_requests() const;
 
     // Deliveries: blocking (from any thread but the emulator's own).
     std::vector<delivery_result> trigger(const trigger_request& t);
@@ -180,6 +196,23 @@ private:
     std::unique_ptr<impl> impl_;
 };
 
+// Answers, as Manage's (bodies {"code":..,"message":..[,"errors":[...]]}):
+//   no/wrong Basic credentials  401 {"code":"Unauthorized","message":"Authentication failed."}
+//   no clientId header          400 {"code":"InvalidClientId",...}
+//   bad JSON / invalid fields   400 {"code":"InvalidObject","message":"callbackEntry object is invalid",
+//                                    "errors":[{"code":"InvalidField",...,"field":"url"}]}
+//   duplicate (type, level, objectId, url)
+//                               400 InvalidObject with errors[0].code "ObjectExists" (the fixture)
+//   bad conditions / paging     400 {"code":"InvalidObject",...}
+//   unknown id                  404 {"code":"NotFound",...};  unknown path 404 "ConnectWiseApi"
+//   injected faults             status as set, {"code":"TooManyRequests"|"ServerError",...},
+//                               Retry-After when set
+// Paging: navigable `page`/`pageSize` (default 25, at most 1000) with RFC 5988 Link
+// first/prev/next/last (first/prev omitted on page 1, next/last on the last page, no Link
+// when everything fits one page); forward-only (`pagination-type: forward-only`, `pageId`)
+// sorts by id, treats pageId as `id > pageId`, and ALWAYS sends a rel="next" Link (pageId =
+// last id returned, or the same pageId on an empty page): stop on an empty or short page.
+//
 // The control endpoints of a running emulator (loopback peers only, no Manage auth):
 //   POST   /_emulator/trigger     {"type":"ticket","action":"updated","id":5000,
 //                                  "levels":{"board":1},"entity":{...}}  -> {"deliveries":[...]}
