@@ -8,8 +8,7 @@
 #include "json/payload.hpp"
 
 #include "core/json_string.hpp"
-
-#include <simdjson.h>
+#include "json/detail/document.hpp"
 
 #include <charconv>
 #include <cstddef>
@@ -105,13 +104,10 @@ void replace_invalid_utf8(char* data, std::size_t size) noexcept
     }
 }
 
-struct document {
-    simdjson::error_code error = simdjson::SUCCESS;
-    simdjson::dom::element root;
-    bool utf8_valid = true;
-};
+} // namespace
 
-// The returned element points into the thread's parser and is valid until its next parse.
+namespace detail {
+
 document parse_document(std::string_view text, bool lenient_utf8)
 {
     document out;
@@ -147,6 +143,14 @@ std::string describe(simdjson::error_code error)
     default: return std::string{"invalid JSON: "} + simdjson::error_message(error);
     }
 }
+
+} // namespace detail
+
+namespace {
+
+using detail::describe;
+using detail::document;
+using detail::parse_document;
 
 // Reads fields of one object and remembers the first problem, so parse_payload reads as a
 // list of fields rather than a ladder of early returns.
