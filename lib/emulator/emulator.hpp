@@ -5,12 +5,14 @@
 // 404/409/419/429, subscriptions disabled after repeated failures). Fault knobs make it
 // answer 429/5xx or slowly. Used by the integration tests and by `cwhook emulate`.
 // Thread-safe: every public member may be called from any thread except the emulator's own
-// io thread (the blocking calls - start, stop, trigger - would deadlock there).
+// io thread (the blocking calls - start, stop, trigger - would deadlock there). The emulator
+// serves and delivers on one thread of its own.
 #pragma once
 
 #include <boost/system/result.hpp>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -38,7 +40,7 @@ struct settings {
     std::string private_key = "emulatorprivate";
     std::string client_id = "9b0e8d9e-7b0a-4f5e-9a63-3d1c7f7c2a11";
     std::string codebase = "v2025_1/";  // with its trailing slash, as companyinfo answers it
-    std::string member_id = "emulator";  // MemberId of deliveries, updatedBy of records
+    std::string member_id = "emulator";  // MemberId of deliveries and updatedBy of their entities
 
     std::size_t default_page_size = 25;
     std::size_t max_page_size = 1000;
@@ -52,8 +54,6 @@ struct settings {
     // disabled (inactiveFlag = true), as Manage does after days of failures. 0 = never.
     unsigned disable_after_failures = 3;
     std::string delivery_ca_file;  // extra CA bundle for https subscription URLs (a test receiver)
-
-    unsigned threads = 1;
 };
 
 // One system/callbacks registration (PROTOCOL.md section 5).
