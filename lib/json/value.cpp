@@ -123,14 +123,18 @@ value copy(simdjson::dom::element e)
     switch (e.type()) {
     case simdjson::dom::element_type::ARRAY: {
         std::vector<value> items;
-        for (auto child : e.get_array().value_unsafe()) {
+        // Named first: iterating `get_array().value_unsafe()` directly would walk a reference
+        // into a simdjson_result temporary that dies before the loop body runs.
+        const simdjson::dom::array array = e.get_array().value_unsafe();
+        for (auto child : array) {
             items.push_back(copy(child));
         }
         return value::make_array(std::move(items));
     }
     case simdjson::dom::element_type::OBJECT: {
         std::vector<value::member> members;
-        for (auto field : e.get_object().value_unsafe()) {
+        const simdjson::dom::object object = e.get_object().value_unsafe();
+        for (auto field : object) {
             members.push_back(value::member{std::string{field.key}, copy(field.value)});
         }
         return value::make_object(std::move(members));
