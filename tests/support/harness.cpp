@@ -588,4 +588,31 @@ std::string child_process::output()
     return captured_;
 }
 
+// ---------------------------------------------------------------------------------------
+namespace {
+std::mutex g_sleeps_mutex;
+std::vector<std::chrono::milliseconds> g_sleeps;
+} // namespace
+
+net::awaitable<void> record_sleep(std::chrono::milliseconds d)
+{
+    {
+        std::lock_guard lock(g_sleeps_mutex);
+        g_sleeps.push_back(d);
+    }
+    co_return;
+}
+
+std::vector<std::chrono::milliseconds> recorded_sleeps()
+{
+    std::lock_guard lock(g_sleeps_mutex);
+    return g_sleeps;
+}
+
+void clear_recorded_sleeps()
+{
+    std::lock_guard lock(g_sleeps_mutex);
+    g_sleeps.clear();
+}
+
 } // namespace cwhook::test

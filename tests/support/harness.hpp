@@ -5,6 +5,7 @@
 
 #include "callback/app.hpp"
 
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
 #include <atomic>
@@ -20,6 +21,26 @@
 #include <vector>
 
 namespace cwhook::test {
+
+// Polls a condition another thread makes true (every 5 ms) until it holds or `timeout` passes.
+template <class Pred>
+bool wait_until(Pred pred, std::chrono::milliseconds timeout = std::chrono::seconds(20))
+{
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!pred()) {
+        if (std::chrono::steady_clock::now() > deadline) {
+            return false;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return true;
+}
+
+// A client::retry_policy::sleep that records the delay asked for and returns at once, so
+// retry tests check the waits without waiting. Process-wide; clear it in SetUp.
+boost::asio::awaitable<void> record_sleep(std::chrono::milliseconds d);
+std::vector<std::chrono::milliseconds> recorded_sleeps();
+void clear_recorded_sleeps();
 
 class temp_dir {
 public:
