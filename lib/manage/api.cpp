@@ -336,6 +336,19 @@ net::awaitable<outcome<api::answer>> api::call(const std::string& method_in, con
     }
 }
 
+net::awaitable<outcome<api::page>> api::read_page(const std::string& target, bool forward_only, bool full_target)
+{
+    auto r = co_await call(get, target, none, forward_only, full_target, false);
+    if (!r) {
+        co_return r.error();
+    }
+    auto items = parse_callbacks(r->res.body);
+    if (!items) {
+        co_return bad_answer("system/callbacks is not an array of callback entries");
+    }
+    co_return page{std::move(*items), std::string(r->res.header("Link"))};
+}
+
 net::awaitable<outcome<std::vector<callback>>> api::list_callbacks(const conditions& where)
 {
     const conditions w = where;
@@ -360,23 +373,19 @@ net::awaitable<outcome<std::vector<callback>>> api::list_callbacks(const conditi
             if (page_id > 0) {
                 path += fmt::format("&pageId={}", page_id);
             }
-            auto r = co_await call(get, path, none, true, false, false);
-            if (!r) {
-                co_return r.error();
+            auto p = co_await read_page(path, true, false);
+            if (!p) {
+                co_return p.error();
             }
             ++pages;
-            auto items = parse_callbacks(r->res.body);
-            if (!items) {
-                co_return bad_answer("system/callbacks is not an array of callback entries");
-            }
-            const std::size_t n = items->size();
-            if (n > 0 && items->back().id <= page_id) {
+            const std::size_t n = p->items.size();
+            if (n > 0 && p->items.back().id <= page_id) {
                 co_return bad_answer("forward-only paging did not advance");
             }
             if (n > 0) {
-                page_id = items->back().id;
+                page_id = p->items.back().id;
             }
-            all.insert(all.end(), std::make_move_iterator(items->begin()), std::make_move_iterator(items->end()));
+            all.insert(all.end(), std::make_move_iterator(p->items.begin()), std::make_move_iterator(p->items.end()));
             if (n < page_size || pages >= max_pages) {
                 break;
             }
@@ -385,17 +394,14 @@ net::awaitable<outcome<std::vector<callback>>> api::list_callbacks(const conditi
         std::string target = fmt::format("/system/callbacks?page=1&pageSize={}{}", page_size, filter);
         bool full = false;
         for (;;) {
-            auto r = co_await call(get, target, none, false, full, false);
-            if (!r) {
-                co_return r.error();
+            auto p = co_await read_page(target, false, full);
+            if (!p) {
+                co_return p.error();
             }
             ++pages;
-            auto items = parse_callbacks(r->res.body);
-            if (!items) {
-                co_return bad_answer("system/callbacks is not an array of callback entries");
-            }
-            all.insert(all.end(), std::make_move_iterator(items->begin()), std::make_move_iterator(items->end()));
-            auto next = find_link(r->res.header("Link"), "next");
+            const bool empty = p->items.empty();
+            all.insert(all.end(), std::make_move_iterator(p->items.begin()), std::make_move_iterator(p->items.end()));
+            auto next = find_link(p->link, "next");
             if (!next) {
                 break;
             }
@@ -405,7 +411,7 @@ net::awaitable<outcome<std::vector<callback>>> api::list_callbacks(const conditi
             if (!next_target) {
                 co_return bad_answer(fmt::format("Link rel=\"next\" is not a URL: {}", one_line(*next, 200)));
             }
-            if (*next_target == target || items->empty() || pages >= max_pages) {
+            if (*next_target == target || empty || pages >= max_pages) {
                 co_return bad_answer("navigable paging did not advance");
             }
             target = std::move(*next_target);
@@ -514,7 +520,7 @@ boost::system::result<std::unique_ptr<blocking_api>, std::string> blocking_api::
         return {boost::system::in_place_error, "manage.ca_file: " + tls.error().message};
     }
     std::unique_ptr<blocking_api> b(new blocking_api());
-    b->http_ = std::make_unique<client::https_client>(b->ioc_.get_executor(), *tls);
+    b->http_ = std::make_unique<client::https_client>(b->ioc_.get_executor(), *tls, &b->metrics_);
     b->api_ = std::make_unique<api>(*b->http_, s);
     return {boost::system::in_place_value, std::move(b)};
 }

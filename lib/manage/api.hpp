@@ -8,6 +8,7 @@
 #pragma once
 
 #include "client/https_client.hpp"
+#include "core/metrics.hpp"
 #include "manage/callback.hpp"
 #include "manage/conditions.hpp"
 #include "manage/errors.hpp"
@@ -83,6 +84,11 @@ private:
     boost::asio::awaitable<outcome<answer>> call(const std::string& method, const std::string& api_path,
                                                  const std::string& body, bool forward_only, bool full_target,
                                                  bool retry_writes);
+    struct page {
+        std::vector<callback> items;
+        std::string link;  // the Link header
+    };
+    boost::asio::awaitable<outcome<page>> read_page(const std::string& target, bool forward_only, bool full_target);
     // call() for an answer that is one callback entry.
     boost::asio::awaitable<outcome<callback>> entry_call(const std::string& method, const std::string& path,
                                                          const std::string& body, bool retry_writes);
@@ -107,6 +113,8 @@ public:
     ~blocking_api();
 
     api& async() noexcept { return *api_; }
+    // Retries and connections of this object's client (cwhook_client_*).
+    metrics::registry& metrics() noexcept { return metrics_; }
 
     // Runs an api coroutine to completion on this object's io_context.
     template <class T>
@@ -116,6 +124,7 @@ private:
     blocking_api() = default;
     void run_until_done();
     boost::asio::io_context ioc_;
+    metrics::registry metrics_;
     std::unique_ptr<client::https_client> http_;
     std::unique_ptr<api> api_;
     bool done_ = false;

@@ -99,12 +99,18 @@ value member_value(const callback& c)
     return value::make_object(std::move(m));
 }
 
+// The parsed document, or nullptr when the text is not JSON.
+const value* root_of(const json::value_result& parsed)
+{
+    return std::get_if<json::value>(&parsed);
+}
+
 } // namespace
 
 std::optional<callback> parse_callback(std::string_view body)
 {
-    auto parsed = json::parse_value(body);
-    const auto* root = std::get_if<json::value>(&parsed);
+    const auto parsed = json::parse_value(body);
+    const auto* root = root_of(parsed);
     if (root == nullptr) {
         return std::nullopt;
     }
@@ -113,8 +119,8 @@ std::optional<callback> parse_callback(std::string_view body)
 
 std::optional<std::vector<callback>> parse_callbacks(std::string_view body)
 {
-    auto parsed = json::parse_value(body);
-    const auto* root = std::get_if<json::value>(&parsed);
+    const auto parsed = json::parse_value(body);
+    const auto* root = root_of(parsed);
     if (root == nullptr || root->as_array() == nullptr) {
         return std::nullopt;
     }
@@ -132,8 +138,8 @@ std::optional<std::vector<callback>> parse_callbacks(std::string_view body)
 
 std::optional<std::int64_t> parse_count(std::string_view body)
 {
-    auto parsed = json::parse_value(body);
-    const auto* root = std::get_if<json::value>(&parsed);
+    const auto parsed = json::parse_value(body);
+    const auto* root = root_of(parsed);
     if (root == nullptr) {
         return std::nullopt;
     }
@@ -146,8 +152,8 @@ std::optional<std::int64_t> parse_count(std::string_view body)
 
 std::optional<std::string> parse_company_info(std::string_view body)
 {
-    auto parsed = json::parse_value(body);
-    const auto* root = std::get_if<json::value>(&parsed);
+    const auto parsed = json::parse_value(body);
+    const auto* root = root_of(parsed);
     if (root == nullptr) {
         return std::nullopt;
     }

@@ -200,6 +200,7 @@ TEST_F(Manage, TooManyRequestsHonoursRetryAfter)
     ASSERT_TRUE(got) << got.error().message;
     EXPECT_EQ(emu->requests(emulator::route::callbacks_list), 3u);
     EXPECT_EQ(recorded_sleeps(), (std::vector<milliseconds>{1000ms, 1000ms}));
+    EXPECT_EQ(b->metrics().counter_value("cwhook_client_retries_total", "reason=\"status_429\""), 2u);
 }
 
 TEST_F(Manage, ServiceUnavailableIsRetriedWithBackoff)
@@ -215,6 +216,7 @@ TEST_F(Manage, ServiceUnavailableIsRetriedWithBackoff)
     EXPECT_LE(sleeps[0], 100ms);
     EXPECT_GE(sleeps[1], 100ms);
     EXPECT_LE(sleeps[1], 200ms);
+    EXPECT_EQ(b->metrics().counter_value("cwhook_client_retries_total", "reason=\"status_5xx\""), 2u);
 }
 
 TEST_F(Manage, PersistentServerErrorGivesUpAfterMaxAttempts)
@@ -239,6 +241,7 @@ TEST_F(Manage, BadRequestIsNotRetried)
     EXPECT_EQ(got.error().status, 400u);
     EXPECT_EQ(emu->requests(emulator::route::callbacks_list), 1u);
     EXPECT_TRUE(recorded_sleeps().empty());
+    EXPECT_EQ(b->metrics().counter_value("cwhook_client_retries_total", "reason=\"status_5xx\""), 0u);
 }
 
 TEST_F(Manage, CreateIsNotRepeatedAfterAServerError)
