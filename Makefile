@@ -8,7 +8,7 @@ export CCACHE_BASEDIR := $(CURDIR)
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?=
 
-.PHONY: all deps configure build run test test-asan test-tsan fuzz clean
+.PHONY: all deps test-deps configure build run test test-asan test-tsan fuzz clean package test-package
 
 all: build
 
@@ -26,7 +26,11 @@ build: configure
 run: build
 	./$(BUILD_DIR)/daemon/cwhook serve $(if $(CONFIG),--config $(CONFIG))
 
-test: build
+# Test-only tools: systemd-analyze (unit checks) and nginx (reverse-proxy test).
+test-deps:
+	@./tools/install-deps.sh systemd nginx-light
+
+test: test-deps build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS) --timeout 300
 
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer.
@@ -50,5 +54,15 @@ fuzz:
 lint:
 	./tools/lint.sh
 
+# A .deb of a Release build installed under /usr (build-package/cwhook_<version>_<arch>.deb).
+package: deps
+	cmake -S . -B build-package -G Ninja -DCMAKE_BUILD_TYPE=Release -DCWHOOK_BUILD_TESTS=OFF -DCMAKE_INSTALL_PREFIX=/usr
+	cmake --build build-package -j $(JOBS)
+	cd build-package && cpack -G DEB
+
+# Installs that .deb on this machine, checks the installed files and commands, then purges it.
+test-package: package
+	./tests/package/install_test.sh build-package
+
 clean:
-	rm -rf $(BUILD_DIR) build-asan build-tsan build-release
+	rm -rf $(BUILD_DIR) build-asan build-tsan build-release build-package

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # cwhook ingest benchmark: prints figures, judges nothing (always exits 0 once it has run).
 #
-#   bench/ingest.sh [all|hot|cold]      (default: all)
+#   bench/ingest.sh [all|hot|cold|profile]      (default: all)
 #
 # hot:  signed, distinct ~1.5 KB deliveries with wrk (keep-alive) against cwhook and, as the
 #       ceiling, against nginx reading the same bodies; HTTP and HTTPS; several connection
 #       counts; storage.synchronous full and normal. One fresh daemon and database per run.
 # cold: 1,000 deliveries spread over 100 key URLs whose key server answers after 50 ms;
 #       counts the key fetches (single flight: must be 100) and the latency.
+# profile: one hot run (PROFILE_PROTO http, PROFILE_CONNS 64, sync full) with `perf record`
+#       sampling cwhook (cpu-clock, so it works without hardware counters); prints where the
+#       CPU time goes, by thread, by library and by function.
 #
 # Environment: DURATION (seconds per run, 10), CONNS ("1 64 256"), PROTOS ("http https"),
 # SYNC_MODES ("full normal"), COLD_N (1000), COLD_URLS (100), COLD_CONCURRENCY (32),
@@ -16,7 +19,9 @@
 set -euo pipefail
 
 MODE=${1:-all}
-case "$MODE" in all | hot | cold) ;; *) echo "usage: $0 [all|hot|cold]" >&2; exit 2 ;; esac
+case "$MODE" in all | hot | cold | profile) ;; *) echo "usage: $0 [all|hot|cold|profile]" >&2; exit 2 ;; esac
+PROFILE_PROTO=${PROFILE_PROTO:-http}
+PROFILE_CONNS=${PROFILE_CONNS:-64}
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-"1 64 256"}
 PROTOS=${PROTOS:-"http https"}
@@ -61,6 +66,7 @@ install_missing() {
 
 PATH="$PATH:/usr/sbin:/sbin"
 install_missing wrk wrk nginx nginx-light python3 python3 taskset util-linux openssl openssl sqlite3 sqlite3
+[ "$MODE" = profile ] && install_missing perf linux-perf
 # Optional: nginx's echo module lets the ceiling buffer the body (echo_read_request_body).
 ECHO_MODULE=/usr/lib/nginx/modules/ngx_http_echo_module.so
 if [ ! -e "$ECHO_MODULE" ] && command -v apt-get >/dev/null && [ "$(id -u)" -eq 0 ]; then
@@ -403,6 +409,38 @@ cold() {
   echo "  rows == stored answers == $COLD_N: $rows $v"
 }
 
+# ------------------------------------------------------------------ profile
+
+profile() {
+  start_keyserver
+  KEY_ID=$(python3 -c 'import uuid; print(uuid.uuid4())')
+  KEY_URL="https://127.0.0.1:$KS_PORT/v2025_1//system/callbackkey/index.rails?companyName=Cobalt&id=$KEY_ID"
+  start_cwhook full
+  python3 "$BENCH/client.py" deliver "http://127.0.0.1:$CW_PORT/callbacks" \
+    --key-url "$KEY_URL" --key "$SIGNING_KEY" >"$WORK/warm.out" 2>&1 || die "warm-up delivery was not stored"
+  local url="http://127.0.0.1:$CW_PORT/callbacks" out="$WORK/wrk.profile.out"
+  [ "$PROFILE_PROTO" = https ] && url="https://127.0.0.1:$CW_TLS_PORT/callbacks"
+  log "profile: cwhook $PROFILE_PROTO c=$PROFILE_CONNS sync=full (${DURATION}s) under perf record"
+  taskset -c "$CLIENT_CPU" perf record -q -e cpu-clock -F 2000 -g -p "$CW_PID" -o "$WORK/perf.data" \
+    -- sleep "$DURATION" >"$WORK/perf.log" 2>&1 &
+  local perf_pid=$!
+  run_wrk "$url" "$PROFILE_CONNS" "$out"
+  wait "$perf_pid" || true
+  stop_pid "$CW_PID" || true
+  stop_pid "$KS_PID" || true
+  echo "profile: cwhook $PROFILE_PROTO, $PROFILE_CONNS connections, sync=full: $(field "$out" rps | cut -d. -f1) req/s under perf"
+  echo
+  local rep=(perf report -i "$WORK/perf.data" --stdio --no-children -g none)
+  echo "CPU time by thread (cwhook-io: HTTP, parsing, verification; cwhook-store: SQLite writer):"
+  "${rep[@]}" --sort comm 2>/dev/null | grep -E '^ +[0-9]' | head -8
+  echo
+  echo "CPU time by thread and library ([kernel.kallsyms] = system calls, scheduling, loopback TCP, file writes):"
+  "${rep[@]}" --sort comm,dso 2>/dev/null | grep -E '^ +[0-9]' | head -14
+  echo
+  echo "Top functions (self time):"
+  "${rep[@]}" --sort comm,dso,sym 2>/dev/null | grep -E '^ +[0-9]' | head -30 | cut -c1-160
+}
+
 # ------------------------------------------------------------------ main
 
 echo "cwhook ingest benchmark  $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -410,6 +448,10 @@ echo "machine: nproc=$(nproc), $(sed -n 's/^model name[[:space:]]*: //p' /proc/c
 echo "cwhook $("$BIN" --version 2>/dev/null | head -n1) Release; $(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2); $(nginx -v 2>&1 | sed 's/.*: //')"
 echo "cwhook (server.threads default) and nginx (one worker) pinned to CPU $CWHOOK_CPU, client to CPU $CLIENT_CPU; ${DURATION}s per run; wrk -t1 keep-alive, timeout 5s"
 echo
+if [ "$MODE" = profile ]; then
+  profile
+  exit 0
+fi
 if [ "$MODE" != cold ]; then
   hot
   echo "Hot path (key cached; nginx ceiling: $NG_KIND, one worker, same bodies and answer size):"

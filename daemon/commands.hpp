@@ -24,6 +24,7 @@ struct command {
 
 command add_serve(CLI::App& app, common_options& common);
 command add_check_config(CLI::App& app, common_options& common);
+command add_healthcheck(CLI::App& app, common_options& common);
 command add_emulate(CLI::App& app, common_options& common);
 command add_subscriptions(CLI::App& app, common_options& common);
 

@@ -18,6 +18,7 @@ int main(int argc, char** argv)
     const std::vector<command> commands = {
         add_serve(app, common),
         add_check_config(app, common),
+        add_healthcheck(app, common),
         add_emulate(app, common),
         add_subscriptions(app, common),
     };

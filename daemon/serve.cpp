@@ -1,11 +1,18 @@
 // `cwhook serve`: start-up errors are fatal (one line, exit 1); signals are taken by the
 // main thread with sigwait so no handler runs in async-signal context. The first SIGTERM
 // or SIGINT starts a graceful shutdown on a helper thread; a second one exits at once.
+// SIGHUP re-reads the configuration. Under systemd (Type=notify) the same thread sends
+// READY=1, STOPPING=1 and, when WatchdogSec= is set, WATCHDOG=1 pings.
 #include "commands.hpp"
 
 #include "config/config.hpp"
+#include "core/log.hpp"
+#include "service_manager.hpp"
 
+#include <cerrno>
+#include <chrono>
 #include <csignal>
+#include <optional>
 #include <cstdio>
 #include <pthread.h>
 #include <thread>
@@ -15,6 +22,47 @@ namespace cwhook::daemon {
 
 namespace {
 
+// Waits for one of `set`; 0 when `timeout` passed first.
+int wait_signal(const sigset_t& set, std::optional<std::chrono::microseconds> timeout)
+{
+    for (;;) {
+        if (!timeout) {
+            int sig = 0;
+            if (sigwait(&set, &sig) == 0) {
+                return sig;
+            }
+            continue;
+        }
+        const auto secs = std::chrono::duration_cast<std::chrono::seconds>(*timeout);
+        const timespec ts{static_cast<time_t>(secs.count()),
+                          static_cast<long>(std::chrono::duration_cast<std::chrono::nanoseconds>(*timeout - secs).count())};
+        const int sig = sigtimedwait(&set, nullptr, &ts);
+        if (sig > 0) {
+            return sig;
+        }
+        if (errno == EAGAIN) {
+            return 0;
+        }
+    }
+}
+
+// SIGHUP: re-read the configuration; a bad one is refused and the running one stays.
+void reload(const common_options& common, callback::app& app)
+{
+    notify("RELOADING=1");
+    auto cfg = config::load(config_path(common), config::process_env());
+    if (!cfg) {
+        log::error("reload refused: invalid configuration; the running one stays in force",
+                   {{"error", cfg.error()}});
+    } else if (auto r = app.reload(cfg->app); !r) {
+        log::error("reload refused; the running configuration stays in force", {{"error", r.error()}});
+    } else {
+        log::configure(cfg->log.level, cfg->log.format, std::getenv("JOURNAL_STREAM") != nullptr);
+        log::info("configuration reloaded");
+    }
+    notify("READY=1");
+}
+
 int serve(const common_options& common)
 {
     // Block the signals before any thread exists so every thread inherits the mask.
@@ -22,6 +70,7 @@ int serve(const common_options& common)
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGUSR1);  // "shutdown finished", sent to ourselves
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
@@ -32,6 +81,10 @@ int serve(const common_options& common)
         return 1;
     }
     log::configure(cfg->log.level, cfg->log.format, std::getenv("JOURNAL_STREAM") != nullptr);
+    cfg->app.server.inherited = inherited_sockets();
+    if (!cfg->app.server.inherited.empty()) {
+        log::info("using sockets passed by the service manager", {{"count", cfg->app.server.inherited.size()}});
+    }
 
     auto app = callback::app::create(cfg->app);
     if (!app) {
@@ -40,12 +93,32 @@ int serve(const common_options& common)
         return 1;
     }
     (*app)->start();
+    notify("READY=1\nSTATUS=receiving callbacks");
 
+    // Watchdog pings only while the worker threads still run queued work.
+    const auto watchdog = watchdog_period();
+    const auto ping_every = watchdog ? std::optional(*watchdog / 2) : std::nullopt;
     int sig = 0;
-    sigwait(&set, &sig);
+    for (;;) {
+        sig = wait_signal(set, ping_every);
+        if (sig == 0) {
+            if ((*app)->responsive(std::chrono::duration_cast<std::chrono::milliseconds>(*ping_every / 2))) {
+                notify("WATCHDOG=1");
+            } else {
+                log::warn("worker threads did not answer in time; withholding the watchdog ping");
+            }
+            continue;
+        }
+        if (sig == SIGHUP) {
+            reload(common, **app);
+            continue;
+        }
+        break;
+    }
     if (sig == SIGUSR1) {
         return 1;
     }
+    notify("STOPPING=1\nSTATUS=draining");
     log::info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
     const pthread_t main_thread = pthread_self();
     bool clean = false;
@@ -54,9 +127,16 @@ int serve(const common_options& common)
         pthread_kill(main_thread, SIGUSR1);
     });
     for (;;) {
-        sigwait(&set, &sig);
+        sig = wait_signal(set, ping_every);
+        if (sig == 0) {
+            notify("WATCHDOG=1");  // draining is progress; TimeoutStopSec bounds it
+            continue;
+        }
         if (sig == SIGUSR1) {
             break;
+        }
+        if (sig == SIGHUP) {
+            continue;
         }
         log::warn("second signal; exiting now");
         std::_Exit(128 + sig);

@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build ccache pkg-config
   libboost1.81-dev libssl-dev libsimdjson-dev libsqlite3-dev
   libtomlplusplus-dev libcli11-dev libfmt-dev
-  libgtest-dev libgmock-dev
+  libgtest-dev libgmock-dev libsystemd-dev
   sqlite3 openssl ca-certificates
 )
 packages+=("$@")

@@ -15,9 +15,11 @@
 #include "crypto/tls.hpp"
 
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 
 #include <condition_variable>
+#include <pthread.h>
 #include <sched.h>
 #include <future>
 #include <thread>
@@ -88,7 +90,9 @@ boost::system::result<std::unique_ptr<app>, std::string> app::create(app_setting
     auto& cfg = p->cfg;
 
     std::shared_ptr<net::ssl::context> server_tls;
-    if (!cfg.server.tls_listen.empty()) {
+    const bool inherited_tls = std::any_of(cfg.server.inherited.begin(), cfg.server.inherited.end(),
+                                           [](const auto& in) { return in.tls; });
+    if (!cfg.server.tls_listen.empty() || (inherited_tls && !cfg.server.tls_cert.empty())) {
         auto ctx = crypto::make_server_context(cfg.server.tls_cert, cfg.server.tls_key);
         if (!ctx) {
             return "server.tls_cert/tls_key: " + ctx.error().message;
@@ -101,7 +105,13 @@ boost::system::result<std::unique_ptr<app>, std::string> app::create(app_setting
     }
     p->client_tls = *client_ctx;
 
-    auto st = store::event_store::open(cfg.storage);
+    auto& batch_sizes = p->metrics.get_histogram("cwhook_store_commit_batch_size", {}, metrics::size_buckets());
+    auto& commit_seconds =
+        p->metrics.get_histogram("cwhook_store_commit_duration_seconds", {}, metrics::latency_buckets());
+    auto st = store::event_store::open(cfg.storage, [&batch_sizes, &commit_seconds](std::size_t n, auto took) {
+        batch_sizes.observe(static_cast<double>(n));
+        commit_seconds.observe(took.count());
+    });
     if (!st) {
         return "storage.path: " + st.error();
     }
@@ -138,6 +148,8 @@ boost::system::result<std::unique_ptr<app>, std::string> app::create(app_setting
             raw->pipeline->record_rejection(req, status, reason, "body exceeds server.max_body_bytes");
         }
     });
+    p->metrics.get_gauge("cwhook_build_info", "version=\"" CWHOOK_VERSION "\"").set(1);
+
     routes->add(bhttp::verb::get, "/healthz", [](http::request&) -> net::awaitable<http::response> {
         co_return http::json_response(200, R"({"status":"ok"})");
     });
@@ -179,7 +191,10 @@ void app::start()
         p.checker->start();
     }
     for (unsigned i = 0; i < n; ++i) {
-        p.threads.emplace_back([&p] { p.ioc.run(); });
+        p.threads.emplace_back([&p] {
+            pthread_setname_np(pthread_self(), "cwhook-io");  // shown by top -H, perf, gdb
+            p.ioc.run();
+        });
     }
     log::info("cwhook started", {{"threads", n},
                                  {"mode", p.cfg.verify.mode == verify_mode::enforce  ? "enforce"
@@ -230,9 +245,88 @@ void app::wait()
     impl_->cv.wait(lock, [this] { return impl_->finished; });
 }
 
+bool app::responsive(std::chrono::milliseconds timeout)
+{
+    auto done = std::make_shared<std::promise<void>>();
+    auto fut = done->get_future();
+    net::post(impl_->ioc, [done] { done->set_value(); });
+    return fut.wait_for(timeout) == std::future_status::ready;
+}
+
+namespace {
+
+// The settings a reload cannot apply, by configuration key.
+std::vector<std::string> restart_only_changes(const app_settings& a, const app_settings& b)
+{
+    std::vector<std::string> out;
+    auto diff = [&](bool changed, const char* key) {
+        if (changed) {
+            out.emplace_back(key);
+        }
+    };
+    const auto& x = a.server;
+    const auto& y = b.server;
+    diff(x.listen != y.listen, "server.listen");
+    diff(x.tls_listen != y.tls_listen, "server.tls_listen");
+    diff(x.max_body_bytes != y.max_body_bytes, "server.max_body_bytes");
+    diff(x.max_header_bytes != y.max_header_bytes, "server.max_header_bytes");
+    diff(x.max_connections != y.max_connections, "server.max_connections");
+    diff(x.trusted_proxies != y.trusted_proxies, "server.trusted_proxies");
+    diff(x.threads != y.threads, "server.threads");
+    diff(a.callback_path != b.callback_path, "server.callback_path");
+    diff(a.storage.path != b.storage.path, "storage.path");
+    diff(a.verify.mode != b.verify.mode, "verify.mode");
+    diff(a.verify.ca_file != b.verify.ca_file, "verify.ca_file");
+    return out;
+}
+
+} // namespace
+
+boost::system::result<void, std::string> app::reload(const app_settings& next)
+{
+    auto& p = *impl_;
+    if (p.stopping) {
+        return std::string("shutting down");
+    }
+    auto policy = key_url_policy::make(next.verify.allowed_key_hosts);
+    if (!policy) {
+        return "verify.allowed_key_hosts: " + policy.error();
+    }
+    std::shared_ptr<net::ssl::context> server_tls;
+    if (!p.cfg.server.tls_listen.empty() || !p.server->tls_endpoints().empty()) {
+        auto ctx = crypto::make_server_context(next.server.tls_cert, next.server.tls_key);
+        if (!ctx) {
+            return "server.tls_cert/tls_key: " + ctx.error().message;
+        }
+        server_tls = *ctx;
+    }
+    // Everything validated: apply.
+    if (server_tls) {
+        p.server->set_tls_context(std::move(server_tls));
+        log::info("TLS certificate reloaded", {{"cert", next.server.tls_cert}});
+    }
+    p.policy = *policy;
+    if (const auto kept = restart_only_changes(p.cfg, next); !kept.empty()) {
+        std::string keys;
+        for (const auto& k : kept) {
+            keys += (keys.empty() ? "" : ", ") + k;
+        }
+        log::warn("changed settings need a restart; running values kept", {{"keys", keys}});
+    }
+    return {};
+}
+
 std::vector<net::ip::tcp::endpoint> app::plain_endpoints() const { return impl_->server->plain_endpoints(); }
 std::vector<net::ip::tcp::endpoint> app::tls_endpoints() const { return impl_->server->tls_endpoints(); }
 metrics::registry& app::metrics() noexcept { return impl_->metrics; }
+
+std::string app::render_metrics()
+{
+    auto& p = *impl_;
+    p.metrics.get_gauge("cwhook_store_queue_depth").set(static_cast<std::int64_t>(p.store->queue_depth()));
+    p.metrics.get_gauge("cwhook_pending_events").set(static_cast<std::int64_t>(p.pending.count.load()));
+    return p.metrics.render();
+}
 const app_settings& app::settings() const noexcept { return impl_->cfg; }
 
 } // namespace cwhook::callback

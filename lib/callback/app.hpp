@@ -11,6 +11,7 @@
 
 #include <boost/asio/ip/tcp.hpp>
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,9 +41,20 @@ public:
     // Blocks until shutdown() has finished (from another thread, e.g. a signal watcher).
     void wait();
 
+    // True when the worker threads ran a posted task within `timeout` (the watchdog ping).
+    bool responsive(std::chrono::milliseconds timeout);
+
+    // Configuration reload: re-reads the TLS certificate and key (new connections use them,
+    // open ones keep theirs) and replaces the key host allowlist. Other changed settings are
+    // named in a warning and keep their running values until a restart. On error nothing
+    // changes.
+    boost::system::result<void, std::string> reload(const app_settings& next);
+
     std::vector<boost::asio::ip::tcp::endpoint> plain_endpoints() const;
     std::vector<boost::asio::ip::tcp::endpoint> tls_endpoints() const;
     metrics::registry& metrics() noexcept;
+    // Prometheus text of every metric, with the sampled gauges (store queue depth) updated.
+    std::string render_metrics();
     const app_settings& settings() const noexcept;
 
     struct impl;

@@ -111,6 +111,28 @@ ingest::ingest(const verify_settings& cfg, const key_url_policy& policy, key_cac
     }
 }
 
+void ingest::count_by_type(std::string_view type, std::string_view action, event_status status)
+{
+    // Type and action come from the body (pending events are stored before they are verified):
+    // only well-formed values become label values, and at most 64 distinct types, so a flood
+    // of invented types cannot grow the metrics without bound.
+    constexpr std::size_t max_types = 64;
+    const bool well_formed = !type.empty() && type.size() <= 32 &&
+                             std::all_of(type.begin(), type.end(), [](char c) { return (c >= 'a' && c <= 'z') || c == '_'; });
+    std::string_view t = "other";
+    if (well_formed) {
+        std::lock_guard lock(label_mutex_);
+        if (label_types_.contains(type) || label_types_.size() < max_types) {
+            t = *label_types_.emplace(type).first;
+        }
+    }
+    const std::string_view a = action == "added" || action == "updated" || action == "deleted" ? action : "other";
+    metrics_
+        .get_counter("cwhook_events_by_type_total",
+                     fmt::format("type=\"{}\",action=\"{}\",status=\"{}\"", t, a, store::to_string(status)))
+        .inc();
+}
+
 net::awaitable<ingest::verdict> ingest::verify(const std::string& body, std::string_view signature_header,
                                                const std::string& key_url)
 {
@@ -236,6 +258,8 @@ net::awaitable<http::response> ingest::handle(http::request& req)
     ev.content_type = std::string(std::string_view(req.msg[bhttp::field::content_type]));
     ev.signature = std::string(signature);
     ev.message_id = std::move(p.message_id);
+    const std::string labels_type = p.type;  // for the metric, after the event is stored
+    const std::string labels_action = p.action;
     ev.type = std::move(p.type);
     ev.action = std::move(p.action);
     ev.entity_id = p.id;
@@ -275,6 +299,7 @@ net::awaitable<http::response> ingest::handle(http::request& req)
     }
     stored_.inc();
     by_status_[static_cast<int>(v.status)]->inc();
+    count_by_type(labels_type, labels_action, v.status);
     if (v.status == event_status::pending) {
         pending_.count.fetch_add(1, std::memory_order_relaxed);
         req.log_fields.emplace_back("reason", v.reason);

@@ -12,6 +12,8 @@
 #include "store/event_store.hpp"
 
 #include <atomic>
+#include <mutex>
+#include <set>
 
 namespace cwhook::callback {
 
@@ -36,6 +38,7 @@ private:
                                            const std::string& key_url);
     // A warning at most every 10 s while storage refuses events (the counter counts each).
     void warn_busy(std::string_view why);
+    void count_by_type(std::string_view type, std::string_view action, store::event_status status);
     http::response reject(http::request& req, unsigned status, std::string_view reason, std::string_view detail,
                           std::string_view key_url = {});
 
@@ -50,6 +53,8 @@ private:
     metrics::counter& busy_;
     metrics::counter* by_status_[4];  // indexed by store::event_status
     std::atomic<std::int64_t> last_busy_warning_ms_{-100'000};
+    std::mutex label_mutex_;
+    std::set<std::string, std::less<>> label_types_;  // type label values in use
 };
 
 // Shared with the re-verifier: decide a stored body's fate with the key cache.

@@ -24,6 +24,7 @@ struct key_cache::state {
     metrics::counter& fetches;
     metrics::counter& fetch_errors;
     metrics::counter& coalesced;
+    metrics::histogram& fetch_seconds;
 
     enum class kind { ready, failed, fetching };
     struct entry {
@@ -43,7 +44,8 @@ struct key_cache::state {
           misses(m.get_counter("cwhook_key_cache_misses_total")),
           fetches(m.get_counter("cwhook_key_fetches_total")),
           fetch_errors(m.get_counter("cwhook_key_fetch_errors_total")),
-          coalesced(m.get_counter("cwhook_key_fetch_coalesced_total"))
+          coalesced(m.get_counter("cwhook_key_fetch_coalesced_total")),
+          fetch_seconds(m.get_histogram("cwhook_key_fetch_duration_seconds", {}, metrics::latency_buckets()))
     {
     }
 
@@ -74,6 +76,7 @@ struct key_cache::state {
         const auto started = clock::now();
         auto res = co_await client.fetch(req, opt);
         const auto ms = std::chrono::duration<double, std::milli>(clock::now() - started).count();
+        fetch_seconds.observe(ms / 1000);
         // The URL is logged without its query: the id there names the key.
         const std::string where = t.host + ":" + std::to_string(t.port);
         if (!res) {

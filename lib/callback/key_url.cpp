@@ -63,6 +63,7 @@ check_result refuse(std::string why)
 boost::system::result<key_url_policy, std::string> key_url_policy::make(const std::vector<std::string>& extra_hosts)
 {
     key_url_policy p;
+    std::vector<entry> entries;
     // Operator entries first: a host listed by the operator is operator_listed even when it
     // is also a cloud host.
     for (const auto& raw : extra_hosts) {
@@ -107,11 +108,12 @@ boost::system::result<key_url_policy, std::string> key_url_policy::make(const st
                 return bad();
             }
         }
-        p.entries_.push_back(entry{std::move(host), port, true});
+        entries.push_back(entry{std::move(host), port, true});
     }
     for (const auto h : cloud_key_hosts) {
-        p.entries_.push_back(entry{std::string(h), 443, false});
+        entries.push_back(entry{std::string(h), 443, false});
     }
+    p.entries_.store(std::make_shared<const std::vector<entry>>(std::move(entries)));
     return p;
 }
 
@@ -178,9 +180,10 @@ boost::system::result<key_target, std::string> key_url_policy::check(std::string
         }
         t.port = *pp;
     }
-    const auto it = std::find_if(entries_.begin(), entries_.end(),
+    const auto entries = entries_.load();
+    const auto it = std::find_if(entries->begin(), entries->end(),
                                  [&](const entry& e) { return e.host == t.host && e.port == t.port; });
-    if (it == entries_.end()) {
+    if (it == entries->end()) {
         const bool v6 = t.host.find(':') != std::string::npos;
         const auto shown = v6 ? "[" + t.host + "]" : t.host;
         return refuse(t.port == 443 ? "host " + shown + " is not allowed"

@@ -1,13 +1,15 @@
 // key_url validation (PROTOCOL.md section 3). The URL comes from the untrusted body, so it
 // must name an allowlisted Manage site over https before anything is fetched.
-// Immutable after construction; thread-safe.
+// Thread-safe; the allowlist can be replaced while checks run (see operator=).
 #pragma once
 
 #include "core/error.hpp"
 
 #include <boost/asio/ip/address.hpp>
 
+#include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,13 +35,24 @@ public:
     // On failure the string says why (safe to return to the client).
     boost::system::result<key_target, std::string> check(std::string_view url) const;
 
+    // Assignment swaps the allowlist atomically (configuration reload): a check() running
+    // concurrently sees either the old or the new list, never a mix.
+    key_url_policy(const key_url_policy& other) : entries_(other.entries_.load()) {}
+    key_url_policy& operator=(const key_url_policy& other)
+    {
+        entries_.store(other.entries_.load());
+        return *this;
+    }
+    ~key_url_policy() = default;
+
 private:
+    key_url_policy() = default;
     struct entry {
         std::string host;
         std::uint16_t port;
         bool operator_listed;
     };
-    std::vector<entry> entries_;
+    std::atomic<std::shared_ptr<const std::vector<entry>>> entries_{};
 };
 
 // Lower-cases and strips one trailing dot: the canonical host form used for comparison.

@@ -47,8 +47,8 @@ void router::add(beast_http::verb method, std::string path, handler h, bool pref
     routes_.push_back(route{method, std::move(path), prefix, std::move(h)});
 }
 
-const handler* router::find(beast_http::verb method, std::string_view path, unsigned* status,
-                            std::string* allow) const
+const handler* router::find(beast_http::verb method, std::string_view path, unsigned* status, std::string* allow,
+                            std::string_view* route) const
 {
     bool path_known = false;
     for (const auto& r : routes_) {
@@ -57,6 +57,9 @@ const handler* router::find(beast_http::verb method, std::string_view path, unsi
                             path[r.path.size()] == '/');
         if (!match) {
             continue;
+        }
+        if (route != nullptr) {
+            *route = r.path;
         }
         if (r.method == method || (method == beast_http::verb::head && r.method == beast_http::verb::get)) {
             return &r.h;

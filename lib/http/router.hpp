@@ -46,8 +46,9 @@ public:
     void add(beast_http::verb method, std::string path, handler h, bool prefix = false);
 
     // Finds the handler; fills *status with 404 or 405 (and *allow) when none matches.
-    const handler* find(beast_http::verb method, std::string_view path, unsigned* status,
-                        std::string* allow) const;
+    // *route (when given) is the registered path that matched, for metrics labels.
+    const handler* find(beast_http::verb method, std::string_view path, unsigned* status, std::string* allow,
+                        std::string_view* route = nullptr) const;
 
     // Called by the server for requests it refuses itself before routing (413 on the body
     // limit), so the application can record them. req.msg holds the headers read so far.

@@ -6,6 +6,8 @@
 // between requests, and lets in-flight requests finish and answer with Connection: close.
 #include "http/server.hpp"
 
+#include "crypto/digest.hpp"
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -32,6 +34,8 @@
 #include <list>
 #include <mutex>
 #include <unordered_map>
+
+#include <sys/socket.h>
 
 namespace cwhook::http {
 
@@ -92,7 +96,7 @@ struct server::state : std::enable_shared_from_this<server::state> {
     net::io_context& ioc;
     settings cfg;
     std::shared_ptr<router> routes;
-    std::shared_ptr<ssl::context> tls;
+    std::atomic<std::shared_ptr<ssl::context>> tls;  // replaced by reload; sessions keep their copy
     metrics::registry& metrics;
     cidr_set trusted;
 
@@ -101,6 +105,17 @@ struct server::state : std::enable_shared_from_this<server::state> {
 
     std::atomic<std::size_t> open{0};
     std::atomic<bool> draining{false};
+    // Requests by route and status, and their latency by route (route = registered path).
+    void observe(std::string_view route, unsigned status, double seconds)
+    {
+        metrics.get_counter("cwhook_http_requests_total", fmt::format("route=\"{}\",status=\"{}\"", route, status)).inc();
+        metrics.get_histogram("cwhook_http_request_duration_seconds", fmt::format("route=\"{}\"", route),
+                              metrics::latency_buckets())
+            .observe(seconds);
+    }
+    // Request ids made here: "<random per process>-<sequence>", unique across restarts.
+    std::string id_prefix;
+    std::atomic<std::uint64_t> next_request{1};
 
     std::mutex mutex;  // guards the members below
     std::uint64_t next_id = 1;
@@ -128,6 +143,7 @@ struct server::state : std::enable_shared_from_this<server::state> {
             }
         }
         trusted = cidr_set(std::move(nets));
+        id_prefix = crypto::random_hex(4);
     }
 
     std::uint64_t register_connection(std::shared_ptr<connection> c)
@@ -178,6 +194,20 @@ namespace {
 
 using state_ptr = std::shared_ptr<server::state>;
 
+// An incoming X-Request-Id is kept when it is short printable ASCII without spaces or quotes
+// (it goes into logs and a response header); otherwise one is made.
+std::string request_id_for(server::state& st, std::string_view incoming)
+{
+    const bool usable = !incoming.empty() && incoming.size() <= 128 &&
+                        std::all_of(incoming.begin(), incoming.end(), [](char c) {
+                            return c > 0x20 && c < 0x7f && c != '"' && c != '\\';
+                        });
+    if (usable) {
+        return std::string(incoming);
+    }
+    return fmt::format("{}-{:06x}", st.id_prefix, st.next_request.fetch_add(1, std::memory_order_relaxed));
+}
+
 bool is_timeout(const boost::system::error_code& ec)
 {
     return ec == beast::error::timeout;
@@ -214,6 +244,7 @@ awaitable<void> refuse_oversize(const state_ptr& st, Stream& stream, request& re
 {
     req.msg = parser.release();
     auto res = error_response(413, "body_too_large", fmt::format("body exceeds {} bytes", st->cfg.max_body_bytes));
+    res.set("X-Request-Id", req.request_id);
     if (const auto& hook = st->routes->rejection_hook()) {
         hook(req, 413, "body_too_large");
     }
@@ -286,6 +317,7 @@ awaitable<void> serve_requests(const state_ptr& st, Stream& stream, const std::s
             const auto& h = parser.get();
             const std::string_view xff = h["X-Forwarded-For"];
             req.client_addr = client_address(peer, xff, st->trusted);
+            req.request_id = request_id_for(*st, h["X-Request-Id"]);
         }
 
         if (hec == beast_http::error::body_limit) {
@@ -317,19 +349,18 @@ awaitable<void> serve_requests(const state_ptr& st, Stream& stream, const std::s
             co_return;
         }
         req.msg = parser.release();
-        if (auto id = req.msg["X-Request-Id"]; !id.empty() && id.size() <= 128) {
-            req.request_id = std::string(id);
-        }
 
         response res;
         unsigned status = 0;
         std::string allow;
         const auto method = req.msg.method();
-        if (const handler* h = st->routes->find(method, req.path(), &status, &allow)) {
+        std::string_view route = "unmatched";
+        if (const handler* h = st->routes->find(method, req.path(), &status, &allow, &route)) {
             try {
                 res = co_await (*h)(req);
             } catch (const std::exception& e) {
-                log::error("handler failed", {{"path", req.path()}, {"what", e.what()}});
+                log::error("handler failed",
+                           {{"path", req.path()}, {"what", e.what()}, {"request_id", req.request_id}});
                 res = error_response(500, "internal_error");
             }
         } else if (status == 405) {
@@ -339,9 +370,7 @@ awaitable<void> serve_requests(const state_ptr& st, Stream& stream, const std::s
             res = error_response(404, "not_found");
         }
         res.version(req.msg.version());
-        if (!req.request_id.empty()) {
-            res.set("X-Request-Id", req.request_id);
-        }
+        res.set("X-Request-Id", req.request_id);
         res.keep_alive(req.msg.keep_alive() && !st->draining);
         if (method == beast_http::verb::head) {
             res.body().clear();  // Content-Length already describes the GET body
@@ -349,6 +378,7 @@ awaitable<void> serve_requests(const state_ptr& st, Stream& stream, const std::s
 
         const bool ok = co_await write_response(stream, res, cfg);
         const auto elapsed = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started);
+        st->observe(route, res.result_int(), elapsed.count() / 1000);
         if (log::enabled(log::level::info)) {
             std::vector<log::field> fields;
             fields.reserve(8 + req.log_fields.size());
@@ -357,9 +387,7 @@ awaitable<void> serve_requests(const state_ptr& st, Stream& stream, const std::s
             fields.emplace_back("status", res.result_int());
             fields.emplace_back("ms", elapsed.count());
             fields.emplace_back("client", req.client_addr);
-            if (!req.request_id.empty()) {
-                fields.emplace_back("request_id", req.request_id);
-            }
+            fields.emplace_back("request_id", req.request_id);
             for (auto& f : req.log_fields) {
                 fields.push_back(std::move(f));
             }
@@ -386,7 +414,8 @@ awaitable<void> tls_session(state_ptr st, tcp::socket socket, std::shared_ptr<co
 {
     boost::system::error_code ec;
     const auto peer = socket.remote_endpoint(ec).address();
-    beast::ssl_stream<beast::tcp_stream> stream(std::move(socket), *st->tls);
+    const std::shared_ptr<ssl::context> ctx = st->tls.load();  // outlives the stream
+    beast::ssl_stream<beast::tcp_stream> stream(std::move(socket), *ctx);
     conn->close = [&stream] { beast::get_lowest_layer(stream).socket().cancel(); };
     lowest(stream).expires_after(st->cfg.handshake_timeout);
     auto [hec] = co_await stream.async_handshake(ssl::stream_base::server, use_tuple);
@@ -494,17 +523,40 @@ boost::system::result<void, std::string> server::start()
         (tls ? st.tls_acceptors : st.plain_acceptors).push_back(std::move(acc));
         return {};
     };
-    for (const auto& l : st.cfg.listen) {
-        if (auto r = bind(l, false); !r) {
-            return "server.listen: " + r.error();
+    if (!st.cfg.inherited.empty()) {
+        // Socket activation: the passed sockets replace the configured listeners.
+        for (const auto& in : st.cfg.inherited) {
+            if (in.tls && !st.tls.load()) {
+                return fmt::format("socket activation: fd {} is named \"https\" but no TLS certificate is configured",
+                                   in.fd);
+            }
+            sockaddr_storage addr{};
+            socklen_t len = sizeof addr;
+            if (::getsockname(in.fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0 ||
+                (addr.ss_family != AF_INET && addr.ss_family != AF_INET6)) {
+                return fmt::format("socket activation: fd {} is not a TCP/IP socket", in.fd);
+            }
+            auto acc = std::make_unique<tcp::acceptor>(net::make_strand(st.ioc));
+            boost::system::error_code ec;
+            acc->assign(addr.ss_family == AF_INET6 ? tcp::v6() : tcp::v4(), in.fd, ec);
+            if (ec) {
+                return fmt::format("socket activation: fd {}: {}", in.fd, ec.message());
+            }
+            (in.tls ? st.tls_acceptors : st.plain_acceptors).push_back(std::move(acc));
         }
-    }
-    if (!st.cfg.tls_listen.empty() && !st.tls) {
-        return "server.tls_listen: no TLS certificate configured";
-    }
-    for (const auto& l : st.cfg.tls_listen) {
-        if (auto r = bind(l, true); !r) {
-            return "server.tls_listen: " + r.error();
+    } else {
+        for (const auto& l : st.cfg.listen) {
+            if (auto r = bind(l, false); !r) {
+                return "server.listen: " + r.error();
+            }
+        }
+        if (!st.cfg.tls_listen.empty() && !st.tls.load()) {
+            return "server.tls_listen: no TLS certificate configured";
+        }
+        for (const auto& l : st.cfg.tls_listen) {
+            if (auto r = bind(l, true); !r) {
+                return "server.tls_listen: " + r.error();
+            }
         }
     }
     auto spawn_all = [&](auto& list, bool tls) {
@@ -518,6 +570,11 @@ boost::system::result<void, std::string> server::start()
     spawn_all(st.plain_acceptors, false);
     spawn_all(st.tls_acceptors, true);
     return {};
+}
+
+void server::set_tls_context(std::shared_ptr<ssl::context> tls)
+{
+    state_->tls.store(std::move(tls));
 }
 
 std::vector<tcp::endpoint> server::plain_endpoints() const

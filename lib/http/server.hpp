@@ -44,6 +44,14 @@ struct settings {
     std::chrono::milliseconds idle_timeout{60'000};    // keep-alive wait for the next request
     std::chrono::milliseconds drain_timeout{10'000};   // shutdown: in-flight requests get this long
     unsigned threads = 0;                              // 0 = one per core
+
+    // Runtime, not configuration: listening sockets passed by the service manager (socket
+    // activation). When non-empty they replace `listen` and `tls_listen`.
+    struct inherited_socket {
+        int fd = -1;
+        bool tls = false;
+    };
+    std::vector<inherited_socket> inherited{};
 };
 
 // Parses "host:port" / "[v6]:port" into an endpoint (numeric host, or "localhost").
@@ -57,6 +65,9 @@ public:
 
     // Binds every listener and starts accepting. Errors name the address and the reason.
     boost::system::result<void, std::string> start();
+
+    // Certificate renewal: connections accepted from now on use `tls`; open ones keep theirs.
+    void set_tls_context(std::shared_ptr<boost::asio::ssl::context> tls);
 
     // The bound endpoints (useful with port 0): plain first, then TLS.
     std::vector<boost::asio::ip::tcp::endpoint> plain_endpoints() const;

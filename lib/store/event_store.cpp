@@ -45,6 +45,7 @@
 #include <limits>
 #include <mutex>
 #include <span>
+#include <pthread.h>
 #include <thread>
 #include <utility>
 #include <variant>
@@ -308,6 +309,7 @@ struct event_store::impl {
 
     std::mutex join_mutex_;
     std::thread writer_;
+    commit_observer observer_;  // set before the writer starts
     std::thread::id writer_id_;  // set once before the store is handed out
 };
 
@@ -382,6 +384,7 @@ void event_store::impl::run_batch(std::span<job> batch)
 void event_store::impl::run_writes(std::span<job> jobs)
 {
     std::optional<sqlite::error> failure;
+    const auto started = std::chrono::steady_clock::now();
     {
         auto txn = sqlite::transaction::begin(db_, sqlite::begin_mode::immediate);
         if (!txn) {
@@ -407,6 +410,9 @@ void event_store::impl::run_writes(std::span<job> jobs)
             }
         }
         // A failed transaction is rolled back here, before anyone hears about it.
+    }
+    if (!failure && observer_) {
+        observer_(jobs.size(), std::chrono::steady_clock::now() - started);
     }
 
     boost::system::error_code ec;
@@ -567,6 +573,7 @@ void event_store::impl::run_read(pending_job& j)
 void event_store::impl::run_read(probe_job& j)
 {
     std::optional<sqlite::error> failure;
+    const auto started = std::chrono::steady_clock::now();
     {
         auto txn = sqlite::transaction::begin(db_, sqlite::begin_mode::immediate);
         if (!txn) {
@@ -647,7 +654,8 @@ event_store::~event_store()
     stop();
 }
 
-boost::system::result<std::unique_ptr<event_store>, std::string> event_store::open(const settings& s)
+boost::system::result<std::unique_ptr<event_store>, std::string> event_store::open(const settings& s,
+                                                                                   commit_observer observer)
 {
     if (s.path.empty()) {
         return std::string("store: database path is empty");
@@ -667,6 +675,7 @@ boost::system::result<std::unique_ptr<event_store>, std::string> event_store::op
     }
 
     auto p = std::make_unique<impl>(s);
+    p->observer_ = std::move(observer);
     // NOMUTEX: only the writer thread uses the connection, SQLite's own locking is wasted.
     auto db =
         sqlite::database::open(s.path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX);
@@ -729,7 +738,10 @@ boost::system::result<std::unique_ptr<event_store>, std::string> event_store::op
 
     p->queue_.reserve(std::min(s.queue_limit, p->settings_.max_batch));
     impl* raw = p.get();
-    raw->writer_ = std::thread([raw] { raw->run(); });
+    raw->writer_ = std::thread([raw] {
+        pthread_setname_np(pthread_self(), "cwhook-store");  // shown by top -H, perf, gdb
+        raw->run();
+    });
     raw->writer_id_ = raw->writer_.get_id();
     return std::unique_ptr<event_store>(new event_store(std::move(p)));
 }

@@ -108,7 +108,12 @@ class event_store {
 public:
     // Opens (creating folder and file), applies pragmas and migrations, starts the writer.
     // Errors name the path and SQLite's reason.
-    static boost::system::result<std::unique_ptr<event_store>, std::string> open(const settings& s);
+    // Called on the writer thread after every committed write transaction: the number of
+    // jobs in it and how long BEGIN..COMMIT took (for metrics). Must not block.
+    using commit_observer = std::function<void(std::size_t jobs, std::chrono::duration<double> took)>;
+
+    static boost::system::result<std::unique_ptr<event_store>, std::string> open(const settings& s,
+                                                                               commit_observer observer = {});
 
     ~event_store();  // stop()s
     event_store(const event_store&) = delete;

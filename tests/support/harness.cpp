@@ -459,7 +459,8 @@ std::string integrity_check(const std::string& path)
 }
 
 // ---------------------------------------------------------------------------------------
-child_process::child_process(std::vector<std::string> args, std::map<std::string, std::string> env)
+child_process::child_process(std::vector<std::string> args, std::map<std::string, std::string> env,
+                             std::vector<int> listen_fds, std::string program)
 {
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) != 0) {
@@ -474,8 +475,20 @@ child_process::child_process(std::vector<std::string> args, std::map<std::string
         for (const auto& [k, v] : env) {
             setenv(k.c_str(), v.c_str(), 1);
         }
+        if (!listen_fds.empty()) {
+            // Move the sockets out of the way first, then into place from fd 3 on.
+            std::vector<int> moved;
+            for (const int fd : listen_fds) {
+                moved.push_back(fcntl(fd, F_DUPFD_CLOEXEC, 100));
+            }
+            for (std::size_t i = 0; i < moved.size(); ++i) {
+                dup2(moved[i], static_cast<int>(3 + i));  // dup2 clears close-on-exec
+            }
+            setenv("LISTEN_FDS", std::to_string(moved.size()).c_str(), 1);
+            setenv("LISTEN_PID", std::to_string(getpid()).c_str(), 1);
+        }
         std::vector<char*> argv;
-        std::string bin = CWHOOK_BINARY;
+        std::string bin = program.empty() ? std::string(CWHOOK_BINARY) : program;
         argv.push_back(bin.data());
         for (auto& a : args) {
             argv.push_back(a.data());

@@ -162,7 +162,11 @@ std::string integrity_check(const std::string& db);
 // The cwhook binary as a child process, stderr captured; ready once its listeners log.
 class child_process {
 public:
-    child_process(std::vector<std::string> args, std::map<std::string, std::string> env = {});
+    // listen_fds: sockets handed to the child as fds 3, 4, ... with LISTEN_FDS / LISTEN_PID set
+    // (systemd socket activation); name them with LISTEN_FDNAMES in `env`.
+    // program: another executable than cwhook (e.g. "/usr/sbin/nginx").
+    child_process(std::vector<std::string> args, std::map<std::string, std::string> env = {},
+                  std::vector<int> listen_fds = {}, std::string program = {});
     ~child_process();
 
     // Waits for a log line containing `needle` (stderr); returns the line, or "" on timeout/exit.

@@ -155,5 +155,55 @@ TEST(Render, OneTypeLinePerFamilyWithContiguousSamples)
               "cwhook_fetch_retries 0\n");
 }
 
+
+TEST(Histogram, CountsCumulativeBucketsSumAndCount)
+{
+    registry r;
+    auto& h = r.get_histogram("cwhook_x_seconds", {}, {0.01, 0.1, 1});
+    h.observe(0.005);
+    h.observe(0.01);  // a bound belongs to its own bucket (le = less or equal)
+    h.observe(0.5);
+    h.observe(7);
+    EXPECT_EQ(h.count(), 4u);
+    EXPECT_NEAR(h.sum(), 7.515, 1e-9);
+    EXPECT_EQ(h.cumulative(0), 2u);
+    EXPECT_EQ(h.cumulative(1), 2u);
+    EXPECT_EQ(h.cumulative(2), 3u);
+    EXPECT_EQ(h.cumulative(3), 4u);  // +Inf
+    EXPECT_EQ(&r.get_histogram("cwhook_x_seconds", {}, {5}), &h);  // same one, bounds kept
+}
+
+TEST(Histogram, RendersBucketsWithLabelsBeforeLe)
+{
+    registry r;
+    r.get_histogram("cwhook_req_seconds", "route=\"/callbacks\"", {0.1, 1}).observe(0.2);
+    const auto text = r.render();
+    EXPECT_NE(text.find("# TYPE cwhook_req_seconds histogram\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("cwhook_req_seconds_bucket{route=\"/callbacks\",le=\"0.1\"} 0\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("cwhook_req_seconds_bucket{route=\"/callbacks\",le=\"1\"} 1\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("cwhook_req_seconds_bucket{route=\"/callbacks\",le=\"+Inf\"} 1\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("cwhook_req_seconds_sum{route=\"/callbacks\"} 0.2\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("cwhook_req_seconds_count{route=\"/callbacks\"} 1\n"), std::string::npos) << text;
+}
+
+TEST(Histogram, ConcurrentObservationsAreNotLost)
+{
+    registry r;
+    auto& h = r.get_histogram("cwhook_batch_size", {}, size_buckets());
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 4; ++t) {
+        threads.emplace_back([&h] {
+            for (int i = 0; i < 10000; ++i) {
+                h.observe(static_cast<double>(i % 100));
+            }
+        });
+    }
+    for (auto& t : threads) {
+        t.join();
+    }
+    EXPECT_EQ(h.count(), 40000u);
+    EXPECT_EQ(h.cumulative(h.bounds().size()), 40000u);
+}
+
 } // namespace
 } // namespace cwhook::metrics
