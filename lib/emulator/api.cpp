@@ -388,7 +388,7 @@ http::response count_callbacks(const emulator::impl& im, const http::request& re
     return manage_json(200, fmt::format("{{\"count\":{}}}", matching_entries(im, p->filter).size()));
 }
 
-http::response invalid(std::vector<field_error> errors)
+http::response invalid(const std::vector<field_error>& errors)
 {
     return manage_error(400, "InvalidObject", "callbackEntry object is invalid", errors);
 }
@@ -412,7 +412,7 @@ std::optional<json::value> body_json(const http::request& req, http::response* e
 std::optional<http::response> admit_locked(const emulator::impl& im, callback_entry& e)
 {
     if (auto errors = validate(e); !errors.empty()) {
-        return invalid(std::move(errors));
+        return invalid(errors);
     }
     for (const auto& [id, other] : im.entries) {
         if (id != e.id && same_registration(other, e)) {
@@ -431,7 +431,7 @@ http::response create_callback(emulator::impl& im, const http::request& req)
     }
     callback_entry e;
     if (auto errors = apply_object(e, *body); !errors.empty()) {
-        return invalid(std::move(errors));
+        return invalid(errors);
     }
     std::lock_guard lock(im.mutex);
     if (auto refused = admit_locked(im, e)) {
@@ -465,7 +465,7 @@ http::response update_callback(emulator::impl& im, const http::request& req, std
     if (req.msg.method() == beast_http::verb::patch) {
         e = it->second;
         if (auto errors = apply_patch(e, *body); !errors.empty()) {
-            return invalid(std::move(errors));
+            return invalid(errors);
         }
     } else {
         // PUT replaces every field; what is not given goes back to its default.
@@ -473,7 +473,7 @@ http::response update_callback(emulator::impl& im, const http::request& req, std
         e.member_id = it->second.member_id;
         e.connectwise_id = it->second.connectwise_id;
         if (auto errors = apply_object(e, *body); !errors.empty()) {
-            return invalid(std::move(errors));
+            return invalid(errors);
         }
     }
     if (auto refused = admit_locked(im, e)) {

@@ -193,6 +193,7 @@ awaitable<void> deliver_one(emulator::impl* im, callback_entry sub, std::string 
     if (--join->left == 0) {
         join->done.cancel();
     }
+    co_return;
 }
 
 } // namespace

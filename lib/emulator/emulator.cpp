@@ -227,21 +227,21 @@ boost::system::result<trigger_request, std::string> read_trigger(const json::val
     t.action = string_member(body, "action");
     const auto id = int_member(body, "id");
     if (t.type.empty() || t.action.empty() || !id) {
-        return fail(std::string("type, action and id are required"));
+        return fail{std::string("type, action and id are required")};
     }
     if (!valid_type(t.type)) {
-        return fail(fmt::format("unknown type \"{}\"", t.type));
+        return fail{fmt::format("unknown type \"{}\"", t.type)};
     }
     t.id = *id;
     if (const auto* levels = body.find("levels")) {
         const auto* members = levels->as_object();
         if (members == nullptr) {
-            return fail(std::string("levels must be an object of integers"));
+            return fail{std::string("levels must be an object of integers")};
         }
         for (const auto& m : *members) {
             const auto n = m.val.as_int();
             if (!n) {
-                return fail(fmt::format("levels.{} must be an integer", m.key));
+                return fail{fmt::format("levels.{} must be an integer", m.key)};
             }
             t.levels.emplace_back(m.key, *n);
         }
@@ -259,13 +259,13 @@ boost::system::result<fault, std::string> read_fault(const json::value& body)
     f.path_prefix = string_member(body, "path_prefix");
     if (auto s = int_member(body, "status")) {
         if (*s != 0 && (*s < 100 || *s > 599)) {
-            return fail(fmt::format("status {} is not an HTTP status", *s));
+            return fail{fmt::format("status {} is not an HTTP status", *s)};
         }
         f.status = static_cast<unsigned>(*s);
     }
     if (auto c = int_member(body, "count")) {
         if (*c < 0) {
-            return fail(std::string("count must be >= 0"));
+            return fail{std::string("count must be >= 0")};
         }
         f.count = static_cast<unsigned>(*c);
     }
@@ -380,7 +380,7 @@ boost::system::result<std::uint16_t, std::string> emulator::start()
     if (im.cfg.state_dir.empty()) {
         std::string tmpl = (fs::temp_directory_path(ec) / "cwhook-emulator-XXXXXX").string();
         if (mkdtemp(tmpl.data()) == nullptr) {
-            return fmt::format("cannot create a temporary directory: {}", std::strerror(errno));
+            return "cannot create a temporary directory: " + std::error_code(errno, std::generic_category()).message();
         }
         im.dir = tmpl;
         im.owns_dir = true;
@@ -580,7 +580,8 @@ std::vector<seen_request> emulator::recent_requests() const
 
 namespace {
 
-// Spawned, so it owns its argument.
+// Spawned, so it owns its argument (by value, copied before the first suspension).
+// cppcheck-suppress passedByValue
 net::awaitable<std::vector<delivery_result>> trigger_spawned(emulator::impl* im, trigger_request t)
 {
     auto results = co_await run_trigger(im, t);
