@@ -3,6 +3,8 @@ BUILD_DIR ?= build
 BUILD_TYPE ?= RelWithDebInfo
 JOBS ?= $(shell nproc)
 CONFIG ?=
+# Extra cmake arguments for the first configure, e.g. CMAKE_ARGS=-DCWHOOK_BUILD_TESTS=OFF
+CMAKE_ARGS ?=
 # ccache keys on paths relative to the checkout, so a fresh clone reuses earlier builds.
 export CCACHE_BASEDIR := $(CURDIR)
 FUZZ_SECONDS ?= 60
@@ -16,7 +18,7 @@ deps:
 	@./tools/install-deps.sh
 
 $(BUILD_DIR)/build.ninja:
-	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE)
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) $(CMAKE_ARGS)
 
 configure: deps $(BUILD_DIR)/build.ninja
 

@@ -268,10 +268,6 @@ std::vector<std::string> restart_only_changes(const app_settings& a, const app_s
     const auto& y = b.server;
     diff(x.listen != y.listen, "server.listen");
     diff(x.tls_listen != y.tls_listen, "server.tls_listen");
-    diff(x.max_body_bytes != y.max_body_bytes, "server.max_body_bytes");
-    diff(x.max_header_bytes != y.max_header_bytes, "server.max_header_bytes");
-    diff(x.max_connections != y.max_connections, "server.max_connections");
-    diff(x.trusted_proxies != y.trusted_proxies, "server.trusted_proxies");
     diff(x.threads != y.threads, "server.threads");
     diff(a.callback_path != b.callback_path, "server.callback_path");
     diff(a.storage.path != b.storage.path, "storage.path");
@@ -306,6 +302,7 @@ boost::system::result<void, std::string> app::reload(const app_settings& next)
         log::info("TLS certificate reloaded", {{"cert", next.server.tls_cert}});
     }
     p.policy = *policy;
+    p.server->set_limits(next.server);
     if (const auto kept = restart_only_changes(p.cfg, next); !kept.empty()) {
         std::string keys;
         for (const auto& k : kept) {

@@ -44,10 +44,11 @@ public:
     // True when the worker threads ran a posted task within `timeout` (the watchdog ping).
     bool responsive(std::chrono::milliseconds timeout);
 
-    // Configuration reload: re-reads the TLS certificate and key (new connections use them,
-    // open ones keep theirs) and replaces the key host allowlist. Other changed settings are
-    // named in a warning and keep their running values until a restart. On error nothing
-    // changes.
+    // Configuration reload: re-reads the TLS certificate and key, and takes the new server
+    // limits, deadlines and trusted proxies (connections accepted from now on use them, open
+    // ones keep theirs); replaces the key host allowlist. Other changed settings (listeners,
+    // storage, verify mode) are named in a warning and keep their running values until a
+    // restart. On error nothing changes.
     boost::system::result<void, std::string> reload(const app_settings& next);
 
     std::vector<boost::asio::ip::tcp::endpoint> plain_endpoints() const;

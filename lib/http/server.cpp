@@ -94,11 +94,27 @@ struct connection {
 
 struct server::state : std::enable_shared_from_this<server::state> {
     net::io_context& ioc;
-    settings cfg;
+    settings cfg;  // as started: listeners, drain deadline
     std::shared_ptr<router> routes;
     std::atomic<std::shared_ptr<ssl::context>> tls;  // replaced by reload; sessions keep their copy
     metrics::registry& metrics;
-    cidr_set trusted;
+    // Limits, deadlines and trusted proxies, replaceable by a reload: each connection takes
+    // the snapshot current when it is accepted and keeps it.
+    struct limits {
+        settings cfg;
+        cidr_set trusted;
+    };
+    std::atomic<std::shared_ptr<const limits>> live;
+    static std::shared_ptr<const limits> make_limits(const settings& s)
+    {
+        std::vector<cidr> nets;
+        for (const auto& p : s.trusted_proxies) {
+            if (auto c = parse_cidr(p)) {
+                nets.push_back(*c);
+            }
+        }
+        return std::make_shared<const limits>(limits{s, cidr_set(std::move(nets))});
+    }
 
     std::vector<std::unique_ptr<tcp::acceptor>> plain_acceptors;
     std::vector<std::unique_ptr<tcp::acceptor>> tls_acceptors;
@@ -136,13 +152,7 @@ struct server::state : std::enable_shared_from_this<server::state> {
           timeouts(m.get_counter("cwhook_connection_timeouts_total")),
           open_gauge(m.get_gauge("cwhook_open_connections"))
     {
-        std::vector<cidr> nets;
-        for (const auto& p : cfg.trusted_proxies) {
-            if (auto c = parse_cidr(p)) {
-                nets.push_back(*c);
-            }
-        }
-        trusted = cidr_set(std::move(nets));
+        live.store(make_limits(cfg));
         id_prefix = crypto::random_hex(4);
     }
 
@@ -239,17 +249,17 @@ awaitable<bool> write_response(Stream& stream, response& res, const settings& cf
 // 413: the body is (or would be) over max_body_bytes. The connection is closed afterwards
 // because the rest of the body is never read.
 template <class Stream>
-awaitable<void> refuse_oversize(const state_ptr& st, Stream& stream, request& req,
+awaitable<void> refuse_oversize(const state_ptr& st, const settings& cfg, Stream& stream, request& req,
                                 beast_http::request_parser<beast_http::string_body>& parser)
 {
     req.msg = parser.release();
-    auto res = error_response(413, "body_too_large", fmt::format("body exceeds {} bytes", st->cfg.max_body_bytes));
+    auto res = error_response(413, "body_too_large", fmt::format("body exceeds {} bytes", cfg.max_body_bytes));
     res.set("X-Request-Id", req.request_id);
     if (const auto& hook = st->routes->rejection_hook()) {
         hook(req, 413, "body_too_large");
     }
     res.keep_alive(false);
-    co_await write_response(stream, res, st->cfg);
+    co_await write_response(stream, res, cfg);
 }
 
 // Serves requests until the client closes, a deadline passes, or the server drains.
@@ -259,7 +269,8 @@ template <class Stream>
 awaitable<void> serve_requests(const state_ptr& st, Stream& stream, const std::shared_ptr<connection>& conn,
                                net::ip::address peer, bool tls)
 {
-    const auto& cfg = st->cfg;
+    const std::shared_ptr<const server::state::limits> snapshot = st->live.load();
+    const settings& cfg = snapshot->cfg;
     beast::flat_buffer buffer;
     bool first = true;
     for (;;) {
@@ -316,12 +327,12 @@ awaitable<void> serve_requests(const state_ptr& st, Stream& stream, const std::s
         {
             const auto& h = parser.get();
             const std::string_view xff = h["X-Forwarded-For"];
-            req.client_addr = client_address(peer, xff, st->trusted);
+            req.client_addr = client_address(peer, xff, snapshot->trusted);
             req.request_id = request_id_for(*st, h["X-Request-Id"]);
         }
 
         if (hec == beast_http::error::body_limit) {
-            co_await refuse_oversize(st, stream, req, parser);
+            co_await refuse_oversize(st, cfg, stream, req, parser);
             co_return;
         }
         if (beast::iequals(parser.get()[beast_http::field::expect], "100-continue")) {
@@ -337,7 +348,7 @@ awaitable<void> serve_requests(const state_ptr& st, Stream& stream, const std::s
         auto [bec, bn] = co_await beast_http::async_read(stream, buffer, parser, use_tuple);
         if (bec) {
             if (bec == beast_http::error::body_limit) {
-                co_await refuse_oversize(st, stream, req, parser);
+                co_await refuse_oversize(st, cfg, stream, req, parser);
             } else if (is_timeout(bec)) {
                 st->timeouts.inc();
             } else if (bec != beast_http::error::end_of_stream && bec != net::error::eof &&
@@ -417,7 +428,7 @@ awaitable<void> tls_session(state_ptr st, tcp::socket socket, std::shared_ptr<co
     const std::shared_ptr<ssl::context> ctx = st->tls.load();  // outlives the stream
     beast::ssl_stream<beast::tcp_stream> stream(std::move(socket), *ctx);
     conn->close = [&stream] { beast::get_lowest_layer(stream).socket().cancel(); };
-    lowest(stream).expires_after(st->cfg.handshake_timeout);
+    lowest(stream).expires_after(st->live.load()->cfg.handshake_timeout);
     auto [hec] = co_await stream.async_handshake(ssl::stream_base::server, use_tuple);
     if (hec) {
         conn->close = nullptr;
@@ -430,7 +441,7 @@ awaitable<void> tls_session(state_ptr st, tcp::socket socket, std::shared_ptr<co
     co_await serve_requests(st, stream, conn, peer, true);
     conn->close = nullptr;
     // A peer that closes without close_notify is common (stream_truncated); not an error.
-    lowest(stream).expires_after(st->cfg.write_timeout);
+    lowest(stream).expires_after(st->live.load()->cfg.write_timeout);
     co_await stream.async_shutdown(use_tuple);
 }
 
@@ -454,7 +465,7 @@ awaitable<void> accept_loop(state_ptr st, tcp::acceptor* acceptor, bool tls)
         if (st->draining) {
             continue;  // socket closes as it goes out of scope
         }
-        if (st->open.load() >= st->cfg.max_connections) {
+        if (st->open.load() >= st->live.load()->cfg.max_connections) {
             st->refused_over_limit.inc();
             continue;
         }
@@ -577,6 +588,11 @@ void server::set_tls_context(std::shared_ptr<ssl::context> tls)
     state_->tls.store(std::move(tls));
 }
 
+void server::set_limits(const settings& s)
+{
+    state_->live.store(state::make_limits(s));
+}
+
 std::vector<tcp::endpoint> server::plain_endpoints() const
 {
     std::vector<tcp::endpoint> out;
@@ -634,7 +650,7 @@ void server::shutdown(std::function<void(bool clean)> drained)
             done_now = true;
         } else {
             st->drained = std::move(drained);
-            st->drain_timer = std::make_unique<net::steady_timer>(st->ioc, st->cfg.drain_timeout);
+            st->drain_timer = std::make_unique<net::steady_timer>(st->ioc, st->live.load()->cfg.drain_timeout);
             st->drain_timer->async_wait([st](boost::system::error_code ec) {
                 if (ec) {
                     return;  // cancelled: drained in time

@@ -68,6 +68,9 @@ public:
 
     // Certificate renewal: connections accepted from now on use `tls`; open ones keep theirs.
     void set_tls_context(std::shared_ptr<boost::asio::ssl::context> tls);
+    // Reload: sizes, deadlines, the connection cap and trusted proxies from `s` apply to
+    // connections accepted from now on (open ones keep theirs). Listeners are not changed.
+    void set_limits(const settings& s);
 
     // The bound endpoints (useful with port 0): plain first, then TLS.
     std::vector<boost::asio::ip::tcp::endpoint> plain_endpoints() const;

@@ -573,7 +573,6 @@ void event_store::impl::run_read(pending_job& j)
 void event_store::impl::run_read(probe_job& j)
 {
     std::optional<sqlite::error> failure;
-    const auto started = std::chrono::steady_clock::now();
     {
         auto txn = sqlite::transaction::begin(db_, sqlite::begin_mode::immediate);
         if (!txn) {

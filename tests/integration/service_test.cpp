@@ -305,6 +305,31 @@ path = "{}"
     EXPECT_EQ(p.wait(), 0) << p.output();
 }
 
+TEST(Service, SighupChangesLimitsForNewConnections)
+{
+    temp_dir dir;
+    const auto conf = dir.file("c.toml");
+    const auto with_limit = [&](std::size_t max_body) {
+        return fmt::format("[server]\nlisten = [\"127.0.0.1:0\"]\nmax_body_bytes = {}\n[storage]\npath = \"{}\"\n",
+                           max_body, dir.file("events.db"));
+    };
+    write_file(conf, with_limit(4096));
+    child_process p({"serve", "--config", conf});
+    const auto port = p.wait_for_http_port();
+    ASSERT_NE(port, 0) << p.output();
+    http_call big;
+    big.body = std::string(1000, 'x');
+    EXPECT_EQ(send(loopback(port), big).status, 400);  // read, then refused as not JSON
+
+    write_file(conf, with_limit(500));
+    p.signal(SIGHUP);
+    ASSERT_FALSE(p.wait_for_line("configuration reloaded").empty()) << p.output();
+    EXPECT_EQ(send(loopback(port), big).status, 413);
+    EXPECT_EQ(p.output().find("need a restart"), std::string::npos) << p.output();
+    p.signal(SIGTERM);
+    EXPECT_EQ(p.wait(), 0);
+}
+
 TEST(Service, RequestIdsAreKeptOrMadeAndLogged)
 {
     temp_dir dir;
