@@ -6,10 +6,10 @@
 #include "commands.hpp"
 
 #include "config/config.hpp"
-#include "json/value.hpp"
 #include "manage/api.hpp"
 #include "manage/sync.hpp"
 #include "manage/types.hpp"
+#include "json/value.hpp"
 
 #include <fmt/format.h>
 
@@ -74,11 +74,14 @@ std::string table(const std::vector<std::vector<std::string>>& rows)
 
 std::vector<std::string> callback_row(const manage::callback& c)
 {
-    return {std::to_string(c.id), c.type, c.level, std::to_string(c.object_id), c.url, c.inactive ? "no" : "yes",
-            c.description};
+    return {std::to_string(c.id),      c.type,       c.level, std::to_string(c.object_id), c.url,
+            c.inactive ? "no" : "yes", c.description};
 }
 
-const std::vector<std::string> callback_header{"ID", "TYPE", "LEVEL", "OBJECTID", "URL", "ACTIVE", "DESCRIPTION"};
+std::vector<std::string> callback_header()
+{
+    return {"ID", "TYPE", "LEVEL", "OBJECTID", "URL", "ACTIVE", "DESCRIPTION"};
+}
 
 std::string show_text(const manage::callback& c)
 {
@@ -165,7 +168,7 @@ int run_list(const common_options& common, const subs_options& o)
         out(manage::to_json(*list) + "\n");
         return 0;
     }
-    std::vector<std::vector<std::string>> rows{callback_header};
+    std::vector<std::vector<std::string>> rows{callback_header()};
     for (const auto& c : *list) {
         rows.push_back(callback_row(c));
     }
@@ -362,9 +365,9 @@ int run_sync(const common_options& common, const subs_options& o)
             items.push_back(value::make_object(std::move(m)));
         }
         out(json::serialize(value::make_object({{"dryRun", value::make_bool(o.dry_run)},
-                                                 {"prune", value::make_bool(o.prune)},
-                                                 {"ok", value::make_bool(ok)},
-                                                 {"plan", value::make_array(std::move(items))}})) +
+                                                {"prune", value::make_bool(o.prune)},
+                                                {"ok", value::make_bool(ok)},
+                                                {"plan", value::make_array(std::move(items))}})) +
             "\n");
         return ok ? 0 : 1;
     }
@@ -374,8 +377,9 @@ int run_sync(const common_options& common, const subs_options& o)
         cells.front().push_back("RESULT");
     }
     for (const auto& r : rows) {
-        std::vector<std::string> row{r.label, r.id != 0 ? std::to_string(r.id) : "-", r.type, r.level,
-                                     std::to_string(r.object_id), r.url, r.description};
+        std::vector<std::string> row{
+            r.label,      r.id != 0 ? std::to_string(r.id) : "-", r.type, r.level, std::to_string(r.object_id), r.url,
+            r.description};
         if (!results.empty()) {
             row.push_back(r.result != nullptr ? r.result->message : "");
         }

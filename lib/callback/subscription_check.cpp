@@ -33,8 +33,7 @@ struct subscription_check::state : std::enable_shared_from_this<subscription_che
     state(net::any_io_executor e, manage::api& a, std::vector<manage::subscription> d, std::chrono::milliseconds i,
           bool heal, metrics::registry& m)
         : ex(std::move(e)), api(a), desired(std::move(d)), interval(i), auto_heal(heal),
-          missing(m.get_gauge("cwhook_subscriptions_missing")),
-          inactive(m.get_gauge("cwhook_subscriptions_inactive")),
+          missing(m.get_gauge("cwhook_subscriptions_missing")), inactive(m.get_gauge("cwhook_subscriptions_inactive")),
           checks_ok(m.get_counter("cwhook_subscription_checks_total", "outcome=\"ok\"")),
           checks_failed(m.get_counter("cwhook_subscription_checks_total", "outcome=\"failed\"")),
           healed(m.get_counter("cwhook_subscription_repairs_total")), timer(ex)

@@ -25,8 +25,8 @@ public:
                        std::chrono::milliseconds interval, bool auto_heal, metrics::registry& metrics);
     ~subscription_check();
 
-    void start();  // first round at once, then every interval
-    void stop();   // the loop ends at its next wake-up
+    void start(); // first round at once, then every interval
+    void stop();  // the loop ends at its next wake-up
 
     // One round (tests): true when the check itself succeeded.
     boost::asio::awaitable<bool> run_once();

@@ -79,7 +79,7 @@ struct connection {
 struct attempt_result {
     result<response> r;
     bool sent = false;
-    bool got_bytes = false;  // some of a response arrived
+    bool got_bytes = false; // some of a response arrived
 };
 
 attempt_result fail(errc code, std::string why, bool sent = false, bool got_bytes = false)
@@ -127,8 +127,7 @@ net::awaitable<attempt_result> exchange(Stream& stream, const request& req, cons
     auto [wec, wn] = co_await http::async_write(stream, msg, use_tuple);
     if (wec) {
         co_return fail(errc::key_fetch_failed,
-                       wec == beast::error::timeout ? std::string("write timed out") : "write: " + wec.message(),
-                       true);
+                       wec == beast::error::timeout ? std::string("write timed out") : "write: " + wec.message(), true);
     }
 
     beast::flat_buffer buffer;
@@ -139,8 +138,8 @@ net::awaitable<attempt_result> exchange(Stream& stream, const request& req, cons
     auto [rec, rn] = co_await http::async_read(stream, buffer, parser, use_tuple);
     const bool got_bytes = parser.got_some() || buffer.size() > 0;
     if (rec == http::error::body_limit) {
-        co_return fail(errc::response_too_large, fmt::format("response exceeds {} bytes", opt.max_response_bytes),
-                       true, true);
+        co_return fail(errc::response_too_large, fmt::format("response exceeds {} bytes", opt.max_response_bytes), true,
+                       true);
     }
     if (rec) {
         co_return fail(errc::key_fetch_failed,
@@ -195,14 +194,14 @@ struct https_client::pool {
 
     std::unique_ptr<connection> take(const std::string& key)
     {
-        std::vector<std::unique_ptr<connection>> dropped;  // closed outside the lock
+        std::vector<std::unique_ptr<connection>> dropped; // closed outside the lock
         std::unique_ptr<connection> found;
         {
             std::lock_guard lock(mutex);
             expire(clock::now(), dropped);
             auto it = idle.find(key);
             while (it != idle.end() && !it->second.empty() && !found) {
-                auto c = std::move(it->second.back());  // most recently used: least likely closed
+                auto c = std::move(it->second.back()); // most recently used: least likely closed
                 it->second.pop_back();
                 --total;
                 if (c->looks_alive()) {
@@ -286,8 +285,7 @@ bool is_private_address(const net::ip::address& a)
     if (a.is_v4()) {
         const auto v = a.to_v4().to_uint();
         return (v >> 24) == 10 || (v >> 20) == (172u << 4 | 1) || (v >> 16) == (192u << 8 | 168) ||
-               (v >> 16) == (169u << 8 | 254) || (v >> 22) == (100u << 2 | 1) || (v >> 24) == 0 ||
-               (v >> 24) == 127;
+               (v >> 16) == (169u << 8 | 254) || (v >> 22) == (100u << 2 | 1) || (v >> 24) == 0 || (v >> 24) == 127;
     }
     const auto v6 = a.to_v6();
     if (v6.is_v4_mapped()) {
@@ -335,7 +333,8 @@ milliseconds backoff_delay(const retry_policy& p, unsigned retry, double unit)
     d = std::min(d, cap);
     // Jitter keeps many clients that failed together from retrying together.
     unit = std::clamp(unit, 0.0, 1.0);
-    return milliseconds(d / 2 + static_cast<std::int64_t>(static_cast<double>(d - d / 2) * unit));
+    const std::int64_t floor = d / 2;
+    return milliseconds(floor + static_cast<std::int64_t>(static_cast<double>(d - floor) * unit));
 }
 
 https_client::https_client(net::any_io_executor ex, std::shared_ptr<ssl::context> tls, metrics::registry* metrics,
@@ -346,11 +345,20 @@ https_client::https_client(net::any_io_executor ex, std::shared_ptr<ssl::context
 
 https_client::~https_client() = default;
 
-std::string https_client::last_error() { return t_last_error; }
+std::string https_client::last_error()
+{
+    return t_last_error;
+}
 
-std::size_t https_client::idle_connections() const { return pool_->size(); }
+std::size_t https_client::idle_connections() const
+{
+    return pool_->size();
+}
 
-void https_client::close_idle() { pool_->clear(); }
+void https_client::close_idle()
+{
+    pool_->clear();
+}
 
 namespace {
 
@@ -404,13 +412,13 @@ net::awaitable<attempt_result> attempt(const net::any_io_executor& ex, const std
             resolver.cancel();
         }
     });
-    const auto service = std::to_string(req.port);  // not a temporary inside co_await (GCC 12)
+    const auto service = std::to_string(req.port); // not a temporary inside co_await (GCC 12)
     auto [rec, results] = co_await resolver.async_resolve(req.host, service, use_tuple);
     resolve_timer.cancel();
     if (rec) {
-        co_return fail(errc::key_fetch_failed, fmt::format("resolve {}: {}", req.host,
-                                                           rec == net::error::operation_aborted ? "timed out"
-                                                                                                : rec.message()));
+        co_return fail(errc::key_fetch_failed,
+                       fmt::format("resolve {}: {}", req.host,
+                                   rec == net::error::operation_aborted ? "timed out" : rec.message()));
     }
     std::vector<tcp::endpoint> endpoints;
     for (const auto& r : results) {
@@ -505,7 +513,7 @@ net::awaitable<result<response>> https_client::fetch(const request& req_in, cons
             if (status == 429) {
                 if (auto after = parse_retry_after(a.r->header("Retry-After"))) {
                     if (*after > opt.retry.max_retry_after) {
-                        co_return std::move(a.r);  // cannot honour it within our budget
+                        co_return std::move(a.r); // cannot honour it within our budget
                     }
                     delay = *after;
                 }
@@ -530,15 +538,14 @@ net::awaitable<result<response>> https_client::fetch(const request& req_in, cons
             const auto labels = fmt::format("reason=\"{}\"", reason);
             metrics_->get_counter("cwhook_client_retries_total", labels).inc();
         }
-        log::warn("retrying request",
-                  {{"method", req.method},
-                   {"host", fmt::format("{}:{}", req.host, req.port)},
-                   {"path", std::string(path_only(req.target))},
-                   {"reason", reason},
-                   {"status", a.r ? a.r->status : 0u},
-                   {"error", a.r ? std::string() : t_last_error},
-                   {"attempt", n + 2},
-                   {"delay_ms", static_cast<std::int64_t>(delay->count())}});
+        log::warn("retrying request", {{"method", req.method},
+                                       {"host", fmt::format("{}:{}", req.host, req.port)},
+                                       {"path", std::string(path_only(req.target))},
+                                       {"reason", reason},
+                                       {"status", a.r ? a.r->status : 0u},
+                                       {"error", a.r ? std::string() : t_last_error},
+                                       {"attempt", n + 2},
+                                       {"delay_ms", static_cast<std::int64_t>(delay->count())}});
         if (opt.retry.sleep) {
             const milliseconds wait = *delay;
             co_await opt.retry.sleep(wait);

@@ -34,7 +34,7 @@ namespace cwhook::client {
 struct request {
     std::string method = "GET";
     bool tls = true;
-    std::string host;        // DNS name or IP literal (no brackets)
+    std::string host; // DNS name or IP literal (no brackets)
     std::uint16_t port = 443;
     std::string target = "/";
     std::vector<std::pair<std::string, std::string>> headers;
@@ -42,11 +42,11 @@ struct request {
 };
 
 struct retry_policy {
-    unsigned max_attempts = 1;                     // 1 = no retry
-    std::chrono::milliseconds base_delay{100};     // attempt n (0-based) waits base * 2^n, jittered
-    std::chrono::milliseconds max_delay{30'000};   // cap of one backoff wait
-    std::chrono::milliseconds max_retry_after{60'000};  // a longer Retry-After is not waited for
-    bool retry_non_idempotent = false;  // also retry POST/PATCH that may have reached the server
+    unsigned max_attempts = 1;                         // 1 = no retry
+    std::chrono::milliseconds base_delay{100};         // attempt n (0-based) waits base * 2^n, jittered
+    std::chrono::milliseconds max_delay{30'000};       // cap of one backoff wait
+    std::chrono::milliseconds max_retry_after{60'000}; // a longer Retry-After is not waited for
+    bool retry_non_idempotent = false;                 // also retry POST/PATCH that may have reached the server
     // Waits between attempts; tests inject one that records the delay and returns at once.
     // Empty: a steady_timer on the client's executor.
     std::function<boost::asio::awaitable<void>(std::chrono::milliseconds)> sleep;
@@ -58,8 +58,8 @@ struct options {
     std::chrono::milliseconds handshake_timeout{10'000}; // TLS handshake
     std::chrono::milliseconds exchange_timeout{30'000};  // write the request, read the response
     std::size_t max_response_bytes = std::size_t{1024} * 1024;
-    bool allow_private = false;  // allow loopback/private/link-local destinations
-    bool keep_alive = true;      // reuse pooled connections and return this one to the pool
+    bool allow_private = false; // allow loopback/private/link-local destinations
+    bool keep_alive = true;     // reuse pooled connections and return this one to the pool
     retry_policy retry{};
 };
 
@@ -67,16 +67,16 @@ struct response {
     unsigned status = 0;
     std::string body;
     std::vector<std::pair<std::string, std::string>> headers;
-    unsigned attempts = 1;   // how many attempts this answer took
-    bool reused = false;     // the last attempt ran on a pooled connection
-    std::string_view header(std::string_view name) const;  // case-insensitive, "" when absent
+    unsigned attempts = 1;                                // how many attempts this answer took
+    bool reused = false;                                  // the last attempt ran on a pooled connection
+    std::string_view header(std::string_view name) const; // case-insensitive, "" when absent
 };
 
 // Bounds of the idle connection pool of one client.
 struct pool_settings {
     std::size_t max_idle_per_host = 4;
     std::size_t max_idle_total = 32;
-    std::chrono::milliseconds idle_timeout{30'000};  // pooled connections older than this are closed
+    std::chrono::milliseconds idle_timeout{30'000}; // pooled connections older than this are closed
 };
 
 // True for loopback, private (RFC 1918, ULA), link-local, CGNAT, unspecified and multicast.

@@ -30,7 +30,7 @@ struct endpoint {
     bool tls = true;
     std::string host;
     std::uint16_t port = 443;
-    std::string display() const;  // "https://host[:port]"
+    std::string display() const; // "https://host[:port]"
 };
 
 // site: "host", "host:port", "https://host[:port]", "http://host[:port]" (a trailing / or
@@ -86,7 +86,7 @@ private:
                                                  bool retry_writes);
     struct page {
         std::vector<callback> items;
-        std::string link;  // the Link header
+        std::string link; // the Link header
     };
     boost::asio::awaitable<outcome<page>> read_page(const std::string& target, bool forward_only, bool full_target);
     // call() for an answer that is one callback entry.
@@ -101,7 +101,7 @@ private:
     std::string api_ep_error_;
     std::optional<endpoint> site_ep_;
     mutable std::mutex mutex_;
-    std::string codebase_;  // "" until discovered
+    std::string codebase_; // "" until discovered
     unsigned last_pages_ = 0;
 };
 
@@ -117,8 +117,7 @@ public:
     metrics::registry& metrics() noexcept { return metrics_; }
 
     // Runs an api coroutine to completion on this object's io_context.
-    template <class T>
-    T run(boost::asio::awaitable<T> work);
+    template <class T> T run(boost::asio::awaitable<T> work);
 
 private:
     blocking_api() = default;
@@ -136,12 +135,11 @@ private:
 
 #include <exception>
 
-template <class T>
-T cwhook::manage::blocking_api::run(boost::asio::awaitable<T> work)
+template <class T> T cwhook::manage::blocking_api::run(boost::asio::awaitable<T> work)
 {
     std::optional<T> out;
     std::exception_ptr error;
-    boost::asio::co_spawn(ioc_, std::move(work), [&out, &error](std::exception_ptr e, T v) {
+    boost::asio::co_spawn(ioc_, std::move(work), [&out, &error](const std::exception_ptr& e, T v) {
         if (e) {
             error = e;
         } else {

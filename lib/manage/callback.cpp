@@ -217,7 +217,10 @@ std::string patch_body(std::optional<bool> inactive, const std::optional<std::st
     return json::serialize(value::make_array(std::move(ops)));
 }
 
-std::string to_json(const callback& c) { return json::serialize(member_value(c)); }
+std::string to_json(const callback& c)
+{
+    return json::serialize(member_value(c));
+}
 
 std::string to_json(const std::vector<callback>& list)
 {

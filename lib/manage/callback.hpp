@@ -24,8 +24,8 @@ struct callback {
     bool inactive = false;
     bool self_suppressed = false;
     std::string connectwise_id;
-    std::string last_updated;  // _info.lastUpdated
-    std::string updated_by;    // _info.updatedBy
+    std::string last_updated; // _info.lastUpdated
+    std::string updated_by;   // _info.updatedBy
 };
 
 // One entry / an array of entries; nullopt when the body is not that shape.

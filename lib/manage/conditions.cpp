@@ -32,8 +32,8 @@ bool valid_field(std::string_view f)
         return false;
     }
     for (const char c : f) {
-        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-                        c == '/';
+        const bool ok =
+            (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '/';
         if (!ok) {
             return false;
         }
@@ -138,6 +138,9 @@ conditions& conditions::where_in(std::string_view field, const std::vector<condi
     return add("and", field, "in", list);
 }
 
-std::string conditions::encoded() const { return url_encode(text_); }
+std::string conditions::encoded() const
+{
+    return url_encode(text_);
+}
 
 } // namespace cwhook::manage

@@ -31,8 +31,8 @@ public:
     conditions& where_in(std::string_view field, const std::vector<condition_value>& values);
 
     bool empty() const noexcept { return text_.empty(); }
-    const std::string& text() const noexcept { return text_; }  // as Manage reads it
-    std::string encoded() const;                                 // for ?conditions=
+    const std::string& text() const noexcept { return text_; } // as Manage reads it
+    std::string encoded() const;                               // for ?conditions=
 
 private:
     conditions& add(std::string_view joiner, std::string_view field, std::string_view op_text,

@@ -1,7 +1,7 @@
 #include "manage/errors.hpp"
 
-#include "json/value.hpp"
 #include "manage/types.hpp"
+#include "json/value.hpp"
 
 #include <fmt/format.h>
 
@@ -145,8 +145,8 @@ failure describe_answer(unsigned status, std::string_view body, std::string_view
         return f;
     }
     if (mentions_client_id(b)) {
-        f.message = fmt::format("{} {}: check manage.client_id (a clientId from developer.connectwise.com){}",
-                                status, f.code, manage_says);
+        f.message = fmt::format("{} {}: check manage.client_id (a clientId from developer.connectwise.com){}", status,
+                                f.code, manage_says);
         return f;
     }
     if (status == 403) {

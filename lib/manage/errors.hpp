@@ -15,15 +15,14 @@
 namespace cwhook::manage {
 
 struct failure {
-    unsigned status = 0;    // HTTP status; 0 when there was no answer
-    std::string code;       // Manage's code (errors[0].code when that is the specific one), or
-                            // "transport", "config", "bad_answer"
-    std::string message;    // the whole line
-    std::int64_t existing_id = 0;  // ObjectExists: the matching entry, when it was found
+    unsigned status = 0;          // HTTP status; 0 when there was no answer
+    std::string code;             // Manage's code (errors[0].code when that is the specific one), or
+                                  // "transport", "config", "bad_answer"
+    std::string message;          // the whole line
+    std::int64_t existing_id = 0; // ObjectExists: the matching entry, when it was found
 };
 
-template <class T>
-using outcome = boost::system::result<T, failure>;
+template <class T> using outcome = boost::system::result<T, failure>;
 
 // For boost::system::result<T, failure>::value().
 [[noreturn]] void throw_exception_from_error(const failure& f, const boost::source_location& loc);

@@ -6,7 +6,10 @@ namespace cwhook::manage {
 
 namespace {
 
-bool is_space(char c) { return c == ' ' || c == '\t'; }
+bool is_space(char c)
+{
+    return c == ' ' || c == '\t';
+}
 
 std::string_view trim(std::string_view s)
 {
@@ -75,11 +78,12 @@ std::vector<link> parse_link_header(std::string_view v)
                     ++i;
                 }
                 if (i < v.size()) {
-                    ++i;  // closing quote
+                    ++i; // closing quote
                 }
             } else {
                 const auto end = v.find_first_of(",;", i);
-                value = std::string(trim(v.substr(i, end == std::string_view::npos ? std::string_view::npos : end - i)));
+                value =
+                    std::string(trim(v.substr(i, end == std::string_view::npos ? std::string_view::npos : end - i)));
                 i = end == std::string_view::npos ? v.size() : end;
             }
             if (name == "rel") {
@@ -129,7 +133,7 @@ std::optional<std::string> link_target(std::string_view url)
     }
     auto target = std::string(rest.substr(slash));
     if (target.front() == '?') {
-        target.insert(0, "/");
+        target = "/" + target;  // not insert(): GCC 12 warns falsely (-Wrestrict) about it
     }
     if (const auto hash = target.find('#'); hash != std::string::npos) {
         target.resize(hash);

@@ -12,7 +12,7 @@ namespace cwhook::manage {
 
 struct link {
     std::string url;
-    std::string rel;  // as given (may hold several space-separated relations)
+    std::string rel; // as given (may hold several space-separated relations)
 };
 
 // Every <url>; params entry; malformed entries are skipped (never throws).

@@ -182,7 +182,8 @@ net::awaitable<std::vector<applied>> apply_plan(api& manage, const plan& p)
         if (a.ok) {
             log::info("subscription synced", {{"action", to_string(item.what)}, {"id", a.id}, {"result", a.message}});
         } else {
-            log::warn("subscription sync failed", {{"action", to_string(item.what)}, {"id", a.id}, {"error", a.message}});
+            log::warn("subscription sync failed",
+                      {{"action", to_string(item.what)}, {"id", a.id}, {"error", a.message}});
         }
         results.push_back(std::move(a));
     }

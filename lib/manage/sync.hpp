@@ -27,16 +27,16 @@ std::string_view to_string(action a);
 
 struct plan_item {
     action what = action::unchanged;
-    std::optional<subscription> desired;  // all but remove
-    std::optional<callback> actual;       // all but create
-    bool apply = true;                    // remove without --prune: false (shown as delete-if-prune)
-    std::optional<std::string> new_description;  // update / reenable: the description to set
+    std::optional<subscription> desired;        // all but remove
+    std::optional<callback> actual;             // all but create
+    bool apply = true;                          // remove without --prune: false (shown as delete-if-prune)
+    std::optional<std::string> new_description; // update / reenable: the description to set
 };
 
 struct plan {
     std::vector<plan_item> items;
     std::size_t count(action a, bool applied_only = false) const;
-    bool has_changes() const;  // anything to apply
+    bool has_changes() const; // anything to apply
 };
 
 plan make_plan(const std::vector<subscription>& desired, const std::vector<callback>& actual, bool prune);
@@ -44,8 +44,8 @@ plan make_plan(const std::vector<subscription>& desired, const std::vector<callb
 struct applied {
     const plan_item* item = nullptr;
     bool ok = false;
-    std::int64_t id = 0;     // the entry acted on (created id for create)
-    std::string message;     // "created", "exists already (id 42)", or the failure
+    std::int64_t id = 0; // the entry acted on (created id for create)
+    std::string message; // "created", "exists already (id 42)", or the failure
 };
 
 // Applies every item with apply=true and a change; goes on after a failure. `plan` must

@@ -39,6 +39,12 @@ public:
         unsigned status = 200;
         std::string retry_after;
         milliseconds delay{0};
+
+        step() = default;
+        step(unsigned s, std::string after = {}, milliseconds d = milliseconds{0}) // NOLINT(google-explicit-constructor)
+            : status(s), retry_after(std::move(after)), delay(d)
+        {
+        }
     };
 
     explicit scripted_server(milliseconds idle_timeout = 60s)
@@ -113,10 +119,7 @@ private:
 
 class Client : public ::testing::Test {
 protected:
-    void SetUp() override
-    {
-        clear_recorded_sleeps();
-    }
+    void SetUp() override { clear_recorded_sleeps(); }
 
     client::request req(const scripted_server& s, std::string method = "GET")
     {
@@ -289,7 +292,7 @@ TEST_F(Client, RefusedConnectionsAreRetriedEvenForPost)
 {
     std::uint16_t port = 0;
     {
-        scripted_server gone;  // a port that was just free and is closed again
+        scripted_server gone; // a port that was just free and is closed again
         port = gone.port();
     }
     client::request r;

@@ -76,7 +76,8 @@ protected:
 
     // Faults on system/callbacks only (companyinfo stays healthy), after the codebase is known
     // and with the counters reset, so request counts are the retries of one call.
-    void fault_callbacks(manage::blocking_api& b, unsigned status, unsigned count, std::chrono::seconds retry_after = {})
+    void fault_callbacks(manage::blocking_api& b, unsigned status, unsigned count,
+                         std::chrono::seconds retry_after = {})
     {
         ASSERT_FALSE(b.run(b.async().codebase()).empty());
         emulator::fault f;
@@ -330,8 +331,7 @@ TEST_F(Manage, ObjectExistsNamesTheMatchingEntry)
     ASSERT_FALSE(c);
     EXPECT_EQ(c.error().code, "ObjectExists");
     EXPECT_EQ(c.error().existing_id, id);
-    EXPECT_EQ(c.error().message,
-              fmt::format("400 ObjectExists: a matching callback entry already exists (id {})", id));
+    EXPECT_EQ(c.error().message, fmt::format("400 ObjectExists: a matching callback entry already exists (id {})", id));
 }
 
 TEST_F(Manage, CrudRoundTrip)
@@ -470,7 +470,7 @@ TEST_F(Manage, PeriodicCheckReportsAnInactiveSubscription)
     ASSERT_TRUE(wait_until([&] { return app.counter("cwhook_subscription_checks_total", "outcome=\"ok\"") >= 1; }));
     EXPECT_EQ(app.get().metrics().gauge_value("cwhook_subscriptions_inactive"), 1);
     EXPECT_EQ(app.get().metrics().gauge_value("cwhook_subscriptions_missing"), 1);
-    EXPECT_TRUE(emu->find_callback(id)->inactive);  // reported, not repaired
+    EXPECT_TRUE(emu->find_callback(id)->inactive); // reported, not repaired
     EXPECT_EQ(emu->requests(emulator::route::callbacks_create), 0u);
 }
 

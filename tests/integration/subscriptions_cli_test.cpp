@@ -54,7 +54,8 @@ protected:
     void write_config(const std::string& extra, const std::string& private_key = {})
     {
         const auto& c = emu->config();
-        write_file(config, fmt::format(R"([manage]
+        write_file(config,
+                   fmt::format(R"([manage]
 site = "{}"
 company_id = "{}"
 public_key = "{}"
@@ -64,9 +65,8 @@ ca_file = "{}"
 max_attempts = 1
 {}
 )",
-                                       emu->site(), c.company, c.public_key,
-                                       private_key.empty() ? c.private_key : private_key, c.client_id,
-                                       emu->ca_file(), extra));
+                               emu->site(), c.company, c.public_key, private_key.empty() ? c.private_key : private_key,
+                               c.client_id, emu->ca_file(), extra));
     }
 
     cli_result run(const std::string& args) { return run_cli(dir, fmt::format("{} --config '{}'", args, config)); }
@@ -153,7 +153,8 @@ TEST_F(SubscriptionsCli, DuplicateCreateFailsNamingTheExistingEntry)
     const auto id = emu->add_callback(entry("ticket", "owner", 1, "https://h/c?recordId="));
     const auto r = run("subscriptions create --type ticket --level owner --url 'https://h/c?recordId='");
     EXPECT_EQ(r.code, 1);
-    EXPECT_THAT(r.err, HasSubstr(fmt::format("400 ObjectExists: a matching callback entry already exists (id {})", id)));
+    EXPECT_THAT(r.err,
+                HasSubstr(fmt::format("400 ObjectExists: a matching callback entry already exists (id {})", id)));
 }
 
 TEST_F(SubscriptionsCli, BadTypeOrLevelIsAUsageErrorBeforeAnyRequest)
@@ -176,7 +177,8 @@ TEST_F(SubscriptionsCli, WrongKeyIsAFailureWithAClearMessage)
     write_config("", "wrong-private-key");
     const auto r = run("subscriptions list");
     EXPECT_EQ(r.code, 1);
-    EXPECT_THAT(r.err, HasSubstr("401 Unauthorized: check manage.company_id, manage.public_key and manage.private_key"));
+    EXPECT_THAT(r.err,
+                HasSubstr("401 Unauthorized: check manage.company_id, manage.public_key and manage.private_key"));
     EXPECT_THAT(r.err, Not(HasSubstr("wrong-private-key")));
 }
 

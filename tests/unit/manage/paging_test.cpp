@@ -33,8 +33,7 @@ TEST(LinkHeader, NoNextOnTheLastPage)
 
 TEST(LinkHeader, CommasAndSemicolonsInsideTheUrlOrQuotesDoNotSplit)
 {
-    const auto links =
-        parse_link_header(R"(<https://h/a?conditions=x%3D1,y;z&page=2>; title="a, b; c"; rel="next")");
+    const auto links = parse_link_header(R"(<https://h/a?conditions=x%3D1,y;z&page=2>; title="a, b; c"; rel="next")");
     ASSERT_EQ(links.size(), 1u);
     EXPECT_EQ(links[0].url, "https://h/a?conditions=x%3D1,y;z&page=2");
     EXPECT_EQ(links[0].rel, "next");

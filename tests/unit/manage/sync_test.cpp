@@ -69,9 +69,9 @@ TEST(SyncPlan, ReenableCarriesADescriptionChange)
 
 TEST(SyncPlan, DifferentObjectIdOrUrlIsADifferentSubscription)
 {
-    const auto p = make_plan({want("ticket", "board", 5)},
-                             {have(7, "ticket", "board", 6), have(8, "ticket", "board", 5, false, "d", receiver + "x")},
-                             false);
+    const auto p =
+        make_plan({want("ticket", "board", 5)},
+                  {have(7, "ticket", "board", 6), have(8, "ticket", "board", 5, false, "d", receiver + "x")}, false);
     EXPECT_EQ(p.count(action::create), 1u);
     EXPECT_EQ(p.count(action::unchanged), 0u);
 }
@@ -101,9 +101,9 @@ TEST(SyncPlan, OtherIntegrationsAreNeverTouched)
 
 TEST(SyncPlan, SameEndpointWithAnotherQueryIsOurs)
 {
-    const auto p = make_plan({want("ticket", "owner", 1)},
-                             {have(9, "ticket", "status", 3, false, "d", "https://hooks.example.com/callbacks?id=")},
-                             true);
+    const auto p =
+        make_plan({want("ticket", "owner", 1)},
+                  {have(9, "ticket", "status", 3, false, "d", "https://hooks.example.com/callbacks?id=")}, true);
     EXPECT_EQ(p.count(action::remove, true), 1u);
 }
 
