@@ -10,6 +10,7 @@
 #include "callback/ingest.hpp"
 #include "callback/key_cache.hpp"
 #include "callback/reverifier.hpp"
+#include "callback/subscription_check.hpp"
 #include "client/https_client.hpp"
 #include "core/log.hpp"
 #include "core/time.hpp"
@@ -55,6 +56,9 @@ struct app::impl {
     std::unique_ptr<admin_api> admin;
     std::unique_ptr<http::server> admin_server;
     std::unique_ptr<net::steady_timer> retention_timer;  // retention_loop's, on its strand; abandoned by ioc.stop()
+    std::unique_ptr<client::https_client> manage_client;  // its own CA bundle and pool
+    std::unique_ptr<manage::api> manage_api;
+    std::unique_ptr<subscription_check> checker;
     std::vector<std::thread> threads;
     std::atomic<bool> stopping{false};
 
@@ -180,11 +184,26 @@ boost::system::result<std::unique_ptr<app>, std::string> app::create(app_setting
     p->store = std::move(*st);
     p->pending.count = p->store->pending_at_open();
 
-    p->client = std::make_unique<client::https_client>(p->ioc.get_executor(), p->client_tls);
+    p->client = std::make_unique<client::https_client>(p->ioc.get_executor(), p->client_tls, &p->metrics);
     p->keys = std::make_unique<key_cache>(*p->client, cfg.verify, p->metrics);
     p->pipeline = std::make_unique<ingest>(cfg.verify, p->policy, *p->keys, *p->store, p->pending, p->metrics);
     p->rever = std::make_unique<reverifier>(net::make_strand(p->ioc), cfg.verify, p->policy, *p->keys, *p->store,
                                             p->pending, p->metrics);
+
+    if (cfg.manage.check_interval.count() > 0) {
+        if (auto missing = manage::missing_keys(cfg.manage)) {
+            return "manage.check_interval is set, but " + *missing;
+        }
+        auto manage_tls = crypto::make_client_context(cfg.manage.ca_file);
+        if (!manage_tls) {
+            return "manage.ca_file: " + manage_tls.error().message;
+        }
+        p->manage_client = std::make_unique<client::https_client>(p->ioc.get_executor(), *manage_tls, &p->metrics);
+        p->manage_api = std::make_unique<manage::api>(*p->manage_client, cfg.manage);
+        p->checker = std::make_unique<subscription_check>(net::make_strand(p->ioc), *p->manage_api,
+                                                          cfg.subscriptions, cfg.manage.check_interval,
+                                                          cfg.manage.auto_heal, p->metrics);
+    }
 
     auto routes = std::make_shared<http::router>();
     auto* raw = p.get();
@@ -272,6 +291,9 @@ void app::start()
     if (p.cfg.storage.retention.count() > 0) {
         net::co_spawn(net::make_strand(p.ioc), retention_loop(&p), net::detached);
     }
+    if (p.checker) {
+        p.checker->start();
+    }
     for (unsigned i = 0; i < n; ++i) {
         p.threads.emplace_back([&p] {
             pthread_setname_np(pthread_self(), "cwhook-io");  // shown by top -H, perf, gdb
@@ -310,6 +332,9 @@ bool app::shutdown()
         }
         clean = fut.get();
         admin_fut.get();
+    }
+    if (p.checker) {
+        p.checker->stop();
     }
     p.rever->stop();
     p.store->stop();

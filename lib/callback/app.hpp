@@ -6,6 +6,7 @@
 #include "callback/settings.hpp"
 #include "core/metrics.hpp"
 #include "http/server.hpp"
+#include "manage/settings.hpp"
 #include "store/event_store.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
@@ -23,6 +24,8 @@ struct app_settings {
     verify_settings verify;
     store::settings storage;
     admin_settings admin;
+    manage::settings manage;
+    std::vector<manage::subscription> subscriptions;  // [[subscriptions]]
 };
 
 class app {

@@ -1,3 +1,14 @@
+// Design: one fetch() is a loop of attempts. An attempt first tries a pooled connection to
+// the same (scheme, host, port, private-allowed) destination, checked for liveness with a
+// non-blocking peek (an idle connection that has anything to read was closed or is in a state
+// we cannot use); if that connection fails before a single response byte arrives, the server
+// most likely closed it while idle, and an idempotent request moves on to a fresh connection
+// at once (that is not a retry of the request). A fresh connection resolves, drops private
+// destinations unless allowed, connects, and for TLS sets SNI plus the verified peer name and
+// handshakes. Every step has its own deadline, never later than the attempt's overall one.
+// Between attempts the retry policy waits: Retry-After for 429, else 2^n * base jittered into
+// [d/2, d] and capped. A failure before the request was written is always safe to retry; after
+// that only idempotent methods are retried unless the caller opts in.
 #include "client/https_client.hpp"
 
 #include "core/log.hpp"
@@ -22,7 +33,14 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <random>
+#include <sys/socket.h>
 
 namespace cwhook::client {
 
@@ -31,27 +49,74 @@ namespace beast = boost::beast;
 namespace http = boost::beast::http;
 namespace ssl = boost::asio::ssl;
 using tcp = net::ip::tcp;
+using clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 
 namespace {
 
 thread_local std::string t_last_error;
 
-result<response> fail(errc code, std::string why)
+struct connection {
+    std::unique_ptr<beast::tcp_stream> plain;
+    std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> secure;
+    clock::time_point idle_since{};
+
+    beast::tcp_stream& lowest() { return plain ? *plain : beast::get_lowest_layer(*secure); }
+
+    // An idle HTTP/1.1 connection has nothing to read: EOF means the server closed it, and any
+    // byte (a TLS close_notify, a stray answer) makes it unusable for a new request.
+    bool looks_alive()
+    {
+        auto& sock = lowest().socket();
+        if (!sock.is_open()) {
+            return false;
+        }
+        char byte = 0;
+        const auto n = ::recv(sock.native_handle(), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+        return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    }
+};
+
+// What one attempt produced. `sent`: the request may have reached the server.
+struct attempt_result {
+    result<response> r;
+    bool sent = false;
+    bool got_bytes = false; // some of a response arrived
+};
+
+attempt_result fail(errc code, std::string why, bool sent = false, bool got_bytes = false)
 {
     t_last_error = std::move(why);
-    return code;
+    return {code, sent, got_bytes};
 }
 
-template <class Stream>
-net::awaitable<result<response>> exchange(Stream& stream, const request& req, const options& opt,
-                                          std::chrono::steady_clock::time_point deadline)
+clock::time_point step_deadline(clock::time_point overall, milliseconds step)
 {
-    http::request<http::string_body> msg{http::string_to_verb(req.method), req.target, 11};
+    return std::min(overall, clock::now() + step);
+}
+
+std::string host_header(const request& req)
+{
+    const bool v6 = req.host.find(':') != std::string::npos;
+    const std::string host = v6 ? "[" + req.host + "]" : req.host;
     const bool default_port = req.port == (req.tls ? 443 : 80);
-    msg.set(http::field::host, default_port ? req.host : fmt::format("{}:{}", req.host, req.port));
+    return default_port ? host : fmt::format("{}:{}", host, req.port);
+}
+
+// Writes the request and reads the answer. On success *reusable tells whether the connection
+// may serve another request.
+template <class Stream>
+net::awaitable<attempt_result> exchange(Stream& stream, const request& req, const options& opt,
+                                        clock::time_point deadline, bool* reusable)
+{
+    *reusable = false;
+    http::request<http::string_body> msg{http::string_to_verb(req.method), req.target, 11};
+    msg.set(http::field::host, host_header(req));
     msg.set(http::field::user_agent, "cwhook/" CWHOOK_VERSION);
-    msg.set(http::field::connection, "close");
+    if (!opt.keep_alive) {
+        msg.set(http::field::connection, "close");
+    }
     for (const auto& [k, v] : req.headers) {
         msg.set(k, v);
     }
@@ -60,36 +125,150 @@ net::awaitable<result<response>> exchange(Stream& stream, const request& req, co
         msg.body() = req.body;
         msg.prepare_payload();
     }
-    beast::get_lowest_layer(stream).expires_at(deadline);
+    const auto step = step_deadline(deadline, opt.exchange_timeout);
+    beast::get_lowest_layer(stream).expires_at(step);
     auto [wec, wn] = co_await http::async_write(stream, msg, use_tuple);
     if (wec) {
-        co_return fail(errc::key_fetch_failed, "write: " + wec.message());
+        co_return fail(errc::key_fetch_failed,
+                       wec == beast::error::timeout ? std::string("write timed out") : "write: " + wec.message(), true);
     }
 
     beast::flat_buffer buffer;
     http::response_parser<http::string_body> parser;
     parser.body_limit(opt.max_response_bytes);
     parser.header_limit(16 * 1024);
-    beast::get_lowest_layer(stream).expires_at(deadline);
+    beast::get_lowest_layer(stream).expires_at(step);
     auto [rec, rn] = co_await http::async_read(stream, buffer, parser, use_tuple);
+    const bool got_bytes = parser.got_some() || buffer.size() > 0;
     if (rec == http::error::body_limit) {
-        co_return fail(errc::response_too_large, fmt::format("response exceeds {} bytes", opt.max_response_bytes));
+        co_return fail(errc::response_too_large, fmt::format("response exceeds {} bytes", opt.max_response_bytes), true,
+                       true);
     }
     if (rec) {
         co_return fail(errc::key_fetch_failed,
-                       rec == beast::error::timeout ? std::string("timed out") : "read: " + rec.message());
+                       rec == beast::error::timeout ? std::string("timed out") : "read: " + rec.message(), true,
+                       got_bytes);
     }
     auto res = parser.release();
+    *reusable = opt.keep_alive && res.keep_alive() && buffer.size() == 0;
     response out;
     out.status = res.result_int();
     out.body = std::move(res.body());
     for (const auto& f : res) {
         out.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
     }
-    co_return out;
+    co_return attempt_result{std::move(out), true, true};
+}
+
+std::string pool_key(const request& req, const options& opt)
+{
+    return fmt::format("{}|{}|{}|{}", req.tls ? "https" : "http", req.host, req.port, opt.allow_private ? 1 : 0);
+}
+
+double unit_random()
+{
+    thread_local std::mt19937_64 gen{std::random_device{}()};
+    return std::uniform_real_distribution<double>(0.0, 1.0)(gen);
 }
 
 } // namespace
+
+struct https_client::pool {
+    pool_settings cfg;
+    mutable std::mutex mutex;
+    std::map<std::string, std::deque<std::unique_ptr<connection>>, std::less<>> idle;
+    std::size_t total = 0;
+
+    explicit pool(pool_settings s) : cfg(s) {}
+
+    // Called with the mutex held: drops connections idle for too long, everywhere.
+    void expire(clock::time_point now, std::vector<std::unique_ptr<connection>>& dropped)
+    {
+        for (auto it = idle.begin(); it != idle.end();) {
+            auto& q = it->second;
+            while (!q.empty() && now - q.front()->idle_since >= cfg.idle_timeout) {
+                dropped.push_back(std::move(q.front()));
+                q.pop_front();
+                --total;
+            }
+            it = q.empty() ? idle.erase(it) : std::next(it);
+        }
+    }
+
+    std::unique_ptr<connection> take(const std::string& key)
+    {
+        std::vector<std::unique_ptr<connection>> dropped; // closed outside the lock
+        std::unique_ptr<connection> found;
+        {
+            std::lock_guard lock(mutex);
+            expire(clock::now(), dropped);
+            auto it = idle.find(key);
+            while (it != idle.end() && !it->second.empty() && !found) {
+                auto c = std::move(it->second.back()); // most recently used: least likely closed
+                it->second.pop_back();
+                --total;
+                if (c->looks_alive()) {
+                    found = std::move(c);
+                } else {
+                    dropped.push_back(std::move(c));
+                }
+            }
+            if (it != idle.end() && it->second.empty()) {
+                idle.erase(it);
+            }
+        }
+        return found;
+    }
+
+    void give(const std::string& key, std::unique_ptr<connection> c)
+    {
+        std::vector<std::unique_ptr<connection>> dropped;
+        std::lock_guard lock(mutex);
+        const auto now = clock::now();
+        expire(now, dropped);
+        if (cfg.max_idle_per_host == 0 || cfg.max_idle_total == 0 || cfg.idle_timeout.count() <= 0) {
+            return;
+        }
+        auto& q = idle[key];
+        if (q.size() >= cfg.max_idle_per_host) {
+            dropped.push_back(std::move(q.front()));
+            q.pop_front();
+            --total;
+        }
+        if (total >= cfg.max_idle_total) {
+            // Evict the oldest connection of any host.
+            auto oldest = idle.end();
+            for (auto it = idle.begin(); it != idle.end(); ++it) {
+                if (!it->second.empty() &&
+                    (oldest == idle.end() || it->second.front()->idle_since < oldest->second.front()->idle_since)) {
+                    oldest = it;
+                }
+            }
+            if (oldest != idle.end()) {
+                dropped.push_back(std::move(oldest->second.front()));
+                oldest->second.pop_front();
+                --total;
+            }
+        }
+        c->idle_since = now;
+        q.push_back(std::move(c));
+        ++total;
+    }
+
+    std::size_t size() const
+    {
+        std::lock_guard lock(mutex);
+        return total;
+    }
+
+    void clear()
+    {
+        std::map<std::string, std::deque<std::unique_ptr<connection>>, std::less<>> gone;
+        std::lock_guard lock(mutex);
+        gone.swap(idle);
+        total = 0;
+    }
+};
 
 std::string_view response::header(std::string_view name) const
 {
@@ -161,8 +340,7 @@ bool is_private_address(const net::ip::address& a)
     if (a.is_v4()) {
         const auto v = a.to_v4().to_uint();
         return (v >> 24) == 10 || (v >> 20) == (172u << 4 | 1) || (v >> 16) == (192u << 8 | 168) ||
-               (v >> 16) == (169u << 8 | 254) || (v >> 22) == (100u << 2 | 1) || (v >> 24) == 0 ||
-               (v >> 24) == 127;
+               (v >> 16) == (169u << 8 | 254) || (v >> 22) == (100u << 2 | 1) || (v >> 24) == 0 || (v >> 24) == 127;
     }
     const auto v6 = a.to_v6();
     if (v6.is_v4_mapped()) {
@@ -172,34 +350,130 @@ bool is_private_address(const net::ip::address& a)
     return v6.is_link_local() || v6.is_site_local() || (b[0] & 0xfe) == 0xfc;
 }
 
-https_client::https_client(net::any_io_executor ex, std::shared_ptr<ssl::context> tls)
-    : ex_(std::move(ex)), tls_(std::move(tls))
+bool is_idempotent(std::string_view method)
+{
+    // RFC 9110 9.2.2: GET, HEAD, OPTIONS, TRACE, PUT and DELETE.
+    for (const std::string_view m : {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"}) {
+        if (beast::iequals(m, method)) {
+            return true;
+        }
+    }
+    return false;
+}
+
+std::optional<milliseconds> parse_retry_after(std::string_view value)
+{
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) {
+        value.remove_prefix(1);
+    }
+    while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) {
+        value.remove_suffix(1);
+    }
+    std::uint32_t seconds = 0;
+    const auto* end = value.data() + value.size();
+    const auto [ptr, ec] = std::from_chars(value.data(), end, seconds);
+    if (value.empty() || ec != std::errc{} || ptr != end) {
+        return std::nullopt;
+    }
+    return milliseconds(std::int64_t{seconds} * 1000);
+}
+
+milliseconds backoff_delay(const retry_policy& p, unsigned retry, double unit)
+{
+    const auto cap = std::max<std::int64_t>(p.max_delay.count(), 0);
+    std::int64_t d = std::max<std::int64_t>(p.base_delay.count(), 0);
+    for (unsigned i = 0; i < retry && d < cap; ++i) {
+        d *= 2;
+    }
+    d = std::min(d, cap);
+    // Jitter keeps many clients that failed together from retrying together.
+    unit = std::clamp(unit, 0.0, 1.0);
+    const std::int64_t floor = d / 2;
+    return milliseconds(floor + static_cast<std::int64_t>(static_cast<double>(d - floor) * unit));
+}
+
+https_client::https_client(net::any_io_executor ex, std::shared_ptr<ssl::context> tls, metrics::registry* metrics,
+                           pool_settings pool_cfg)
+    : ex_(std::move(ex)), tls_(std::move(tls)), metrics_(metrics), pool_(std::make_shared<pool>(pool_cfg))
 {
 }
 
-std::string https_client::last_error() { return t_last_error; }
+https_client::~https_client() = default;
 
-net::awaitable<result<response>> https_client::fetch(const request& req_in, const options& opt_in)
+std::string https_client::last_error()
 {
-    // Own copies: by-value class parameters of coroutines awaited in place are destroyed
-    // twice by GCC 12, so the caller passes references and we copy here.
-    const request req = req_in;
-    const options opt = opt_in;
-    const auto deadline = std::chrono::steady_clock::now() + opt.timeout;
+    return t_last_error;
+}
 
-    // Resolve under the same deadline: a timer cancels a hanging lookup.
-    tcp::resolver resolver(ex_);
-    net::steady_timer resolve_timer(ex_, deadline);
+std::size_t https_client::idle_connections() const
+{
+    return pool_->size();
+}
+
+void https_client::close_idle()
+{
+    pool_->clear();
+}
+
+namespace {
+
+// One attempt: a pooled connection when one is alive, else a fresh one.
+// Everything by reference: the caller's locals outlive the awaited call (GCC 12 destroys
+// by-value class parameters of coroutines awaited in place twice).
+net::awaitable<attempt_result> attempt(const net::any_io_executor& ex, const std::shared_ptr<ssl::context>& tls,
+                                       https_client::pool* pool, metrics::registry* metrics, const request& req,
+                                       const options& opt)
+{
+    const auto deadline = clock::now() + opt.timeout;
+    const auto key = pool_key(req, opt);
+    const bool idempotent = is_idempotent(req.method);
+
+    if (opt.keep_alive) {
+        if (auto pooled = pool->take(key)) {
+            bool reusable = false;
+            attempt_result r{errc::key_fetch_failed};
+            if (pooled->plain) {
+                r = co_await exchange(*pooled->plain, req, opt, deadline, &reusable);
+            } else {
+                r = co_await exchange(*pooled->secure, req, opt, deadline, &reusable);
+            }
+            if (metrics != nullptr) {
+                metrics->get_counter("cwhook_client_connections_reused_total").inc();
+            }
+            if (r.r) {
+                r.r->reused = true;
+                if (reusable) {
+                    pool->give(key, std::move(pooled));
+                }
+                co_return r;
+            }
+            // Closed by the server while idle (nothing came back): a fresh connection is the
+            // same attempt. Only for requests that are safe to send twice.
+            if (r.got_bytes || !idempotent) {
+                co_return r;
+            }
+            if (metrics != nullptr) {
+                metrics->get_counter("cwhook_client_stale_connections_total").inc();
+            }
+        }
+    }
+
+    // Resolve under the connect deadline: a timer cancels a hanging lookup.
+    const auto connect_by = step_deadline(deadline, opt.connect_timeout);
+    tcp::resolver resolver(ex);
+    net::steady_timer resolve_timer(ex, connect_by);
     resolve_timer.async_wait([&resolver](boost::system::error_code ec) {
         if (!ec) {
             resolver.cancel();
         }
     });
-    const auto service = std::to_string(req.port);  // not a temporary inside co_await (GCC 12)
+    const auto service = std::to_string(req.port); // not a temporary inside co_await (GCC 12)
     auto [rec, results] = co_await resolver.async_resolve(req.host, service, use_tuple);
     resolve_timer.cancel();
     if (rec) {
-        co_return fail(errc::key_fetch_failed, fmt::format("resolve {}: {}", req.host, rec.message()));
+        co_return fail(errc::key_fetch_failed,
+                       fmt::format("resolve {}: {}", req.host,
+                                   rec == net::error::operation_aborted ? "timed out" : rec.message()));
     }
     std::vector<tcp::endpoint> endpoints;
     for (const auto& r : results) {
@@ -211,44 +485,130 @@ net::awaitable<result<response>> https_client::fetch(const request& req_in, cons
         co_return fail(errc::private_address, fmt::format("{} resolves only to private addresses", req.host));
     }
 
-    if (!req.tls) {
-        beast::tcp_stream stream(ex_);
-        stream.expires_at(deadline);
-        auto [cec, ep] = co_await stream.async_connect(endpoints, use_tuple);
-        if (cec) {
-            co_return fail(errc::key_fetch_failed, "connect: " + cec.message());
+    auto conn = std::make_unique<connection>();
+    if (req.tls) {
+        if (!tls) {
+            co_return fail(errc::key_fetch_failed, "no TLS context");
         }
-        auto r = co_await exchange(stream, req, opt, deadline);
-        boost::system::error_code ignored;
-        stream.socket().shutdown(tcp::socket::shutdown_both, ignored);
-        co_return r;
+        conn->secure = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(ex, *tls);
+        if (!crypto::set_peer_name(conn->secure->native_handle(), req.host)) {
+            co_return fail(errc::key_fetch_failed, "cannot set TLS peer name");
+        }
+    } else {
+        conn->plain = std::make_unique<beast::tcp_stream>(ex);
     }
-
-    if (!tls_) {
-        co_return fail(errc::key_fetch_failed, "no TLS context");
-    }
-    // cppcheck-suppress nullPointerRedundantCheck ; the co_return above leaves when tls_ is null
-    beast::ssl_stream<beast::tcp_stream> stream(ex_, *tls_);
-    if (!crypto::set_peer_name(stream.native_handle(), req.host)) {
-        co_return fail(errc::key_fetch_failed, "cannot set TLS peer name");
-    }
-    beast::get_lowest_layer(stream).expires_at(deadline);
-    auto [cec, ep] = co_await beast::get_lowest_layer(stream).async_connect(endpoints, use_tuple);
+    auto& lowest = conn->lowest();
+    lowest.expires_at(connect_by);
+    auto [cec, ep] = co_await lowest.async_connect(endpoints, use_tuple);
     if (cec) {
         co_return fail(errc::key_fetch_failed,
                        cec == beast::error::timeout ? std::string("connect timed out") : "connect: " + cec.message());
     }
-    beast::get_lowest_layer(stream).expires_at(deadline);
-    auto [hec] = co_await stream.async_handshake(ssl::stream_base::client, use_tuple);
-    if (hec) {
-        co_return fail(errc::key_fetch_failed,
-                       hec == beast::error::timeout ? std::string("TLS handshake timed out") : "TLS: " + hec.message());
+    if (metrics != nullptr) {
+        metrics->get_counter("cwhook_client_connections_opened_total").inc();
     }
-    auto r = co_await exchange(stream, req, opt, deadline);
-    // The answer is complete (Connection: close); a short, bounded close_notify is courtesy.
-    beast::get_lowest_layer(stream).expires_after(std::chrono::milliseconds(200));
-    co_await stream.async_shutdown(use_tuple);
+    attempt_result r{errc::key_fetch_failed};
+    bool reusable = false;
+    if (conn->secure) {
+        lowest.expires_at(step_deadline(deadline, opt.handshake_timeout));
+        auto [hec] = co_await conn->secure->async_handshake(ssl::stream_base::client, use_tuple);
+        if (hec) {
+            co_return fail(errc::key_fetch_failed, hec == beast::error::timeout ? std::string("TLS handshake timed out")
+                                                                                : "TLS: " + hec.message());
+        }
+        r = co_await exchange(*conn->secure, req, opt, deadline, &reusable);
+    } else {
+        r = co_await exchange(*conn->plain, req, opt, deadline, &reusable);
+    }
+    if (r.r && reusable) {
+        pool->give(key, std::move(conn));
+        co_return r;
+    }
+    if (conn->secure && r.r) {
+        // The answer is complete; a short, bounded close_notify is courtesy.
+        lowest.expires_after(milliseconds(200));
+        co_await conn->secure->async_shutdown(use_tuple);
+    } else if (conn->plain) {
+        boost::system::error_code ignored;
+        conn->plain->socket().shutdown(tcp::socket::shutdown_both, ignored);
+    }
     co_return r;
+}
+
+std::string_view path_only(std::string_view target)
+{
+    return target.substr(0, target.find('?'));
+}
+
+} // namespace
+
+net::awaitable<result<response>> https_client::fetch(const request& req_in, const options& opt_in)
+{
+    // Own copies: by-value class parameters of coroutines awaited in place are destroyed
+    // twice by GCC 12, so the caller passes references and we copy here.
+    const request req = req_in;
+    const options opt = opt_in;
+    const bool idempotent = is_idempotent(req.method) || opt.retry.retry_non_idempotent;
+    const unsigned max_attempts = std::max(1u, opt.retry.max_attempts);
+
+    for (unsigned n = 0;; ++n) {
+        attempt_result a = co_await attempt(ex_, tls_, pool_.get(), metrics_, req, opt);
+        std::string reason;
+        std::optional<milliseconds> delay;
+        if (a.r) {
+            const unsigned status = a.r->status;
+            a.r->attempts = n + 1;
+            if (status != 429 && status < 500) {
+                co_return std::move(a.r);
+            }
+            if (!idempotent) {
+                co_return std::move(a.r);
+            }
+            reason = status == 429 ? "status_429" : "status_5xx";
+            if (status == 429) {
+                if (auto after = parse_retry_after(a.r->header("Retry-After"))) {
+                    if (*after > opt.retry.max_retry_after) {
+                        co_return std::move(a.r); // cannot honour it within our budget
+                    }
+                    delay = *after;
+                }
+            }
+        } else {
+            // Too large or private: retrying gives the same answer.
+            if (a.r.error() != errc::key_fetch_failed) {
+                co_return std::move(a.r);
+            }
+            if (a.sent && !idempotent) {
+                co_return std::move(a.r);
+            }
+            reason = "transport";
+        }
+        if (n + 1 >= max_attempts) {
+            co_return std::move(a.r);
+        }
+        if (!delay) {
+            delay = backoff_delay(opt.retry, n, unit_random());
+        }
+        if (metrics_ != nullptr) {
+            const auto labels = fmt::format("reason=\"{}\"", reason);
+            metrics_->get_counter("cwhook_client_retries_total", labels).inc();
+        }
+        log::warn("retrying request", {{"method", req.method},
+                                       {"host", fmt::format("{}:{}", req.host, req.port)},
+                                       {"path", std::string(path_only(req.target))},
+                                       {"reason", reason},
+                                       {"status", a.r ? a.r->status : 0u},
+                                       {"error", a.r ? std::string() : t_last_error},
+                                       {"attempt", n + 2},
+                                       {"delay_ms", static_cast<std::int64_t>(delay->count())}});
+        if (opt.retry.sleep) {
+            const milliseconds wait = *delay;
+            co_await opt.retry.sleep(wait);
+        } else {
+            net::steady_timer timer(ex_, *delay);
+            co_await timer.async_wait(use_tuple);
+        }
+    }
 }
 
 } // namespace cwhook::client

@@ -16,6 +16,8 @@
 #include "core/duration.hpp"
 #include "http/address.hpp"
 #include "http/server.hpp"
+#include "manage/api.hpp"
+#include "manage/types.hpp"
 
 #include <fmt/format.h>
 #include <toml++/toml.h>
@@ -37,6 +39,9 @@ std::optional<value> from_toml(const toml::node& node)
     }
     if (const auto* n = node.as_integer()) {
         return value{n->get()};
+    }
+    if (const auto* b = node.as_boolean()) {
+        return value{b->get()};
     }
     if (const auto* a = node.as_array()) {
         std::vector<std::string> items;
@@ -83,6 +88,17 @@ outcome<document> parse_toml(std::string_view text, std::string_view source)
             }
         } else {
             section.is_table = false;
+            const auto* array = node.as_array();
+            if (array != nullptr && array->is_array_of_tables()) {
+                section.is_table_array = true;
+                for (const auto& element : *array) {
+                    std::vector<document::item> items;
+                    for (const auto& [key, item] : *element.as_table()) {
+                        items.push_back({std::string(key.str()), from_toml(item)});
+                    }
+                    section.elements.push_back(std::move(items));
+                }
+            }
         }
         doc.sections.push_back(std::move(section));
     }
@@ -190,6 +206,44 @@ std::optional<std::string> not_empty(std::string_view text)
 
 constexpr millis positive{1};
 
+std::optional<std::string> site_problem(std::string_view text)
+{
+    if (text.empty()) {
+        return std::nullopt;
+    }
+    auto ep = manage::parse_site(text);
+    if (!ep) {
+        return ep.error();
+    }
+    return std::nullopt;
+}
+
+std::optional<std::string> api_version_problem(std::string_view text)
+{
+    // It goes into a header: "2025.1", digits and dots only.
+    if (text.empty()) {
+        return "must not be empty";
+    }
+    for (const char c : text) {
+        if (!(c >= '0' && c <= '9') && c != '.') {
+            return "expected a version like 2025.1";
+        }
+    }
+    return std::nullopt;
+}
+
+std::optional<std::string> codebase_problem(std::string_view text)
+{
+    for (const char c : text) {
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+                        c == '-' || c == '.' || c == '/';
+        if (!ok || text.find("..") != std::string_view::npos) {
+            return "expected a codebase like v2025_1/";
+        }
+    }
+    return std::nullopt;
+}
+
 const std::vector<detail::key<settings>>& settings_keys()
 {
     static const std::vector<detail::key<settings>> table{
@@ -263,6 +317,33 @@ const std::vector<detail::key<settings>>& settings_keys()
         make::string("admin", "listen", [](auto& s) -> auto& { return s.app.admin.listen; }, optional_listen_problem),
         make::secret("admin", "token", [](auto& s) -> auto& { return s.app.admin.token; }),
 
+        // [manage]
+        make::string("manage", "site", [](auto& s) -> auto& { return s.app.manage.site; }, site_problem),
+        make::string("manage", "company_id", [](auto& s) -> auto& { return s.app.manage.company_id; }),
+        make::string("manage", "public_key", [](auto& s) -> auto& { return s.app.manage.public_key; }),
+        make::secret("manage", "private_key", [](auto& s) -> auto& { return s.app.manage.private_key; }),
+        make::secret("manage", "client_id", [](auto& s) -> auto& { return s.app.manage.client_id; }),
+        make::string("manage", "api_version", [](auto& s) -> auto& { return s.app.manage.api_version; },
+                     api_version_problem),
+        make::string("manage", "api_host", [](auto& s) -> auto& { return s.app.manage.api_host; }, site_problem),
+        make::string("manage", "codebase", [](auto& s) -> auto& { return s.app.manage.codebase; },
+                     codebase_problem),
+        make::path("manage", "ca_file", [](auto& s) -> auto& { return s.app.manage.ca_file; }, existing_file),
+        make::duration("manage", "timeout", [](auto& s) -> auto& { return s.app.manage.timeout; }, positive,
+                       millis{600'000}),
+        make::duration("manage", "connect_timeout", [](auto& s) -> auto& { return s.app.manage.connect_timeout; },
+                       positive, millis{600'000}),
+        make::count("manage", "max_attempts", [](auto& s) -> auto& { return s.app.manage.max_attempts; }, 1, 20),
+        make::duration("manage", "retry_max_delay", [](auto& s) -> auto& { return s.app.manage.retry_max_delay; },
+                       positive),
+        make::count("manage", "page_size", [](auto& s) -> auto& { return s.app.manage.page_size; }, 1, 1000),
+        make::choice("manage", "paging", [](auto& s) -> auto& { return s.app.manage.paging; },
+                     std::vector<std::pair<std::string_view, manage::paging_mode>>{
+                         {"forward-only", manage::paging_mode::forward_only},
+                         {"navigable", manage::paging_mode::navigable}}),
+        make::duration("manage", "check_interval", [](auto& s) -> auto& { return s.app.manage.check_interval; }),
+        make::flag("manage", "auto_heal", [](auto& s) -> auto& { return s.app.manage.auto_heal; }),
+
         // [log]
         make::choice("log", "level", [](auto& s) -> auto& { return s.log.level; },
                      std::vector<std::pair<std::string_view, log::level>>{{"error", log::level::error},
@@ -291,6 +372,11 @@ std::optional<std::string> cross_check(const settings& s)
         return fmt::format("admin.listen: {}: not a loopback address, so admin.token_file is required",
                            detail::quote(admin.listen));
     }
+    if (s.app.manage.check_interval.count() > 0) {
+        if (auto missing = manage::missing_keys(s.app.manage)) {
+            return "manage.check_interval: set, but " + *missing;
+        }
+    }
     const auto& verify = s.app.verify;
     if (verify.pending_retry_min > verify.pending_retry_max) {
         return fmt::format("verify.pending_retry_min: {}: must not exceed verify.pending_retry_max ({})",
@@ -314,13 +400,95 @@ env_lookup process_env()
 
 namespace {
 
-// Everything after reading and parsing the file (doc null: no file, embedded defaults).
-boost::system::result<settings, std::string> settle(const detail::document* doc, const env_lookup& env)
+// [[subscriptions]]: an array of tables, outside the key table (which is one value per key).
+// Errors name the entry: "subscriptions[2].level: ...". The environment cannot set them.
+boost::system::result<std::vector<manage::subscription>, std::string>
+read_subscriptions(const detail::document::section& section)
 {
+    using out_t = boost::system::result<std::vector<manage::subscription>, std::string>;
+    const auto error = [](std::string why) { return out_t{boost::system::in_place_error, std::move(why)}; };
+    if (!section.is_table_array) {
+        return error("subscriptions: expected [[subscriptions]] tables (an array of tables)");
+    }
+    std::vector<manage::subscription> out;
+    for (std::size_t i = 0; i < section.elements.size(); ++i) {
+        const auto where = fmt::format("subscriptions[{}]", i + 1);
+        manage::subscription sub;
+        bool object_id_given = false;
+        bool type_given = false;
+        bool level_given = false;
+        for (const auto& item : section.elements[i]) {
+            const auto dotted = where + "." + item.name;
+            const bool is_string = item.v && std::holds_alternative<std::string>(*item.v);
+            if (item.name == "object_id") {
+                if (!item.v || !std::holds_alternative<std::int64_t>(*item.v)) {
+                    return error(dotted + ": expected an integer");
+                }
+                sub.object_id = std::get<std::int64_t>(*item.v);
+                object_id_given = true;
+                continue;
+            }
+            std::string* field = nullptr;
+            if (item.name == "type") {
+                field = &sub.type;
+                type_given = true;
+            } else if (item.name == "level") {
+                field = &sub.level;
+                level_given = true;
+            } else if (item.name == "url") {
+                field = &sub.url;
+            } else if (item.name == "description") {
+                field = &sub.description;
+            } else {
+                return error(dotted + ": unknown key (type, level, object_id, url, description)");
+            }
+            if (!is_string) {
+                return error(dotted + ": expected a string");
+            }
+            *field = std::get<std::string>(*item.v);
+        }
+        if (!type_given || !level_given) {
+            return error(where + ": type and level are required");
+        }
+        if (auto why = manage::normalize(sub, object_id_given)) {
+            return error(where + ": " + *why);
+        }
+        for (std::size_t j = 0; j < out.size(); ++j) {
+            const auto& o = out[j];
+            if (o.type == sub.type && o.level == sub.level && o.object_id == sub.object_id && o.url == sub.url) {
+                return error(fmt::format("{}: same type, level, object_id and url as subscriptions[{}]", where, j + 1));
+            }
+        }
+        out.push_back(std::move(sub));
+    }
+    return {boost::system::in_place_value, std::move(out)};
+}
+
+// Everything after reading and parsing the file (doc null: no file, embedded defaults).
+boost::system::result<settings, std::string> settle(const detail::document* doc_in, const env_lookup& env)
+{
+    std::optional<detail::document> rest;
+    std::vector<manage::subscription> subscriptions;
+    if (doc_in != nullptr) {
+        rest.emplace();
+        for (const auto& section : doc_in->sections) {
+            if (section.name != "subscriptions") {
+                rest->sections.push_back(section);
+                continue;
+            }
+            auto subs = read_subscriptions(section);
+            if (!subs) {
+                return {boost::system::in_place_error, std::move(subs.error())};
+            }
+            subscriptions = std::move(*subs);
+        }
+    }
+    const detail::document* doc = rest ? &*rest : nullptr;
     auto s = detail::resolve(settings_keys(), doc, env);
     if (!s) {
         return {boost::system::in_place_error, std::move(s.error())};
     }
+    s->app.subscriptions = std::move(subscriptions);
     if (auto why = cross_check(*s)) {
         return {boost::system::in_place_error, std::move(*why)};
     }
@@ -357,8 +525,14 @@ boost::system::result<settings, std::string> load_text(std::string_view toml, co
 
 std::string render(const settings& s)
 {
-    return "# Effective configuration (cwhook check-config). Secrets are shown as \"<redacted>\".\n\n" +
-           detail::render(settings_keys(), s);
+    std::string out = "# Effective configuration (cwhook check-config). Secrets are shown as \"<redacted>\".\n\n" +
+                      detail::render(settings_keys(), s);
+    for (const auto& sub : s.app.subscriptions) {
+        out += fmt::format("\n[[subscriptions]]\ntype = {}\nlevel = {}\nobject_id = {}\nurl = {}\ndescription = {}\n",
+                           detail::quote(sub.type), detail::quote(sub.level), sub.object_id, detail::quote(sub.url),
+                           detail::quote(sub.description));
+    }
+    return out;
 }
 
 } // namespace cwhook::config

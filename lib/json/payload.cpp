@@ -11,6 +11,7 @@
 #include "json/detail/validate.hpp"
 #include "json/pretty.hpp"
 #include "json/records.hpp"
+#include "json/detail/document.hpp"
 
 #include <simdjson.h>
 
@@ -108,13 +109,10 @@ void replace_invalid_utf8(char* data, std::size_t size) noexcept
     }
 }
 
-struct document {
-    simdjson::error_code error = simdjson::SUCCESS;
-    simdjson::dom::element root;
-    bool utf8_valid = true;
-};
+} // namespace
 
-// The returned element points into the thread's parser and is valid until its next parse.
+namespace detail {
+
 document parse_document(std::string_view text, bool lenient_utf8)
 {
     document out;
@@ -150,6 +148,14 @@ std::string describe(simdjson::error_code error)
     default: return std::string{"invalid JSON: "} + simdjson::error_message(error);
     }
 }
+
+} // namespace detail
+
+namespace {
+
+using detail::describe;
+using detail::document;
+using detail::parse_document;
 
 // Reads fields of one object and remembers the first problem, so parse_payload reads as a
 // list of fields rather than a ladder of early returns.

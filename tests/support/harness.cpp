@@ -689,4 +689,31 @@ command_result run_cwhook(const std::vector<std::string>& args, const std::strin
     return r;
 }
 
+// ---------------------------------------------------------------------------------------
+namespace {
+std::mutex g_sleeps_mutex;
+std::vector<std::chrono::milliseconds> g_sleeps;
+} // namespace
+
+net::awaitable<void> record_sleep(std::chrono::milliseconds d)
+{
+    {
+        std::lock_guard lock(g_sleeps_mutex);
+        g_sleeps.push_back(d);
+    }
+    co_return;
+}
+
+std::vector<std::chrono::milliseconds> recorded_sleeps()
+{
+    std::lock_guard lock(g_sleeps_mutex);
+    return g_sleeps;
+}
+
+void clear_recorded_sleeps()
+{
+    std::lock_guard lock(g_sleeps_mutex);
+    g_sleeps.clear();
+}
+
 } // namespace cwhook::test

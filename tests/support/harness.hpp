@@ -5,6 +5,7 @@
 
 #include "callback/app.hpp"
 
+#include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
 #include <atomic>
@@ -24,7 +25,7 @@ namespace cwhook::test {
 // Polls a condition that another thread or process makes true; the loop waits on an event,
 // not a guess.
 template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds timeout = std::chrono::seconds(10))
+bool eventually(Pred pred, std::chrono::milliseconds timeout = std::chrono::seconds(20))
 {
     const auto deadline = std::chrono::steady_clock::now() + timeout;
     while (!pred()) {
@@ -35,6 +36,12 @@ bool eventually(Pred pred, std::chrono::milliseconds timeout = std::chrono::seco
     }
     return true;
 }
+
+// A client::retry_policy::sleep that records the delay asked for and returns at once, so
+// retry tests check the waits without waiting. Process-wide; clear it in SetUp.
+boost::asio::awaitable<void> record_sleep(std::chrono::milliseconds d);
+std::vector<std::chrono::milliseconds> recorded_sleeps();
+void clear_recorded_sleeps();
 
 class temp_dir {
 public:

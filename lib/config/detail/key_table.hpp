@@ -24,11 +24,11 @@
 
 namespace cwhook::config::detail {
 
-// The three TOML shapes a key accepts. Durations and choices are strings.
-enum class kind { string, integer, string_list };
+// The TOML shapes a key accepts. Durations and choices are strings.
+enum class kind { string, integer, string_list, boolean };
 
 // A value as given; the alternative index equals the kind's value.
-using value = std::variant<std::string, std::int64_t, std::vector<std::string>>;
+using value = std::variant<std::string, std::int64_t, std::vector<std::string>, bool>;
 
 inline std::string_view expected_text(kind k)
 {
@@ -36,6 +36,7 @@ inline std::string_view expected_text(kind k)
     case kind::string: return "expected a string";
     case kind::integer: return "expected an integer";
     case kind::string_list: return "expected an array of strings";
+    case kind::boolean: return "expected true or false";
     }
     return "expected a string";
 }
@@ -74,6 +75,9 @@ inline std::string toml_literal(const value& v)
     }
     if (const auto* n = std::get_if<std::int64_t>(&v)) {
         return std::to_string(*n);
+    }
+    if (const auto* b = std::get_if<bool>(&v)) {
+        return *b ? "true" : "false";
     }
     std::string out = "[";
     for (const auto& item : std::get<std::vector<std::string>>(v)) {
@@ -190,6 +194,19 @@ struct make_key {
             return std::nullopt;
         };
         k.get = [field](const S& s) -> value { return static_cast<std::int64_t>(field(s)); };
+        return k;
+    }
+
+    // true / false.
+    template <class F>
+    static key<S> flag(std::string_view section, std::string_view name, F field)
+    {
+        key<S> k{section, name, kind::boolean, false, {}, {}};
+        k.set = [field](S& s, const value& v) -> verdict {
+            field(s) = std::get<bool>(v);
+            return std::nullopt;
+        };
+        k.get = [field](const S& s) -> value { return static_cast<bool>(field(s)); };
         return k;
     }
 

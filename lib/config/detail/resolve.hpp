@@ -36,6 +36,9 @@ struct document {
         std::string name;
         bool is_table = true;
         std::vector<item> items;
+        // An array of tables ([[name]]): is_table is false and each element's items are here.
+        bool is_table_array = false;
+        std::vector<std::vector<item>> elements;
     };
     std::vector<section> sections;
 };
@@ -153,6 +156,16 @@ inline outcome<value> value_from_env(kind k, const std::string& text)
             return {boost::system::in_place_error, "not an integer"};
         }
         return {boost::system::in_place_value, n};
+    }
+    case kind::boolean: {
+        const auto t = trim(text);
+        if (t == "true" || t == "1" || t == "yes" || t == "on") {
+            return {boost::system::in_place_value, true};
+        }
+        if (t == "false" || t == "0" || t == "no" || t == "off") {
+            return {boost::system::in_place_value, false};
+        }
+        return {boost::system::in_place_error, "expected true or false"};
     }
     case kind::string_list: {
         const auto t = trim(text);

@@ -134,6 +134,34 @@ void expect_same(const settings& a, const settings& b)
     EXPECT_EQ(a.app.admin.listen, b.app.admin.listen);
     EXPECT_EQ(a.app.admin.token, b.app.admin.token);
 
+    const auto& am = a.app.manage;
+    const auto& bm = b.app.manage;
+    EXPECT_EQ(am.site, bm.site);
+    EXPECT_EQ(am.company_id, bm.company_id);
+    EXPECT_EQ(am.public_key, bm.public_key);
+    EXPECT_EQ(am.private_key, bm.private_key);
+    EXPECT_EQ(am.client_id, bm.client_id);
+    EXPECT_EQ(am.api_version, bm.api_version);
+    EXPECT_EQ(am.api_host, bm.api_host);
+    EXPECT_EQ(am.codebase, bm.codebase);
+    EXPECT_EQ(am.ca_file, bm.ca_file);
+    EXPECT_EQ(am.timeout.count(), bm.timeout.count());
+    EXPECT_EQ(am.connect_timeout.count(), bm.connect_timeout.count());
+    EXPECT_EQ(am.max_attempts, bm.max_attempts);
+    EXPECT_EQ(am.retry_max_delay.count(), bm.retry_max_delay.count());
+    EXPECT_EQ(am.page_size, bm.page_size);
+    EXPECT_EQ(static_cast<int>(am.paging), static_cast<int>(bm.paging));
+    EXPECT_EQ(am.check_interval.count(), bm.check_interval.count());
+    EXPECT_EQ(am.auto_heal, bm.auto_heal);
+    ASSERT_EQ(a.app.subscriptions.size(), b.app.subscriptions.size());
+    for (std::size_t i = 0; i < a.app.subscriptions.size(); ++i) {
+        EXPECT_EQ(a.app.subscriptions[i].type, b.app.subscriptions[i].type);
+        EXPECT_EQ(a.app.subscriptions[i].level, b.app.subscriptions[i].level);
+        EXPECT_EQ(a.app.subscriptions[i].object_id, b.app.subscriptions[i].object_id);
+        EXPECT_EQ(a.app.subscriptions[i].url, b.app.subscriptions[i].url);
+        EXPECT_EQ(a.app.subscriptions[i].description, b.app.subscriptions[i].description);
+    }
+
     EXPECT_EQ(static_cast<int>(a.log.level), static_cast<int>(b.log.level));
     EXPECT_EQ(static_cast<int>(a.log.format), static_cast<int>(b.log.format));
 }
@@ -547,10 +575,28 @@ pending_max_age = "2w"
 path = ":memory:"
 synchronous = "normal"
 max_rejections = 3
+[manage]
+site = "https://manage.example.com:8443"
+company_id = "acme"
+public_key = "pub"
+paging = "navigable"
+max_attempts = 2
+auto_heal = true
 [log]
 level = "error"
 format = "json"
+[[subscriptions]]
+type = "Ticket"
+level = "owner"
+url = "https://hooks.example.com/callbacks?recordId="
+description = "say \"hi\""
+[[subscriptions]]
+type = "company"
+level = "status"
+object_id = 3
+url = "https://hooks.example.com/callbacks?recordId="
 )");
+    EXPECT_EQ(original.app.subscriptions.at(0).type, "ticket");
     const auto rendered = render(original);
     const auto again = load_ok(rendered);
     expect_same(again, original);
@@ -572,6 +618,10 @@ TEST(Config, RenderListsEveryKey)
         "storage.path", "storage.synchronous", "storage.busy_timeout", "storage.queue_limit", "storage.max_batch",
         "storage.max_rejections", "storage.retention", "storage.retention_batch", "storage.retention_interval",
         "admin.listen", "admin.token",
+        "manage.site", "manage.company_id", "manage.public_key", "manage.private_key", "manage.client_id",
+        "manage.api_version", "manage.api_host", "manage.codebase", "manage.ca_file", "manage.timeout",
+        "manage.connect_timeout", "manage.max_attempts", "manage.retry_max_delay", "manage.page_size",
+        "manage.paging", "manage.check_interval", "manage.auto_heal",
         "log.level", "log.format"};
     EXPECT_EQ(keys_in(render(settings{})), expected);
 }
@@ -624,6 +674,105 @@ TEST(Config, RetentionIsADuration)
     EXPECT_EQ(s.app.storage.retention, std::chrono::hours(24 * 90));
     EXPECT_EQ(s.app.storage.retention_batch, 500u);
     EXPECT_EQ(file_error("[storage]\nretention = \"forever\"\n").rfind("storage.retention: \"forever\"", 0), 0u);
+}
+
+TEST(Config, ManageSectionAndBooleans)
+{
+    const auto s = load_ok(R"(
+[manage]
+site = "na.myconnectwise.net"
+company_id = "acme"
+public_key = "pub"
+private_key = "priv"
+client_id = "cid"
+check_interval = "10m"
+auto_heal = true
+)");
+    EXPECT_EQ(s.app.manage.site, "na.myconnectwise.net");
+    EXPECT_EQ(s.app.manage.check_interval.count(), 600'000);
+    EXPECT_TRUE(s.app.manage.auto_heal);
+    const auto text = render(s);
+    EXPECT_THAT(text, ::testing::HasSubstr("private_key = \"<redacted>\"\n"));
+    EXPECT_THAT(text, ::testing::HasSubstr("client_id = \"<redacted>\"\n"));
+    EXPECT_THAT(text, ::testing::HasSubstr("auto_heal = true\n"));
+}
+
+TEST(Config, BooleanFromTheEnvironment)
+{
+    const auto r = load(std::nullopt, fake_env({{"CWHOOK_MANAGE_AUTO_HEAL", "yes"}}));
+    ASSERT_TRUE(r) << r.error();
+    EXPECT_TRUE(r->app.manage.auto_heal);
+    EXPECT_EQ(env_error({{"CWHOOK_MANAGE_AUTO_HEAL", "maybe"}}),
+              R"(CWHOOK_MANAGE_AUTO_HEAL: "maybe": expected true or false)");
+    EXPECT_EQ(file_error("[manage]\nauto_heal = \"true\"\n"), "manage.auto_heal: expected true or false");
+}
+
+TEST(Config, PrivateKeyFromAFile)
+{
+    temp_dir dir;
+    const auto key = dir.write("manage.key", "s3cret\n");
+    const auto s = load_ok("[manage]\nprivate_key_file = \"" + key + "\"\n");
+    EXPECT_EQ(s.app.manage.private_key, "s3cret");
+}
+
+TEST(Config, CheckIntervalNeedsTheApiKeys)
+{
+    EXPECT_EQ(file_error("[manage]\nsite = \"na.myconnectwise.net\"\ncheck_interval = \"5m\"\n"),
+              "manage.check_interval: set, but manage.company_id, manage.public_key, manage.private_key, "
+              "manage.client_id: not set");
+}
+
+TEST(Config, ManageValuesAreChecked)
+{
+    EXPECT_EQ(file_error("[manage]\nsite = \"ftp://x\"\n"),
+              R"(manage.site: "ftp://x": expected a host name or an http(s):// URL)");
+    EXPECT_EQ(file_error("[manage]\npage_size = 1001\n"), "manage.page_size: 1001: must be at most 1000");
+    EXPECT_EQ(file_error("[manage]\npaging = \"fast\"\n"),
+              R"(manage.paging: "fast": expected forward-only or navigable)");
+    EXPECT_EQ(file_error("[manage]\napi_version = \"2025.1\\r\\nX: y\"\n"),
+              R"(manage.api_version: "2025.1\r\nX: y": expected a version like 2025.1)");
+    EXPECT_EQ(file_error("[manage]\ncodebase = \"../x/\"\n"),
+              R"(manage.codebase: "../x/": expected a codebase like v2025_1/)");
+}
+
+TEST(Config, SubscriptionsAreReadAndNormalized)
+{
+    const auto s = load_ok(R"(
+[[subscriptions]]
+type = "Ticket"
+level = "Owner"
+url = "https://h/c?recordId="
+[[subscriptions]]
+type = "ticket"
+level = "board"
+object_id = 5
+url = "https://h/c?recordId="
+description = "board 5"
+)");
+    ASSERT_EQ(s.app.subscriptions.size(), 2u);
+    EXPECT_EQ(s.app.subscriptions[0].type, "ticket");
+    EXPECT_EQ(s.app.subscriptions[0].level, "owner");
+    EXPECT_EQ(s.app.subscriptions[0].object_id, 1);
+    EXPECT_EQ(s.app.subscriptions[1].object_id, 5);
+    EXPECT_EQ(s.app.subscriptions[1].description, "board 5");
+}
+
+TEST(Config, SubscriptionErrorsNameTheEntry)
+{
+    EXPECT_EQ(file_error("[[subscriptions]]\ntype = \"tickets\"\nlevel = \"owner\"\nurl = \"https://h/\"\n"),
+              "subscriptions[1]: unknown type \"tickets\" (expected one of activity, agreement, company, contact, "
+              "configuration, invoice, expense, member, opportunity, productcatalog, project, purchaseorder, "
+              "schedule, ticket, time)");
+    EXPECT_EQ(file_error("[[subscriptions]]\ntype = \"ticket\"\nlevel = \"board\"\nurl = \"https://h/\"\n"),
+              "subscriptions[1]: level board needs object_id (the id of the board record)");
+    EXPECT_EQ(file_error("[[subscriptions]]\ntype = \"ticket\"\nlevel = \"owner\"\nurl = \"https://h/\"\n"
+                         "colour = \"red\"\n"),
+              "subscriptions[1].colour: unknown key (type, level, object_id, url, description)");
+    EXPECT_EQ(file_error("[[subscriptions]]\ntype = \"ticket\"\nlevel = \"owner\"\nurl = \"https://h/\"\n"
+                         "[[subscriptions]]\ntype = \"ticket\"\nlevel = \"owner\"\nurl = \"https://h/\"\n"),
+              "subscriptions[2]: same type, level, object_id and url as subscriptions[1]");
+    EXPECT_EQ(file_error("[subscriptions]\ncheck_interval = \"5m\"\n"),
+              "subscriptions: expected [[subscriptions]] tables (an array of tables)");
 }
 
 } // namespace

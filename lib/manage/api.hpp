@@ -1,0 +1,154 @@
+// The Manage REST API on top of client::https_client: where to talk (cloud site -> api- host,
+// codebase from /login/companyinfo, cached and re-read once after a 404), how (Basic auth
+// company+public:private, clientId, versioned Accept, retries from the settings), paging
+// (navigable Link rel="next" or forward-only pageId) and system/callbacks CRUD.
+// Failures are `failure` values whose message is one line naming what to check.
+// Thread-safe: one api may serve several coroutines; the codebase cache takes a mutex that is
+// never held across a co_await. The https_client must outlive the api.
+#pragma once
+
+#include "client/https_client.hpp"
+#include "core/metrics.hpp"
+#include "manage/callback.hpp"
+#include "manage/conditions.hpp"
+#include "manage/errors.hpp"
+#include "manage/settings.hpp"
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace cwhook::manage {
+
+struct endpoint {
+    bool tls = true;
+    std::string host;
+    std::uint16_t port = 443;
+    std::string display() const; // "https://host[:port]"
+};
+
+// site: "host", "host:port", "https://host[:port]", "http://host[:port]" (a trailing / or
+// path is ignored). Errors say why.
+boost::system::result<endpoint, std::string> parse_site(std::string_view site);
+// The ConnectWise cloud sites answer the API on their api- host (na.myconnectwise.net ->
+// api-na.myconnectwise.net, staging.connectwisedev.com -> api-staging.connectwisedev.com);
+// any other host (on-premise) answers it itself.
+std::string api_host_for(std::string_view site_host);
+// The API endpoint: api_host when set (scheme and port as the site's unless given), else
+// the site mapped by api_host_for.
+boost::system::result<endpoint, std::string> api_endpoint(const settings& s);
+
+// "Basic base64(company+public:private)"
+std::string basic_auth(const settings& s);
+
+struct list_stats {
+    unsigned pages = 0;
+};
+
+class api {
+public:
+    api(client::https_client& http, settings s);
+
+    // Every entry matching `where` (all pages).
+    boost::asio::awaitable<outcome<std::vector<callback>>> list_callbacks(const conditions& where);
+    boost::asio::awaitable<outcome<std::vector<callback>>> list_callbacks(const conditions& where, paging_mode mode,
+                                                                          std::size_t page_size);
+    boost::asio::awaitable<outcome<std::int64_t>> count_callbacks(const conditions& where);
+    boost::asio::awaitable<outcome<callback>> get_callback(std::int64_t id);
+    // ObjectExists: failure.existing_id and the message name the matching entry when found.
+    boost::asio::awaitable<outcome<callback>> create_callback(const subscription& s, bool inactive);
+    boost::asio::awaitable<outcome<void>> delete_callback(std::int64_t id);
+    // PATCH with JSON Patch "replace" operations (retried like an idempotent request: setting
+    // a field to a value twice is the same as once).
+    boost::asio::awaitable<outcome<callback>> patch_callback(std::int64_t id, std::optional<bool> inactive,
+                                                             const std::optional<std::string>& description);
+
+    // The codebase in use ("v2025_1/"), discovering it when needed.
+    boost::asio::awaitable<std::string> codebase();
+
+    const settings& config() const noexcept { return cfg_; }
+    // Request options every call starts from (timeouts, retry policy); tests shorten delays here.
+    client::options& request_options() noexcept { return opt_; }
+    // Pages read by the last list_callbacks (tests, logs).
+    unsigned last_pages() const;
+
+private:
+    struct answer;
+    // References, copied before the first suspension (GCC 12 and by-value class parameters).
+    boost::asio::awaitable<outcome<answer>> call(const std::string& method, const std::string& api_path,
+                                                 const std::string& body, bool forward_only, bool full_target,
+                                                 bool retry_writes);
+    struct page {
+        std::vector<callback> items;
+        std::string link; // the Link header
+    };
+    boost::asio::awaitable<outcome<page>> read_page(const std::string& target, bool forward_only, bool full_target);
+    // call() for an answer that is one callback entry.
+    boost::asio::awaitable<outcome<callback>> entry_call(const std::string& method, const std::string& path,
+                                                         const std::string& body, bool retry_writes);
+    boost::asio::awaitable<std::optional<std::string>> discover_codebase();
+
+    client::https_client& http_;
+    settings cfg_;
+    client::options opt_;
+    std::optional<endpoint> api_ep_;
+    std::string api_ep_error_;
+    std::optional<endpoint> site_ep_;
+    mutable std::mutex mutex_;
+    std::string codebase_; // "" until discovered
+    unsigned last_pages_ = 0;
+};
+
+// A blocking facade for command-line tools: its own io_context, TLS context and client.
+class blocking_api {
+public:
+    // Fails (one line) when required settings are missing or the CA file is unusable.
+    static boost::system::result<std::unique_ptr<blocking_api>, std::string> create(const settings& s);
+    ~blocking_api();
+
+    api& async() noexcept { return *api_; }
+    // Retries and connections of this object's client (cwhook_client_*).
+    metrics::registry& metrics() noexcept { return metrics_; }
+
+    // Runs an api coroutine to completion on this object's io_context.
+    template <class T> T run(boost::asio::awaitable<T> work);
+
+private:
+    blocking_api() = default;
+    void run_until_done();
+    boost::asio::io_context ioc_;
+    metrics::registry metrics_;
+    std::unique_ptr<client::https_client> http_;
+    std::unique_ptr<api> api_;
+    bool done_ = false;
+};
+
+} // namespace cwhook::manage
+
+#include <boost/asio/co_spawn.hpp>
+
+#include <exception>
+
+template <class T> T cwhook::manage::blocking_api::run(boost::asio::awaitable<T> work)
+{
+    std::optional<T> out;
+    std::exception_ptr error;
+    boost::asio::co_spawn(ioc_, std::move(work), [&out, &error](const std::exception_ptr& e, T v) {
+        if (e) {
+            error = e;
+        } else {
+            out.emplace(std::move(v));
+        }
+    });
+    run_until_done();
+    if (error) {
+        std::rethrow_exception(error);
+    }
+    return std::move(*out);
+}
