@@ -29,6 +29,12 @@ TEST(Metrics, ExpositionCoversRequestsEventsStorageAndKeys)
     get.target = "/nowhere";
     ASSERT_EQ(send(app.http(), get).status, 404);
 
+    // Requests are counted once their answer is written, which the client may see first.
+    ASSERT_TRUE(eventually([&] {
+        const auto t = app.get().render_metrics();
+        return has(t, "cwhook_http_requests_total{route=\"unmatched\",status=\"404\"} 1") &&
+               has(t, "cwhook_http_request_duration_seconds_count{route=\"/callbacks\"} 3");
+    })) << app.get().render_metrics();
     const auto text = app.get().render_metrics();
     for (const auto* line : {
              "# TYPE cwhook_http_requests_total counter",
