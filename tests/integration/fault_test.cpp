@@ -147,23 +147,8 @@ bool closed_by_peer(int fd, std::chrono::milliseconds timeout)
     return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
 }
 
-class Fault : public ::testing::Test {
+class Fault : public ::testing::Test, protected receiver_env {
 protected:
-    temp_dir dir;
-    test_cert cert = make_cert(dir);
-    fake_key_server keys{cert};
-    std::string db = dir.file("var/cwhook.db");
-
-    app_options options(std::function<void(callback::app_settings&)> tweak = {})
-    {
-        app_options o;
-        o.db = db;
-        o.allowed_key_hosts = {keys.host_entry()};
-        o.ca_file = cert.cert;
-        o.tweak = std::move(tweak);
-        return o;
-    }
-
     http_call delivery(std::int64_t id, std::string_view message_id)
     {
         return signed_call(make_payload(keys.url(), id, message_id), keys.key());

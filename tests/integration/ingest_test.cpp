@@ -19,23 +19,8 @@ namespace {
 using namespace std::chrono_literals;
 using mode = fake_key_server::mode;
 
-class Ingest : public ::testing::Test {
+class Ingest : public ::testing::Test, protected receiver_env {
 protected:
-    temp_dir dir;
-    test_cert cert = make_cert(dir);
-    fake_key_server keys{cert};
-    std::string db = dir.file("var/cwhook.db");
-
-    app_options options(std::function<void(callback::app_settings&)> tweak = {})
-    {
-        app_options o;
-        o.db = db;
-        o.allowed_key_hosts = {keys.host_entry()};
-        o.ca_file = cert.cert;
-        o.tweak = std::move(tweak);
-        return o;
-    }
-
     http_call delivery(std::int64_t id, std::string_view message_id = {}, std::string_view key_id = "k1")
     {
         return signed_call(make_payload(keys.url(key_id), id, message_id), keys.key());

@@ -128,6 +128,26 @@ struct app_options {
     std::function<void(callback::app_settings&)> tweak;
 };
 
+// The common set-up of an in-process receiver test: a temp dir, a certificate, an HTTPS key
+// server trusted through it, and options for a receiver that allows that key server. Test
+// fixtures derive from ::testing::Test and this.
+struct receiver_env {
+    temp_dir dir;
+    test_cert cert = make_cert(dir);
+    fake_key_server keys{cert};
+    std::string db = dir.file("var/cwhook.db");
+
+    app_options options(std::function<void(callback::app_settings&)> tweak = {}) const
+    {
+        app_options o;
+        o.db = db;
+        o.allowed_key_hosts = {keys.host_entry()};
+        o.ca_file = cert.cert;
+        o.tweak = std::move(tweak);
+        return o;
+    }
+};
+
 class running_app {
 public:
     explicit running_app(const app_options& o);
