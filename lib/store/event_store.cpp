@@ -768,6 +768,12 @@ boost::system::result<std::unique_ptr<event_store>, std::string> event_store::op
     if (auto r = conn.exec("PRAGMA foreign_keys = ON"); !r) {
         return fail(r.error().message);
     }
+    {
+        const auto pragma = fmt::format("PRAGMA cache_size = -{}", static_cast<std::uint64_t>(s.cache_mib) * 1024);
+        if (auto r = conn.exec(pragma.c_str()); !r) {
+            return fail(r.error().message);
+        }
+    }
     if (s.max_page_count > 0) {
         const auto pragma = fmt::format("PRAGMA max_page_count = {}", s.max_page_count);
         if (auto r = conn.exec(pragma.c_str()); !r) {

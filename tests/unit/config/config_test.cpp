@@ -126,6 +126,7 @@ void expect_same(const settings& a, const settings& b)
     EXPECT_EQ(ast.queue_limit, bst.queue_limit);
     EXPECT_EQ(ast.max_batch, bst.max_batch);
     EXPECT_EQ(ast.max_rejections, bst.max_rejections);
+    EXPECT_EQ(ast.cache_mib, bst.cache_mib);
     EXPECT_EQ(ast.max_page_count, bst.max_page_count);
     EXPECT_EQ(ast.retention.count(), bst.retention.count());
     EXPECT_EQ(ast.retention_batch, bst.retention_batch);
@@ -575,6 +576,7 @@ pending_max_age = "2w"
 path = ":memory:"
 synchronous = "normal"
 max_rejections = 3
+cache_mib = 64
 [manage]
 site = "https://manage.example.com:8443"
 company_id = "acme"
@@ -616,7 +618,7 @@ TEST(Config, RenderListsEveryKey)
         "verify.ca_file", "verify.max_pending", "verify.pending_retry_min", "verify.pending_retry_max",
         "verify.pending_max_age",
         "storage.path", "storage.synchronous", "storage.busy_timeout", "storage.queue_limit", "storage.max_batch",
-        "storage.max_rejections", "storage.retention", "storage.retention_batch", "storage.retention_interval",
+        "storage.cache_mib", "storage.max_rejections", "storage.retention", "storage.retention_batch", "storage.retention_interval",
         "admin.listen", "admin.token",
         "manage.site", "manage.company_id", "manage.public_key", "manage.private_key", "manage.client_id",
         "manage.api_version", "manage.api_host", "manage.codebase", "manage.ca_file", "manage.timeout",
