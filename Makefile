@@ -41,11 +41,12 @@ test-asan: deps
 	cmake --build --preset asan -j $(JOBS)
 	ctest --preset asan -j $(JOBS) --timeout 600
 
-# The concurrency-heavy tests (store, server, integration) under ThreadSanitizer.
+# The whole suite under ThreadSanitizer (halt_on_error: a race fails its test; daemons started
+# by the tests are the instrumented build too). About a minute once built.
 test-tsan: deps
 	cmake --preset tsan
 	cmake --build --preset tsan -j $(JOBS)
-	ctest --preset tsan -j $(JOBS) --timeout 600 -R "EventStore|GroupCommit|Ingest|Process|Fault|Server"
+	ctest --preset tsan -j $(JOBS) --timeout 600
 
 # Each libFuzzer target of tests/fuzz/ for FUZZ_SECONDS (clang, ASan+UBSan, build-fuzz/).
 fuzz:
