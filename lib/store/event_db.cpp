@@ -292,6 +292,10 @@ db_result<std::unique_ptr<event_db>> event_db::open(const std::string& path, db_
         if (auto r = p->db.exec("PRAGMA foreign_keys = ON"); !r) {
             return fail(path, r.error());
         }
+        // Import inserts like the daemon's writer: its statement journal stays in memory.
+        if (auto r = p->db.exec("PRAGMA temp_store = MEMORY"); !r) {
+            return fail(path, r.error());
+        }
         if (auto r = detail::migrate(p->db); !r) {
             return failure{fmt::format("{}: {}", path, r.error())};
         }
