@@ -86,7 +86,7 @@ int run_healthcheck(const common_options& common, const healthcheck_options& o)
     req.target = u->encoded_path().empty() ? "/healthz" : std::string(u->encoded_target());
     client::options opt;
     opt.timeout = std::chrono::duration_cast<std::chrono::milliseconds>(*timeout);
-    opt.max_response_bytes = 64 * 1024;
+    opt.max_response_bytes = std::size_t{64} * 1024;
     opt.allow_private = true;  // the daemon is local
 
     auto tls = crypto::make_client_context(o.ca_file);

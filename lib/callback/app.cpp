@@ -67,8 +67,8 @@ struct app::impl {
     bool finished = false;
     bool clean = true;
 
-    impl(app_settings s, unsigned concurrency, key_url_policy p)
-        : cfg(std::move(s)), ioc(static_cast<int>(concurrency)), policy(std::move(p))
+    impl(app_settings s, unsigned concurrency, const key_url_policy& p)
+        : cfg(std::move(s)), ioc(static_cast<int>(concurrency)), policy(p)
     {
     }
 };

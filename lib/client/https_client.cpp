@@ -522,9 +522,7 @@ net::awaitable<attempt_result> attempt(const net::any_io_executor& ex, const std
     }
     if (r.r && reusable) {
         pool->give(key, std::move(conn));
-        co_return r;
-    }
-    if (conn->secure && r.r) {
+    } else if (conn->secure && r.r) {
         // The answer is complete; a short, bounded close_notify is courtesy.
         lowest.expires_after(milliseconds(200));
         co_await conn->secure->async_shutdown(use_tuple);

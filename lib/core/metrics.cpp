@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 namespace cwhook::metrics {
@@ -22,7 +23,7 @@ void histogram::observe(double v) noexcept
     buckets_[static_cast<std::size_t>(it - bounds_.begin())].fetch_add(1, std::memory_order_relaxed);
     count_.fetch_add(1, std::memory_order_relaxed);
     if (v > 0) {
-        sum_nano_.fetch_add(static_cast<std::uint64_t>(v * 1e9 + 0.5), std::memory_order_relaxed);
+        sum_nano_.fetch_add(static_cast<std::uint64_t>(std::llround(v * 1e9)), std::memory_order_relaxed);
     }
 }
 

@@ -97,7 +97,7 @@ result<std::int64_t> parse_rfc3339(std::string_view t)
         !digits(t, 17, 2, s) || h > 23 || mi > 59 || s > 60) {
         return errc::invalid_argument;
     }
-    us += (static_cast<std::int64_t>(h) * 3600 + mi * 60 + s) * us_per_second;
+    us += (static_cast<std::int64_t>(h) * 3600 + static_cast<std::int64_t>(mi) * 60 + s) * us_per_second;
     std::size_t pos = 19;
     if (pos < t.size() && t[pos] == '.') {
         ++pos;
@@ -124,7 +124,7 @@ result<std::int64_t> parse_rfc3339(std::string_view t)
         !digits(zone, 4, 2, om) || oh > 23 || om > 59) {
         return errc::invalid_argument;
     }
-    const std::int64_t offset = (static_cast<std::int64_t>(oh) * 3600 + om * 60) * us_per_second;
+    const std::int64_t offset = (static_cast<std::int64_t>(oh) * 3600 + static_cast<std::int64_t>(om) * 60) * us_per_second;
     return zone[0] == '+' ? us - offset : us + offset;
 }
 

@@ -155,6 +155,7 @@ net::awaitable<void> replay_one(replay_state& state, std::int64_t id)
     if (st->hooks.progress) {
         st->hooks.progress(st->summary);
     }
+    co_return;
 }
 
 net::awaitable<void> worker(std::shared_ptr<replay_state> st)
@@ -183,11 +184,12 @@ net::awaitable<void> worker(std::shared_ptr<replay_state> st)
     if (st->stop && st->next < st->ids.size()) {
         st->summary.stopped = true;
     }
+    co_return;
 }
 
 } // namespace
 
-void start_replay(net::any_io_executor strand, client::https_client& client, std::vector<std::int64_t> ids,
+void start_replay(const net::any_io_executor& strand, client::https_client& client, std::vector<std::int64_t> ids,
                   replay_options options, replay_hooks hooks)
 {
     auto st = std::make_shared<replay_state>(strand, client);

@@ -61,7 +61,7 @@ boost::system::result<client::request, std::string> replay_request_for(const rep
 
 // Starts replaying `ids` in order on `strand` (must be a strand or a one-thread executor).
 // client must outlive the replay; progress(done) is the last call.
-void start_replay(boost::asio::any_io_executor strand, client::https_client& client, std::vector<std::int64_t> ids,
+void start_replay(const boost::asio::any_io_executor& strand, client::https_client& client, std::vector<std::int64_t> ids,
                   replay_options options, replay_hooks hooks);
 
 // "sent 10, 2xx 8, non-2xx 2 (500 x1, 404 x1), failed 0"

@@ -110,7 +110,7 @@ private:
             return;
         }
         out_.push_back('\n');
-        out_.append(static_cast<std::size_t>(indent_ * depth_), ' ');
+        out_.append(static_cast<std::size_t>(indent_) * static_cast<std::size_t>(depth_), ' ');
     }
 
     std::string& out_;
