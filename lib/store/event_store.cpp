@@ -171,18 +171,26 @@ CREATE INDEX replays_event ON replays (event_id, at_us);
 
 static_assert(static_cast<std::int64_t>(std::size(migrations)) == detail::schema_version);
 
-// A redelivery may be committed after a later one (two sessions, two batches), hence max().
+// A new delivery is one INSERT that never aborts (OR IGNORE): a statement that may abort
+// half-way through its ten b-trees needs a statement journal, a copy of every page it touches
+// (ten per row). A row it ignored is a redelivery (or, never from cwhook, a broken constraint),
+// which bump_duplicate_sql then counts.
 constexpr std::string_view insert_event_sql = R"sql(
-INSERT INTO events (
+INSERT OR IGNORE INTO events (
     received_at_us, last_delivery_at_us, status, verify_reason, dedupe_key, body_sha256, body,
     method, path, query, client_addr, headers, content_type, signature, message_id, type,
     action, entity_id, company_id, member_id, from_url, product_instance_id, partner_id,
     callback_id, key_url, next_verify_at_us)
 VALUES (?1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
         ?19, ?20, ?21, ?22, ?23, ?24, ?25)
-ON CONFLICT (dedupe_key) DO UPDATE SET
+)sql";
+
+// A redelivery may be committed after a later one (two sessions, two batches), hence max().
+constexpr std::string_view bump_duplicate_sql = R"sql(
+UPDATE events SET
     deliveries = deliveries + 1,
-    last_delivery_at_us = max(last_delivery_at_us, excluded.received_at_us)
+    last_delivery_at_us = max(last_delivery_at_us, ?2)
+WHERE dedupe_key = ?1
 RETURNING id, deliveries, status
 )sql";
 
@@ -336,6 +344,7 @@ struct event_store::impl {
     // Declared before the statements so that they are finalized first.
     sqlite::database db_;
     sqlite::statement insert_event_;
+    sqlite::statement bump_duplicate_;
     sqlite::statement insert_rejection_;
     sqlite::statement prune_rejections_;
     sqlite::statement update_status_;
@@ -525,16 +534,32 @@ int event_store::impl::execute(event_job& j)
     s.bind_int64_or_null(23, e.callback_id);
     s.bind_text(24, e.key_url);
     s.bind_int64(25, e.next_verify_at_us);
-    const int rc = s.step();
-    if (rc != SQLITE_ROW) {
-        // DO UPDATE always yields the row, so DONE cannot happen.
-        CWHOOK_CHECK(rc != SQLITE_DONE);
+    if (const int rc = s.step(); rc != SQLITE_DONE) {
         return rc;
     }
-    j.outcome.id = s.column_int64(0);
-    j.outcome.deliveries = s.column_int64(1);
-    j.outcome.duplicate = j.outcome.deliveries > 1;
-    j.outcome.status = parse_event_status(s.column_text(2)).value_or(event_status::unverified);
+    if (sqlite3_changes64(db_.handle()) == 1) {
+        j.outcome.id = sqlite3_last_insert_rowid(db_.handle());
+        j.outcome.deliveries = 1;
+        j.outcome.duplicate = false;
+        j.outcome.status = e.status;
+        return SQLITE_OK;
+    }
+    sqlite::statement& b = bump_duplicate_;
+    sqlite::reset_guard bump_guard(b);
+    b.bind_text(1, e.dedupe_key);
+    b.bind_int64(2, e.received_at_us);
+    const int rc = b.step();
+    if (rc == SQLITE_DONE) {
+        // Ignored, yet no row holds its dedupe key: it broke another constraint.
+        return SQLITE_CONSTRAINT;
+    }
+    if (rc != SQLITE_ROW) {
+        return rc;
+    }
+    j.outcome.id = b.column_int64(0);
+    j.outcome.deliveries = b.column_int64(1);
+    j.outcome.duplicate = true;
+    j.outcome.status = parse_event_status(b.column_text(2)).value_or(event_status::unverified);
     return SQLITE_OK;
 }
 
@@ -675,6 +700,7 @@ void event_store::impl::note_success()
 void event_store::impl::close()
 {
     insert_event_ = {};
+    bump_duplicate_ = {};
     insert_rejection_ = {};
     prune_rejections_ = {};
     update_status_ = {};
@@ -793,7 +819,8 @@ boost::system::result<std::unique_ptr<event_store>, std::string> event_store::op
     }
 
     const std::pair<sqlite::statement*, std::string_view> statements[] = {
-        {&p->insert_event_, insert_event_sql},         {&p->insert_rejection_, insert_rejection_sql},
+        {&p->insert_event_, insert_event_sql},         {&p->bump_duplicate_, bump_duplicate_sql},
+        {&p->insert_rejection_, insert_rejection_sql},
         {&p->prune_rejections_, prune_rejections_sql}, {&p->update_status_, update_status_sql},
         {&p->load_due_pending_, load_due_pending_sql}, {&p->prune_events_, prune_events_sql},
     };
