@@ -1,5 +1,7 @@
 #include "callback/key_url.hpp"
 
+#include "core/json_string.hpp"
+
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
 
@@ -70,7 +72,13 @@ boost::system::result<key_url_policy, std::string> key_url_policy::make(const st
         std::string_view s = raw;
         std::string host;
         std::uint16_t port = 443;
-        const auto bad = [&] { return "\"" + raw + "\": expected host or host:port"; };
+        // Quoted with escapes: the entry comes from a config file or the environment and the
+        // message must stay one line whatever it holds.
+        const auto bad = [&] {
+            std::string m;
+            append_json_string(m, raw);
+            return m + ": expected host or host:port";
+        };
         if (s.starts_with('[')) {
             const auto end = s.find(']');
             if (end == std::string_view::npos) {

@@ -292,7 +292,8 @@ db_result<std::unique_ptr<event_db>> event_db::open(const std::string& path, db_
         if (auto r = p->db.exec("PRAGMA foreign_keys = ON"); !r) {
             return fail(path, r.error());
         }
-        // Import inserts like the daemon's writer: its statement journal stays in memory.
+        // Import's inserts touch the same ten B-trees as the daemon's writer: a statement
+        // journal SQLite keeps for them stays in memory, not in a temporary file.
         if (auto r = p->db.exec("PRAGMA temp_store = MEMORY"); !r) {
             return fail(path, r.error());
         }

@@ -494,6 +494,9 @@ TEST(Config, AllowedKeyHostsRefusedByPolicy)
     // The reason is the key_url policy's own.
     EXPECT_EQ(file_error("[verify]\nallowed_key_hosts = [\"host:notaport\"]\n"),
               R"(verify.allowed_key_hosts: "host:notaport": expected host or host:port)");
+    // Found by fuzzing: an entry holding a newline made the message two lines.
+    EXPECT_EQ(file_error("[verify]\nallowed_key_hosts = [\"max2h\\ndshake\"]\n"),
+              R"(verify.allowed_key_hosts: "max2h\ndshake": expected host or host:port)");
 }
 
 TEST(Config, AllowedKeyHostsAccepted)
