@@ -7,7 +7,7 @@
 # 1. fills a database with N (1,000,000) realistic events over 90 days (bench/events_fill.py);
 # 2. times the first page (50 rows) of `cwhook events list` with each filter, as an operator
 #    runs it (process start included), best of 3; target under 50 ms each;
-# 3. `cwhook events export` of everything to /dev/null: events/s, MB/s, peak RSS (target:
+# 3. `cwhook events export` of everything to a file (for its size): events/s, MB/s, peak RSS (target:
 #    bounded, under 64 MiB);
 # 4. ingest rate (wrk, 64 connections, verify.mode=off so no key server is involved) into an
 #    empty database and into the full one; target: full within 20% of empty.
