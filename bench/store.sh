@@ -5,13 +5,20 @@
 #
 #   bench/store.sh
 #
+# Each batch size runs three schemas, so the table shows where a row's cost comes from:
+#   cwhook   the real store: events table, dedupe key, 9 secondary indexes, writer thread;
+#   noindex  the same with the 9 secondary indexes dropped;
+#   bare     no cwhook code: the body alone into (id INTEGER PRIMARY KEY, body BLOB), same
+#            pragmas, one thread. The least any receiver that keeps payloads in SQLite pays.
+#
 # Environment: ROWS (50000), BATCHES ("1 8 35 128 512"), SYNC_MODES ("full normal"),
-# BENCH_TMPDIR (/tmp; the database lives there: use a real disk).
+# SCHEMAS ("cwhook noindex bare"), BENCH_TMPDIR (/tmp; the database lives there: use a real disk).
 set -euo pipefail
 
 ROWS=${ROWS:-50000}
 BATCHES=${BATCHES:-"1 8 35 128 512"}
 SYNC_MODES=${SYNC_MODES:-"full normal"}
+SCHEMAS=${SCHEMAS:-"cwhook noindex bare"}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
@@ -30,16 +37,18 @@ rm -f "$BUILD_LOG"
 WORK=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/cwhook-store.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 
-echo "cwhook store: $ROWS rows per run (~2.3 KB each, 9 indexes + dedupe), fresh database, pinned to CPU 0"
-printf '| sync | batch | committed batch | rows/s | CPU us/row |\n|---|---|---|---|---|\n'
+echo "cwhook store: $ROWS rows per run (~2.3 KB each; bare: the ~1.6 KB body alone), fresh database, pinned to CPU 0"
+printf '| sync | batch | schema | committed batch | rows/s | CPU us/row |\n|---|---|---|---|---|---|\n'
 for sync in $SYNC_MODES; do
   for batch in $BATCHES; do
-    rm -f "$WORK"/db*
-    line=$(taskset -c 0 build-bench/cwhook-store-bench "$WORK/db" "$ROWS" "$batch" "$sync")
-    python3 - "$line" <<'PY'
+    for schema in $SCHEMAS; do
+      rm -f "$WORK"/db*
+      line=$(taskset -c 0 build-bench/cwhook-store-bench "$WORK/db" "$ROWS" "$batch" "$sync" "$schema")
+      python3 - "$line" <<'PY'
 import sys
 f = dict(kv.split("=", 1) for kv in sys.argv[1].split()[1:])
-print(f"| {f['sync']} | {f['batch']} | {float(f['committed_batch']):.1f} | {float(f['rows_per_s']):,.0f} | {float(f['cpu_us_per_row']):.1f} |")
+print(f"| {f['sync']} | {f['batch']} | {f['schema']} | {float(f['committed_batch']):.1f} | {float(f['rows_per_s']):,.0f} | {float(f['cpu_us_per_row']):.1f} |")
 PY
+    done
   done
 done

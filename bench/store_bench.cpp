@@ -3,17 +3,25 @@
 // headers, every indexed column filled, a distinct dedupe key per row). This is the ceiling
 // of ingest on one core: the HTTP side needs CPU time on top of it.
 //
-//   cwhook-store-bench DB ROWS BATCH [full|normal]
+//   cwhook-store-bench DB ROWS BATCH [full|normal] [cwhook|noindex|bare]
 //
 // Submits ROWS events in waves of BATCH (each wave is one transaction: the writer takes the
 // whole queue) and waits for each wave's completions before the next, so the batch size is
 // exact. Prints one line "STORE key=value ...". Give DB as a path that does not exist yet:
 // rows added to an existing database are measured against its size (bench/store.sh does so).
+//
+// The last argument picks what is measured:
+//   cwhook   the real store (default): the events table, its dedupe key and 9 indexes;
+//   noindex  the real store with the 9 secondary indexes dropped (row, dedupe key, writer);
+//   bare     no cwhook code at all: this thread inserts each body alone into a one-column
+//            table (id INTEGER PRIMARY KEY, body BLOB) with the writer's pragmas, BATCH rows
+//            per transaction. The least any receiver that keeps the payload in SQLite does.
 #include "crypto/digest.hpp"
 #include "store/event_store.hpp"
 
 #include <fmt/format.h>
 
+#include <sqlite3.h>
 #include <sys/resource.h>
 
 #include <atomic>
@@ -89,12 +97,89 @@ store::event_record make_event(std::mt19937_64& rng, std::int64_t n)
     return ev;
 }
 
+// The secondary indexes of the events table, all but the dedupe key's.
+constexpr const char* secondary_indexes[] = {
+    "events_received_at", "events_type_action", "events_entity", "events_company", "events_status",
+    "events_callback",    "events_due_pending", "events_type",   "events_action",
+};
+
+bool exec(sqlite3* db, const std::string& sql)
+{
+    char* err = nullptr;
+    if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &err) != SQLITE_OK) {
+        std::fprintf(stderr, "%s: %s\n", sql.c_str(), err != nullptr ? err : sqlite3_errmsg(db));
+        sqlite3_free(err);
+        return false;
+    }
+    return true;
+}
+
+// The real store's schema without its secondary indexes, through a second connection.
+bool drop_secondary_indexes(const std::string& path)
+{
+    sqlite3* db = nullptr;
+    bool ok = sqlite3_open(path.c_str(), &db) == SQLITE_OK;
+    if (!ok) {
+        std::fprintf(stderr, "cannot open %s\n", path.c_str());
+    }
+    for (const char* index : secondary_indexes) {
+        ok = ok && exec(db, fmt::format("DROP INDEX {}", index));
+    }
+    sqlite3_close(db);
+    return ok;
+}
+
+struct bare_result {
+    double seconds = 0;
+    double cpu = 0;
+    bool ok = false;
+};
+
+// One thread, one connection, one two-column table: the floor under any store.
+bare_result run_bare(const std::string& path, const std::vector<store::event_record>& events, std::int64_t batch,
+                     bool full, int cache_mib)
+{
+    bare_result out;
+    sqlite3* db = nullptr;
+    if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) {
+        std::fprintf(stderr, "cannot open %s\n", path.c_str());
+        sqlite3_close(db);
+        return out;
+    }
+    bool ok = exec(db, "PRAGMA journal_mode = WAL") &&
+              exec(db, full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL") &&
+              exec(db, "PRAGMA temp_store = MEMORY") &&
+              exec(db, fmt::format("PRAGMA cache_size = -{}", cache_mib * 1024)) &&
+              exec(db, "CREATE TABLE bodies (id INTEGER PRIMARY KEY, body BLOB NOT NULL)");
+    sqlite3_stmt* insert = nullptr;
+    ok = ok && sqlite3_prepare_v2(db, "INSERT INTO bodies (body) VALUES (?1)", -1, &insert, nullptr) == SQLITE_OK;
+    const double cpu0 = cpu_seconds();
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto rows = static_cast<std::int64_t>(events.size());
+    for (std::int64_t first = 0; ok && first < rows; first += batch) {
+        ok = exec(db, "BEGIN");
+        for (std::int64_t i = first; ok && i < std::min(first + batch, rows); ++i) {
+            const auto& body = events[static_cast<std::size_t>(i)].body;
+            sqlite3_bind_blob(insert, 1, body.data(), static_cast<int>(body.size()), SQLITE_STATIC);
+            ok = sqlite3_step(insert) == SQLITE_DONE;
+            sqlite3_reset(insert);
+        }
+        ok = ok && exec(db, "COMMIT");
+    }
+    out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    out.cpu = cpu_seconds() - cpu0;
+    out.ok = ok;
+    sqlite3_finalize(insert);
+    sqlite3_close(db);
+    return out;
+}
+
 } // namespace
 
 int main(int argc, char** argv)
 {
     if (argc < 4) {
-        std::fprintf(stderr, "usage: %s DB ROWS BATCH [full|normal]\n", argv[0]);
+        std::fprintf(stderr, "usage: %s DB ROWS BATCH [full|normal] [cwhook|noindex|bare]\n", argv[0]);
         return 2;
     }
     store::settings s;
@@ -107,6 +192,32 @@ int main(int argc, char** argv)
     }
     s.synchronous = argc > 4 && std::string(argv[4]) == "normal" ? store::synchronous_mode::normal
                                                                   : store::synchronous_mode::full;
+    const std::string schema = argc > 5 ? argv[5] : "cwhook";
+    if (schema != "cwhook" && schema != "noindex" && schema != "bare") {
+        std::fprintf(stderr, "schema \"%s\": expected cwhook, noindex or bare\n", schema.c_str());
+        return 2;
+    }
+    const char* sync_name = s.synchronous == store::synchronous_mode::full ? "full" : "normal";
+
+    // Rows are made before the clock starts: only the store is measured.
+    std::mt19937_64 rng(42);
+    std::vector<store::event_record> events;
+    events.reserve(static_cast<std::size_t>(rows));
+    for (std::int64_t i = 0; i < rows; ++i) {
+        events.push_back(make_event(rng, i));
+    }
+
+    if (schema == "bare") {
+        const auto r = run_bare(s.path, events, batch, s.synchronous == store::synchronous_mode::full,
+                                static_cast<int>(s.cache_mib));
+        std::printf("STORE schema=bare rows=%lld batch=%lld committed_batch=%lld sync=%s seconds=%.3f "
+                    "rows_per_s=%.0f cpu_us_per_row=%.1f failed=%d\n",
+                    static_cast<long long>(rows), static_cast<long long>(batch),
+                    static_cast<long long>(std::min(batch, rows)), sync_name, r.seconds,
+                    static_cast<double>(rows) / r.seconds, r.cpu / static_cast<double>(rows) * 1e6, r.ok ? 0 : 1);
+        return r.ok ? 0 : 1;
+    }
+
     s.max_batch = static_cast<std::size_t>(batch);
     s.queue_limit = static_cast<std::size_t>(batch) + 1;
     std::atomic<std::int64_t> commits{0};
@@ -119,13 +230,8 @@ int main(int argc, char** argv)
         std::fprintf(stderr, "%s\n", st.error().c_str());
         return 1;
     }
-
-    // Rows are made before the clock starts: only the store is measured.
-    std::mt19937_64 rng(42);
-    std::vector<store::event_record> events;
-    events.reserve(static_cast<std::size_t>(rows));
-    for (std::int64_t i = 0; i < rows; ++i) {
-        events.push_back(make_event(rng, i));
+    if (schema == "noindex" && !drop_secondary_indexes(s.path)) {
+        return 1;
     }
 
     std::mutex m;
@@ -163,11 +269,11 @@ int main(int argc, char** argv)
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double cpu = cpu_seconds() - cpu0;
     (*st)->stop();
-    std::printf("STORE rows=%lld batch=%lld committed_batch=%.1f sync=%s seconds=%.3f rows_per_s=%.0f "
+    std::printf("STORE schema=%s rows=%lld batch=%lld committed_batch=%.1f sync=%s seconds=%.3f rows_per_s=%.0f "
                 "cpu_us_per_row=%.1f failed=%lld\n",
-                static_cast<long long>(rows), static_cast<long long>(batch),
+                schema.c_str(), static_cast<long long>(rows), static_cast<long long>(batch),
                 static_cast<double>(committed_jobs.load()) / static_cast<double>(std::max<std::int64_t>(commits.load(), 1)),
-                s.synchronous == store::synchronous_mode::full ? "full" : "normal", secs,
+                sync_name, secs,
                 static_cast<double>(rows) / secs, cpu / static_cast<double>(rows) * 1e6,
                 static_cast<long long>(failed));
     return failed == 0 ? 0 : 1;
