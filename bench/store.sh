@@ -5,20 +5,22 @@
 #
 #   bench/store.sh
 #
-# Each batch size runs three schemas, so the table shows where a row's cost comes from:
+# Each batch size runs four schemas, so the table shows where a row's cost comes from:
 #   cwhook   the real store: events table, dedupe key, 9 secondary indexes, writer thread;
 #   noindex  the same with the 9 secondary indexes dropped;
-#   bare     no cwhook code: the body alone into (id INTEGER PRIMARY KEY, body BLOB), same
-#            pragmas, one thread. The least any receiver that keeps payloads in SQLite pays.
+#   dedupe   no cwhook code: the body and its dedupe key (UNIQUE) alone, same pragmas, one
+#            thread. The least a receiver that recognises redeliveries pays;
+#   bare     the same without the dedupe key: the body alone. The least any receiver that
+#            keeps payloads in SQLite pays.
 #
-# Environment: ROWS (50000), BATCHES ("1 8 35 128 512"), SYNC_MODES ("full normal"),
-# SCHEMAS ("cwhook noindex bare"), BENCH_TMPDIR (/tmp; the database lives there: use a real disk).
+# Environment: ROWS (50000), BATCHES ("1 8 35 64 128 512"), SYNC_MODES ("full normal"),
+# SCHEMAS ("cwhook noindex dedupe bare"), BENCH_TMPDIR (/tmp; the database lives there: use a real disk).
 set -euo pipefail
 
 ROWS=${ROWS:-50000}
-BATCHES=${BATCHES:-"1 8 35 128 512"}
+BATCHES=${BATCHES:-"1 8 35 64 128 512"}
 SYNC_MODES=${SYNC_MODES:-"full normal"}
-SCHEMAS=${SCHEMAS:-"cwhook noindex bare"}
+SCHEMAS=${SCHEMAS:-"cwhook noindex dedupe bare"}
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
@@ -37,7 +39,7 @@ rm -f "$BUILD_LOG"
 WORK=$(mktemp -d "${BENCH_TMPDIR:-/tmp}/cwhook-store.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 
-echo "cwhook store: $ROWS rows per run (~2.3 KB each; bare: the ~1.6 KB body alone), fresh database, pinned to CPU 0"
+echo "cwhook store: $ROWS rows per run (~2.3 KB each; dedupe and bare: the ~1.6 KB body, with and without its dedupe key), fresh database, pinned to CPU 0"
 printf '| sync | batch | schema | committed batch | rows/s | CPU us/row |\n|---|---|---|---|---|---|\n'
 for sync in $SYNC_MODES; do
   for batch in $BATCHES; do

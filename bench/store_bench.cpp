@@ -3,7 +3,7 @@
 // headers, every indexed column filled, a distinct dedupe key per row). This is the ceiling
 // of ingest on one core: the HTTP side needs CPU time on top of it.
 //
-//   cwhook-store-bench DB ROWS BATCH [full|normal] [cwhook|noindex|bare]
+//   cwhook-store-bench DB ROWS BATCH [full|normal] [cwhook|noindex|dedupe|bare]
 //
 // Submits ROWS events in waves of BATCH (each wave is one transaction: the writer takes the
 // whole queue) and waits for each wave's completions before the next, so the batch size is
@@ -13,9 +13,12 @@
 // The last argument picks what is measured:
 //   cwhook   the real store (default): the events table, its dedupe key and 9 indexes;
 //   noindex  the real store with the 9 secondary indexes dropped (row, dedupe key, writer);
-//   bare     no cwhook code at all: this thread inserts each body alone into a one-column
-//            table (id INTEGER PRIMARY KEY, body BLOB) with the writer's pragmas, BATCH rows
-//            per transaction. The least any receiver that keeps the payload in SQLite does.
+//   dedupe   no cwhook code: this thread inserts each body and its dedupe key into
+//            (id INTEGER PRIMARY KEY, dedupe_key TEXT UNIQUE, body BLOB) with the writer's
+//            pragmas, BATCH rows per transaction (INSERT OR IGNORE). The least a receiver
+//            that recognises redeliveries does.
+//   bare     the same without the dedupe key: (id INTEGER PRIMARY KEY, body BLOB). The least
+//            any receiver that keeps the payload in SQLite does.
 #include "crypto/digest.hpp"
 #include "store/event_store.hpp"
 
@@ -135,9 +138,9 @@ struct bare_result {
     bool ok = false;
 };
 
-// One thread, one connection, one two-column table: the floor under any store.
+// One thread, one connection, one small table: the floor under any store.
 bare_result run_bare(const std::string& path, const std::vector<store::event_record>& events, std::int64_t batch,
-                     bool full, int cache_mib)
+                     bool full, int cache_mib, bool with_dedupe_key)
 {
     bare_result out;
     sqlite3* db = nullptr;
@@ -150,17 +153,24 @@ bare_result run_bare(const std::string& path, const std::vector<store::event_rec
               exec(db, full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL") &&
               exec(db, "PRAGMA temp_store = MEMORY") &&
               exec(db, fmt::format("PRAGMA cache_size = -{}", cache_mib * 1024)) &&
-              exec(db, "CREATE TABLE bodies (id INTEGER PRIMARY KEY, body BLOB NOT NULL)");
+              exec(db, with_dedupe_key
+                           ? "CREATE TABLE bodies (id INTEGER PRIMARY KEY, dedupe_key TEXT NOT NULL UNIQUE, body BLOB NOT NULL)"
+                           : "CREATE TABLE bodies (id INTEGER PRIMARY KEY, body BLOB NOT NULL)");
     sqlite3_stmt* insert = nullptr;
-    ok = ok && sqlite3_prepare_v2(db, "INSERT INTO bodies (body) VALUES (?1)", -1, &insert, nullptr) == SQLITE_OK;
+    const char* sql = with_dedupe_key ? "INSERT OR IGNORE INTO bodies (body, dedupe_key) VALUES (?1, ?2)"
+                                      : "INSERT INTO bodies (body) VALUES (?1)";
+    ok = ok && sqlite3_prepare_v2(db, sql, -1, &insert, nullptr) == SQLITE_OK;
     const double cpu0 = cpu_seconds();
     const auto t0 = std::chrono::steady_clock::now();
     const auto rows = static_cast<std::int64_t>(events.size());
     for (std::int64_t first = 0; ok && first < rows; first += batch) {
         ok = exec(db, "BEGIN");
         for (std::int64_t i = first; ok && i < std::min(first + batch, rows); ++i) {
-            const auto& body = events[static_cast<std::size_t>(i)].body;
-            sqlite3_bind_blob(insert, 1, body.data(), static_cast<int>(body.size()), SQLITE_STATIC);
+            const auto& ev = events[static_cast<std::size_t>(i)];
+            sqlite3_bind_blob(insert, 1, ev.body.data(), static_cast<int>(ev.body.size()), SQLITE_STATIC);
+            if (with_dedupe_key) {
+                sqlite3_bind_text(insert, 2, ev.dedupe_key.data(), static_cast<int>(ev.dedupe_key.size()), SQLITE_STATIC);
+            }
             ok = sqlite3_step(insert) == SQLITE_DONE;
             sqlite3_reset(insert);
         }
@@ -179,7 +189,7 @@ bare_result run_bare(const std::string& path, const std::vector<store::event_rec
 int main(int argc, char** argv)
 {
     if (argc < 4) {
-        std::fprintf(stderr, "usage: %s DB ROWS BATCH [full|normal] [cwhook|noindex|bare]\n", argv[0]);
+        std::fprintf(stderr, "usage: %s DB ROWS BATCH [full|normal] [cwhook|noindex|dedupe|bare]\n", argv[0]);
         return 2;
     }
     store::settings s;
@@ -193,8 +203,8 @@ int main(int argc, char** argv)
     s.synchronous = argc > 4 && std::string(argv[4]) == "normal" ? store::synchronous_mode::normal
                                                                   : store::synchronous_mode::full;
     const std::string schema = argc > 5 ? argv[5] : "cwhook";
-    if (schema != "cwhook" && schema != "noindex" && schema != "bare") {
-        std::fprintf(stderr, "schema \"%s\": expected cwhook, noindex or bare\n", schema.c_str());
+    if (schema != "cwhook" && schema != "noindex" && schema != "dedupe" && schema != "bare") {
+        std::fprintf(stderr, "schema \"%s\": expected cwhook, noindex, dedupe or bare\n", schema.c_str());
         return 2;
     }
     const char* sync_name = s.synchronous == store::synchronous_mode::full ? "full" : "normal";
@@ -207,12 +217,12 @@ int main(int argc, char** argv)
         events.push_back(make_event(rng, i));
     }
 
-    if (schema == "bare") {
+    if (schema == "bare" || schema == "dedupe") {
         const auto r = run_bare(s.path, events, batch, s.synchronous == store::synchronous_mode::full,
-                                static_cast<int>(s.cache_mib));
-        std::printf("STORE schema=bare rows=%lld batch=%lld committed_batch=%lld sync=%s seconds=%.3f "
+                                static_cast<int>(s.cache_mib), schema == "dedupe");
+        std::printf("STORE schema=%s rows=%lld batch=%lld committed_batch=%lld sync=%s seconds=%.3f "
                     "rows_per_s=%.0f cpu_us_per_row=%.1f failed=%d\n",
-                    static_cast<long long>(rows), static_cast<long long>(batch),
+                    schema.c_str(), static_cast<long long>(rows), static_cast<long long>(batch),
                     static_cast<long long>(std::min(batch, rows)), sync_name, r.seconds,
                     static_cast<double>(rows) / r.seconds, r.cpu / static_cast<double>(rows) * 1e6, r.ok ? 0 : 1);
         return r.ok ? 0 : 1;
