@@ -2,8 +2,9 @@
 --
 --   wrk ... -s bench/ingest.lua http://127.0.0.1:PORT/callbacks -- KEY_URL SIGNING_KEY TAG
 --
--- Every request is a distinct compact Manage callback of about 1.5 KB (a ticket record in
--- Entity, a unique MessageId "<TAG>-<thread>-4000-8000-<counter>") signed as Manage signs:
+-- Every request is a distinct compact Manage callback of about 1.5 KB (an update of a ticket
+-- picked at random among 50,000, a unique MessageId "<random>-<thread>-4000-8000-<TAG><counter>")
+-- signed as Manage signs:
 -- x-content-signature = base64(HMAC-SHA256(key = SHA256(signing key), msg = body)), computed
 -- per request with OpenSSL's libcrypto through the LuaJIT FFI.
 --
@@ -105,13 +106,23 @@ local parts, fixed, buf
 local keyhash, host, path_prefix, tag
 local counter = 0
 
+-- Manage's MessageIds are random GUIDs and its updates hit tickets all over the table, so the
+-- dedupe key and the entity id land at random places in their indexes, as they do in
+-- production. (Increasing values would only ever append to the right edge, which is cheaper.)
+-- The counter keeps every MessageId distinct, the TAG keeps runs apart, and "-4000-8000-"
+-- marks the benchmark's rows.
+local function message_id()
+  return string.format("%08x-%04x-4000-8000-%s%08x", math.random(0, 0xffffffff), tid or 0, tag, counter)
+end
+
 -- Results, read by done() through thread:get (numbers and strings only).
 sent, responses, stored, dup, other2xx, non2xx, statuses, first_bad = 0, 0, 0, 0, 0, 0, "", ""
 local status_count = {}
 
 function init(args)
   local key_url, signing_key = args[1], args[2]
-  tag = args[3] or "00000000"
+  tag = (args[3] or "0000"):sub(1, 4)
+  math.randomseed(os.time() + (tid or 0))
   if not key_url or not signing_key then
     error("usage: wrk ... -s ingest.lua URL -- KEY_URL SIGNING_KEY [TAG]")
   end
@@ -141,9 +152,9 @@ function request()
   if counter % 1024 == 0 then
     ts = os.date("!%Y-%m-%dT%H:%M:%SZ")
   end
-  local id = tostring(60000 + counter)
+  local id = tostring(60000 + math.random(0, 49999))
   local vals = {
-    MID = string.format("%s-%04x-4000-8000-%012x", tag, tid or 0, counter),
+    MID = message_id(),
     ID = id,
     HOURS = string.format("%.2f", (counter % 32) * 0.25),
     TS = ts,
