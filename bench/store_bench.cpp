@@ -125,6 +125,7 @@ bool drop_secondary_indexes(const std::string& path)
     if (!ok) {
         std::fprintf(stderr, "cannot open %s\n", path.c_str());
     }
+    sqlite3_busy_timeout(db, 5000);  // the writer may still hold its open-time lock
     for (const char* index : secondary_indexes) {
         ok = ok && exec(db, fmt::format("DROP INDEX {}", index));
     }
