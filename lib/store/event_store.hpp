@@ -31,8 +31,8 @@ struct settings {
     std::size_t max_rejections = 10000;           // rejected-request rows kept (oldest deleted)
     std::int64_t max_page_count = 0;              // 0 = SQLite default; tests use it to simulate a full disk
     // The writer's page cache. Inserting into a large database touches index pages all over the
-    // file; SQLite's default 2 MiB makes each of those a read (bench/events.sh: 0.7x of an empty
-    // database's ingest rate at 1M rows with 2 MiB, 0.9x with 16 MiB, no better with more).
+    // file; SQLite's default 2 MiB makes each of those a read (bench/events.sh at 1M rows: 3,942
+    // req/s with 2 MiB, 5,576 with 16 MiB, no better with 32 or 64; RESULTS-events.md).
     std::size_t cache_mib = 16;
     // Retention (run by the application through submit_prune): events older than this are
     // deleted, retention_batch rows per writer batch, every retention_interval. 0 = keep all.
