@@ -9,6 +9,7 @@
 #include "callback/detail/await.hpp"
 #include "callback/ingest.hpp"
 #include "callback/key_cache.hpp"
+#include "callback/verifier.hpp"
 #include "callback/reverifier.hpp"
 #include "callback/subscription_check.hpp"
 #include "client/https_client.hpp"
@@ -46,7 +47,7 @@ struct app::impl {
     std::unique_ptr<client::https_client> client;
     key_url_policy policy;
     std::unique_ptr<key_cache> keys;
-    pending_tracker pending;
+    status_counts counts;
     std::unique_ptr<ingest> pipeline;
     std::unique_ptr<reverifier> rever;
     std::unique_ptr<http::server> server;
@@ -72,6 +73,15 @@ struct app::impl {
     {
     }
 };
+
+std::vector<std::string> trusted_companies(const app_settings& s)
+{
+    auto out = s.verify.companies;
+    if (!s.manage.company_id.empty()) {
+        out.push_back(s.manage.company_id);
+    }
+    return out;
+}
 
 namespace {
 
@@ -101,6 +111,7 @@ net::awaitable<void> retention_loop(app::impl* p)
     const auto& cfg = p->cfg.storage;
     net::steady_timer& timer = *p->retention_timer;
     auto& pruned = p->metrics.get_counter("cwhook_events_pruned_total");
+    auto& counts = p->counts;
     const auto retention_us = std::chrono::duration_cast<std::chrono::microseconds>(cfg.retention).count();
     const auto batch = std::max<std::size_t>(cfg.retention_batch, 1);
     while (!p->stopping) {
@@ -111,15 +122,17 @@ net::awaitable<void> retention_loop(app::impl* p)
             return p->store->submit_prune(cutoff, batch, std::move(done));
         };
         for (;;) {
-            auto r = co_await detail::await_completion<result<std::int64_t>>(submit);
+            auto r = co_await detail::await_completion<result<store::prune_outcome>>(submit);
             if (!r || !*r) {
                 log::warn("retention: prune batch failed; trying again next interval",
                           {{"error", !r ? std::string("storage queue is full") : r->error().message()}});
                 break;
             }
-            total += **r;
-            pruned.inc(static_cast<std::uint64_t>(**r));
-            if (**r < static_cast<std::int64_t>(batch) || p->stopping) {
+            const auto deleted = (*r)->deleted;
+            total += deleted;
+            counts.failed.fetch_sub((*r)->failed);
+            pruned.inc(static_cast<std::uint64_t>(deleted));
+            if (deleted < static_cast<std::int64_t>(batch) || p->stopping) {
                 break;
             }
             timer.expires_after(std::chrono::milliseconds(20));
@@ -148,9 +161,9 @@ boost::system::result<std::unique_ptr<app>, std::string> app::create(app_setting
                "\" is not a loopback address: set admin.token_file (a bearer token is required off loopback)";
     }
     const unsigned threads = worker_threads(s.server.threads);
-    auto policy = key_url_policy::make(s.verify.allowed_key_hosts);
+    auto policy = key_url_policy::make(s.verify.allowed_key_hosts, trusted_companies(s));
     if (!policy) {
-        return "verify.allowed_key_hosts: " + policy.error();
+        return "verify.allowed_key_hosts/companies: " + policy.error();
     }
     auto p = std::make_unique<impl>(std::move(s), threads, std::move(*policy));
     auto& cfg = p->cfg;
@@ -182,13 +195,17 @@ boost::system::result<std::unique_ptr<app>, std::string> app::create(app_setting
         return "storage.path: " + st.error();
     }
     p->store = std::move(*st);
-    p->pending.count = p->store->pending_at_open();
+    const auto unsettled = p->store->unsettled_at_open();
+    p->counts.pending = unsettled.pending;
+    p->counts.failed = unsettled.failed;
 
     p->client = std::make_unique<client::https_client>(p->ioc.get_executor(), p->client_tls, &p->metrics);
-    p->keys = std::make_unique<key_cache>(*p->client, cfg.verify, p->metrics);
-    p->pipeline = std::make_unique<ingest>(cfg.verify, p->policy, *p->keys, *p->store, p->pending, p->metrics);
+    p->keys = std::make_unique<key_cache>(p->ioc.get_executor(),
+                                          key_cache::https_fetcher(*p->client, cfg.verify, p->metrics), cfg.verify,
+                                          p->metrics);
+    p->pipeline = std::make_unique<ingest>(cfg.verify, p->policy, *p->keys, *p->store, p->counts, p->metrics);
     p->rever = std::make_unique<reverifier>(net::make_strand(p->ioc), cfg.verify, p->policy, *p->keys, *p->store,
-                                            p->pending, p->metrics);
+                                            p->counts, p->metrics);
 
     if (cfg.manage.check_interval.count() > 0) {
         if (auto missing = manage::missing_keys(cfg.manage)) {
@@ -211,7 +228,9 @@ boost::system::result<std::unique_ptr<app>, std::string> app::create(app_setting
                 [raw](http::request& req) { return raw->pipeline->handle(req); }, true);
     routes->set_rejection_hook([raw](http::request& req, unsigned status, std::string_view reason) {
         if (req.path() == raw->cfg.callback_path || req.path().starts_with(raw->cfg.callback_path + "/")) {
-            raw->pipeline->record_rejection(req, status, reason, "body exceeds server.max_body_bytes");
+            if (status == 413) {
+                raw->pipeline->record_rejection(req, refusal::body_too_large, "body exceeds server.max_body_bytes");
+            }
         }
     });
     p->metrics.get_gauge("cwhook_build_info", "version=\"" CWHOOK_VERSION "\"").set(1);
@@ -308,6 +327,10 @@ void app::start()
     for (const auto& ep : admin_endpoints()) {
         log::info("admin listening (http)", {{"address", ep.address().to_string()}, {"port", ep.port()}});
     }
+    if (p.cfg.verify.mode != verify_mode::off && !p.policy.has_companies()) {
+        log::warn("no Manage company is configured: every callback is refused with 403 company_not_allowed; "
+                  "set verify.companies (or manage.company_id) to the company ids whose callbacks you receive");
+    }
 }
 
 bool app::shutdown()
@@ -402,9 +425,9 @@ boost::system::result<void, std::string> app::reload(const app_settings& next)
     if (p.stopping) {
         return std::string("shutting down");
     }
-    auto policy = key_url_policy::make(next.verify.allowed_key_hosts);
+    auto policy = key_url_policy::make(next.verify.allowed_key_hosts, trusted_companies(next));
     if (!policy) {
-        return "verify.allowed_key_hosts: " + policy.error();
+        return "verify.allowed_key_hosts/companies: " + policy.error();
     }
     std::shared_ptr<net::ssl::context> server_tls;
     if (!next.server.tls_listen.empty() || !p.server->tls_endpoints().empty()) {
@@ -453,7 +476,8 @@ std::string app::render_metrics() { return render_metrics(*impl_); }
 std::string app::render_metrics(impl& p)
 {
     p.metrics.get_gauge("cwhook_store_queue_depth").set(static_cast<std::int64_t>(p.store->queue_depth()));
-    p.metrics.get_gauge("cwhook_pending_events").set(static_cast<std::int64_t>(p.pending.count.load()));
+    p.metrics.get_gauge("cwhook_pending_events").set(p.counts.pending.load());
+    p.metrics.get_gauge("cwhook_failed_events").set(p.counts.failed.load());
     return p.metrics.render();
 }
 const app_settings& app::settings() const noexcept { return impl_->cfg; }

@@ -28,6 +28,9 @@ struct app_settings {
     std::vector<manage::subscription> subscriptions;  // [[subscriptions]]
 };
 
+// The Manage company ids whose callbacks are accepted: verify.companies and manage.company_id.
+std::vector<std::string> trusted_companies(const app_settings& s);
+
 class app {
 public:
     // Opens the store, loads TLS material, binds every listener. Errors are one clear line.

@@ -1,10 +1,15 @@
 // Design: the handler never throws for anything a client sends. Each outcome maps to one
-// status, one reason code and one counter. Verification happens before persistence so a
-// forgery never reaches the events table (except flagged, in report mode), and the answer
-// is written only after the writer thread has committed the row.
+// status, one reason code and one counter (refusal.hpp). Everything that needs no key (the
+// key_url's host, path, query and company, the payload's company, the signature's shape) is
+// checked before anything is fetched, so a forgery costs no request to ConnectWise.
+// Verification happens before persistence so a forgery never reaches the events table as
+// verified; what is stored unverified is pending (key server unreachable) or failed
+// (quarantined: the key server answered without a usable key), each bounded by its own limit.
+// The answer is written only after the writer thread has committed the row.
 #include "callback/ingest.hpp"
 
 #include "callback/detail/await.hpp"
+#include "callback/verifier.hpp"
 #include "core/log.hpp"
 #include "crypto/signature.hpp"
 #include "json/payload.hpp"
@@ -57,52 +62,23 @@ http::response stored_response(unsigned status, std::string_view what, std::int6
     return http::json_response(status, fmt::format("{{\"status\":\"{}\",\"id\":{}}}", what, id));
 }
 
-http::response busy_response(std::string_view reason, std::string_view detail)
-{
-    auto res = http::error_response(429, reason, detail);
-    res.set(bhttp::field::retry_after, "2");
-    return res;
-}
-
 } // namespace
 
 struct ingest::verdict {
-    event_status status = event_status::failed;
-    std::string reason;       // reason code: bad_signature, key_url_not_allowed, ...
-    std::string detail;       // safe text for the client
-    unsigned refuse_status = 0;  // enforce mode: the 4xx to answer instead of storing
+    enum class fate { store, refuse, defer };
+    fate what = fate::store;
+    event_status status = event_status::failed;  // fate::store
+    std::string reason;                          // stored verify_reason ("" when verified)
+    refusal why = refusal::bad_signature;        // fate::refuse / fate::defer
+    std::string detail;                          // safe text for the client
 };
 
-net::awaitable<verify_outcome> verify_body(key_cache& keys, const key_target& target, const std::string& url,
-                                           const std::string& body, const crypto::digest256& signature)
-{
-    auto lookup = co_await keys.get(target, url, false);
-    if (lookup.key && crypto::verify_signature(*lookup.key, body, signature)) {
-        co_return verify_outcome{event_status::verified, {}};
-    }
-    if (lookup.key && lookup.from_cache) {
-        // Keys rotate: a mismatch against a cached key earns one fresh fetch.
-        const auto old = *lookup.key;
-        lookup = co_await keys.get(target, url, true);
-        if (lookup.key && *lookup.key != old && crypto::verify_signature(*lookup.key, body, signature)) {
-            co_return verify_outcome{event_status::verified, {}};
-        }
-    }
-    if (lookup.key) {
-        co_return verify_outcome{event_status::failed, "bad_signature"};
-    }
-    if (is_transient(lookup.key.error())) {
-        co_return verify_outcome{event_status::pending, "key_fetch_failed"};
-    }
-    co_return verify_outcome{event_status::failed,
-                             lookup.key.error() == errc::redirect_refused ? "key_redirect" : "key_unavailable"};
-}
-
 ingest::ingest(const verify_settings& cfg, const key_url_policy& policy, key_cache& keys, store::event_store& store,
-               pending_tracker& pending, metrics::registry& metrics)
-    : cfg_(cfg), policy_(policy), keys_(keys), store_(store), pending_(pending), metrics_(metrics),
+               status_counts& counts, metrics::registry& metrics)
+    : cfg_(cfg), policy_(policy), keys_(keys), store_(store), counts_(counts), metrics_(metrics),
       stored_(metrics.get_counter("cwhook_events_stored_total")),
       duplicates_(metrics.get_counter("cwhook_duplicates_total")),
+      upgraded_(metrics.get_counter("cwhook_events_upgraded_total")),
       busy_(metrics.get_counter("cwhook_storage_unavailable_total"))
 {
     for (auto st : {event_status::verified, event_status::pending, event_status::failed, event_status::unverified}) {
@@ -134,61 +110,83 @@ void ingest::count_by_type(std::string_view type, std::string_view action, event
 }
 
 net::awaitable<ingest::verdict> ingest::verify(const std::string& body, std::string_view signature_header,
-                                               const std::string& key_url)
+                                               const std::string& key_url, const std::optional<std::string>& company_id)
 {
     verdict v;
+    const auto refuse = [&v](refusal why, std::string detail) {
+        v.what = verdict::fate::refuse;
+        v.why = why;
+        v.detail = std::move(detail);
+    };
     if (cfg_.mode == verify_mode::off) {
         v.status = event_status::unverified;
         v.reason = "verification_off";
         co_return v;
     }
+    // Everything that needs no key comes first: a forgery is refused before anything is fetched.
     auto target = policy_.check(key_url);
     if (!target) {
-        v.reason = "key_url_not_allowed";
-        v.detail = target.error();
-        v.refuse_status = 403;
+        refuse(target.error().reason, std::move(target.error().detail));
+        co_return v;
+    }
+    if (company_id && lower_ascii(*company_id) != lower_ascii(target->company)) {
+        refuse(refusal::company_mismatch, "CompanyId differs from the companyName of key_url");
         co_return v;
     }
     if (signature_header.empty()) {
-        v.reason = "bad_signature";
-        v.detail = "missing x-content-signature";
-        v.refuse_status = 401;
+        refuse(refusal::bad_signature, "missing x-content-signature");
         co_return v;
     }
     const auto sig = crypto::decode_signature_header(signature_header);
     if (!sig) {
-        v.reason = "bad_signature";
-        v.detail = "x-content-signature is not a base64 SHA-256 HMAC";
-        v.refuse_status = 401;
+        refuse(refusal::bad_signature, "x-content-signature is not a base64 SHA-256 HMAC");
         co_return v;
     }
-    auto outcome = co_await verify_body(keys_, *target, key_url, body, *sig);
-    v.status = outcome.status;
-    v.reason = outcome.reason;
-    if (outcome.status == event_status::failed) {
-        v.refuse_status = 401;
-        v.detail = outcome.reason == "bad_signature" ? "signature does not match the body"
-                                                     : "the key server gave no usable key for key_url";
+    const auto arrived = keys_.now();
+    const auto deadline = arrived + cfg_.answer_deadline;
+    const auto k = co_await check_signature(keys_, *target, body, *sig, arrived, deadline);
+    switch (k.what) {
+    case key_verdict::kind::verified: v.status = event_status::verified; break;
+    case key_verdict::kind::bad_signature: refuse(refusal::bad_signature, "signature does not match the body"); break;
+    case key_verdict::kind::transient:
+        v.status = event_status::pending;
+        v.reason = k.reason;
+        break;
+    case key_verdict::kind::busy:
+        v.what = verdict::fate::defer;
+        v.why = refusal::key_fetch_busy;
+        v.detail = "the signing key cannot be fetched now; retry later";
+        break;
+    case key_verdict::kind::no_key:
+        // Quarantine: kept whole, never verified, bounded so forgeries cannot fill the table.
+        if (counts_.failed.load(std::memory_order_relaxed) >= static_cast<std::int64_t>(cfg_.max_failed)) {
+            refuse(k.reason == "key_redirect" ? refusal::key_redirect : refusal::key_unavailable,
+                   "the key server gave no usable key for key_url, and verify.max_failed events are quarantined");
+        } else {
+            v.status = event_status::failed;
+            v.reason = k.reason;
+        }
+        break;
     }
     co_return v;
 }
 
-http::response ingest::reject(http::request& req, unsigned status, std::string_view reason, std::string_view detail,
-                              std::string_view key_url)
+http::response ingest::reject(http::request& req, refusal why, std::string_view detail, std::string_view key_url)
 {
-    metrics_.get_counter("cwhook_rejections_total", fmt::format("reason=\"{}\"", reason)).inc();
-    req.log_fields.emplace_back("reason", reason);
+    const auto info = describe(why);
+    metrics_.get_counter("cwhook_rejections_total", fmt::format("reason=\"{}\"", info.code)).inc();
+    req.log_fields.emplace_back("reason", info.code);
     store::rejection_record r;
     r.received_at_us = now_us();
-    r.http_status = static_cast<int>(status);
-    r.reason = std::string(reason);
+    r.http_status = static_cast<int>(info.status);
+    r.reason = std::string(info.code);
     r.detail = std::string(detail);
     r.client_addr = req.client_addr;
     r.path = std::string(req.msg.target());
     r.key_url = std::string(key_url);
     const auto& body = req.msg.body();
     r.body_size = static_cast<std::int64_t>(body.size());
-    if (status == 413) {
+    if (why == refusal::body_too_large) {
         if (const auto len = req.msg[bhttp::field::content_length]; !len.empty()) {
             r.body_size = std::strtoll(std::string(len).c_str(), nullptr, 10);
         }
@@ -198,7 +196,17 @@ http::response ingest::reject(http::request& req, unsigned status, std::string_v
     if (!store_.submit_rejection(std::move(r))) {
         metrics_.get_counter("cwhook_rejections_dropped_total").inc();
     }
-    return http::error_response(status, reason, detail);
+    return http::error_response(info.status, info.code, detail);
+}
+
+http::response ingest::defer(http::request& req, refusal why, std::string_view detail)
+{
+    const auto info = describe(why);
+    metrics_.get_counter("cwhook_deferrals_total", fmt::format("reason=\"{}\"", info.code)).inc();
+    req.log_fields.emplace_back("reason", info.code);
+    auto res = http::error_response(info.status, info.code, detail);
+    res.set(bhttp::field::retry_after, "2");
+    return res;
 }
 
 void ingest::warn_busy(std::string_view why)
@@ -212,9 +220,9 @@ void ingest::warn_busy(std::string_view why)
     }
 }
 
-void ingest::record_rejection(http::request& req, unsigned status, std::string_view reason, std::string_view detail)
+void ingest::record_rejection(http::request& req, refusal why, std::string_view detail)
 {
-    (void)reject(req, status, reason, detail);
+    (void)reject(req, why, detail);
 }
 
 net::awaitable<http::response> ingest::handle(http::request& req)
@@ -222,7 +230,7 @@ net::awaitable<http::response> ingest::handle(http::request& req)
     const std::string& body = req.msg.body();
     auto parsed = json::parse_payload(body);
     if (auto* err = std::get_if<json::parse_error>(&parsed)) {
-        co_return reject(req, 400, "malformed_payload", err->detail);
+        co_return reject(req, refusal::malformed_payload, err->detail);
     }
     auto& p = std::get<json::payload>(parsed);
     req.log_fields.emplace_back("type", p.type);
@@ -230,18 +238,21 @@ net::awaitable<http::response> ingest::handle(http::request& req)
     req.log_fields.emplace_back("entity", p.id);
 
     const std::string_view signature = req.msg["x-content-signature"];
-    auto v = co_await verify(body, signature, p.key_url);
-    if (v.refuse_status != 0 && cfg_.mode == verify_mode::enforce) {
-        co_return reject(req, v.refuse_status, v.reason, v.detail, p.key_url);
+    auto v = co_await verify(body, signature, p.key_url, p.company_id);
+    if (v.what == verdict::fate::defer) {
+        co_return defer(req, v.why, v.detail);
     }
-    if (v.refuse_status != 0) {
+    if (v.what == verdict::fate::refuse) {
+        if (cfg_.mode == verify_mode::enforce) {
+            co_return reject(req, v.why, v.detail, p.key_url);
+        }
         v.status = event_status::failed;  // report mode: keep it, flagged
+        v.reason = std::string(describe(v.why).code);
     }
     if (v.status == event_status::pending &&
-        pending_.count.load(std::memory_order_relaxed) >= static_cast<std::int64_t>(cfg_.max_pending)) {
+        counts_.pending.load(std::memory_order_relaxed) >= static_cast<std::int64_t>(cfg_.max_pending)) {
         metrics_.get_counter("cwhook_pending_limit_total").inc();
-        req.log_fields.emplace_back("reason", "pending_limit");
-        co_return busy_response("pending_limit", "too many events await verification; retry later");
+        co_return defer(req, refusal::pending_limit, "too many events await verification; retry later");
     }
 
     store::event_record ev;
@@ -277,18 +288,11 @@ net::awaitable<http::response> ingest::handle(http::request& req)
 
     auto outcome = co_await detail::await_completion<result<store::insert_outcome>>(
         [&](auto done) { return store_.submit_event(std::move(ev), std::move(done)); });
-    if (!outcome) {
+    if (!outcome || !*outcome) {
         busy_.inc();
-        req.log_fields.emplace_back("reason", "storage_queue_full");
-        warn_busy("storage queue is full");
-        co_return busy_response("storage_unavailable", "storage queue is full; retry later");
-    }
-    if (!*outcome) {
-        busy_.inc();
-        const auto ec = outcome->error();
-        req.log_fields.emplace_back("reason", ec.message());
-        warn_busy(ec.message());
-        co_return busy_response("storage_unavailable", ec.message());
+        const std::string why = !outcome ? std::string("storage queue is full") : outcome->error().message();
+        warn_busy(why);
+        co_return defer(req, refusal::storage_unavailable, why + "; retry later");
     }
     const auto& o = outcome->value();
     req.log_fields.emplace_back("event", o.id);
@@ -297,16 +301,29 @@ net::awaitable<http::response> ingest::handle(http::request& req)
         req.log_fields.emplace_back("reason", "duplicate");
         co_return stored_response(200, "duplicate", o.id);
     }
+    if (o.upgraded_from) {
+        // A verified redelivery settled an unsettled row.
+        upgraded_.inc();
+        (*o.upgraded_from == event_status::pending ? counts_.pending : counts_.failed).fetch_sub(1);
+        req.log_fields.emplace_back("upgraded_from", store::to_string(*o.upgraded_from));
+        co_return stored_response(200, "stored", o.id);
+    }
     stored_.inc();
     by_status_[static_cast<int>(v.status)]->inc();
     count_by_type(labels_type, labels_action, v.status);
     if (v.status == event_status::pending) {
-        pending_.count.fetch_add(1, std::memory_order_relaxed);
+        counts_.pending.fetch_add(1, std::memory_order_relaxed);
         req.log_fields.emplace_back("reason", v.reason);
         co_return stored_response(202, "pending", o.id);
     }
     if (v.status == event_status::failed) {
+        counts_.failed.fetch_add(1, std::memory_order_relaxed);
         req.log_fields.emplace_back("reason", v.reason);
+        if (cfg_.mode == verify_mode::enforce) {
+            // Quarantined: acknowledged (Manage would not retry a refusal), never verified.
+            co_return http::json_response(
+                202, fmt::format("{{\"status\":\"failed\",\"id\":{},\"reason\":\"{}\"}}", o.id, v.reason));
+        }
         co_return http::json_response(
             200, fmt::format("{{\"status\":\"stored\",\"id\":{},\"verification\":\"failed\",\"reason\":\"{}\"}}", o.id, v.reason));
     }

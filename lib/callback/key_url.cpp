@@ -19,11 +19,30 @@ const std::vector<std::string_view> cloud_key_hosts = {
     "sandbox-eu.myconnectwise.net", "sandbox-au.myconnectwise.net", "staging.connectwisedev.com",
 };
 
-std::string canonical_host(std::string_view host)
+std::string lower_ascii(std::string_view s)
 {
-    std::string out(host);
+    std::string out(s);
     std::transform(out.begin(), out.end(), out.begin(),
                    [](unsigned char c) { return static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c); });
+    return out;
+}
+
+std::string key_target::cache_key() const
+{
+    // Separated by bytes that check() never lets into a host, company or id.
+    std::string k = host;
+    k += '\x1f';
+    k += std::to_string(port);
+    k += '\x1f';
+    k += lower_ascii(company);
+    k += '\x1f';
+    k += key_id;
+    return k;
+}
+
+std::string canonical_host(std::string_view host)
+{
+    std::string out = lower_ascii(host);
     if (!out.empty() && out.back() == '.') {
         out.pop_back();
     }
@@ -52,17 +71,50 @@ bool valid_host_name(std::string_view h)
     });
 }
 
-using check_result = boost::system::result<key_target, std::string>;
+using check_result = boost::system::result<key_target, key_url_refusal>;
 
-check_result refuse(std::string why)
+check_result refuse(std::string why, refusal reason = refusal::key_url_not_allowed)
 {
-    // in_place_error: key_target is an aggregate, so a bare string would be ambiguous.
-    return check_result(boost::system::in_place_error, std::move(why));
+    return check_result(boost::system::in_place_error, key_url_refusal{reason, std::move(why)});
+}
+
+// "/<codebase>//system/callbackkey/index.rails", with one or two slashes after the codebase
+// (Manage writes two). The codebase is one plain segment such as "v2025_1".
+bool is_key_endpoint_path(std::string_view path)
+{
+    if (!path.starts_with('/')) {
+        return false;
+    }
+    path.remove_prefix(1);
+    const auto slash = path.find('/');
+    if (slash == 0 || slash == std::string_view::npos) {
+        return false;
+    }
+    const auto codebase = path.substr(0, slash);
+    if (codebase == "." || codebase == ".." ||
+        !std::all_of(codebase.begin(), codebase.end(), [](unsigned char c) {
+            return std::isalnum(c) || c == '_' || c == '-' || c == '.';
+        })) {
+        return false;
+    }
+    path.remove_prefix(slash + 1);
+    if (path.starts_with('/')) {
+        path.remove_prefix(1);
+    }
+    return path == "system/callbackkey/index.rails";
+}
+
+// A decoded query value: printable ASCII without spaces, at most 128 bytes.
+bool plain_value(std::string_view v)
+{
+    return !v.empty() && v.size() <= 128 &&
+           std::all_of(v.begin(), v.end(), [](unsigned char c) { return c > 0x20 && c < 0x7f; });
 }
 
 } // namespace
 
-boost::system::result<key_url_policy, std::string> key_url_policy::make(const std::vector<std::string>& extra_hosts)
+boost::system::result<key_url_policy, std::string> key_url_policy::make(const std::vector<std::string>& extra_hosts,
+                                                                       const std::vector<std::string>& companies)
 {
     key_url_policy p;
     std::vector<entry> entries;
@@ -121,11 +173,24 @@ boost::system::result<key_url_policy, std::string> key_url_policy::make(const st
     for (const auto h : cloud_key_hosts) {
         entries.push_back(entry{std::string(h), 443, false});
     }
-    p.entries_.store(std::make_shared<const std::vector<entry>>(std::move(entries)));
+    std::vector<std::string> listed;
+    for (const auto& c : companies) {
+        if (!plain_value(c)) {
+            std::string m;
+            append_json_string(m, c);
+            return m + ": a company id is printable ASCII without spaces, at most 128 characters";
+        }
+        listed.push_back(lower_ascii(c));
+    }
+    std::sort(listed.begin(), listed.end());
+    listed.erase(std::unique(listed.begin(), listed.end()), listed.end());
+    p.lists_.store(std::make_shared<const lists>(lists{std::move(entries), std::move(listed)}));
     return p;
 }
 
-boost::system::result<key_target, std::string> key_url_policy::check(std::string_view url) const
+bool key_url_policy::has_companies() const { return !lists_.load()->companies.empty(); }
+
+boost::system::result<key_target, key_url_refusal> key_url_policy::check(std::string_view url) const
 {
     // Cheap screening before the URL parser: a key URL is printable ASCII and starts with
     // "https://". Only such text reaches Boost.URL (1.81 asserts on some rootless paths with
@@ -188,25 +253,55 @@ boost::system::result<key_target, std::string> key_url_policy::check(std::string
         }
         t.port = *pp;
     }
-    const auto entries = entries_.load();
-    const auto it = std::find_if(entries->begin(), entries->end(),
+    const auto lists = lists_.load();
+    const auto& entries = lists->hosts;
+    const auto it = std::find_if(entries.begin(), entries.end(),
                                  [&](const entry& e) { return e.host == t.host && e.port == t.port; });
-    if (it == entries->end()) {
+    if (it == entries.end()) {
         const bool v6 = t.host.find(':') != std::string::npos;
         const auto shown = v6 ? "[" + t.host + "]" : t.host;
         return refuse(t.port == 443 ? "host " + shown + " is not allowed"
                                     : "host " + shown + ":" + std::to_string(t.port) + " is not allowed");
     }
     t.operator_listed = it->operator_listed;
-    std::string_view path = u.encoded_path();
-    if (!path.empty() && !path.starts_with('/')) {
-        return refuse("invalid path");
+    const std::string_view path = u.encoded_path();
+    if (!is_key_endpoint_path(path)) {
+        return refuse("path is not /<codebase>//system/callbackkey/index.rails", refusal::key_url_not_key_endpoint);
     }
-    t.target = path.empty() ? "/" : std::string(path);
+    // The query: companyName and id, each exactly once, nothing else.
+    std::optional<std::string> company;
+    std::optional<std::string> id;
     if (u.has_query()) {
-        t.target += '?';
-        t.target += std::string_view(u.encoded_query());
+        for (const auto& param : u.params()) {
+            std::optional<std::string>* slot = param.key == "companyName" ? &company : param.key == "id" ? &id : nullptr;
+            if (slot == nullptr) {
+                return refuse("query may hold only companyName and id", refusal::key_url_not_key_endpoint);
+            }
+            if (slot->has_value()) {
+                return refuse("query repeats " + param.key, refusal::key_url_not_key_endpoint);
+            }
+            if (!param.has_value || !plain_value(param.value)) {
+                return refuse("query " + param.key + " is empty or not plain text", refusal::key_url_not_key_endpoint);
+            }
+            *slot = param.value;
+        }
     }
+    if (!company) {
+        return refuse("key_url names no companyName", refusal::company_not_allowed);
+    }
+    if (!id) {
+        return refuse("query has no id", refusal::key_url_not_key_endpoint);
+    }
+    if (!std::binary_search(lists->companies.begin(), lists->companies.end(), lower_ascii(*company))) {
+        return refuse(lists->companies.empty() ? "no Manage company is configured (verify.companies)"
+                                               : "company is not one of verify.companies",
+                      refusal::company_not_allowed);
+    }
+    t.company = std::move(*company);
+    t.key_id = std::move(*id);
+    t.target = std::string(path);
+    t.target += '?';
+    t.target += std::string_view(u.encoded_query());
     return t;
 }
 

@@ -17,28 +17,36 @@ namespace cwhook::callback {
 namespace net = boost::asio;
 using store::event_status;
 
+namespace {
+
+constexpr auto resync_interval = std::chrono::minutes(1);
+
+} // namespace
+
 struct reverifier::state : std::enable_shared_from_this<reverifier::state> {
     net::any_io_executor ex;
     const verify_settings& cfg;
     const key_url_policy& policy;
     key_cache& keys;
     store::event_store& store;
-    pending_tracker& pending;
+    status_counts& counts;
     metrics::counter& verified;
     metrics::counter& failed;
     metrics::counter& retried;
     metrics::gauge& pending_gauge;
+    metrics::gauge& failed_gauge;
     net::steady_timer timer;
     std::atomic<bool> stopped{false};
     std::minstd_rand rng{std::random_device{}()};
 
     state(net::any_io_executor e, const verify_settings& c, const key_url_policy& p, key_cache& k,
-          store::event_store& s, pending_tracker& t, metrics::registry& m)
-        : ex(std::move(e)), cfg(c), policy(p), keys(k), store(s), pending(t),
+          store::event_store& s, status_counts& t, metrics::registry& m)
+        : ex(std::move(e)), cfg(c), policy(p), keys(k), store(s), counts(t),
           verified(m.get_counter("cwhook_reverify_total", "outcome=\"verified\"")),
           failed(m.get_counter("cwhook_reverify_total", "outcome=\"failed\"")),
           retried(m.get_counter("cwhook_reverify_total", "outcome=\"retry\"")),
-          pending_gauge(m.get_gauge("cwhook_pending_events")), timer(ex)
+          pending_gauge(m.get_gauge("cwhook_pending_events")), failed_gauge(m.get_gauge("cwhook_failed_events")),
+          timer(ex)
     {
     }
 
@@ -65,48 +73,70 @@ struct reverifier::state : std::enable_shared_from_this<reverifier::state> {
     {
         store::status_update u;
         u.id = row.id;
-        auto target = policy.check(row.key_url);
-        const auto sig = crypto::decode_signature_header(row.signature);
-        if (!target || !sig) {
-            // The allowlist changed since the row was stored, or it was never verifiable.
-            u.status = event_status::failed;
-            u.verify_reason = !target ? "key_url_not_allowed" : "bad_signature";
-            co_return u;
-        }
-        auto outcome = co_await verify_body(keys, *target, row.key_url, row.body, *sig);
-        u.status = outcome.status;
-        u.verify_reason = outcome.reason;
-        if (u.status == event_status::pending) {
+        u.from = event_status::pending;
+        // The background has time: a fetch and a refetch interval, whatever the answer deadline.
+        const auto wait = cfg.key_fetch_timeout + cfg.key_refetch_interval + cfg.answer_deadline;
+        const auto v = co_await recheck(keys, policy, row, wait);
+        u.verify_reason = v.reason;
+        switch (v.what) {
+        case key_verdict::kind::verified: u.status = event_status::verified; break;
+        case key_verdict::kind::bad_signature:
+        case key_verdict::kind::no_key:
+        case key_verdict::kind::refused: u.status = event_status::failed; break;
+        case key_verdict::kind::transient:
+        case key_verdict::kind::busy: {
             const auto age = std::chrono::microseconds(now_us() - row.received_at_us);
             if (age > cfg.pending_max_age) {
                 u.status = event_status::failed;
                 u.verify_reason = "key_fetch_gave_up";
             } else {
+                u.status = event_status::pending;
                 u.next_verify_at_us = now_us() + backoff(row.verify_attempts + 1).count();
             }
+            break;
+        }
         }
         co_return u;
+    }
+
+    // Re-reads the counts ingest bounds itself with (imports and prunes by other processes
+    // change them behind the daemon's back).
+    net::awaitable<void> resync()
+    {
+        auto r = co_await detail::await_completion<result<store::unsettled_counts>>(
+            [this](auto done) { return store.count_unsettled(std::move(done)); });
+        if (r && *r) {
+            counts.pending.store((*r)->pending);
+            counts.failed.store((*r)->failed);
+        }
     }
 
     net::awaitable<void> run()
     {
         auto self = shared_from_this();
+        auto next_resync = std::chrono::steady_clock::now() + resync_interval;
         while (!stopped) {
-            pending_gauge.set(pending.count.load());
-            if (pending.count.load() > 0) {
+            if (std::chrono::steady_clock::now() >= next_resync) {
+                co_await resync();
+                next_resync = std::chrono::steady_clock::now() + resync_interval;
+            }
+            pending_gauge.set(counts.pending.load());
+            failed_gauge.set(counts.failed.load());
+            if (counts.pending.load() > 0) {
                 auto rows = co_await detail::await_completion<result<std::vector<store::pending_event>>>(
                     [&](auto done) { return store.load_due_pending(now_us(), 100, std::move(done)); });
                 if (rows && *rows && !(*rows)->empty()) {
                     std::vector<store::status_update> updates;
-                    std::int64_t resolved = 0;
+                    std::int64_t verified_now = 0;
+                    std::int64_t failed_now = 0;
                     for (const auto& row : **rows) {
                         auto u = co_await decide(row);
                         if (u.status == event_status::verified) {
                             verified.inc();
-                            ++resolved;
+                            ++verified_now;
                         } else if (u.status == event_status::failed) {
                             failed.inc();
-                            ++resolved;
+                            ++failed_now;
                             log::warn("pending event failed verification", {{"event", row.id}, {"reason", u.verify_reason}});
                         } else {
                             retried.inc();
@@ -116,9 +146,10 @@ struct reverifier::state : std::enable_shared_from_this<reverifier::state> {
                     auto done = co_await detail::await_completion<result<void>>(
                         [&](auto cb) { return store.submit_status_updates(std::move(updates), std::move(cb)); });
                     if (done && *done) {
-                        pending.count.fetch_sub(resolved);
-                        if (resolved > 0) {
-                            log::info("pending events re-verified", {{"resolved", resolved}});
+                        counts.pending.fetch_sub(verified_now + failed_now);
+                        counts.failed.fetch_add(failed_now);
+                        if (verified_now + failed_now > 0) {
+                            log::info("pending events re-verified", {{"verified", verified_now}, {"failed", failed_now}});
                         }
                         continue;  // more may be due right away
                     }
@@ -131,8 +162,8 @@ struct reverifier::state : std::enable_shared_from_this<reverifier::state> {
 };
 
 reverifier::reverifier(net::any_io_executor ex, const verify_settings& cfg, const key_url_policy& policy,
-                       key_cache& keys, store::event_store& store, pending_tracker& pending, metrics::registry& metrics)
-    : state_(std::make_shared<state>(std::move(ex), cfg, policy, keys, store, pending, metrics))
+                       key_cache& keys, store::event_store& store, status_counts& counts, metrics::registry& metrics)
+    : state_(std::make_shared<state>(std::move(ex), cfg, policy, keys, store, counts, metrics))
 {
 }
 

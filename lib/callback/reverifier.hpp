@@ -1,10 +1,13 @@
 // Background re-verification of `pending` events (stored while their key server was
 // unreachable): loads due rows from the store, verifies them through the key cache, and
 // moves each to verified or failed, or reschedules it with exponential backoff. Rows older
-// than pending_max_age become failed. Runs as one coroutine on the application's executor.
+// than pending_max_age become failed. Every minute it re-reads the pending and failed counts
+// from the store (other processes change them). Runs as one coroutine on the application's
+// executor.
 #pragma once
 
-#include "callback/ingest.hpp"
+#include "callback/key_url.hpp"
+#include "callback/verifier.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 
@@ -15,7 +18,7 @@ namespace cwhook::callback {
 class reverifier {
 public:
     reverifier(boost::asio::any_io_executor ex, const verify_settings& cfg, const key_url_policy& policy,
-               key_cache& keys, store::event_store& store, pending_tracker& pending, metrics::registry& metrics);
+               key_cache& keys, store::event_store& store, status_counts& counts, metrics::registry& metrics);
     ~reverifier();
 
     void start();

@@ -13,14 +13,21 @@ enum class verify_mode { enforce, report, off };
 struct verify_settings {
     verify_mode mode = verify_mode::enforce;
     std::vector<std::string> allowed_key_hosts{};  // "host" or "host:port", added to the cloud hosts
+    // Manage company ids whose keys are trusted (key_url's companyName, without case); the
+    // application adds manage.company_id. Empty: every delivery is refused.
+    std::vector<std::string> companies{};
     std::chrono::milliseconds key_cache_ttl{3'600'000};
     std::chrono::milliseconds key_fetch_timeout{3'000};
     std::chrono::milliseconds key_failure_ttl{5'000};        // negative cache after a failed fetch
-    std::chrono::milliseconds key_refetch_interval{10'000};  // min age of a cached key before a mismatch re-fetches it
+    std::chrono::milliseconds key_refetch_interval{1'000};  // min time between two fetches of one key
+    std::chrono::milliseconds answer_deadline{4'000};       // longest wait for a key before 429
+    std::size_t key_fetch_rate = 5;                         // fetches per second per key host (token bucket)
+    std::size_t key_fetch_concurrency = 4;                  // fetches in flight per key host
     std::size_t key_max_bytes = std::size_t{16} * 1024;
     std::size_t key_cache_entries = 10'000;
     std::string ca_file;
     std::size_t max_pending = 10'000;                        // pending rows; beyond: 429
+    std::size_t max_failed = 10'000;                         // quarantined (failed) rows; beyond: 401
     std::chrono::milliseconds pending_retry_min{1'000};      // re-verification backoff
     std::chrono::milliseconds pending_retry_max{300'000};
     std::chrono::milliseconds pending_max_age{259'200'000};  // 3 days: then the row is marked failed

@@ -161,6 +161,15 @@ std::optional<std::string> key_hosts_problem(const std::vector<std::string>& hos
     return std::nullopt;
 }
 
+std::optional<std::string> company_problem(std::string_view company)
+{
+    auto policy = callback::key_url_policy::make({}, {std::string(company)});
+    if (!policy) {
+        return "a company id is printable ASCII without spaces, at most 128 characters";
+    }
+    return std::nullopt;
+}
+
 // TLS material and CA bundles are opened after start-up has begun; checking them here turns
 // a late, vague failure into a line naming the key.
 std::optional<std::string> existing_file(std::string_view path)
@@ -279,6 +288,7 @@ const std::vector<detail::key<settings>>& settings_keys()
                          {"off", callback::verify_mode::off}}),
         make::list("verify", "allowed_key_hosts", [](auto& s) -> auto& { return s.app.verify.allowed_key_hosts; }, {},
                    key_hosts_problem),
+        make::list("verify", "companies", [](auto& s) -> auto& { return s.app.verify.companies; }, company_problem),
         make::duration("verify", "key_cache_ttl", [](auto& s) -> auto& { return s.app.verify.key_cache_ttl; }),
         // The fetch runs while a sender waits for its answer; Manage gives up on slow receivers.
         make::duration("verify", "key_fetch_timeout", [](auto& s) -> auto& { return s.app.verify.key_fetch_timeout; },
@@ -286,10 +296,17 @@ const std::vector<detail::key<settings>>& settings_keys()
         make::duration("verify", "key_failure_ttl", [](auto& s) -> auto& { return s.app.verify.key_failure_ttl; }),
         make::duration("verify", "key_refetch_interval",
                        [](auto& s) -> auto& { return s.app.verify.key_refetch_interval; }),
+        // Manage waits 5 s for an answer; a deadline beyond that only answers a gone sender.
+        make::duration("verify", "answer_deadline", [](auto& s) -> auto& { return s.app.verify.answer_deadline; },
+                       positive, millis{60'000}),
+        make::count("verify", "key_fetch_rate", [](auto& s) -> auto& { return s.app.verify.key_fetch_rate; }, 1, 1000),
+        make::count("verify", "key_fetch_concurrency",
+                    [](auto& s) -> auto& { return s.app.verify.key_fetch_concurrency; }, 1, 64),
         make::count("verify", "key_max_bytes", [](auto& s) -> auto& { return s.app.verify.key_max_bytes; }, 1),
         make::count("verify", "key_cache_entries", [](auto& s) -> auto& { return s.app.verify.key_cache_entries; }, 1),
         make::path("verify", "ca_file", [](auto& s) -> auto& { return s.app.verify.ca_file; }, existing_file),
         make::count("verify", "max_pending", [](auto& s) -> auto& { return s.app.verify.max_pending; }, 1),
+        make::count("verify", "max_failed", [](auto& s) -> auto& { return s.app.verify.max_failed; }, 0),
         // Zero would retry pending events in a tight loop.
         make::duration("verify", "pending_retry_min", [](auto& s) -> auto& { return s.app.verify.pending_retry_min; },
                        positive),

@@ -19,6 +19,7 @@ public:
         case errc::bad_signature: return "signature does not match";
         case errc::key_unavailable: return "key server gave no usable key";
         case errc::key_fetch_failed: return "key fetch failed";
+        case errc::key_fetch_busy: return "no key fetch possible before the answer deadline";
         case errc::response_too_large: return "response too large";
         case errc::redirect_refused: return "redirect refused";
         case errc::private_address: return "host resolves to a private address";

@@ -18,6 +18,7 @@ enum class errc {
     bad_signature,           // signature does not match the body
     key_unavailable,         // key server gave a definitive non-key answer (4xx, not JSON, ...)
     key_fetch_failed,        // transient: connect/TLS/timeout/5xx/429
+    key_fetch_busy,          // no key fetch possible before the deadline (per-host budget, refetch interval)
     response_too_large,      // upstream answer exceeds the configured bound
     redirect_refused,        // upstream answered 3xx; redirects are never followed
     private_address,         // host resolved to a private/loopback address not explicitly allowed

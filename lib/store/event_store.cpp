@@ -185,6 +185,19 @@ VALUES (?1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?1
         ?19, ?20, ?21, ?22, ?23, ?24, ?25)
 )sql";
 
+// A verified delivery takes over the unsettled row holding its dedupe key: the row then holds
+// exactly the bytes that verified (a forger's earlier body under the same MessageId must not
+// become "verified"); id, first receipt and delivery count stay.
+constexpr std::string_view upgrade_event_sql = R"sql(
+UPDATE events SET
+    status = ?2, verify_reason = ?3, body_sha256 = ?4, body = ?5, method = ?6, path = ?7,
+    query = ?8, client_addr = ?9, headers = ?10, content_type = ?11, signature = ?12,
+    message_id = ?13, type = ?14, action = ?15, entity_id = ?16, company_id = ?17,
+    member_id = ?18, from_url = ?19, product_instance_id = ?20, partner_id = ?21,
+    callback_id = ?22, key_url = ?23, next_verify_at_us = 0
+WHERE id = ?1 AND status IN ('pending', 'failed')
+)sql";
+
 // A redelivery may be committed after a later one (two sessions, two batches), hence max().
 constexpr std::string_view bump_duplicate_sql = R"sql(
 UPDATE events SET
@@ -215,13 +228,20 @@ DELETE FROM events WHERE id IN (
     WHERE received_at_us < ?1 AND status != 'pending'
     ORDER BY received_at_us
     LIMIT ?2)
+RETURNING status
 )sql";
 
-// Only pending rows change: a row someone else already settled keeps its verdict.
+// Only a row that still has the status the decision started from changes: a row someone else
+// settled in the meantime (an upgrade by a verified redelivery) keeps its verdict.
 constexpr std::string_view update_status_sql = R"sql(
 UPDATE events
 SET status = ?2, verify_reason = ?3, next_verify_at_us = ?4, verify_attempts = verify_attempts + 1
-WHERE id = ?1 AND status = 'pending'
+WHERE id = ?1 AND status = ?5
+)sql";
+
+constexpr std::string_view count_unsettled_sql = R"sql(
+SELECT (SELECT count(*) FROM events WHERE status = 'pending'),
+       (SELECT count(*) FROM events WHERE status = 'failed')
 )sql";
 
 constexpr std::string_view load_due_pending_sql = R"sql(
@@ -257,18 +277,23 @@ struct probe_job {
     event_store::done_callback done;
 };
 
+struct counts_job {
+    event_store::counts_callback done;
+};
+
 struct prune_job {
     std::int64_t cutoff_us = 0;
     std::size_t limit = 0;
-    event_store::count_callback done;
-    std::int64_t deleted = 0;  // filled inside the transaction, reported after COMMIT
+    event_store::prune_callback done;
+    prune_outcome outcome{};  // filled inside the transaction, reported after COMMIT
 };
 
-using job = std::variant<event_job, rejection_job, status_job, pending_job, probe_job, prune_job>;
+using job = std::variant<event_job, rejection_job, status_job, pending_job, probe_job, prune_job, counts_job>;
 
 bool is_read(const job& j) noexcept
 {
-    return std::holds_alternative<pending_job>(j) || std::holds_alternative<probe_job>(j);
+    return std::holds_alternative<pending_job>(j) || std::holds_alternative<probe_job>(j) ||
+           std::holds_alternative<counts_job>(j);
 }
 
 std::int64_t clamp_to_int64(std::size_t n) noexcept
@@ -328,12 +353,14 @@ struct event_store::impl {
     void run_writes(std::span<job> jobs);
     int execute(job& j);
     int execute(event_job& j);
+    int upgrade(std::int64_t id, const event_record& e);
     int execute(const rejection_job& j);
     int execute(const status_job& j);
     int execute(prune_job& j);
     int prune_rejections();
     void run_read(pending_job& j);
     void run_read(probe_job& j);
+    void run_read(counts_job& j);
     void note_failure(const sqlite::error& e);
     void note_success();
     void close();
@@ -345,12 +372,14 @@ struct event_store::impl {
     sqlite::database db_;
     sqlite::statement insert_event_;
     sqlite::statement bump_duplicate_;
+    sqlite::statement upgrade_event_;
     sqlite::statement insert_rejection_;
     sqlite::statement prune_rejections_;
     sqlite::statement update_status_;
     sqlite::statement load_due_pending_;
     sqlite::statement prune_events_;
-    std::int64_t pending_at_open_ = 0;
+    sqlite::statement count_unsettled_;
+    unsettled_counts unsettled_at_open_{};
     bool failing_ = false;  // writer thread only: a failure was logged, recovery not yet
 
     std::mutex mutex_;
@@ -424,6 +453,8 @@ void event_store::impl::run_batch(std::span<job> batch)
         }
         if (auto* load = std::get_if<pending_job>(&batch[i])) {
             run_read(*load);
+        } else if (auto* counts = std::get_if<counts_job>(&batch[i])) {
+            run_read(*counts);
         } else {
             run_read(std::get<probe_job>(batch[i]));
         }
@@ -481,7 +512,7 @@ void event_store::impl::run_writes(std::span<job> jobs)
         } else if (auto* u = std::get_if<status_job>(&j); u != nullptr && u->done) {
             u->done(ec ? result<void>(ec) : result<void>());
         } else if (auto* p = std::get_if<prune_job>(&j); p != nullptr && p->done) {
-            p->done(ec ? result<std::int64_t>(ec) : result<std::int64_t>(p->deleted));
+            p->done(ec ? result<prune_outcome>(ec) : result<prune_outcome>(p->outcome));
         }
     }
 }
@@ -560,7 +591,47 @@ int event_store::impl::execute(event_job& j)
     j.outcome.deliveries = b.column_int64(1);
     j.outcome.duplicate = true;
     j.outcome.status = parse_event_status(b.column_text(2)).value_or(event_status::unverified);
+    if (e.status == event_status::verified &&
+        (j.outcome.status == event_status::pending || j.outcome.status == event_status::failed)) {
+        if (const int urc = upgrade(j.outcome.id, e); urc != SQLITE_OK) {
+            return urc;
+        }
+        j.outcome.upgraded_from = j.outcome.status;
+        j.outcome.status = event_status::verified;
+        j.outcome.duplicate = false;
+    }
     return SQLITE_OK;
+}
+
+int event_store::impl::upgrade(std::int64_t id, const event_record& e)
+{
+    sqlite::statement& s = upgrade_event_;
+    sqlite::reset_guard guard(s);
+    s.bind_int64(1, id);
+    s.bind_text(2, to_string(e.status));
+    s.bind_text(3, e.verify_reason);
+    s.bind_text(4, e.body_sha256);
+    s.bind_blob(5, e.body);
+    s.bind_text(6, e.method);
+    s.bind_text(7, e.path);
+    s.bind_text(8, e.query);
+    s.bind_text(9, e.client_addr);
+    s.bind_text(10, e.headers);
+    s.bind_text(11, e.content_type);
+    s.bind_text(12, e.signature);
+    s.bind_text_or_null(13, e.message_id);
+    s.bind_text(14, e.type);
+    s.bind_text(15, e.action);
+    s.bind_int64_or_null(16, e.entity_id);
+    s.bind_text_or_null(17, e.company_id);
+    s.bind_text_or_null(18, e.member_id);
+    s.bind_text_or_null(19, e.from_url);
+    s.bind_text_or_null(20, e.product_instance_id);
+    s.bind_text_or_null(21, e.partner_id);
+    s.bind_int64_or_null(22, e.callback_id);
+    s.bind_text(23, e.key_url);
+    const int rc = s.step();
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
 int event_store::impl::execute(const rejection_job& j)
@@ -591,6 +662,7 @@ int event_store::impl::execute(const status_job& j)
         s.bind_text(2, to_string(u.status));
         s.bind_text(3, u.verify_reason);
         s.bind_int64(4, u.next_verify_at_us);
+        s.bind_text(5, to_string(u.from));
         if (const int rc = s.step(); rc != SQLITE_DONE) {
             return rc;
         }
@@ -604,11 +676,15 @@ int event_store::impl::execute(prune_job& j)
     sqlite::reset_guard guard(s);
     s.bind_int64(1, j.cutoff_us);
     s.bind_int64(2, clamp_to_int64(j.limit));
-    if (const int rc = s.step(); rc != SQLITE_DONE) {
-        return rc;
+    j.outcome = {};
+    int rc = SQLITE_OK;
+    while ((rc = s.step()) == SQLITE_ROW) {
+        ++j.outcome.deleted;
+        if (s.column_text(0) == "failed") {
+            ++j.outcome.failed;
+        }
     }
-    j.deleted = sqlite3_changes64(db_.handle());
-    return SQLITE_OK;
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
 int event_store::impl::prune_rejections()
@@ -677,6 +753,31 @@ void event_store::impl::run_read(probe_job& j)
     }
 }
 
+void event_store::impl::run_read(counts_job& j)
+{
+    unsettled_counts counts;
+    std::optional<sqlite::error> failure;
+    {
+        sqlite::statement& s = count_unsettled_;
+        sqlite::reset_guard guard(s);
+        if (const int rc = s.step(); rc == SQLITE_ROW) {
+            counts.pending = s.column_int64(0);
+            counts.failed = s.column_int64(1);
+        } else {
+            failure = db_.last_error(rc);
+        }
+    }
+    if (failure) {
+        note_failure(*failure);
+    } else {
+        note_success();
+    }
+    if (j.done) {
+        j.done(failure ? result<unsettled_counts>(make_error_code(sqlite::to_errc(failure->code)))
+                       : result<unsettled_counts>(counts));
+    }
+}
+
 void event_store::impl::note_failure(const sqlite::error& e)
 {
     // Once per burst: a locked or full database fails every batch until it recovers.
@@ -701,6 +802,8 @@ void event_store::impl::close()
 {
     insert_event_ = {};
     bump_duplicate_ = {};
+    upgrade_event_ = {};
+    count_unsettled_ = {};
     insert_rejection_ = {};
     prune_rejections_ = {};
     update_status_ = {};
@@ -820,6 +923,7 @@ boost::system::result<std::unique_ptr<event_store>, std::string> event_store::op
 
     const std::pair<sqlite::statement*, std::string_view> statements[] = {
         {&p->insert_event_, insert_event_sql},         {&p->bump_duplicate_, bump_duplicate_sql},
+        {&p->upgrade_event_, upgrade_event_sql},       {&p->count_unsettled_, count_unsettled_sql},
         {&p->insert_rejection_, insert_rejection_sql},
         {&p->prune_rejections_, prune_rejections_sql}, {&p->update_status_, update_status_sql},
         {&p->load_due_pending_, load_due_pending_sql}, {&p->prune_events_, prune_events_sql},
@@ -836,7 +940,11 @@ boost::system::result<std::unique_ptr<event_store>, std::string> event_store::op
     if (!pending) {
         return fail(pending.error().message);
     }
-    p->pending_at_open_ = *pending;
+    auto failed = conn.query_int64("SELECT count(*) FROM events WHERE status = 'failed'");
+    if (!failed) {
+        return fail(failed.error().message);
+    }
+    p->unsettled_at_open_ = {*pending, *failed};
 
     p->queue_.reserve(std::min(s.queue_limit, p->settings_.max_batch));
     impl* raw = p.get();
@@ -868,9 +976,14 @@ bool event_store::load_due_pending(std::int64_t now_us, std::size_t limit, pendi
     return impl_->enqueue<pending_job>(now_us, limit, std::move(done));
 }
 
-bool event_store::submit_prune(std::int64_t cutoff_us, std::size_t limit, count_callback done)
+bool event_store::submit_prune(std::int64_t cutoff_us, std::size_t limit, prune_callback done)
 {
     return impl_->enqueue<prune_job>(cutoff_us, limit, std::move(done));
+}
+
+bool event_store::count_unsettled(counts_callback done)
+{
+    return impl_->enqueue<counts_job>(std::move(done));
 }
 
 bool event_store::probe(done_callback done)
@@ -878,9 +991,9 @@ bool event_store::probe(done_callback done)
     return impl_->enqueue<probe_job>(std::move(done));
 }
 
-std::int64_t event_store::pending_at_open() const noexcept
+unsettled_counts event_store::unsettled_at_open() const noexcept
 {
-    return impl_->pending_at_open_;
+    return impl_->unsettled_at_open_;
 }
 
 std::size_t event_store::queue_depth() const noexcept

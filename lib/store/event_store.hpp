@@ -80,6 +80,9 @@ struct insert_outcome {
     bool duplicate = false;      // a row with the same dedupe_key existed; its delivery count was bumped
     std::int64_t deliveries = 1;
     event_status status = event_status::unverified;  // status of the stored row
+    // A verified delivery found its dedupe key held by a pending or failed row: that row now
+    // holds this delivery (its bytes, headers and fields) as verified. Its former status.
+    std::optional<event_status> upgraded_from;
 };
 
 // A request refused with 400/401/403/413/431; kept in a bounded table.
@@ -110,7 +113,20 @@ struct status_update {
     std::int64_t id = 0;
     event_status status = event_status::pending;
     std::string verify_reason;
-    std::int64_t next_verify_at_us = 0;  // for rows that stay pending
+    std::int64_t next_verify_at_us = 0;         // for rows that stay pending
+    event_status from = event_status::pending;  // applied only while the row still has this status
+};
+
+// Rows not settled as genuine.
+struct unsettled_counts {
+    std::int64_t pending = 0;
+    std::int64_t failed = 0;
+};
+
+// What a retention batch deleted.
+struct prune_outcome {
+    std::int64_t deleted = 0;
+    std::int64_t failed = 0;  // of which had status failed
 };
 
 class event_store {
@@ -131,7 +147,8 @@ public:
     using insert_callback = std::function<void(result<insert_outcome>)>;
     using done_callback = std::function<void(result<void>)>;
     using pending_callback = std::function<void(result<std::vector<pending_event>>)>;
-    using count_callback = std::function<void(result<std::int64_t>)>;
+    using prune_callback = std::function<void(result<prune_outcome>)>;
+    using counts_callback = std::function<void(result<unsettled_counts>)>;
 
     // Queues an insert-or-bump-duplicate. On false (queue full or stopped) the callback is
     // NOT called; the caller answers 429.
@@ -140,21 +157,25 @@ public:
     // Best effort: dropped (and counted by the caller) when the queue is full.
     bool submit_rejection(rejection_record rej);
 
-    // Applies status changes of pending rows (re-verification results) in one batch.
+    // Applies status changes of unsettled rows (re-verification results) in one batch; an
+    // update whose row no longer has status `from` changes nothing.
     bool submit_status_updates(std::vector<status_update> updates, done_callback done);
+
+    // Counts the pending and failed rows (a read between write transactions).
+    bool count_unsettled(counts_callback done);
 
     // Loads up to `limit` pending rows whose next_verify_at_us <= now_us, oldest first.
     bool load_due_pending(std::int64_t now_us, std::size_t limit, pending_callback done);
 
     // Retention: deletes at most `limit` rows received before cutoff_us (oldest first, never
-    // pending rows) inside one group-commit batch; the callback gets the number deleted.
-    bool submit_prune(std::int64_t cutoff_us, std::size_t limit, count_callback done);
+    // pending rows) inside one group-commit batch; the callback gets what was deleted.
+    bool submit_prune(std::int64_t cutoff_us, std::size_t limit, prune_callback done);
 
     // Readiness probe: takes and releases the write lock (BEGIN IMMEDIATE; ROLLBACK).
     bool probe(done_callback done);
 
-    // Number of pending rows at open() (the caller tracks it from then on).
-    std::int64_t pending_at_open() const noexcept;
+    // Pending and failed rows at open() (the caller tracks them from then on).
+    unsettled_counts unsettled_at_open() const noexcept;
     std::size_t queue_depth() const noexcept;
 
     // Finishes every queued job, checkpoints the WAL and closes. Idempotent. Later submits fail.

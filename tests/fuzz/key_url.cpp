@@ -1,7 +1,7 @@
 // Fuzz target: key_url_policy::check(), the gate in front of every outbound key fetch. An
-// accepted URL must name an allowlisted host and port, and checking the URL rebuilt from
-// what was accepted must give the same answer (no parser differential between the check
-// and the request that follows it).
+// accepted URL must name an allowlisted host and port, Manage's key endpoint and a listed
+// company, and checking the URL rebuilt from what was accepted must give the same answer (no
+// parser differential between the check and the request that follows it).
 #include "callback/key_url.hpp"
 
 #include <algorithm>
@@ -25,7 +25,8 @@ void require(bool ok, const char* what)
 const cwhook::callback::key_url_policy& policy()
 {
     static const auto p = [] {
-        auto made = cwhook::callback::key_url_policy::make({"manage.example.com:8443", "127.0.0.1:9443", "[::1]:443"});
+        auto made = cwhook::callback::key_url_policy::make({"manage.example.com:8443", "127.0.0.1:9443", "[::1]:443"},
+                                                           {"cobalt", "Acme_Corp"});
         require(made.has_value(), "the allowlist was refused");
         return *made;
     }();
@@ -51,7 +52,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::string_view url(reinterpret_cast<const char*>(data), size);
     const auto checked = policy().check(url);
     if (!checked) {
-        require(!checked.error().empty(), "a refusal without a reason");
+        require(!checked.error().detail.empty(), "a refusal without a reason");
         return 0;
     }
     const auto& t = *checked;
@@ -59,6 +60,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     require(t.operator_listed == listed(t), "operator_listed disagrees with the allowlist");
     require(t.host == cwhook::callback::canonical_host(t.host), "the host is not in canonical form");
     require(t.target.starts_with('/'), "the request target does not start with /");
+    const auto query = t.target.find('?');
+    require(query != std::string::npos, "the request target has no query");
+    const std::string_view path = std::string_view(t.target).substr(0, query);
+    require(path.ends_with("/system/callbackkey/index.rails") && path.find('/', 1) != std::string_view::npos &&
+                path.find("%") == std::string_view::npos,
+            "the path is not the key endpoint");
+    const auto company = cwhook::callback::lower_ascii(t.company);
+    require(company == "cobalt" || company == "acme_corp", "a company that is not listed was accepted");
+    require(!t.key_id.empty(), "a key_url without an id was accepted");
     // The target goes verbatim into the GET request line.
     require(
         std::all_of(t.target.begin(), t.target.end(), [](unsigned char c) { return c > 0x20 && c < 0x7f && c != '#'; }),
@@ -70,7 +80,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto again = policy().check(rebuilt);
     require(again.has_value(), "the URL rebuilt from an accepted one was refused");
     require(again->host == t.host && again->port == t.port && again->target == t.target &&
-                again->operator_listed == t.operator_listed,
+                again->operator_listed == t.operator_listed && again->cache_key() == t.cache_key(),
             "the URL rebuilt from an accepted one names another target");
     return 0;
 }

@@ -8,6 +8,10 @@
 #include <vector>
 
 namespace cwhook::callback {
+
+// gtest prints a refusal as its code and text.
+void PrintTo(const key_url_refusal& r, std::ostream* os) { *os << describe(r.reason).code << ": " << r.detail; }
+
 namespace {
 
 // PROTOCOL.md section 3: the shape of a key_url, double slash included.
@@ -19,9 +23,9 @@ std::string url(std::string_view authority, std::string_view path = key_path)
     return "https://" + std::string(authority) + std::string(path);
 }
 
-key_url_policy policy(const std::vector<std::string>& extra = {})
+key_url_policy policy(const std::vector<std::string>& extra = {}, const std::vector<std::string>& companies = {"cobalt"})
 {
-    auto p = key_url_policy::make(extra);
+    auto p = key_url_policy::make(extra, companies);
     CWHOOK_CHECK(p.has_value());
     return *p;
 }
@@ -41,7 +45,7 @@ void expect_refused_because(const key_url_policy& p, std::initializer_list<std::
         SCOPED_TRACE(u);
         const auto r = p.check(u);
         ASSERT_FALSE(r) << "accepted as host " << r->host;
-        EXPECT_EQ(r.error(), why);
+        EXPECT_EQ(r.error().detail, why);
     }
 }
 
@@ -58,7 +62,7 @@ TEST(KeyUrl, AcceptsEveryCloudSiteHost)
     for (const auto host : protocol_hosts) {
         SCOPED_TRACE(host);
         const auto r = p.check(url(host));
-        ASSERT_TRUE(r) << r.error();
+        ASSERT_TRUE(r) << r.error().detail;
         EXPECT_EQ(r->host, host);
         EXPECT_EQ(r->port, 443);
         EXPECT_FALSE(r->operator_listed);
@@ -78,47 +82,135 @@ TEST(KeyUrl, CloudHostListMatchesProtocol)
 TEST(KeyUrl, TargetKeepsPathAndQueryExactly)
 {
     const auto r = policy().check(url("sandbox-na.myconnectwise.net"));
-    ASSERT_TRUE(r) << r.error();
+    ASSERT_TRUE(r) << r.error().detail;
     EXPECT_EQ(r->target, key_path);
 }
 
 TEST(KeyUrl, TargetKeepsEncodingAsSent)
 {
-    const struct {
-        std::string_view path;
-        std::string_view target;
-    } cases[] = {
-        {"/v2025_1//system/callbackkey/index.rails?companyName=Co%20balt&id=1",
-         "/v2025_1//system/callbackkey/index.rails?companyName=Co%20balt&id=1"},
-        {"/a%2Fb//c?x=%41", "/a%2Fb//c?x=%41"},
-        {"/x/../y/./z", "/x/../y/./z"},
-        {"/x?", "/x?"},
-        {"/x?a=1&a=2", "/x?a=1&a=2"},
-    };
+    const auto r = policy().check(
+        url("na.myconnectwise.net", "/v2025_1//system/callbackkey/index.rails?companyName=Co%20balt&id=1"));
+    EXPECT_FALSE(r) << "a company id holds no space";
+    const auto encoded = policy().check(
+        url("na.myconnectwise.net", "/v2025_1//system/callbackkey/index.rails?companyName=%43obalt&id=%41"));
+    ASSERT_TRUE(encoded) << encoded.error().detail;
+    EXPECT_EQ(encoded->target, "/v2025_1//system/callbackkey/index.rails?companyName=%43obalt&id=%41");
+    EXPECT_EQ(encoded->company, "Cobalt");
+    EXPECT_EQ(encoded->key_id, "A");
+}
+
+// The key endpoint: path and query
+
+TEST(KeyUrl, AcceptsOneOrTwoSlashesAfterTheCodebase)
+{
     const auto p = policy();
-    for (const auto& c : cases) {
-        SCOPED_TRACE(c.path);
-        const auto r = p.check(url("na.myconnectwise.net", c.path));
-        ASSERT_TRUE(r) << r.error();
-        EXPECT_EQ(r->target, c.target);
+    for (const auto* path : {"/v2025_1//system/callbackkey/index.rails?companyName=Cobalt&id=1",
+                             "/v2025_1/system/callbackkey/index.rails?companyName=Cobalt&id=1",
+                             "/v4_6_release//system/callbackkey/index.rails?id=1&companyName=cobalt"}) {
+        SCOPED_TRACE(path);
+        const auto r = p.check(url("na.myconnectwise.net", path));
+        ASSERT_TRUE(r) << r.error().detail;
+        EXPECT_EQ(r->key_id, "1");
     }
 }
 
-TEST(KeyUrl, EmptyPathBecomesSlash)
+TEST(KeyUrl, RefusesOtherPaths)
 {
     const auto p = policy();
-    const auto bare = p.check("https://na.myconnectwise.net");
-    ASSERT_TRUE(bare) << bare.error();
-    EXPECT_EQ(bare->target, "/");
-    const auto query = p.check("https://na.myconnectwise.net?id=1");
-    ASSERT_TRUE(query) << query.error();
-    EXPECT_EQ(query->target, "/?id=1");
+    for (const auto* path : {"/?companyName=Cobalt&id=1", "/v2025_1?companyName=Cobalt&id=1",
+                             "/v2025_1///system/callbackkey/index.rails?companyName=Cobalt&id=1",
+                             "//system/callbackkey/index.rails?companyName=Cobalt&id=1",
+                             "/system/callbackkey/index.rails?companyName=Cobalt&id=1",
+                             "/a/b//system/callbackkey/index.rails?companyName=Cobalt&id=1",
+                             "/../system/callbackkey/index.rails?companyName=Cobalt&id=1",
+                             "/v2025_1//system/callbackkey/index.rails/?companyName=Cobalt&id=1",
+                             "/v2025_1//System/CallbackKey/index.rails?companyName=Cobalt&id=1",
+                             "/v2025_1//apis/3.0/system/callbacks?companyName=Cobalt&id=1",
+                             "/v%32025//system/callbackkey/index.rails?companyName=Cobalt&id=1",
+                             "/v2025_1//system/callbackkey/index.rails%3F?companyName=Cobalt&id=1"}) {
+        SCOPED_TRACE(path);
+        const auto r = p.check(url("na.myconnectwise.net", path));
+        ASSERT_FALSE(r);
+        EXPECT_EQ(r.error().reason, refusal::key_url_not_key_endpoint);
+    }
+}
+
+TEST(KeyUrl, RefusesOtherQueries)
+{
+    const auto p = policy();
+    const std::string base = "/v2025_1//system/callbackkey/index.rails";
+    for (const auto* query : {"", "?", "?companyName=Cobalt", "?companyName=Cobalt&id=1&x=2",
+                              "?companyName=Cobalt&id=1&id=2", "?companyName=Cobalt&companyName=Cobalt&id=1",
+                              "?companyName=Cobalt&id=", "?companyName=Cobalt&id", "?companyname=Cobalt&id=1",
+                              "?companyName=Cobalt&id=1&", "?&companyName=Cobalt&id=1"}) {
+        SCOPED_TRACE(query);
+        const auto r = p.check(url("na.myconnectwise.net", base + query));
+        ASSERT_FALSE(r);
+        // No query at all names no company; anything else is a malformed key endpoint.
+        EXPECT_EQ(r.error().reason,
+                  std::string_view(query).empty() ? refusal::company_not_allowed : refusal::key_url_not_key_endpoint);
+    }
+}
+
+// The company binding: the cloud sites serve every company's key to anyone.
+
+TEST(KeyUrl, RefusesCompaniesNotListed)
+{
+    const auto p = policy({}, {"cobalt", "acme_corp"});
+    const auto evil = p.check(url("na.myconnectwise.net", "/v2025_1//system/callbackkey/index.rails?companyName=evil&id=1"));
+    ASSERT_FALSE(evil);
+    EXPECT_EQ(evil.error().reason, refusal::company_not_allowed);
+    EXPECT_TRUE(p.check(url("na.myconnectwise.net", "/v2025_1//system/callbackkey/index.rails?companyName=ACME_Corp&id=1")));
+}
+
+TEST(KeyUrl, NoCompanyConfiguredRefusesEverything)
+{
+    const auto p = policy({}, {});
+    EXPECT_FALSE(p.has_companies());
+    const auto r = p.check(url("na.myconnectwise.net"));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().reason, refusal::company_not_allowed);
+}
+
+TEST(KeyUrl, MissingCompanyNameIsNotAllowed)
+{
+    const auto r = policy().check(url("na.myconnectwise.net", "/v2025_1//system/callbackkey/index.rails?id=1"));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().reason, refusal::company_not_allowed);
+}
+
+TEST(KeyUrl, HostRulesComeFirst)
+{
+    const auto r = policy({}, {}).check(url("evil.example", "/x?companyName=evil"));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().reason, refusal::key_url_not_allowed);
+}
+
+TEST(KeyUrl, CacheKeyIsHostCompanyAndId)
+{
+    const auto p = policy();
+    const auto a = p.check(url("na.myconnectwise.net", "/v2025_1//system/callbackkey/index.rails?companyName=Cobalt&id=1"));
+    const auto b = p.check(url("na.myconnectwise.net", "/v2024_2/system/callbackkey/index.rails?id=1&companyName=COBALT"));
+    const auto c = p.check(url("na.myconnectwise.net", "/v2025_1//system/callbackkey/index.rails?companyName=Cobalt&id=2"));
+    const auto d = p.check(url("eu.myconnectwise.net", "/v2025_1//system/callbackkey/index.rails?companyName=Cobalt&id=1"));
+    ASSERT_TRUE(a && b && c && d);
+    EXPECT_EQ(a->cache_key(), b->cache_key());
+    EXPECT_NE(a->cache_key(), c->cache_key());
+    EXPECT_NE(a->cache_key(), d->cache_key());
+}
+
+TEST(KeyUrlPolicy, RefusesBadCompanyEntries)
+{
+    for (const auto* bad : {"", "co balt", "cobalt\n"}) {
+        SCOPED_TRACE(bad);
+        EXPECT_FALSE(key_url_policy::make({}, {bad}));
+    }
 }
 
 TEST(KeyUrl, ExplicitDefaultPortIsAccepted)
 {
     const auto r = policy().check(url("na.myconnectwise.net:443"));
-    ASSERT_TRUE(r) << r.error();
+    ASSERT_TRUE(r) << r.error().detail;
     EXPECT_EQ(r->host, "na.myconnectwise.net");
     EXPECT_EQ(r->port, 443);
 }
@@ -129,7 +221,7 @@ TEST(KeyUrl, HostIsCaseInsensitive)
     for (const std::string_view host : {"NA.MyConnectWise.net", "NA.MYCONNECTWISE.NET", "Staging.ConnectWiseDev.com"}) {
         SCOPED_TRACE(host);
         const auto r = p.check(url(host));
-        ASSERT_TRUE(r) << r.error();
+        ASSERT_TRUE(r) << r.error().detail;
         EXPECT_EQ(r->host, canonical_host(host));
     }
 }
@@ -137,14 +229,14 @@ TEST(KeyUrl, HostIsCaseInsensitive)
 TEST(KeyUrl, TrailingDotIsAccepted)
 {
     const auto r = policy().check(url("na.myconnectwise.net."));
-    ASSERT_TRUE(r) << r.error();
+    ASSERT_TRUE(r) << r.error().detail;
     EXPECT_EQ(r->host, "na.myconnectwise.net");
 }
 
 TEST(KeyUrl, SchemeIsCaseInsensitive)
 {
-    const auto r = policy().check("HTTPS://na.myconnectwise.net/x");
-    ASSERT_TRUE(r) << r.error();
+    const auto r = policy().check("HTTPS://na.myconnectwise.net" + std::string(key_path));
+    ASSERT_TRUE(r) << r.error().detail;
     EXPECT_EQ(r->host, "na.myconnectwise.net");
 }
 
@@ -260,7 +352,7 @@ TEST(KeyUrl, RefusesIpLiteralsNotListed)
 TEST(KeyUrl, AcceptsListedIpv4Literal)
 {
     const auto r = policy({"10.0.0.5"}).check(url("10.0.0.5"));
-    ASSERT_TRUE(r) << r.error();
+    ASSERT_TRUE(r) << r.error().detail;
     EXPECT_EQ(r->host, "10.0.0.5");
     EXPECT_EQ(r->port, 443);
     EXPECT_TRUE(r->operator_listed);
@@ -270,12 +362,12 @@ TEST(KeyUrl, AcceptsListedIpv6Literal)
 {
     const auto p = policy({"[::1]:8443", "[2001:DB8::5]"});
     const auto loopback = p.check(url("[::1]:8443"));
-    ASSERT_TRUE(loopback) << loopback.error();
+    ASSERT_TRUE(loopback) << loopback.error().detail;
     EXPECT_EQ(loopback->host, "::1");
     EXPECT_EQ(loopback->port, 8443);
     EXPECT_TRUE(loopback->operator_listed);
     const auto upper = p.check(url("[2001:db8::5]"));
-    ASSERT_TRUE(upper) << upper.error();
+    ASSERT_TRUE(upper) << upper.error().detail;
     EXPECT_EQ(upper->host, "2001:db8::5");
     EXPECT_EQ(upper->port, 443);
 }
@@ -283,7 +375,7 @@ TEST(KeyUrl, AcceptsListedIpv6Literal)
 TEST(KeyUrl, UrlIpv6IsComparedInCanonicalForm)
 {
     const auto r = policy({"[2001:db8::5]"}).check(url("[2001:0DB8:0:0::5]"));
-    ASSERT_TRUE(r) << r.error();
+    ASSERT_TRUE(r) << r.error().detail;
     EXPECT_EQ(r->host, "2001:db8::5");
 }
 
@@ -291,9 +383,9 @@ TEST(KeyUrl, ListedIpv6InNonCanonicalFormMatches)
 {
     const auto p = policy({"[2001:db8:0:0::5]", "[0:0:0:0:0:0:0:1]:8443"});
     const auto a = p.check(url("[2001:db8::5]"));
-    EXPECT_TRUE(a) << a.error();
+    EXPECT_TRUE(a) << a.error().detail;
     const auto b = p.check(url("[::1]:8443"));
-    EXPECT_TRUE(b) << b.error();
+    EXPECT_TRUE(b) << b.error().detail;
 }
 
 TEST(KeyUrl, RefusesNonDefaultPortOnCloudHost)
@@ -314,7 +406,7 @@ TEST(KeyUrl, ListedHostPortAllowsExactlyThatPort)
 {
     const auto p = policy({"keys.example.com:8443"});
     const auto r = p.check(url("keys.example.com:8443"));
-    ASSERT_TRUE(r) << r.error();
+    ASSERT_TRUE(r) << r.error().detail;
     EXPECT_EQ(r->host, "keys.example.com");
     EXPECT_EQ(r->port, 8443);
     EXPECT_TRUE(r->operator_listed);
@@ -326,7 +418,7 @@ TEST(KeyUrl, ListedHostWithoutPortMeans443)
 {
     const auto p = policy({"keys.example.com"});
     const auto r = p.check(url("keys.example.com"));
-    ASSERT_TRUE(r) << r.error();
+    ASSERT_TRUE(r) << r.error().detail;
     EXPECT_EQ(r->port, 443);
     EXPECT_TRUE(r->operator_listed);
     expect_refused(p, {url("keys.example.com:8443")});
@@ -336,7 +428,7 @@ TEST(KeyUrl, ListedHostIsCanonicalised)
 {
     const auto p = policy({"Keys.Example.COM."});
     const auto r = p.check(url("keys.example.com"));
-    ASSERT_TRUE(r) << r.error();
+    ASSERT_TRUE(r) << r.error().detail;
     EXPECT_EQ(r->host, "keys.example.com");
     EXPECT_TRUE(p.check(url("KEYS.example.com.")));
 }
@@ -352,24 +444,24 @@ TEST(KeyUrl, OperatorListedOnlyForListedHosts)
 {
     const auto p = policy({"manage.example.com"});
     const auto cloud = p.check(url("na.myconnectwise.net"));
-    ASSERT_TRUE(cloud) << cloud.error();
+    ASSERT_TRUE(cloud) << cloud.error().detail;
     EXPECT_FALSE(cloud->operator_listed);
     const auto listed = p.check(url("manage.example.com"));
-    ASSERT_TRUE(listed) << listed.error();
+    ASSERT_TRUE(listed) << listed.error().detail;
     EXPECT_TRUE(listed->operator_listed);
 }
 
 TEST(KeyUrl, CloudHostAlsoListedByOperatorIsOperatorListed)
 {
     const auto r = policy({"na.myconnectwise.net"}).check(url("na.myconnectwise.net"));
-    ASSERT_TRUE(r) << r.error();
+    ASSERT_TRUE(r) << r.error().detail;
     EXPECT_TRUE(r->operator_listed);
 }
 
 TEST(KeyUrl, ListedCloudHostOnOtherPortIsOperatorListed)
 {
     const auto r = policy({"na.myconnectwise.net:8443"}).check(url("na.myconnectwise.net:8443"));
-    ASSERT_TRUE(r) << r.error();
+    ASSERT_TRUE(r) << r.error().detail;
     EXPECT_TRUE(r->operator_listed);
 }
 
@@ -387,7 +479,7 @@ TEST(KeyUrlPolicy, AcceptsValidEntries)
 
 TEST(KeyUrlPolicy, EmptyListIsCloudHostsOnly)
 {
-    const auto p = key_url_policy::make({});
+    const auto p = key_url_policy::make({}, {"cobalt"});
     ASSERT_TRUE(p) << p.error();
     EXPECT_TRUE(p->check(url("eu.myconnectwise.net")));
     EXPECT_FALSE(p->check(url("keys.example.com")));

@@ -462,13 +462,13 @@ TEST(EventStoreRetention, PruneRunsInTheWriter)
     ASSERT_TRUE(st);
     std::int64_t total = 0;
     for (;;) {
-        std::promise<result<std::int64_t>> p;
+        std::promise<result<prune_outcome>> p;
         auto f = p.get_future();
-        ASSERT_TRUE((*st)->submit_prune(t0 - hour, 10, [&p](result<std::int64_t> r) { p.set_value(r); }));
+        ASSERT_TRUE((*st)->submit_prune(t0 - hour, 10, [&p](result<prune_outcome> r) { p.set_value(r); }));
         auto r = f.get();
         ASSERT_TRUE(r);
-        total += *r;
-        if (*r < 10) {
+        total += r->deleted;
+        if (r->deleted < 10) {
             break;
         }
     }

@@ -274,9 +274,9 @@ TEST_F(EventStore, PendingAtOpenCountsPendingRows)
         ASSERT_TRUE(insert(*store, make_event("m:1", event_status::pending)));
         ASSERT_TRUE(insert(*store, make_event("m:2", event_status::verified)));
         ASSERT_TRUE(insert(*store, make_event("m:3", event_status::pending)));
-        EXPECT_EQ(store->pending_at_open(), 0);
+        EXPECT_EQ(store->unsettled_at_open().pending, 0);
     }
-    EXPECT_EQ(open_store(s)->pending_at_open(), 2);
+    EXPECT_EQ(open_store(s)->unsettled_at_open().pending, 2);
 }
 
 TEST_F(EventStore, NewerSchemaVersionIsRefused)
