@@ -39,6 +39,9 @@ command add_check_config(CLI::App& app, common_options& common)
         }
         const auto text = config::render(*cfg);
         std::fwrite(text.data(), 1, text.size(), stdout);
+        for (const auto& w : config::warnings(*cfg)) {
+            std::fprintf(stderr, "cwhook: warning: %s\n", w.c_str());
+        }
         return 0;
     }};
 }

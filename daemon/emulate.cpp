@@ -93,7 +93,9 @@ void print_setup(const emulator::emulator& emu, const fs::path& state)
     if (!ca.empty()) {
         out += fmt::format("ca_file = \"{}\"\n", ca);
     }
-    out += fmt::format("\n[verify]\nallowed_key_hosts = [\"{}\"]\n", emu.site());
+    // companies: the key_url's companyName must be listed (manage.company_id above counts too,
+    // but the [verify] block is complete on its own).
+    out += fmt::format("\n[verify]\ncompanies = [\"{}\"]\nallowed_key_hosts = [\"{}\"]\n", c.company, emu.site());
     if (!ca.empty()) {
         out += fmt::format("ca_file = \"{}\"\n", ca);
     } else {

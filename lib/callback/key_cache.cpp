@@ -130,6 +130,7 @@ struct key_cache::state {
         bool ever_fetched = false;
         clock::time_point last_fetch{};  // start of the newest fetch (refetch interval)
         std::vector<std::function<void(fetched)>> waiters;
+        bool in_keyed = false;  // which LRU list holds it
         std::list<std::string>::iterator lru;
     };
     struct budget {
@@ -140,7 +141,11 @@ struct key_cache::state {
 
     mutable std::mutex mutex;
     std::unordered_map<std::string, entry> entries;  // guarded by mutex
-    std::list<std::string> lru;                      // most recently used first; guarded by mutex
+    // Most recently used first, in two lists: entries holding a good key, and the rest
+    // (failures, lookups that never got a fetch). Eviction empties the second first, so
+    // invented ids, however many, only ever push out each other. Guarded by mutex.
+    std::list<std::string> keyed;
+    std::list<std::string> other;
     std::unordered_map<std::string, budget> budgets;  // per key host; guarded by mutex
 
     state(net::any_io_executor e, fetch_fn f, const verify_settings& s, metrics::registry& m, timing t)
@@ -164,29 +169,50 @@ struct key_cache::state {
     double rate() const { return static_cast<double>(std::max<std::size_t>(cfg.key_fetch_rate, 1)); }
     double burst() const { return rate(); }
 
-    // The entry for `key`, made most recently used; created (evicting the least recently used
-    // idle entries beyond the bound) when absent. Mutex held.
-    entry& touch(const std::string& key, const key_target& t)
+    std::list<std::string>& list_of(const entry& e) { return e.in_keyed ? keyed : other; }
+
+    // Moves an entry to the front of the list its key state calls for. Mutex held.
+    void place(entry& e)
     {
-        if (auto it = entries.find(key); it != entries.end()) {
-            lru.splice(lru.begin(), lru, it->second.lru);
-            return it->second;
-        }
-        for (auto victim = lru.end(); entries.size() >= std::max<std::size_t>(cfg.key_cache_entries, 1) &&
-                                      victim != lru.begin();) {
+        auto& from = list_of(e);
+        e.in_keyed = e.has_key;
+        list_of(e).splice(list_of(e).begin(), from, e.lru);
+    }
+
+    // Drops the least recently used idle entry of `l`; false when there is none. Mutex held.
+    bool evict_one(std::list<std::string>& l)
+    {
+        for (auto victim = l.end(); victim != l.begin();) {
             --victim;
             const auto found = entries.find(*victim);
             if (found->second.fetching) {
                 continue;  // its fetch completes into it
             }
             entries.erase(found);
-            victim = lru.erase(victim);
+            l.erase(victim);
             evictions.inc();
+            return true;
         }
-        lru.push_front(key);
+        return false;
+    }
+
+    // The entry for `key`, made most recently used; created (evicting beyond the bound) when
+    // absent. Mutex held.
+    entry& touch(const std::string& key, const key_target& t)
+    {
+        if (auto it = entries.find(key); it != entries.end()) {
+            place(it->second);
+            return it->second;
+        }
+        while (entries.size() >= std::max<std::size_t>(cfg.key_cache_entries, 1)) {
+            if (!evict_one(other) && !evict_one(keyed)) {
+                break;
+            }
+        }
+        other.push_front(key);
         auto& e = entries[key];
         e.host = t.host + ":" + std::to_string(t.port);
-        e.lru = lru.begin();
+        e.lru = other.begin();
         return e;
     }
 
@@ -287,6 +313,7 @@ struct key_cache::state {
                     e.failure_expires = now + cfg.key_failure_ttl;
                 }
             }
+            place(e);
             waiters.swap(e.waiters);
         }
         for (auto& w : waiters) {

@@ -553,4 +553,14 @@ std::string render(const settings& s)
     return out;
 }
 
+std::vector<std::string> warnings(const settings& s)
+{
+    std::vector<std::string> out;
+    if (s.app.verify.mode != callback::verify_mode::off && callback::trusted_companies(s.app).empty()) {
+        out.emplace_back("no Manage company is configured: every callback will be refused with 403 "
+                         "company_not_allowed; set verify.companies (or manage.company_id)");
+    }
+    return out;
+}
+
 } // namespace cwhook::config

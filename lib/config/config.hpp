@@ -10,6 +10,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 #include <string_view>
 
 namespace cwhook::config {
@@ -37,5 +38,9 @@ boost::system::result<settings, std::string> load_text(std::string_view toml, co
 
 // The effective configuration as TOML (every key, secrets shown as "<redacted>").
 std::string render(const settings& s);
+
+// Valid but probably not what the operator wants (one line each), e.g. no Manage company
+// configured, so every callback is refused.
+std::vector<std::string> warnings(const settings& s);
 
 } // namespace cwhook::config

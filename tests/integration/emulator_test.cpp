@@ -861,6 +861,7 @@ protected:
         app_options o;
         o.db = db;
         o.allowed_key_hosts = hosts;
+        o.companies = {em->config().company};
         o.ca_file = em->ca_file();
         return o;
     }
@@ -940,10 +941,13 @@ TEST_F(EmulatorLoop, EmulateCommandAndTriggerCommand)
     const auto port = static_cast<std::uint16_t>(std::stoi(url.substr(url.rfind(':') + 1)));
     EXPECT_NE(emu_proc.output().find(fmt::format("allowed_key_hosts = [\"127.0.0.1:{}\"]", port)), std::string::npos)
         << emu_proc.output();
+    EXPECT_NE(emu_proc.output().find("[verify]\ncompanies = [\"cwhook_emulator\"]"), std::string::npos)
+        << emu_proc.output();
 
     app_options o;
     o.db = db;
     o.allowed_key_hosts = {fmt::format("127.0.0.1:{}", port)};
+    o.companies = {emu::settings{}.company};
     o.ca_file = state + "/cert.pem";
     running_app app(o);
 

@@ -160,6 +160,7 @@ protected:
         write_file(path, fmt::format(R"([server]
 listen = ["127.0.0.1:0"]
 [verify]
+companies = ["Cobalt"]
 allowed_key_hosts = ["{}"]
 ca_file = "{}"
 [storage]
@@ -497,17 +498,17 @@ TEST_F(Fault, ConnectionOverTheCapIsClosedAtOnce)
 
 // ---- key server faults (the others are in ingest_test.cpp) --------------------------------
 
-TEST_F(Fault, KeyServerAnsweringNonJsonIsKeyUnavailable)
+TEST_F(Fault, KeyServerAnsweringNonJsonIsQuarantined)
 {
     keys.set_mode(mode::not_json);
     running_app app(options());
     const auto r = send(app.http(), delivery(1, "nj-1"));
-    EXPECT_EQ(r.status, 401) << r.body;
+    EXPECT_EQ(r.status, 202) << r.body;
     EXPECT_NE(r.body.find("\"key_unavailable\""), std::string::npos) << r.body;
     EXPECT_EQ(keys.fetches(), 1);
     app.stop();
-    EXPECT_EQ(count_rows(db, "events"), 0);
-    EXPECT_EQ(count_rows(db, "rejections", "reason='key_unavailable' AND http_status=401"), 1);
+    EXPECT_EQ(count_rows(db, "events", "status='failed' AND verify_reason='key_unavailable'"), 1);
+    EXPECT_EQ(count_rows(db, "rejections"), 0);
 }
 
 } // namespace

@@ -500,6 +500,7 @@ TEST_F(Manage, FullLoopTriggerReachesCwhookAndIsStoredVerified)
     app_options o;
     o.db = db;
     o.allowed_key_hosts = {emu->site()};
+    o.companies = {emu->config().company};
     o.ca_file = emu->ca_file();
     running_app app(o);
 
@@ -546,6 +547,7 @@ TEST_F(Manage, ForgedDeliveryWithAKeyUrlOffTheAllowlistFetchesNothing)
     app_options o;
     o.db = db;
     o.allowed_key_hosts = {emu->site()};
+    o.companies = {emu->config().company};
     o.ca_file = emu->ca_file();
     running_app app(o);
 

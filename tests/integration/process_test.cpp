@@ -20,6 +20,7 @@ std::string config_for(const std::string& db, const std::string& key_host, const
     return fmt::format(R"([server]
 listen = ["127.0.0.1:0"]
 [verify]
+companies = ["Cobalt"]
 allowed_key_hosts = ["{}"]
 ca_file = "{}"
 [storage]

@@ -172,6 +172,7 @@ tls_listen = ["127.0.0.1:0"]
 tls_cert = "{}"
 tls_key = "{}"
 [verify]
+companies = ["Cobalt"]
 allowed_key_hosts = [{}]
 [storage]
 path = "{}"
@@ -256,6 +257,7 @@ TEST(Service, SighupChangesTheKeyHostAllowlist)
         return fmt::format(R"([server]
 listen = ["{}"]
 [verify]
+companies = ["Cobalt"]
 allowed_key_hosts = [{}]
 ca_file = "{}"
 [storage]
@@ -280,7 +282,7 @@ path = "{}"
     EXPECT_EQ(keys.fetches(), 1);
 
     // A setting that needs a restart is named, and the rest of the reload still applies.
-    write_file(conf, fmt::format("[server]\nlisten = [\"127.0.0.1:0\"]\nthreads = 3\n[verify]\nallowed_key_hosts = [\"{}\"]\n"
+    write_file(conf, fmt::format("[server]\nlisten = [\"127.0.0.1:0\"]\nthreads = 3\n[verify]\ncompanies = [\"Cobalt\"]\nallowed_key_hosts = [\"{}\"]\n"
                                  "ca_file = \"{}\"\n[storage]\npath = \"{}\"\n",
                                  keys.host_entry(), cert.cert, db));
     p.signal(SIGHUP);

@@ -185,13 +185,14 @@ http_result send(const tcp::endpoint& ep, const http_call& call, const std::stri
 }
 
 std::string make_payload(std::string_view key_url, std::int64_t id, std::string_view message_id, std::string_view action,
-                         std::string_view type)
+                         std::string_view type, std::string_view company)
 {
     std::string entity = fmt::format(R"({{\"id\":{},\"summary\":\"Printer on fire\",\"budgetHours\":2.00}})", id);
     std::string mid = message_id.empty() ? std::string() : fmt::format(R"("MessageId":"{}",)", message_id);
+    std::string cid = company.empty() ? std::string() : fmt::format(R"("CompanyId":"{}",)", company);
     return fmt::format(
-        R"({{{}"FromUrl":"sandbox-na.myconnectwise.net","CompanyId":"Cobalt","MemberId":"Aurasell","Action":"{}","Type":"{}","ID":{},"ProductInstanceId":"639c96cab2eb560001dd1324","PartnerId":"61ddc2817bcddc0001c74208","Entity":"{}","Metadata":{{"key_url":"{}"}},"CallbackObjectRecId":26604}})",
-        mid, action, type, id, entity, key_url);
+        R"({{{}"FromUrl":"sandbox-na.myconnectwise.net",{}"MemberId":"Aurasell","Action":"{}","Type":"{}","ID":{},"ProductInstanceId":"639c96cab2eb560001dd1324","PartnerId":"61ddc2817bcddc0001c74208","Entity":"{}","Metadata":{{"key_url":"{}"}},"CallbackObjectRecId":26604}})",
+        mid, cid, action, type, id, entity, key_url);
 }
 
 http_call signed_call(std::string body, std::string_view signing_key, std::string target)
@@ -304,9 +305,10 @@ fake_key_server::~fake_key_server()
     impl_->thread.join();
 }
 
-std::string fake_key_server::url(std::string_view id) const
+std::string fake_key_server::url(std::string_view id, std::string_view company) const
 {
-    return fmt::format("https://127.0.0.1:{}/v2025_1//system/callbackkey/index.rails?companyName=Cobalt&id={}", port_, id);
+    return fmt::format("https://127.0.0.1:{}/v2025_1//system/callbackkey/index.rails?companyName={}&id={}", port_,
+                       company, id);
 }
 
 std::string fake_key_server::host_entry() const { return fmt::format("127.0.0.1:{}", port_); }
@@ -345,6 +347,7 @@ running_app::running_app(const app_options& o)
     s.admin.listen = "127.0.0.1:0";
     s.verify.mode = o.mode;
     s.verify.allowed_key_hosts = o.allowed_key_hosts;
+    s.verify.companies = o.companies;
     s.verify.ca_file = o.ca_file;
     s.verify.key_failure_ttl = std::chrono::milliseconds(50);
     s.verify.pending_retry_min = std::chrono::milliseconds(50);

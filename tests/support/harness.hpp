@@ -89,8 +89,10 @@ struct delivery {
     std::string body;
     std::string signature;
 };
+// company: the CompanyId field ("" leaves it out, as some payloads do).
 std::string make_payload(std::string_view key_url, std::int64_t id, std::string_view message_id = {},
-                         std::string_view action = "updated", std::string_view type = "ticket");
+                         std::string_view action = "updated", std::string_view type = "ticket",
+                         std::string_view company = "Cobalt");
 http_call signed_call(std::string body, std::string_view signing_key, std::string target = "/callbacks");
 
 // HTTPS key server: GET <any path> -> {"signing_key":"<key for that path+query>"}.
@@ -102,7 +104,9 @@ public:
     ~fake_key_server();
 
     std::uint16_t port() const { return port_; }
-    std::string url(std::string_view id = "e17e6674-42f6-4105-9cff-4cd6cb4e62e8") const;
+    // Manage's key_url shape for this server: /v2025_1//system/callbackkey/index.rails?companyName=C&id=ID.
+    std::string url(std::string_view id = "e17e6674-42f6-4105-9cff-4cd6cb4e62e8",
+                    std::string_view company = "Cobalt") const;
     std::string host_entry() const;  // "127.0.0.1:<port>" for verify.allowed_key_hosts
 
     void set_key(std::string key);
@@ -123,6 +127,8 @@ private:
 struct app_options {
     std::string db;
     std::vector<std::string> allowed_key_hosts;
+    // The company of fake_key_server::url() and make_payload(), as a key_url and payload carry it.
+    std::vector<std::string> companies{"Cobalt"};
     std::string ca_file;
     callback::verify_mode mode = callback::verify_mode::enforce;
     std::function<void(callback::app_settings&)> tweak;

@@ -635,8 +635,82 @@ TEST_F(EventStore, StatusUpdateLeavesSettledRowsAlone)
     auto store = open_store(memory_settings());
     auto a = insert(*store, make_event("m:a", event_status::failed));
     ASSERT_TRUE(a);
-    ASSERT_TRUE(update_status(*store, {{a->id, event_status::verified, "", 0}}));
-    EXPECT_EQ(insert(*store, make_event("m:a"))->status, event_status::failed);
+    ASSERT_TRUE(update_status(*store, {{a->id, event_status::verified, "", 0}}));  // from pending: not this row
+    EXPECT_EQ(insert(*store, make_event("m:a", event_status::failed))->status, event_status::failed);
+}
+
+TEST_F(EventStore, StatusUpdateFromFailedSettlesAFailedRow)
+{
+    auto store = open_store(memory_settings());
+    auto a = insert(*store, make_event("m:a", event_status::failed));
+    ASSERT_TRUE(a);
+    ASSERT_TRUE(update_status(*store, {{a->id, event_status::verified, "", 0, event_status::failed}}));
+    EXPECT_EQ(insert(*store, make_event("m:a", event_status::failed))->status, event_status::verified);
+}
+
+// A verified delivery whose dedupe key is held by an unsettled row takes the row over, bytes
+// and all: the forger's body stored first under a MessageId never becomes "verified".
+TEST_F(EventStore, VerifiedRedeliveryUpgradesAnUnsettledRowWithItsOwnBytes)
+{
+    const auto s = file_settings();
+    for (const auto from : {event_status::pending, event_status::failed}) {
+        SCOPED_TRACE(std::string(to_string(from)));
+        const std::string key = "m:" + std::string(to_string(from));
+        std::int64_t id = 0;
+        {
+            auto store = open_store(s);
+            auto forged = make_event(key, from);
+            forged.body = R"({"forged":true})";
+            forged.company_id = "evil";
+            auto first = insert(*store, forged);
+            ASSERT_TRUE(first);
+            id = first->id;
+            auto genuine = make_event(key, event_status::verified);
+            auto second = insert(*store, genuine);
+            ASSERT_TRUE(second);
+            EXPECT_EQ(second->id, id);
+            EXPECT_FALSE(second->duplicate);
+            ASSERT_TRUE(second->upgraded_from);
+            EXPECT_EQ(*second->upgraded_from, from);
+            EXPECT_EQ(second->status, event_status::verified);
+            EXPECT_EQ(second->deliveries, 2);
+        }
+        auto db = open_raw(s.path);
+        const auto where = " FROM events WHERE id = " + std::to_string(id);
+        EXPECT_EQ(query_text(db, "SELECT status" + where), "verified");
+        EXPECT_EQ(query_text(db, "SELECT verify_reason" + where), "");
+        EXPECT_EQ(query_text(db, "SELECT body" + where), make_event(key).body);
+        EXPECT_EQ(query_text(db, "SELECT company_id" + where), "training");
+        EXPECT_EQ(query_int64(db, "SELECT next_verify_at_us" + where), 0);
+    }
+}
+
+TEST_F(EventStore, UnsettledRedeliveryOfAVerifiedRowIsADuplicate)
+{
+    auto store = open_store(memory_settings());
+    ASSERT_TRUE(insert(*store, make_event("m:a")));
+    for (const auto st : {event_status::pending, event_status::failed, event_status::verified}) {
+        auto r = insert(*store, make_event("m:a", st));
+        ASSERT_TRUE(r);
+        EXPECT_TRUE(r->duplicate);
+        EXPECT_FALSE(r->upgraded_from);
+        EXPECT_EQ(r->status, event_status::verified);
+    }
+}
+
+TEST_F(EventStore, CountsUnsettledRows)
+{
+    auto store = open_store(memory_settings());
+    ASSERT_TRUE(insert(*store, make_event("m:1", event_status::pending)));
+    ASSERT_TRUE(insert(*store, make_event("m:2", event_status::failed)));
+    ASSERT_TRUE(insert(*store, make_event("m:3", event_status::failed)));
+    ASSERT_TRUE(insert(*store, make_event("m:4")));
+    std::promise<result<unsettled_counts>> p;
+    ASSERT_TRUE(store->count_unsettled([&p](result<unsettled_counts> r) { p.set_value(r); }));
+    const auto r = p.get_future().get();
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->pending, 1);
+    EXPECT_EQ(r->failed, 2);
 }
 
 TEST_F(EventStore, ProbeSucceedsOnIdleDatabase)
