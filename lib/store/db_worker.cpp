@@ -46,10 +46,10 @@ db_worker::db_worker(std::unique_ptr<event_db> db, std::string thread_name, std:
     impl_->db = std::move(db);
     impl_->queue_limit = std::max<std::size_t>(queue_limit, 1);
     auto* p = impl_.get();
-    impl_->thread = std::thread([p, name = std::move(thread_name)] {
-        pthread_setname_np(pthread_self(), name.substr(0, 15).c_str());
-        p->run();
-    });
+    impl_->thread = std::thread([p] { p->run(); });
+    // Named here rather than by the thread itself, so the name is there when the constructor
+    // returns (tools and tests that look for the thread see it at once).
+    pthread_setname_np(impl_->thread.native_handle(), thread_name.substr(0, 15).c_str());
 }
 
 db_worker::~db_worker()
