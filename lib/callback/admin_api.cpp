@@ -168,10 +168,15 @@ net::awaitable<std::optional<T>> on_db(store::db_worker& worker, F fn)
 // A replay filter read in pages, oldest first; touched by the worker while the replay waits.
 struct page_cursor {
     store::event_filter filter;
+    std::optional<std::size_t> left;  // the filter's own limit, counted down
 };
 
 net::awaitable<events::id_page> next_page(store::db_worker* worker, page_cursor* cursor)
 {
+    if (cursor->left && *cursor->left == 0) {
+        co_return events::id_page{};
+    }
+    cursor->filter.limit = std::min(replay_page_size, cursor->left.value_or(replay_page_size));
     using rows_t = store::db_result<std::vector<store::event_summary>>;
     const auto list = [cursor](store::event_db& db) { return db.list(cursor->filter, store::scan_order::oldest_first); };
     auto rows = co_await on_db<rows_t>(*worker, list);
@@ -191,6 +196,9 @@ net::awaitable<events::id_page> next_page(store::db_worker* worker, page_cursor*
     }
     if (!(*rows)->empty()) {
         cursor->filter.after = store::event_cursor{(*rows)->back().received_at_us, (*rows)->back().id};
+    }
+    if (cursor->left) {
+        *cursor->left -= std::min(*cursor->left, page.ids.size());
     }
     co_return page;
 }
@@ -471,11 +479,11 @@ net::awaitable<http::response> admin_api::impl::replay_start(http::request& req)
     if (r.has_filter) {
         cursor = std::make_shared<page_cursor>();
         auto& f = cursor->filter;
+        f.limit = 0;  // unless the filter sets one
         const auto now = now_us();
         for (const auto& [name, value] : r.filter) {
-            if (name == "cursor" || name == "limit") {
-                co_return http::error_response(400, "bad_request",
-                                               fmt::format("filter.{}: not a replay filter", name), v);
+            if (name == "cursor") {
+                co_return http::error_response(400, "bad_request", "filter.cursor: not a replay filter", v);
             }
             if (auto why = events::set_filter(f, name, value, now)) {
                 co_return http::error_response(400, "bad_request", fmt::format("filter.{}: {}", name, *why), v);
@@ -484,6 +492,9 @@ net::awaitable<http::response> admin_api::impl::replay_start(http::request& req)
         // The selection is what was stored when the job started: later events are not
         // chased page after page, and the count below stays the job's total.
         f.until_us = std::min(f.until_us.value_or(now + 1), now + 1);
+        if (f.limit != 0) {
+            cursor->left = f.limit;  // "limit": the first N of the selection, oldest first
+        }
         f.limit = 0;
         const store::event_filter* filter = &f;
         const auto count = [filter](store::event_db& db) { return db.count(*filter); };
@@ -496,7 +507,9 @@ net::awaitable<http::response> admin_api::impl::replay_start(http::request& req)
             co_return storage_unavailable(v, {});
         }
         total = static_cast<std::size_t>(std::max<std::int64_t>(**n, 0));
-        f.limit = replay_page_size;
+        if (cursor->left) {
+            total = std::min(total, *cursor->left);
+        }
     }
 
     auto job = std::make_shared<replay_job>();

@@ -397,6 +397,26 @@ TEST_F(AdminApi, FilterReplayReadsItsIdsInPages)
     // Each event once, oldest first across the page boundaries.
     EXPECT_EQ(count_rows(db, "replays", fmt::format("job = '{}'", job)), copies + 1);
     EXPECT_EQ(count_rows(db, "(SELECT event_id FROM replays WHERE job = '" + job + "' GROUP BY event_id)"), copies + 1);
+
+    // A limit in the filter takes the oldest that many, across pages too.
+    const auto limited = send(ep, replay(fmt::format(R"({{"filter":{{"type":"ticket","limit":"1500"}},)"
+                                                     R"("to":"http://{}/callbacks","concurrency":16}})",
+                                                     replay_target_of(*b)),
+                                         token));
+    ASSERT_EQ(limited.status, 202) << limited.body;
+    EXPECT_NE(limited.body.find("\"total\":1500"), std::string::npos) << limited.body;
+    const auto second = job_of(limited);
+    EXPECT_TRUE(eventually(
+        [&] {
+            status = send(ep, get("/api/replays/" + second, token));
+            return status.body.find("\"done\":true") != std::string::npos;
+        },
+        60s))
+        << status.body;
+    EXPECT_NE(status.body.find("\"total\":1500,\"finished\":1500,\"sent\":1500,\"ok\":1500"), std::string::npos)
+        << status.body;
+    // The oldest: every imported copy's id is below the delivered event's.
+    EXPECT_EQ(count_rows(db, "replays", fmt::format("job = '{}' AND event_id <> {}", second, first)), 1500);
 }
 
 // ---- database work off the io threads --------------------------------------------------
