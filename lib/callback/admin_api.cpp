@@ -299,10 +299,8 @@ std::optional<http::response> admin_api::impl::gate(http::request& req)
     };
     if (!policy.host_allowed(req.msg[bhttp::field::host])) {
         refuse(refused_host, "host_not_allowed");
-        auto res = http::error_response(
-            421, "host_not_allowed", "the Host header names neither this listener nor an entry of admin.hosts", v);
-        res.keep_alive(false);
-        return res;
+        return http::error_response(421, "host_not_allowed",
+                                    "the Host header names neither this listener nor an entry of admin.hosts", v);
     }
     if (const auto origin = req.msg.find(bhttp::field::origin);
         origin != req.msg.end() && !policy.origin_allowed(origin->value())) {
