@@ -510,6 +510,23 @@ private:
     bool enabled_;
 };
 
+// The command runs the replay on one thread that also owns the database: the hooks do their
+// work at once and complete without suspending.
+boost::asio::awaitable<std::optional<store::stored_event>> load_event(store::event_db* db, std::int64_t id)
+{
+    auto e = db->get(id, false);
+    co_return e ? std::move(*e) : std::nullopt;
+}
+
+boost::asio::awaitable<void> record_attempt(store::event_db* db, bool* warned, const store::replay_attempt& a)
+{
+    if (auto r = db->record_replay(a); !r && !*warned) {
+        *warned = true;
+        std::fprintf(stderr, "cwhook: warning: replay history not recorded: %s\n", r.error().c_str());
+    }
+    co_return;
+}
+
 int run_replay(const common_options& common, const replay_cli& o)
 {
     events::replay_options opt;
@@ -597,15 +614,9 @@ int run_replay(const common_options& common, const replay_cli& o)
     events::replay_summary summary;
     bool history_warned = false;
     events::replay_hooks hooks;
-    hooks.load = [&db](std::int64_t id) -> std::optional<store::stored_event> {
-        auto e = db->get(id, false);
-        return e ? std::move(*e) : std::nullopt;
-    };
-    hooks.record = [&](const store::replay_attempt& a) {
-        if (auto r = db->record_replay(a); !r && !history_warned) {
-            history_warned = true;
-            std::fprintf(stderr, "cwhook: warning: replay history not recorded: %s\n", r.error().c_str());
-        }
+    hooks.load = [raw = db.get()](std::int64_t id) { return load_event(raw, id); };
+    hooks.record = [raw = db.get(), warned = &history_warned](const store::replay_attempt& a) {
+        return record_attempt(raw, warned, a);
     };
     hooks.progress = [&](const events::replay_summary& s) {
         bar.update(s);

@@ -23,6 +23,7 @@ int main(int argc, char** argv)
         add_rejections(app, common),
         add_emulate(app, common),
         add_subscriptions(app, common),
+        add_admin(app, common),
     };
     try {
         app.parse(argc, argv);

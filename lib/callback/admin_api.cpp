@@ -1,12 +1,18 @@
 // Design: the admin API is a second router served by a second http::server, so ingest limits,
 // timeouts and the connection cap of the callback listener are untouched by operators'
-// traffic. Authentication compares SHA-256 digests of the presented and the configured token
-// with a constant-time compare: equal lengths whatever was sent, so neither the token's
-// length nor a matching prefix shows in the timing. Queries are single indexed pages (see
-// store/event_db.cpp) and run inline under one mutex-guarded connection; anything long
-// (replay) becomes a job on its own strand that the client polls.
+// traffic. A gate on that router refuses, before any handler runs, what a browser could send
+// on a web page's behalf (see admin_policy.hpp), then checks the bearer token: SHA-256
+// digests of the presented and the expected token compared in constant time, equal lengths
+// whatever was sent, so neither the token's length nor a matching prefix shows in the timing.
+// SQLite is synchronous, so the handlers never call it: one db_worker thread owns the API's
+// connection and every query, event load and replay-history write is a job there that the
+// handler awaits. A slow query then delays other admin requests, never a callback. Replays of
+// a filter read their ids page by page through the same thread, so a filter matching
+// millions of events never holds more than one page of ids.
 #include "callback/admin_api.hpp"
 
+#include "callback/admin_policy.hpp"
+#include "callback/detail/await.hpp"
 #include "core/log.hpp"
 #include "core/time.hpp"
 #include "crypto/digest.hpp"
@@ -15,6 +21,7 @@
 #include "events/replay.hpp"
 #include "http/server.hpp"
 #include "json/records.hpp"
+#include "store/db_worker.hpp"
 #include "store/event_db.hpp"
 
 #include <boost/asio/strand.hpp>
@@ -27,6 +34,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <type_traits>
 
 namespace cwhook::callback {
 
@@ -43,6 +51,8 @@ namespace {
 
 constexpr std::size_t max_jobs_kept = 100;
 constexpr std::size_t max_replay_concurrency = 64;
+// Ids of a replay filter read per page: bounded memory whatever the filter matches.
+constexpr std::size_t replay_page_size = 1000;
 
 std::optional<std::int64_t> parse_id(std::string_view text)
 {
@@ -134,9 +144,93 @@ std::string job_json(replay_job& job)
         non_2xx += fmt::format("{}\"{}\":{}", non_2xx.size() > 1 ? "," : "", status, n);
     }
     non_2xx += '}';
+    const std::string error = s.error.empty() ? std::string() : ",\"error\":" + json::quote(s.error);
     return fmt::format(
-        R"({{"job":"{}","to":{},"total":{},"finished":{},"sent":{},"ok":{},"non_2xx":{},"failed":{},"stopped":{},"done":{}}})",
-        job.id, json::quote(job.to), s.total, s.finished(), s.sent, s.ok, non_2xx, s.failed, s.stopped, s.done);
+        R"({{"job":"{}","to":{},"total":{},"finished":{},"sent":{},"ok":{},"non_2xx":{},"failed":{},"stopped":{},"done":{}{}}})",
+        job.id, json::quote(job.to), s.total, s.finished(), s.sent, s.ok, non_2xx, s.failed, s.stopped, s.done, error);
+}
+
+// Runs fn(event_db&) on the worker and completes with its result; nullopt when the worker's
+// queue is full. fn is copied into the job and, through await_completion, into a coroutine
+// frame: it captures references and scalars only (GCC 12 may destroy by-value coroutine
+// arguments twice, harmless only for trivially destructible ones). Its references point into
+// the awaiting frame, which outlives the job: the worker drops queued jobs before the
+// io_context that owns the frames goes away.
+template <class T, class F>
+net::awaitable<std::optional<T>> on_db(store::db_worker& worker, F fn)
+{
+    static_assert(std::is_trivially_destructible_v<F>, "capture references and scalars only");
+    return detail::await_completion<T>([&worker, fn](auto done) {
+        return worker.submit([fn, done](store::event_db& db) mutable { done(fn(db)); });
+    });
+}
+
+// A replay filter read in pages, oldest first; touched by the worker while the replay waits.
+struct page_cursor {
+    store::event_filter filter;
+    std::optional<std::size_t> left;  // the filter's own limit, counted down
+};
+
+net::awaitable<events::id_page> next_page(store::db_worker* worker, page_cursor* cursor)
+{
+    if (cursor->left && *cursor->left == 0) {
+        co_return events::id_page{};
+    }
+    cursor->filter.limit = std::min(replay_page_size, cursor->left.value_or(replay_page_size));
+    using rows_t = store::db_result<std::vector<store::event_summary>>;
+    const auto list = [cursor](store::event_db& db) { return db.list(cursor->filter, store::scan_order::oldest_first); };
+    auto rows = co_await on_db<rows_t>(*worker, list);
+    events::id_page page;
+    if (!rows) {
+        page.error = "the admin database queue is full";
+        co_return page;
+    }
+    if (!*rows) {
+        log::warn("admin: replay selection failed", {{"error", rows->error()}});
+        page.error = "cannot read the selection: " + rows->error();
+        co_return page;
+    }
+    page.ids.reserve((*rows)->size());
+    for (const auto& r : **rows) {
+        page.ids.push_back(r.id);
+    }
+    if (!(*rows)->empty()) {
+        cursor->filter.after = store::event_cursor{(*rows)->back().received_at_us, (*rows)->back().id};
+    }
+    if (cursor->left) {
+        *cursor->left -= std::min(*cursor->left, page.ids.size());
+    }
+    co_return page;
+}
+
+net::awaitable<std::optional<store::stored_event>> load_event(store::db_worker* worker, std::int64_t id)
+{
+    using row_t = store::db_result<std::optional<store::stored_event>>;
+    const auto get = [id](store::event_db& db) { return db.get(id, false); };
+    auto e = co_await on_db<row_t>(*worker, get);
+    if (!e || !*e) {
+        log::warn("admin: cannot load an event to replay",
+                  {{"event", id}, {"error", !e ? std::string("the admin database queue is full") : e->error()}});
+        co_return std::nullopt;
+    }
+    co_return std::move(**e);
+}
+
+// `a` lives in the replaying coroutine's frame, which awaits this.
+net::awaitable<void> record_attempt(store::db_worker* worker, const store::replay_attempt& a)
+{
+    const store::replay_attempt* attempt = &a;
+    const auto record = [attempt](store::event_db& db) { return db.record_replay(*attempt); };
+    auto r = co_await on_db<store::db_result<void>>(*worker, record);
+    if (!r || !*r) {
+        log::warn("admin: cannot record replay attempt",
+                  {{"error", !r ? std::string("the admin database queue is full") : r->error()}});
+    }
+}
+
+bool changes_state(bhttp::verb v)
+{
+    return v == bhttp::verb::post || v == bhttp::verb::put || v == bhttp::verb::patch || v == bhttp::verb::delete_;
 }
 
 } // namespace
@@ -147,26 +241,32 @@ struct admin_api::impl {
     client::https_client& client;
     metrics::counter& unauthorized;
     metrics::counter& replays_started;
-    std::optional<crypto::digest256> token_digest;
+    metrics::counter& refused_host;
+    metrics::counter& refused_origin;
+    metrics::counter& refused_media_type;
+    metrics::counter& refused_replay_target;
+    crypto::digest256 token_digest{};
+    admin_policy policy;
 
-    std::mutex db_mutex;
-    std::unique_ptr<store::event_db> db;  // guarded by db_mutex
+    std::unique_ptr<store::db_worker> db;
 
     std::mutex jobs_mutex;
     std::map<std::string, std::shared_ptr<replay_job>, std::less<>> jobs;  // guarded by jobs_mutex
     std::deque<std::string> job_order;                                    // guarded by jobs_mutex
 
-    impl(const admin_settings& s, net::io_context& c, client::https_client& cl, metrics::registry& m)
+    impl(const admin_settings& s, admin_policy pol, net::io_context& c, client::https_client& cl, metrics::registry& m)
         : cfg(s), ioc(c), client(cl), unauthorized(m.get_counter("cwhook_admin_unauthorized_total")),
-          replays_started(m.get_counter("cwhook_admin_replay_jobs_total"))
+          replays_started(m.get_counter("cwhook_admin_replay_jobs_total")),
+          refused_host(m.get_counter("cwhook_admin_refused_total", "reason=\"host_not_allowed\"")),
+          refused_origin(m.get_counter("cwhook_admin_refused_total", "reason=\"origin_not_allowed\"")),
+          refused_media_type(m.get_counter("cwhook_admin_refused_total", "reason=\"unsupported_media_type\"")),
+          refused_replay_target(m.get_counter("cwhook_admin_refused_total", "reason=\"replay_target_not_allowed\"")),
+          policy(std::move(pol))
     {
     }
 
     bool authorized(const http::request& req) const
     {
-        if (!token_digest) {
-            return true;
-        }
         const std::string_view auth = req.msg[bhttp::field::authorization];
         constexpr std::string_view scheme = "Bearer ";
         std::string_view presented;
@@ -175,96 +275,122 @@ struct admin_api::impl {
         }
         const auto given = crypto::sha256(presented);
         // Evaluated whether or not the header was well-formed: same work either way.
-        const bool same = crypto::constant_time_equal(given, *token_digest);
+        const bool same = crypto::constant_time_equal(given, token_digest);
         return same && !presented.empty();
     }
 
-    http::response events_list(const http::request& req);
-    http::response event_one(const http::request& req, std::string_view rest);
-    http::response replay_start(const http::request& req);
+    std::optional<http::response> gate(http::request& req);
+
+    net::awaitable<http::response> events_list(http::request& req);
+    net::awaitable<http::response> event_one(http::request& req);
+    net::awaitable<http::response> replay_start(http::request& req);
     http::response replay_status(const http::request& req);
-    http::response rejections(const http::request& req);
+    net::awaitable<http::response> rejections(http::request& req);
 };
+
+// The order matters: a page that rebinds a name to this address must get nothing, not even
+// a 401 that tells it the token is wrong, and a form post must not reach a handler.
+std::optional<http::response> admin_api::impl::gate(http::request& req)
+{
+    const unsigned v = req.msg.version();
+    const auto refuse = [&req](metrics::counter& c, std::string_view reason) {
+        c.inc();
+        req.log_fields.emplace_back("reason", reason);
+    };
+    if (!policy.host_allowed(req.msg[bhttp::field::host])) {
+        refuse(refused_host, "host_not_allowed");
+        return http::error_response(421, "host_not_allowed",
+                                    "the Host header names neither this listener nor an entry of admin.hosts", v);
+    }
+    if (const auto origin = req.msg.find(bhttp::field::origin);
+        origin != req.msg.end() && !policy.origin_allowed(origin->value())) {
+        refuse(refused_origin, "origin_not_allowed");
+        return http::error_response(403, "origin_not_allowed",
+                                    "requests from web pages are refused unless their origin is in admin.origins", v);
+    }
+    if (changes_state(req.msg.method()) && !is_json_content_type(req.msg[bhttp::field::content_type])) {
+        refuse(refused_media_type, "unsupported_media_type");
+        return http::error_response(415, "unsupported_media_type", "send Content-Type: application/json", v);
+    }
+    if (!authorized(req)) {
+        unauthorized.inc();
+        req.log_fields.emplace_back("reason", "unauthorized");
+        auto res = http::error_response(401, "unauthorized", "a valid Authorization: Bearer token is required", v);
+        res.set(bhttp::field::www_authenticate, "Bearer");
+        return res;
+    }
+    return std::nullopt;
+}
 
 namespace {
 
-net::awaitable<http::response> run_guarded(admin_api::impl* p, const http::handler* h, http::request& req)
+http::response storage_unavailable(unsigned v, std::string_view what)
 {
-    if (!p->authorized(req)) {
-        p->unauthorized.inc();
-        req.log_fields.emplace_back("reason", "unauthorized");
-        auto res = http::error_response(401, "unauthorized", "a valid Authorization: Bearer token is required",
-                                        req.msg.version());
-        res.set(bhttp::field::www_authenticate, "Bearer");
-        co_return res;
-    }
-    auto res = co_await (*h)(req);
-    co_return res;
+    return http::error_response(503, "storage_unavailable", what, v);
 }
 
-// A synchronous handler as a router handler.
-template <class F>
-http::handler sync_handler(F f)
-{
-    return [f](http::request& req) -> net::awaitable<http::response> { co_return f(req); };
-}
+constexpr std::string_view queue_full = "the admin database queue is full";
 
 } // namespace
 
-http::response admin_api::impl::events_list(const http::request& req)
+net::awaitable<http::response> admin_api::impl::events_list(http::request& req)
 {
     const unsigned v = req.msg.version();
     auto params = query_params(req.query());
     if (!params) {
-        return http::error_response(400, "bad_query", "malformed percent-encoding", v);
+        co_return http::error_response(400, "bad_query", "malformed percent-encoding", v);
     }
     store::event_filter f;
     f.limit = 50;
     const auto now = now_us();
     for (const auto& [name, value] : *params) {
         if (auto why = events::set_filter(f, name, value, now)) {
-            return http::error_response(400, "bad_query", fmt::format("{}: {}", name, *why), v);
+            co_return http::error_response(400, "bad_query", fmt::format("{}: {}", name, *why), v);
         }
     }
     if (f.limit > events::max_api_page) {
-        return http::error_response(400, "bad_query", fmt::format("limit: at most {}", events::max_api_page), v);
+        co_return http::error_response(400, "bad_query", fmt::format("limit: at most {}", events::max_api_page), v);
     }
     // One row more than asked tells whether a next page exists without a count.
     const std::size_t wanted = f.limit;
     f.limit = wanted + 1;
-    store::db_result<std::vector<store::event_summary>> rows{boost::system::in_place_error, std::string()};
-    {
-        std::lock_guard lock(db_mutex);
-        rows = db->list(f);
-    }
+    using rows_t = store::db_result<std::vector<store::event_summary>>;
+    const store::event_filter* filter = &f;
+    const auto list = [filter](store::event_db& db) { return db.list(*filter); };
+    auto rows = co_await on_db<rows_t>(*db, list);
     if (!rows) {
-        log::warn("admin: query failed", {{"error", rows.error()}});
-        return http::error_response(503, "storage_unavailable", {}, v);
+        co_return storage_unavailable(v, queue_full);
     }
-    const bool more = rows->size() > wanted;
+    if (!*rows) {
+        log::warn("admin: query failed", {{"error", rows->error()}});
+        co_return storage_unavailable(v, {});
+    }
+    auto& found = **rows;
+    const bool more = found.size() > wanted;
     if (more) {
-        rows->resize(wanted);
+        found.resize(wanted);
     }
     std::string body = "{\"events\":[";
-    for (std::size_t i = 0; i < rows->size(); ++i) {
+    for (std::size_t i = 0; i < found.size(); ++i) {
         if (i > 0) {
             body += ',';
         }
-        body += events::summary_json((*rows)[i]);
+        body += events::summary_json(found[i]);
     }
     body += "],\"next_cursor\":";
-    if (more && !rows->empty()) {
-        body += json::quote(events::format_cursor({rows->back().received_at_us, rows->back().id}));
+    if (more && !found.empty()) {
+        body += json::quote(events::format_cursor({found.back().received_at_us, found.back().id}));
     } else {
         body += "null";
     }
     body += '}';
-    return http::json_response(200, std::move(body), v);
+    co_return http::json_response(200, std::move(body), v);
 }
 
-http::response admin_api::impl::event_one(const http::request& req, std::string_view rest)
+net::awaitable<http::response> admin_api::impl::event_one(http::request& req)
 {
     const unsigned v = req.msg.version();
+    std::string_view rest = req.path().substr(std::string_view("/api/events/").size());
     bool raw = false;
     if (rest.ends_with("/raw")) {
         raw = true;
@@ -272,43 +398,59 @@ http::response admin_api::impl::event_one(const http::request& req, std::string_
     }
     const auto id = parse_id(rest);
     if (!id) {
-        return http::error_response(404, "not_found", {}, v);
+        co_return http::error_response(404, "not_found", {}, v);
     }
-    store::db_result<std::optional<store::stored_event>> ev{boost::system::in_place_error, std::string()};
-    {
-        std::lock_guard lock(db_mutex);
-        ev = db->get(*id, !raw);
-    }
+    using row_t = store::db_result<std::optional<store::stored_event>>;
+    const std::int64_t n = *id;
+    const auto get = [n, raw](store::event_db& db) { return db.get(n, !raw); };
+    auto ev = co_await on_db<row_t>(*db, get);
     if (!ev) {
-        log::warn("admin: query failed", {{"error", ev.error()}});
-        return http::error_response(503, "storage_unavailable", {}, v);
+        co_return storage_unavailable(v, queue_full);
     }
     if (!*ev) {
-        return http::error_response(404, "not_found", fmt::format("no event {}", *id), v);
+        log::warn("admin: query failed", {{"error", ev->error()}});
+        co_return storage_unavailable(v, {});
     }
+    if (!**ev) {
+        co_return http::error_response(404, "not_found", fmt::format("no event {}", n), v);
+    }
+    const auto& stored = ***ev;
     if (!raw) {
-        return http::json_response(200, events::detail_json(**ev), v);
+        co_return http::json_response(200, events::detail_json(stored), v);
     }
+    // The stored bytes came from whoever reached the callback listener: never let a browser
+    // render them (as HTML, say) in the admin listener's origin. A download, not a page; the
+    // content type it arrived with is in X-Cwhook-Content-Type and in the event's JSON.
     http::response res{bhttp::status::ok, v};
-    const auto& rec = (*ev)->record;
-    res.set(bhttp::field::content_type, rec.content_type.empty() ? "application/octet-stream" : rec.content_type);
-    res.set(bhttp::field::cache_control, "no-store");
+    res.set(bhttp::field::content_type, "application/octet-stream");
+    res.set(bhttp::field::content_disposition, fmt::format("attachment; filename=\"event-{}.bin\"", n));
     res.set("X-Content-Type-Options", "nosniff");
-    res.body() = rec.body;
+    res.set("Content-Security-Policy", "sandbox");
+    res.set(bhttp::field::cache_control, "no-store");
+    // Stored as received, so it may hold anything; only visible ASCII goes into a header.
+    std::string original = stored.record.content_type;
+    const bool printable = std::all_of(original.begin(), original.end(), [](char c) {
+        const auto u = static_cast<unsigned char>(c);
+        return u >= 0x20 && u < 0x7f;
+    });
+    if (!original.empty() && printable) {
+        res.set("X-Cwhook-Content-Type", original);
+    }
+    res.body() = stored.record.body;
     res.prepare_payload();
-    return res;
+    co_return res;
 }
 
-http::response admin_api::impl::replay_start(const http::request& req)
+net::awaitable<http::response> admin_api::impl::replay_start(http::request& req)
 {
     const unsigned v = req.msg.version();
     auto parsed = json::parse_replay_request(req.msg.body());
     if (auto* err = std::get_if<json::parse_error>(&parsed)) {
-        return http::error_response(400, "bad_request", err->detail, v);
+        co_return http::error_response(400, "bad_request", err->detail, v);
     }
     auto& r = std::get<json::replay_request>(parsed);
     if (r.ids.empty() == !r.has_filter) {
-        return http::error_response(400, "bad_request", "give either ids or filter", v);
+        co_return http::error_response(400, "bad_request", "give either ids or filter", v);
     }
     events::replay_options opt;
     opt.to = r.to;
@@ -316,38 +458,62 @@ http::response admin_api::impl::replay_start(const http::request& req)
     opt.concurrency = static_cast<std::size_t>(std::clamp<std::int64_t>(r.concurrency.value_or(1), 0,
                                                                         max_replay_concurrency));
     opt.stop_on_error = r.stop_on_error;
-    if (auto checked = events::replay_request_for(opt); !checked) {
-        return http::error_response(400, "bad_request", "to: " + checked.error(), v);
+    auto checked = events::replay_request_for(opt);
+    if (!checked) {
+        co_return http::error_response(400, "bad_request", "to: " + checked.error(), v);
     }
+    // Whoever holds the token may replay, but only to where the operator said: the token in a
+    // browser's or a script's hands must not turn the stored events into an exfiltration feed,
+    // nor the daemon into a client of services on its own network.
+    if (auto why = policy.replay_target_problem(*checked)) {
+        refused_replay_target.inc();
+        req.log_fields.emplace_back("reason", "replay_target_not_allowed");
+        co_return http::error_response(403, "replay_target_not_allowed", *why, v);
+    }
+
     std::vector<std::int64_t> ids = std::move(r.ids);
+    std::shared_ptr<page_cursor> cursor;
+    std::size_t total = ids.size();
     if (r.has_filter) {
-        store::event_filter f;
-        f.limit = 0;
+        cursor = std::make_shared<page_cursor>();
+        auto& f = cursor->filter;
+        f.limit = 0;  // unless the filter sets one
         const auto now = now_us();
         for (const auto& [name, value] : r.filter) {
             if (name == "cursor") {
-                return http::error_response(400, "bad_request", "filter.cursor: not a replay filter", v);
+                co_return http::error_response(400, "bad_request", "filter.cursor: not a replay filter", v);
             }
             if (auto why = events::set_filter(f, name, value, now)) {
-                return http::error_response(400, "bad_request", fmt::format("filter.{}: {}", name, *why), v);
+                co_return http::error_response(400, "bad_request", fmt::format("filter.{}: {}", name, *why), v);
             }
         }
-        store::db_result<std::vector<std::int64_t>> found{boost::system::in_place_error, std::string()};
-        {
-            std::lock_guard lock(db_mutex);
-            found = db->ids(f);
+        // The selection is what was stored when the job started: later events are not
+        // chased page after page, and the count below stays the job's total.
+        f.until_us = std::min(f.until_us.value_or(now + 1), now + 1);
+        if (f.limit != 0) {
+            cursor->left = f.limit;  // "limit": the first N of the selection, oldest first
         }
-        if (!found) {
-            log::warn("admin: query failed", {{"error", found.error()}});
-            return http::error_response(503, "storage_unavailable", {}, v);
+        f.limit = 0;
+        const store::event_filter* filter = &f;
+        const auto count = [filter](store::event_db& db) { return db.count(*filter); };
+        auto n = co_await on_db<store::db_result<std::int64_t>>(*db, count);
+        if (!n) {
+            co_return storage_unavailable(v, queue_full);
         }
-        ids = std::move(*found);
+        if (!*n) {
+            log::warn("admin: query failed", {{"error", n->error()}});
+            co_return storage_unavailable(v, {});
+        }
+        total = static_cast<std::size_t>(std::max<std::int64_t>(**n, 0));
+        if (cursor->left) {
+            total = std::min(total, *cursor->left);
+        }
     }
 
     auto job = std::make_shared<replay_job>();
     job->id = crypto::random_hex(8);
     job->to = opt.to;
-    job->summary.total = ids.size();
+    job->summary.total = total;
     opt.job = job->id;
     {
         std::lock_guard lock(jobs_mutex);
@@ -367,21 +533,12 @@ http::response admin_api::impl::replay_start(const http::request& req)
         }
     }
     replays_started.inc();
-    const std::size_t total = ids.size();
     log::info("admin: replay job started", {{"job", job->id}, {"events", total}, {"to", opt.to}});
 
+    store::db_worker* worker = db.get();
     events::replay_hooks hooks;
-    hooks.load = [this](std::int64_t id) -> std::optional<store::stored_event> {
-        std::lock_guard lock(db_mutex);
-        auto e = db->get(id, false);
-        return e ? std::move(*e) : std::nullopt;
-    };
-    hooks.record = [this](const store::replay_attempt& a) {
-        std::lock_guard lock(db_mutex);
-        if (auto r = db->record_replay(a); !r) {
-            log::warn("admin: cannot record replay attempt", {{"error", r.error()}});
-        }
-    };
+    hooks.load = [worker](std::int64_t id) { return load_event(worker, id); };
+    hooks.record = [worker](const store::replay_attempt& a) { return record_attempt(worker, a); };
     hooks.progress = [job](const events::replay_summary& s) {
         std::lock_guard lock(job->mutex);
         job->summary = s;
@@ -390,8 +547,13 @@ http::response admin_api::impl::replay_start(const http::request& req)
         }
     };
     auto strand = net::make_strand(ioc);
-    events::start_replay(strand, client, std::move(ids), std::move(opt), std::move(hooks));
-    return http::json_response(202, fmt::format(R"({{"job":"{}","total":{}}})", job->id, total), v);
+    if (cursor) {
+        events::id_source source = [worker, cursor] { return next_page(worker, cursor.get()); };
+        events::start_replay(strand, client, std::move(source), total, std::move(opt), std::move(hooks));
+    } else {
+        events::start_replay(strand, client, std::move(ids), std::move(opt), std::move(hooks));
+    }
+    co_return http::json_response(202, fmt::format(R"({{"job":"{}","total":{}}})", job->id, total), v);
 }
 
 http::response admin_api::impl::replay_status(const http::request& req)
@@ -412,7 +574,7 @@ http::response admin_api::impl::replay_status(const http::request& req)
     return http::json_response(200, job_json(*job), v);
 }
 
-http::response admin_api::impl::rejections(const http::request& req)
+net::awaitable<http::response> admin_api::impl::rejections(http::request& req)
 {
     const unsigned v = req.msg.version();
     const auto path = req.path();
@@ -420,24 +582,26 @@ http::response admin_api::impl::rejections(const http::request& req)
     if (path.size() > base.size()) {
         const auto id = parse_id(path.substr(base.size() + 1));
         if (!id) {
-            return http::error_response(404, "not_found", {}, v);
+            co_return http::error_response(404, "not_found", {}, v);
         }
-        store::db_result<std::optional<store::stored_rejection>> r{boost::system::in_place_error, std::string()};
-        {
-            std::lock_guard lock(db_mutex);
-            r = db->rejection(*id);
-        }
+        using row_t = store::db_result<std::optional<store::stored_rejection>>;
+        const std::int64_t n = *id;
+        const auto get = [n](store::event_db& db) { return db.rejection(n); };
+        auto r = co_await on_db<row_t>(*db, get);
         if (!r) {
-            return http::error_response(503, "storage_unavailable", {}, v);
+            co_return storage_unavailable(v, queue_full);
         }
         if (!*r) {
-            return http::error_response(404, "not_found", fmt::format("no rejection {}", *id), v);
+            co_return storage_unavailable(v, {});
         }
-        return http::json_response(200, events::rejection_json(**r), v);
+        if (!**r) {
+            co_return http::error_response(404, "not_found", fmt::format("no rejection {}", n), v);
+        }
+        co_return http::json_response(200, events::rejection_json(***r), v);
     }
     auto params = query_params(req.query());
     if (!params) {
-        return http::error_response(400, "bad_query", "malformed percent-encoding", v);
+        co_return http::error_response(400, "bad_query", "malformed percent-encoding", v);
     }
     store::rejection_filter f;
     const auto now = now_us();
@@ -447,106 +611,115 @@ http::response admin_api::impl::rejections(const http::request& req)
             f.reason = value;
         } else if (name == "since" || name == "until" || name == "limit") {
             if (auto why = events::set_filter(scratch, name, value, now)) {
-                return http::error_response(400, "bad_query", fmt::format("{}: {}", name, *why), v);
+                co_return http::error_response(400, "bad_query", fmt::format("{}: {}", name, *why), v);
             }
             if (name == "since") {
                 f.since_us = scratch.since_us;
             } else if (name == "until") {
                 f.until_us = scratch.until_us;
             } else if (scratch.limit > events::max_api_page) {
-                return http::error_response(400, "bad_query", fmt::format("limit: at most {}", events::max_api_page),
-                                            v);
+                co_return http::error_response(400, "bad_query",
+                                               fmt::format("limit: at most {}", events::max_api_page), v);
             } else {
                 f.limit = scratch.limit;
             }
         } else if (name == "before") {
             const auto id = parse_id(value);
             if (!id) {
-                return http::error_response(400, "bad_query", "before: expected an id", v);
+                co_return http::error_response(400, "bad_query", "before: expected an id", v);
             }
             f.before_id = *id;
         } else {
-            return http::error_response(400, "bad_query", fmt::format("{}: unknown parameter", name), v);
+            co_return http::error_response(400, "bad_query", fmt::format("{}: unknown parameter", name), v);
         }
     }
     const std::size_t wanted = f.limit;
     f.limit = wanted + 1;
-    store::db_result<std::vector<store::stored_rejection>> rows{boost::system::in_place_error, std::string()};
-    {
-        std::lock_guard lock(db_mutex);
-        rows = db->rejections(f);
-    }
+    using rows_t = store::db_result<std::vector<store::stored_rejection>>;
+    const store::rejection_filter* filter = &f;
+    const auto list = [filter](store::event_db& db) { return db.rejections(*filter); };
+    auto rows = co_await on_db<rows_t>(*db, list);
     if (!rows) {
-        return http::error_response(503, "storage_unavailable", {}, v);
+        co_return storage_unavailable(v, queue_full);
     }
-    const bool more = rows->size() > wanted;
+    if (!*rows) {
+        co_return storage_unavailable(v, {});
+    }
+    auto& found = **rows;
+    const bool more = found.size() > wanted;
     if (more) {
-        rows->resize(wanted);
+        found.resize(wanted);
     }
     std::string body = "{\"rejections\":[";
-    for (std::size_t i = 0; i < rows->size(); ++i) {
+    for (std::size_t i = 0; i < found.size(); ++i) {
         if (i > 0) {
             body += ',';
         }
-        body += events::rejection_json((*rows)[i]);
+        body += events::rejection_json(found[i]);
     }
     body += "],\"next_before\":";
-    body += more && !rows->empty() ? std::to_string(rows->back().id) : std::string("null");
+    body += more && !found.empty() ? std::to_string(found.back().id) : std::string("null");
     body += '}';
-    return http::json_response(200, std::move(body), v);
+    co_return http::json_response(200, std::move(body), v);
 }
 
 boost::system::result<std::unique_ptr<admin_api>, std::string>
-admin_api::create(const admin_settings& s, const std::string& db_path, net::io_context& ioc,
+admin_api::create(const admin_settings& s, std::string_view token, const std::string& db_path, net::io_context& ioc,
                   client::https_client& client, metrics::registry& metrics)
 {
     using out = boost::system::result<std::unique_ptr<admin_api>, std::string>;
-    if (!s.listen.empty() && !is_loopback_listen(s.listen) && s.token.empty()) {
-        return out(boost::system::in_place_error,
-                   fmt::format("admin.listen: \"{}\" is not a loopback address: set admin.token_file (a bearer "
-                               "token is required off loopback)",
-                               s.listen));
+    if (token.empty()) {
+        return out(boost::system::in_place_error, std::string("admin: no bearer token"));
     }
-    auto p = std::make_unique<impl>(s, ioc, client, metrics);
-    if (!s.token.empty()) {
-        p->token_digest = crypto::sha256(s.token);
+    auto policy = admin_policy::make(s);
+    if (!policy) {
+        return out(boost::system::in_place_error, policy.error());
     }
+    auto p = std::make_unique<impl>(s, std::move(*policy), ioc, client, metrics);
+    p->token_digest = crypto::sha256(token);
     auto db = store::event_db::open(db_path, store::db_access::read_write);
     if (!db) {
         return out(boost::system::in_place_error, "admin: " + db.error());
     }
-    p->db = std::move(*db);
+    p->db = std::make_unique<store::db_worker>(std::move(*db), std::string(admin_db_thread_name));
     return std::unique_ptr<admin_api>(new admin_api(std::move(p)));
 }
 
 admin_api::admin_api(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 admin_api::~admin_api() = default;
 
-http::handler admin_api::guarded(http::handler h)
+void admin_api::set_listener(const std::vector<net::ip::tcp::endpoint>& bound)
 {
-    auto owned = std::make_shared<http::handler>(std::move(h));
-    impl* p = impl_.get();
-    return [p, owned](http::request& req) { return run_guarded(p, owned.get(), req); };
+    impl_->policy.add_listener(bound);
 }
+
+namespace {
+
+// Router handlers: plain functions of the impl pointer and the request, which the session
+// keeps alive while it awaits the answer.
+net::awaitable<http::response> serve_events(admin_api::impl* p, http::request& req)
+{
+    if (req.path() == "/api/events") {
+        co_return co_await p->events_list(req);
+    }
+    co_return co_await p->event_one(req);
+}
+
+net::awaitable<http::response> serve_replay_status(admin_api::impl* p, http::request& req)
+{
+    co_return p->replay_status(req);
+}
+
+} // namespace
 
 void admin_api::add_routes(http::router& r)
 {
     impl* p = impl_.get();
-    r.add(bhttp::verb::get, "/api/events", guarded(sync_handler([p](http::request& req) {
-              const auto path = req.path();
-              constexpr std::string_view base = "/api/events";
-              if (path.size() == base.size()) {
-                  return p->events_list(req);
-              }
-              return p->event_one(req, path.substr(base.size() + 1));
-          })),
-          true);
-    r.add(bhttp::verb::post, "/api/events/replay",
-          guarded(sync_handler([p](http::request& req) { return p->replay_start(req); })));
-    r.add(bhttp::verb::get, "/api/replays",
-          guarded(sync_handler([p](http::request& req) { return p->replay_status(req); })), true);
-    r.add(bhttp::verb::get, "/api/rejections",
-          guarded(sync_handler([p](http::request& req) { return p->rejections(req); })), true);
+    r.set_gate([p](http::request& req) { return p->gate(req); });
+    r.add(bhttp::verb::get, "/api/events", [p](http::request& req) { return serve_events(p, req); }, true);
+    r.add(bhttp::verb::post, "/api/events/replay", [p](http::request& req) { return p->replay_start(req); });
+    r.add(bhttp::verb::get, "/api/replays", [p](http::request& req) { return serve_replay_status(p, req); }, true);
+    r.add(bhttp::verb::get, "/api/rejections", [p](http::request& req) { return p->rejections(req); }, true);
 }
 
 } // namespace cwhook::callback

@@ -1,9 +1,11 @@
 // The admin HTTP API on its own listener: stored events (filters as query parameters, keyset
-// pagination), one event, its raw body, replay jobs and the rejected requests. Every route it
-// adds, and any route wrapped with guarded(), requires `Authorization: Bearer <admin.token>`
-// when a token is configured (the application refuses a non-loopback listener without one).
-// Thread-safe: handlers run on the server's threads; the database connection is shared under
-// a mutex (queries are single indexed pages), replay jobs run on their own strands.
+// pagination), one event, its raw body, replay jobs and the rejected requests. Every request
+// on the router it is added to (whatever the route, /metrics included) passes, in this order:
+// the Host check (421), the Origin check (403), a JSON content type for state-changing
+// methods (415), and `Authorization: Bearer <token>` (401). See admin_policy.hpp for why.
+// Thread-safe: handlers run on the server's threads and never touch the database there; a
+// thread of its own owns the API's connection (queries, event loads and replay history),
+// replay jobs run on their own strands.
 #pragma once
 
 #include "callback/settings.hpp"
@@ -12,27 +14,34 @@
 #include "http/router.hpp"
 
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
 
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace cwhook::callback {
 
+// Name of the thread that owns the admin API's database connection (top -H, /proc).
+inline constexpr std::string_view admin_db_thread_name = "cwhook-admin-db";
+
 class admin_api {
 public:
+    // token: the bearer token in force (configured or generated; never empty).
     // db_path: the database the store already opened (and migrated).
     static boost::system::result<std::unique_ptr<admin_api>, std::string>
-    create(const admin_settings& s, const std::string& db_path, boost::asio::io_context& ioc,
+    create(const admin_settings& s, std::string_view token, const std::string& db_path, boost::asio::io_context& ioc,
            client::https_client& client, metrics::registry& metrics);
     ~admin_api();
 
     // GET /api/events, /api/events/{id}, /api/events/{id}/raw, POST /api/events/replay,
-    // GET /api/replays/{job}, GET /api/rejections, /api/rejections/{id}.
+    // GET /api/replays/{job}, GET /api/rejections, /api/rejections/{id}; and the gate that
+    // guards every route of `r`, also those added later.
     void add_routes(http::router& r);
 
-    // h behind the bearer-token check: 401 {"error":"unauthorized"} counted in
-    // cwhook_admin_unauthorized_total, compared in constant time.
-    http::handler guarded(http::handler h);
+    // The listener's bound addresses (after port 0 is resolved), accepted as Host. Call
+    // before the server's threads run.
+    void set_listener(const std::vector<boost::asio::ip::tcp::endpoint>& bound);
 
     struct impl;
 

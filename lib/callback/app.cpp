@@ -6,6 +6,7 @@
 #include "callback/app.hpp"
 
 #include "callback/admin_api.hpp"
+#include "callback/admin_token.hpp"
 #include "callback/detail/await.hpp"
 #include "callback/ingest.hpp"
 #include "callback/key_cache.hpp"
@@ -54,6 +55,7 @@ struct app::impl {
     // The admin listener: its own router and server (and connection metrics of its own, so
     // operators' traffic does not show up as callback connections).
     metrics::registry admin_server_metrics;
+    std::string admin_token;  // in force: configured or generated ("" without an admin listener)
     std::unique_ptr<admin_api> admin;
     std::unique_ptr<http::server> admin_server;
     std::unique_ptr<net::steady_timer> retention_timer;  // retention_loop's, on its strand; abandoned by ioc.stop()
@@ -156,10 +158,6 @@ net::awaitable<void> retention_loop(app::impl* p)
 
 boost::system::result<std::unique_ptr<app>, std::string> app::create(app_settings s)
 {
-    if (!s.admin.listen.empty() && s.admin.token.empty() && !is_loopback_listen(s.admin.listen)) {
-        return "admin.listen: \"" + s.admin.listen +
-               "\" is not a loopback address: set admin.token_file (a bearer token is required off loopback)";
-    }
     const unsigned threads = worker_threads(s.server.threads);
     auto policy = key_url_policy::make(s.verify.allowed_key_hosts, trusted_companies(s));
     if (!policy) {
@@ -259,20 +257,32 @@ boost::system::result<std::unique_ptr<app>, std::string> app::create(app_setting
     }
 
     if (!cfg.admin.listen.empty()) {
-        auto admin = admin_api::create(cfg.admin, cfg.storage.path, p->ioc, *p->client, p->metrics);
+        // A token always, loopback included: any local process, and any web page the operator
+        // opens, can reach a loopback port.
+        p->admin_token = cfg.admin.token;
+        if (p->admin_token.empty()) {
+            const auto file = admin_token_file(cfg.storage.path);
+            auto token = load_or_create_admin_token(file);
+            if (!token) {
+                return "admin token: " + token.error() + " (or set admin.token_file)";
+            }
+            p->admin_token = std::move(*token);
+            log::info("admin token (none configured) is in a file; `cwhook admin token` prints it", {{"file", file}});
+        }
+        auto admin = admin_api::create(cfg.admin, p->admin_token, cfg.storage.path, p->ioc, *p->client, p->metrics);
         if (!admin) {
             return admin.error();
         }
         p->admin = std::move(*admin);
         auto admin_routes = std::make_shared<http::router>();
         p->admin->add_routes(*admin_routes);
-        // Prometheus scrape endpoint (text format 0.0.4), behind the same bearer token.
+        // Prometheus scrape endpoint (text format 0.0.4), behind the admin gate and token.
         admin_routes->add(bhttp::verb::get, "/metrics",
-                          p->admin->guarded([raw = p.get()](http::request&) -> net::awaitable<http::response> {
+                          [raw = p.get()](http::request&) -> net::awaitable<http::response> {
                               auto res = http::json_response(200, app::render_metrics(*raw));
                               res.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
                               co_return res;
-                          }));
+                          });
         http::settings admin_http = cfg.server;
         admin_http.listen = {cfg.admin.listen};
         admin_http.tls_listen.clear();
@@ -290,6 +300,7 @@ boost::system::result<std::unique_ptr<app>, std::string> app::create(app_setting
             }
             return "admin.listen: " + why;
         }
+        p->admin->set_listener(p->admin_server->plain_endpoints());
     }
     p->retention_timer = std::make_unique<net::steady_timer>(p->ioc);
     return std::unique_ptr<app>(new app(std::move(p)));
@@ -414,6 +425,9 @@ std::vector<std::string> restart_only_changes(const app_settings& a, const app_s
     diff(a.storage.retention_interval != b.storage.retention_interval, "storage.retention_interval");
     diff(a.admin.listen != b.admin.listen, "admin.listen");
     diff(a.admin.token != b.admin.token, "admin.token");
+    diff(a.admin.hosts != b.admin.hosts, "admin.hosts");
+    diff(a.admin.origins != b.admin.origins, "admin.origins");
+    diff(a.admin.replay_targets != b.admin.replay_targets, "admin.replay_targets");
     return out;
 }
 
@@ -470,6 +484,7 @@ std::vector<net::ip::tcp::endpoint> app::admin_endpoints() const
     return impl_->admin_server ? impl_->admin_server->plain_endpoints() : std::vector<net::ip::tcp::endpoint>{};
 }
 metrics::registry& app::metrics() noexcept { return impl_->metrics; }
+const std::string& app::admin_token() const noexcept { return impl_->admin_token; }
 
 std::string app::render_metrics() { return render_metrics(*impl_); }
 

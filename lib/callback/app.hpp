@@ -59,6 +59,9 @@ public:
     std::vector<boost::asio::ip::tcp::endpoint> tls_endpoints() const;
     // The admin listener's endpoint(s); empty when admin.listen is "".
     std::vector<boost::asio::ip::tcp::endpoint> admin_endpoints() const;
+    // The admin listener's bearer token: admin.token, else the generated one
+    // (admin_token_file(storage.path)); "" when admin.listen is "".
+    const std::string& admin_token() const noexcept;
     metrics::registry& metrics() noexcept;
     // Prometheus text of every metric, with the sampled gauges (store queue depth) updated.
     std::string render_metrics();

@@ -40,7 +40,18 @@ namespace cwhook::callback {
 // The [admin] section: the operators' HTTP API on its own listener.
 struct admin_settings {
     std::string listen = "127.0.0.1:9090";  // "host:port"; "" = no admin listener
-    std::string token;                      // bearer token; required unless listen is loopback
+    // Bearer token every request must send. "": one is generated at first start into
+    // admin_token_file(storage.path) and reused afterwards.
+    std::string token;
+    // Host header names accepted besides the listener's own address (and, on loopback,
+    // localhost / 127.0.0.1 / [::1]): "name" (any port) or "name:port".
+    std::vector<std::string> hosts{};
+    // Origin header values accepted ("https://admin.example.com"); a request carrying any
+    // other Origin is refused, one without Origin is not.
+    std::vector<std::string> origins{};
+    // Where POST /api/events/replay may send: "host" (the URL scheme's default port) or
+    // "host:port". Empty: replays through the API are refused (the CLI is not limited).
+    std::vector<std::string> replay_targets{};
 };
 
 } // namespace cwhook::callback

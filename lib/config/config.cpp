@@ -9,7 +9,7 @@
 // their own (secret keys, for instance, which the real table does not have yet).
 #include "config/config.hpp"
 
-#include "callback/admin_api.hpp"
+#include "callback/admin_policy.hpp"
 #include "callback/key_url.hpp"
 #include "config/detail/key_table.hpp"
 #include "config/detail/resolve.hpp"
@@ -142,6 +142,22 @@ std::optional<std::string> optional_listen_problem(std::string_view text)
         return std::nullopt;
     }
     return listen_problem(text);
+}
+
+std::optional<std::string> host_port_problem(std::string_view text)
+{
+    if (!callback::parse_host_port(text)) {
+        return "expected a host or host:port";
+    }
+    return std::nullopt;
+}
+
+std::optional<std::string> origin_problem(std::string_view text)
+{
+    if (!callback::normalize_origin(text)) {
+        return "expected an origin like https://admin.example.com";
+    }
+    return std::nullopt;
 }
 
 std::optional<std::string> cidr_problem(std::string_view text)
@@ -334,6 +350,10 @@ const std::vector<detail::key<settings>>& settings_keys()
         // [admin]
         make::string("admin", "listen", [](auto& s) -> auto& { return s.app.admin.listen; }, optional_listen_problem),
         make::secret("admin", "token", [](auto& s) -> auto& { return s.app.admin.token; }),
+        make::list("admin", "hosts", [](auto& s) -> auto& { return s.app.admin.hosts; }, host_port_problem),
+        make::list("admin", "origins", [](auto& s) -> auto& { return s.app.admin.origins; }, origin_problem),
+        make::list("admin", "replay_targets", [](auto& s) -> auto& { return s.app.admin.replay_targets; },
+                   host_port_problem),
 
         // [manage]
         make::string("manage", "site", [](auto& s) -> auto& { return s.app.manage.site; }, site_problem),
@@ -384,11 +404,6 @@ std::optional<std::string> cross_check(const settings& s)
     }
     if (!server.tls_listen.empty() && (server.tls_cert.empty() || server.tls_key.empty())) {
         return "server.tls_listen: needs server.tls_cert and server.tls_key";
-    }
-    const auto& admin = s.app.admin;
-    if (!admin.listen.empty() && admin.token.empty() && !callback::is_loopback_listen(admin.listen)) {
-        return fmt::format("admin.listen: {}: not a loopback address, so admin.token_file is required",
-                           detail::quote(admin.listen));
     }
     if (s.app.manage.check_interval.count() > 0) {
         if (auto missing = manage::missing_keys(s.app.manage)) {

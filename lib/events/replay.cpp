@@ -3,7 +3,10 @@
 // limit hands out send slots 1/rate apart from one shared clock: whichever worker takes the
 // next id also takes the next slot and waits for it, so the rate holds across workers and a
 // slow answer never lets a burst through afterwards. Events are loaded one at a time when a
-// worker gets to them, so replaying a million events holds a million ids, not bodies.
+// worker gets to them, so replaying a million events holds a million ids, not bodies; with an
+// id source it holds one page of ids. A worker that finds the page used up fetches the next
+// one while the others wait on a timer it cancels when the page is in: one fetch at a time,
+// and the ids still go out in the source's order.
 #include "events/replay.hpp"
 
 #include "core/log.hpp"
@@ -48,7 +51,9 @@ std::string describe(const replay_summary& s)
         out += fmt::format(" ({})", by_status);
     }
     out += fmt::format(", failed {}", s.failed);
-    if (s.stopped) {
+    if (!s.error.empty()) {
+        out += fmt::format(", stopped: {}", s.error);
+    } else if (s.stopped) {
         out += fmt::format(", stopped after the first error ({} of {} not sent)", s.total - s.finished(), s.total);
     }
     return out;
@@ -73,11 +78,18 @@ boost::system::result<client::request, std::string> replay_request_for(const rep
 namespace {
 
 struct replay_state {
-    replay_state(net::any_io_executor ex, client::https_client& c) : strand(std::move(ex)), client(c) {}
+    replay_state(net::any_io_executor ex, client::https_client& c) : strand(ex), client(c), page_ready(std::move(ex))
+    {
+    }
 
     net::any_io_executor strand;
     client::https_client& client;
-    std::vector<std::int64_t> ids;
+    std::vector<std::int64_t> ids;  // the current page (all ids without a source)
+    id_source source;               // empty: ids is the whole selection
+    bool exhausted = false;         // the source has no more
+    bool fetching = false;          // a worker is reading the next page
+    net::steady_timer page_ready;   // the other workers wait on it; cancelled when the page is in
+    std::size_t taken = 0;          // ids handed to workers so far
     replay_options opt;
     replay_hooks hooks;
     client::request base;
@@ -106,7 +118,10 @@ net::awaitable<void> replay_one(replay_state& state, std::int64_t id)
     attempt.target = st->opt.to;
     attempt.job = st->opt.job;
 
-    auto ev = st->hooks.load ? st->hooks.load(id) : std::nullopt;
+    std::optional<store::stored_event> ev;
+    if (st->hooks.load) {
+        ev = co_await st->hooks.load(id);
+    }
     if (!ev) {
         attempt.at_us = now_us();
         attempt.error = "no such event";
@@ -150,12 +165,56 @@ net::awaitable<void> replay_one(replay_state& state, std::int64_t id)
         st->stop = st->stop || st->opt.stop_on_error;
     }
     if (st->hooks.record) {
-        st->hooks.record(attempt);
+        co_await st->hooks.record(attempt);
     }
     if (st->hooks.progress) {
         st->hooks.progress(st->summary);
     }
     co_return;
+}
+
+// The next id to send, fetching a page when the current one is used up; nullopt at the end
+// (or once the replay stops).
+net::awaitable<std::optional<std::int64_t>> next_id(replay_state& state)
+{
+    replay_state* st = &state;
+    for (;;) {
+        if (st->stop) {
+            co_return std::nullopt;
+        }
+        if (st->next < st->ids.size()) {
+            ++st->taken;
+            co_return st->ids[st->next++];
+        }
+        if (!st->source || st->exhausted) {
+            co_return std::nullopt;
+        }
+        if (st->fetching) {
+            auto [ec] = co_await st->page_ready.async_wait(use_tuple);
+            (void)ec;  // cancelled: the page is in (or the fetch failed); look again
+            continue;
+        }
+        st->fetching = true;
+        st->page_ready.expires_at(std::chrono::steady_clock::time_point::max());
+        id_page page = co_await st->source();
+        st->fetching = false;
+        st->page_ready.cancel();
+        if (!page.error.empty()) {
+            st->summary.error = std::move(page.error);
+            st->summary.stopped = true;
+            st->exhausted = true;
+            st->stop = true;
+            co_return std::nullopt;
+        }
+        if (page.ids.empty()) {
+            st->exhausted = true;
+            // The count given at the start may be off (events pruned or imported since).
+            st->summary.total = st->taken;
+            co_return std::nullopt;
+        }
+        st->ids = std::move(page.ids);
+        st->next = 0;
+    }
 }
 
 net::awaitable<void> worker(std::shared_ptr<replay_state> st)
@@ -164,8 +223,12 @@ net::awaitable<void> worker(std::shared_ptr<replay_state> st)
                                                  std::chrono::duration<double>(1.0 / st->opt.rate))
                                            : std::chrono::steady_clock::duration::zero();
     net::steady_timer timer(st->strand);
-    while (!st->stop && st->next < st->ids.size()) {
-        const std::int64_t id = st->ids[st->next++];
+    for (;;) {
+        const auto next = co_await next_id(*st);
+        if (!next) {
+            break;
+        }
+        const std::int64_t id = *next;
         if (st->opt.rate > 0) {
             const auto now = std::chrono::steady_clock::now();
             const auto slot = std::max(now, st->next_slot);
@@ -177,42 +240,38 @@ net::awaitable<void> worker(std::shared_ptr<replay_state> st)
             }
         }
         if (st->stop) {
+            st->summary.stopped = true;  // this id is not sent
             break;
         }
         co_await replay_one(*st, id);
     }
-    if (st->stop && st->next < st->ids.size()) {
+    if (st->stop && (st->next < st->ids.size() || !st->exhausted)) {
         st->summary.stopped = true;
     }
     co_return;
 }
 
-} // namespace
-
-void start_replay(const net::any_io_executor& strand, client::https_client& client, std::vector<std::int64_t> ids,
-                  replay_options options, replay_hooks hooks)
+void launch(const std::shared_ptr<replay_state>& st, std::size_t expected)
 {
-    auto st = std::make_shared<replay_state>(strand, client);
-    st->ids = std::move(ids);
-    st->opt = std::move(options);
-    st->hooks = std::move(hooks);
-    st->summary.total = st->ids.size();
     auto base = replay_request_for(st->opt);
     if (!base) {
         // Callers validate first; an invalid target fails every event.
-        st->summary.failed = st->ids.size();
-        net::post(strand, [st] { st->finish(); });
+        st->summary.failed = expected;
+        net::post(st->strand, [st] { st->finish(); });
         return;
     }
     st->base = std::move(*base);
-    const std::size_t workers = std::min(std::max<std::size_t>(st->opt.concurrency, 1), st->ids.size());
+    // A paged selection of unknown size still needs one worker to find out that it is empty.
+    const std::size_t wanted = std::max<std::size_t>(st->opt.concurrency, 1);
+    const std::size_t workers = st->source ? std::min(wanted, std::max<std::size_t>(expected, 1))
+                                           : std::min(wanted, expected);
     if (workers == 0) {
-        net::post(strand, [st] { st->finish(); });
+        net::post(st->strand, [st] { st->finish(); });
         return;
     }
     st->active = workers;
     for (std::size_t i = 0; i < workers; ++i) {
-        net::co_spawn(strand, worker(st), [st](const std::exception_ptr& e) {
+        net::co_spawn(st->strand, worker(st), [st](const std::exception_ptr& e) {
             if (e) {
                 try {
                     std::rethrow_exception(e);
@@ -225,6 +284,31 @@ void start_replay(const net::any_io_executor& strand, client::https_client& clie
             }
         });
     }
+}
+
+} // namespace
+
+void start_replay(const net::any_io_executor& strand, client::https_client& client, std::vector<std::int64_t> ids,
+                  replay_options options, replay_hooks hooks)
+{
+    auto st = std::make_shared<replay_state>(strand, client);
+    st->ids = std::move(ids);
+    st->exhausted = true;
+    st->opt = std::move(options);
+    st->hooks = std::move(hooks);
+    st->summary.total = st->ids.size();
+    launch(st, st->ids.size());
+}
+
+void start_replay(const net::any_io_executor& strand, client::https_client& client, id_source source,
+                  std::size_t expected, replay_options options, replay_hooks hooks)
+{
+    auto st = std::make_shared<replay_state>(strand, client);
+    st->source = std::move(source);
+    st->opt = std::move(options);
+    st->hooks = std::move(hooks);
+    st->summary.total = expected;
+    launch(st, expected);
 }
 
 } // namespace cwhook::events

@@ -9,6 +9,7 @@
 #include <boost/beast/http/string_body.hpp>
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -56,6 +57,13 @@ public:
     void set_rejection_hook(rejection_fn fn) { rejection_hook_ = std::move(fn); }
     const rejection_fn& rejection_hook() const noexcept { return rejection_hook_; }
 
+    // Runs on every request read in full, before routing (so also for paths no route
+    // matches): an answer refuses the request and no handler runs; nullopt lets it through.
+    // Called on the session's thread; must not block.
+    using gate_fn = std::function<std::optional<response>(request& req)>;
+    void set_gate(gate_fn fn) { gate_ = std::move(fn); }
+    const gate_fn& gate() const noexcept { return gate_; }
+
 private:
     struct route {
         beast_http::verb method;
@@ -65,6 +73,7 @@ private:
     };
     std::vector<route> routes_;
     rejection_fn rejection_hook_;
+    gate_fn gate_;
 };
 
 } // namespace cwhook::http

@@ -374,7 +374,14 @@ awaitable<void> serve_requests(const state_ptr& st, Stream& stream, const std::s
         std::string allow;
         const auto method = req.msg.method();
         std::string_view route = "unmatched";
-        if (const handler* h = st->routes->find(method, req.path(), &status, &allow, &route)) {
+        const handler* h = st->routes->find(method, req.path(), &status, &allow, &route);
+        std::optional<response> refused;
+        if (const auto& gate = st->routes->gate()) {
+            refused = gate(req);
+        }
+        if (refused) {
+            res = std::move(*refused);
+        } else if (h != nullptr) {
             try {
                 res = co_await (*h)(req);
             } catch (const std::exception& e) {

@@ -378,15 +378,15 @@ protected:
     }
 };
 
-TEST_F(Admin, OffLoopbackWithoutATokenRefusesToStart)
+TEST_F(Admin, OffLoopbackWithoutATokenUsesTheGeneratedOne)
 {
-    callback::app_settings s;
-    s.server.listen = {"127.0.0.1:0"};
-    s.storage.path = db;
-    s.admin.listen = "0.0.0.0:0";
-    auto app = callback::app::create(s);
-    ASSERT_FALSE(app);
-    EXPECT_NE(app.error().find("admin.listen"), std::string::npos) << app.error();
+    running_app app(options(db, [](callback::app_settings& s) { s.admin.listen = "0.0.0.0:0"; }));
+    const auto ep = admin_ep(app);
+    const auto token = read_file(dir.file("var/admin-token"));
+    ASSERT_EQ(token.size(), 65u);  // 64 hex digits and a newline
+    EXPECT_EQ(app.get().admin_token() + "\n", token);
+    EXPECT_EQ(get(ep, "/api/events").status, 401);
+    EXPECT_EQ(get(ep, "/api/events", app.get().admin_token()).status, 200);
 }
 
 TEST_F(Admin, OffLoopbackRequiresTheBearerToken)
@@ -408,6 +408,8 @@ TEST_F(Admin, OffLoopbackRequiresTheBearerToken)
     EXPECT_EQ(ok.status, 200) << ok.body;
     EXPECT_EQ(ok.body, "{\"events\":[],\"next_cursor\":null}\n");
     EXPECT_EQ(app.counter("cwhook_admin_unauthorized_total"), 4u);
+    // A configured token is not written anywhere.
+    EXPECT_FALSE(std::filesystem::exists(dir.file("var/admin-token")));
     // The callback listener is not behind the token.
     EXPECT_EQ(send(app.http(), delivery(1)).status, 200);
 }
@@ -441,48 +443,53 @@ TEST_F(Admin, MetricsAreScrapedFromTheAdminListenerBehindTheToken)
 
 TEST_F(Admin, EventsRawRejectionsAndReplayJobs)
 {
-    running_app app(options(db));
+    auto b = std::make_unique<running_app>(options(dir.file("var/b.db")));
+    const auto b_port = b->http().port();
+    running_app app(options(db, [b_port](callback::app_settings& s) {
+        s.admin.replay_targets = {fmt::format("127.0.0.1:{}", b_port)};
+    }));
     const auto ep = admin_ep(app);
+    const auto token = app.get().admin_token();
     const auto first = deliver(app, delivery(1));
     const auto second = deliver(app, delivery(2, "contact"));
     http_call junk;
     junk.body = "{not json";
     EXPECT_EQ(send(app.http(), junk).status, 400);
 
-    auto page = get(ep, "/api/events?limit=1");
+    auto page = get(ep, "/api/events?limit=1", token);
     ASSERT_EQ(page.status, 200) << page.body;
     EXPECT_NE(page.body.find(fmt::format("\"id\":{}", second)), std::string::npos) << page.body;
     const auto cpos = page.body.find("\"next_cursor\":\"");
     ASSERT_NE(cpos, std::string::npos) << page.body;
     const auto cursor = page.body.substr(cpos + 15, page.body.find('"', cpos + 15) - cpos - 15);
-    auto next = get(ep, "/api/events?limit=1&cursor=" + cursor);
+    auto next = get(ep, "/api/events?limit=1&cursor=" + cursor, token);
     EXPECT_NE(next.body.find(fmt::format("\"id\":{}", first)), std::string::npos) << next.body;
     EXPECT_NE(next.body.find("\"next_cursor\":null"), std::string::npos) << next.body;
-    EXPECT_EQ(count_of(get(ep, "/api/events?type=contact").body, "\"id\":"), 1u);
-    EXPECT_EQ(get(ep, "/api/events?since=whenever").status, 400);
-    EXPECT_EQ(get(ep, "/api/events?limit=5000").status, 400);
+    EXPECT_EQ(count_of(get(ep, "/api/events?type=contact", token).body, "\"id\":"), 1u);
+    EXPECT_EQ(get(ep, "/api/events?since=whenever", token).status, 400);
+    EXPECT_EQ(get(ep, "/api/events?limit=5000", token).status, 400);
 
-    const auto one = get(ep, fmt::format("/api/events/{}", first));
+    const auto one = get(ep, fmt::format("/api/events/{}", first), token);
     ASSERT_EQ(one.status, 200);
     EXPECT_NE(one.body.find("\"budgetHours\":2.00"), std::string::npos) << one.body;
-    const auto raw = get(ep, fmt::format("/api/events/{}/raw", first));
+    const auto raw = get(ep, fmt::format("/api/events/{}/raw", first), token);
     ASSERT_EQ(raw.status, 200);
     EXPECT_EQ(raw.body, make_payload(keys.url(), 1, "msg-ticket-1", "updated", "ticket"));
-    EXPECT_EQ(raw.headers.at("content-type"), "application/json; charset=utf-8");
-    EXPECT_EQ(get(ep, "/api/events/9999").status, 404);
+    EXPECT_EQ(raw.headers.at("x-cwhook-content-type"), "application/json; charset=utf-8");
+    EXPECT_EQ(get(ep, "/api/events/9999", token).status, 404);
 
     // The 400 is answered before the writer commits the rejection row.
     http_result rejections;
     EXPECT_TRUE(eventually([&] {
-        rejections = get(ep, "/api/rejections");
+        rejections = get(ep, "/api/rejections", token);
         return rejections.body.find("\"reason\":\"malformed_payload\"") != std::string::npos;
     })) << rejections.status << rejections.body;
 
-    auto b = std::make_unique<running_app>(options(dir.file("var/b.db")));
     http_call start;
     start.target = "/api/events/replay";
+    start.headers.emplace_back("Authorization", "Bearer " + token);
     start.body = fmt::format(R"({{"filter":{{"type":"ticket"}},"to":"http://127.0.0.1:{}/callbacks","rate":50}})",
-                             b->http().port());
+                             b_port);
     const auto started = send(ep, start);
     ASSERT_EQ(started.status, 202) << started.body;
     const auto jpos = started.body.find("\"job\":\"");
@@ -490,11 +497,11 @@ TEST_F(Admin, EventsRawRejectionsAndReplayJobs)
     const auto job = started.body.substr(jpos + 7, 16);
     http_result status;
     EXPECT_TRUE(eventually([&] {
-        status = get(ep, "/api/replays/" + job);
+        status = get(ep, "/api/replays/" + job, token);
         return status.body.find("\"done\":true") != std::string::npos;
     }));
     EXPECT_NE(status.body.find("\"total\":1,\"finished\":1,\"sent\":1,\"ok\":1"), std::string::npos) << status.body;
-    EXPECT_EQ(get(ep, "/api/replays/nosuchjob").status, 404);
+    EXPECT_EQ(get(ep, "/api/replays/nosuchjob", token).status, 404);
     start.body = R"({"ids":[1],"to":"gopher://x"})";
     EXPECT_EQ(send(ep, start).status, 400);
     b->stop();

@@ -134,6 +134,9 @@ void expect_same(const settings& a, const settings& b)
 
     EXPECT_EQ(a.app.admin.listen, b.app.admin.listen);
     EXPECT_EQ(a.app.admin.token, b.app.admin.token);
+    EXPECT_EQ(a.app.admin.hosts, b.app.admin.hosts);
+    EXPECT_EQ(a.app.admin.origins, b.app.admin.origins);
+    EXPECT_EQ(a.app.admin.replay_targets, b.app.admin.replay_targets);
 
     const auto& am = a.app.manage;
     const auto& bm = b.app.manage;
@@ -623,7 +626,7 @@ TEST(Config, RenderListsEveryKey)
         "verify.key_fetch_concurrency", "verify.max_failed",
         "storage.path", "storage.synchronous", "storage.busy_timeout", "storage.queue_limit", "storage.max_batch",
         "storage.cache_mib", "storage.max_rejections", "storage.retention", "storage.retention_batch", "storage.retention_interval",
-        "admin.listen", "admin.token",
+        "admin.listen", "admin.token", "admin.hosts", "admin.origins", "admin.replay_targets",
         "manage.site", "manage.company_id", "manage.public_key", "manage.private_key", "manage.client_id",
         "manage.api_version", "manage.api_host", "manage.codebase", "manage.ca_file", "manage.timeout",
         "manage.connect_timeout", "manage.max_attempts", "manage.retry_max_delay", "manage.page_size",
@@ -650,10 +653,28 @@ TEST(Config, ExampleFileSetsEveryKey)
     EXPECT_EQ(keys_in(text.str()), keys_in(render(settings{})));
 }
 
-TEST(Config, AdminListenOffLoopbackNeedsAToken)
+TEST(Config, AdminListenOffLoopbackNeedsNoConfiguredToken)
 {
-    EXPECT_EQ(file_error("[admin]\nlisten = \"0.0.0.0:9090\"\n"),
-              R"(admin.listen: "0.0.0.0:9090": not a loopback address, so admin.token_file is required)");
+    // The daemon generates one when none is configured, on loopback or not.
+    const auto s = load_ok("[admin]\nlisten = \"0.0.0.0:9090\"\n");
+    EXPECT_EQ(s.app.admin.listen, "0.0.0.0:9090");
+    EXPECT_EQ(s.app.admin.token, "");
+}
+
+TEST(Config, AdminHostsOriginsAndReplayTargetsAreChecked)
+{
+    const auto s = load_ok("[admin]\nhosts = [\"cwhook.internal\", \"[::1]:9090\"]\n"
+                           "origins = [\"https://ops.example.com\"]\nreplay_targets = [\"127.0.0.1:8081\", \"hooks.example.com\"]\n");
+    EXPECT_EQ(s.app.admin.hosts, (std::vector<std::string>{"cwhook.internal", "[::1]:9090"}));
+    EXPECT_EQ(s.app.admin.origins, (std::vector<std::string>{"https://ops.example.com"}));
+    EXPECT_EQ(s.app.admin.replay_targets, (std::vector<std::string>{"127.0.0.1:8081", "hooks.example.com"}));
+    EXPECT_EQ(file_error("[admin]\nhosts = [\"http://x\"]\n"), R"(admin.hosts: "http://x": expected a host or host:port)");
+    EXPECT_EQ(file_error("[admin]\norigins = [\"ops.example.com\"]\n"),
+              R"(admin.origins: "ops.example.com": expected an origin like https://admin.example.com)");
+    EXPECT_EQ(file_error("[admin]\nreplay_targets = [\"a b\"]\n"),
+              R"(admin.replay_targets: "a b": expected a host or host:port)");
+    EXPECT_EQ(env_error({{"CWHOOK_ADMIN_REPLAY_TARGETS", "ok.example.com,bad:port"}}),
+              R"(CWHOOK_ADMIN_REPLAY_TARGETS: "bad:port": expected a host or host:port)");
 }
 
 TEST(Config, AdminTokenFromAFileIsRedacted)
