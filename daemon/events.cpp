@@ -3,6 +3,8 @@
 // and printing only: queries are lib/store's event_db, formats lib/events.
 #include "commands.hpp"
 
+#include "callback/app.hpp"
+#include "callback/reverify.hpp"
 #include "config/config.hpp"
 #include "core/duration.hpp"
 #include "core/time.hpp"
@@ -13,6 +15,7 @@
 #include "json/pretty.hpp"
 #include "store/event_db.hpp"
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 
 #include <fmt/format.h>
@@ -631,6 +634,119 @@ int run_replay(const common_options& common, const replay_cli& o)
     return summary.all_ok() && flushed == 0 ? 0 : 1;
 }
 
+// ---- reverify ---------------------------------------------------------------------------
+
+struct reverify_cli {
+    db_options db;
+    filter_options filter;
+    std::vector<std::string> ids;
+    bool json = false;
+};
+
+boost::asio::awaitable<std::optional<bool>> settle_row(store::event_db* db, const store::status_update& u)
+{
+    auto r = db->settle(u);
+    if (!r) {
+        std::fprintf(stderr, "cwhook: %s\n", r.error().c_str());
+        co_return std::nullopt;
+    }
+    co_return *r;
+}
+
+boost::asio::awaitable<void> run_reverify_rows(callback::key_cache* keys, const callback::key_url_policy* policy,
+                                               std::chrono::milliseconds wait, const std::vector<std::int64_t>* ids,
+                                               store::event_db* db, callback::reverify_summary* out)
+{
+    const callback::row_loader load = [db](std::int64_t id) { return load_event(db, id); };
+    const callback::row_writer write = [db](const store::status_update& u) { return settle_row(db, u); };
+    *out = co_await callback::reverify(*keys, *policy, wait, *ids, load, write);
+}
+
+// Re-checks pending and failed events against the key server, with the configuration's
+// [verify] settings (allowlist, companies, CA bundle), and settles what gets a definitive
+// answer. The daemon's counts of such rows catch up within a minute.
+int run_reverify(const common_options& common, const reverify_cli& o)
+{
+    auto cfg = config::load(config_path(common), config::process_env());
+    if (!cfg) {
+        std::fprintf(stderr, "cwhook: %s\n", cfg.error().c_str());
+        return 1;
+    }
+    std::vector<std::int64_t> ids;
+    for (const auto& text : o.ids) {
+        const auto id = parse_id(text);
+        if (!id) {
+            std::fprintf(stderr, "cwhook: ID: \"%s\": expected a positive integer\n", text.c_str());
+            return usage_error;
+        }
+        ids.push_back(*id);
+    }
+    auto f = to_filter(o.filter, 0);
+    if (!f) {
+        return usage_error;
+    }
+    if (f->status && *f->status != store::event_status::pending && *f->status != store::event_status::failed) {
+        std::fprintf(stderr, "cwhook: --status: \"%s\": only pending or failed events are re-checked\n",
+                     o.filter.status->c_str());
+        return usage_error;
+    }
+    const bool any_filter = o.filter.type || o.filter.action || o.filter.entity_id || o.filter.company ||
+                            o.filter.status || o.filter.since || o.filter.until || o.filter.callback_id ||
+                            o.filter.limit;
+    if (!ids.empty() && any_filter) {
+        std::fprintf(stderr, "cwhook: give event ids or filters (--status, --since, ...), not both\n");
+        return usage_error;
+    }
+    const auto policy = callback::key_url_policy::make(cfg->app.verify.allowed_key_hosts,
+                                                       callback::trusted_companies(cfg->app));
+    if (!policy) {
+        std::fprintf(stderr, "cwhook: verify: %s\n", policy.error().c_str());
+        return 1;
+    }
+    auto tls = crypto::make_client_context(cfg->app.verify.ca_file);
+    if (!tls) {
+        std::fprintf(stderr, "cwhook: verify.ca_file: %s\n", tls.error().message.c_str());
+        return 1;
+    }
+    auto db = open_db(common, o.db, store::db_access::read_write);
+    if (!db) {
+        return 1;
+    }
+    if (ids.empty()) {
+        for (const auto st : {store::event_status::pending, store::event_status::failed}) {
+            if (f->status && *f->status != st) {
+                continue;
+            }
+            store::event_filter one = *f;
+            one.status = st;
+            auto found = db->ids(one);
+            if (!found) {
+                std::fprintf(stderr, "cwhook: %s\n", found.error().c_str());
+                return 1;
+            }
+            ids.insert(ids.end(), found->begin(), found->end());
+        }
+    }
+    const auto& verify = cfg->app.verify;
+    boost::asio::io_context ioc(1);
+    metrics::registry metrics;
+    client::https_client client(ioc.get_executor(), *tls);
+    callback::key_cache keys(ioc.get_executor(), callback::key_cache::https_fetcher(client, verify, metrics), verify,
+                             metrics);
+    const auto wait = verify.key_fetch_timeout + verify.key_refetch_interval + verify.answer_deadline;
+    callback::reverify_summary summary;
+    boost::asio::co_spawn(ioc, run_reverify_rows(&keys, &*policy, wait, &ids, db.get(), &summary),
+                          [](const std::exception_ptr& e) {
+                              if (e) {
+                                  std::rethrow_exception(e);  // out of ioc.run(): a crash with its reason
+                              }
+                          });
+    ioc.run();
+    out(o.json ? summary.json() + "\n" : summary.text() + "\n");
+    const int flushed = flush_stdout();
+    return summary.errors == 0 && flushed == 0 ? 0 : 1;
+}
+
 // ---- rejections -------------------------------------------------------------------------
 
 struct rejections_list_options {
@@ -752,6 +868,16 @@ command add_events(CLI::App& app, common_options& common)
         cmd->add_flag("--stop-on-error", o->stop_on_error, "Send nothing more after a non-2xx answer or a failure");
         cmd->add_flag("--dry-run", o->dry_run, "Print how many events match and the first few");
         leaves->push_back({cmd, [&common, o] { return run_replay(common, *o); }});
+    }
+    {
+        auto o = std::make_shared<reverify_cli>();
+        auto* cmd = group->add_subcommand(
+            "reverify", "Check pending and failed events against the key server again and settle them");
+        add_db_options(*cmd, common, o->db);
+        cmd->add_option("IDS", o->ids, "Event ids (or select with filters; default: every pending and failed event)");
+        add_filter_options(*cmd, o->filter);
+        cmd->add_flag("--json", o->json, "The summary as one JSON object");
+        leaves->push_back({cmd, [&common, o] { return run_reverify(common, *o); }});
     }
     {
         auto o = std::make_shared<export_options>();

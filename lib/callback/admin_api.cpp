@@ -13,6 +13,7 @@
 
 #include "callback/admin_policy.hpp"
 #include "callback/detail/await.hpp"
+#include "callback/reverify.hpp"
 #include "core/log.hpp"
 #include "core/time.hpp"
 #include "crypto/digest.hpp"
@@ -228,6 +229,20 @@ net::awaitable<void> record_attempt(store::db_worker* worker, const store::repla
     }
 }
 
+// `u` lives in the re-checking coroutine's frame, which awaits this.
+net::awaitable<std::optional<bool>> settle_row(store::db_worker* worker, const store::status_update& u)
+{
+    const store::status_update* update = &u;
+    const auto settle = [update](store::event_db& db) { return db.settle(*update); };
+    auto r = co_await on_db<store::db_result<bool>>(*worker, settle);
+    if (!r || !*r) {
+        log::warn("admin: cannot settle an event",
+                  {{"event", u.id}, {"error", !r ? std::string("the admin database queue is full") : r->error()}});
+        co_return std::nullopt;
+    }
+    co_return **r;
+}
+
 bool changes_state(bhttp::verb v)
 {
     return v == bhttp::verb::post || v == bhttp::verb::put || v == bhttp::verb::patch || v == bhttp::verb::delete_;
@@ -286,6 +301,12 @@ struct admin_api::impl {
     net::awaitable<http::response> replay_start(http::request& req);
     http::response replay_status(const http::request& req);
     net::awaitable<http::response> rejections(http::request& req);
+    net::awaitable<http::response> reverify_run(http::request& req);
+
+    // Set by set_reverifier(): the daemon's key cache and key_url policy.
+    key_cache* keys = nullptr;
+    const key_url_policy* key_policy = nullptr;
+    std::chrono::milliseconds reverify_wait{0};
 };
 
 // The order matters: a page that rebinds a name to this address must get nothing, not even
@@ -330,6 +351,8 @@ http::response storage_unavailable(unsigned v, std::string_view what)
 }
 
 constexpr std::string_view queue_full = "the admin database queue is full";
+constexpr std::size_t default_reverify_rows = 1000;
+constexpr std::size_t max_reverify_rows = 10'000;
 
 } // namespace
 
@@ -556,6 +579,75 @@ net::awaitable<http::response> admin_api::impl::replay_start(http::request& req)
     co_return http::json_response(202, fmt::format(R"({{"job":"{}","total":{}}})", job->id, total), v);
 }
 
+// Re-checks pending and failed events with the daemon's key cache, in the request: the
+// selection is bounded (limit, at most max_reverify_rows), and a cached key makes a row cost
+// microseconds. Rows are settled through the API's own connection; the daemon's counts catch
+// up at the re-verifier's next resync.
+net::awaitable<http::response> admin_api::impl::reverify_run(http::request& req)
+{
+    const unsigned v = req.msg.version();
+    auto parsed = json::parse_replay_request(req.msg.body());
+    if (auto* err = std::get_if<json::parse_error>(&parsed)) {
+        co_return http::error_response(400, "bad_request", err->detail, v);
+    }
+    auto& r = std::get<json::replay_request>(parsed);
+    if (!r.to.empty() || r.rate || r.concurrency || r.stop_on_error) {
+        co_return http::error_response(400, "bad_request", "give ids or filter only", v);
+    }
+    if (!r.ids.empty() && r.has_filter) {
+        co_return http::error_response(400, "bad_request", "give either ids or filter", v);
+    }
+    std::vector<std::int64_t> ids = std::move(r.ids);
+    if (ids.size() > max_reverify_rows) {
+        co_return http::error_response(400, "bad_request", fmt::format("ids: at most {}", max_reverify_rows), v);
+    }
+    if (ids.empty()) {
+        store::event_filter f;
+        f.limit = default_reverify_rows;
+        const auto now = now_us();
+        for (const auto& [name, value] : r.filter) {
+            if (name == "cursor") {
+                co_return http::error_response(400, "bad_request", "filter.cursor: not a reverify filter", v);
+            }
+            if (auto why = events::set_filter(f, name, value, now)) {
+                co_return http::error_response(400, "bad_request", fmt::format("filter.{}: {}", name, *why), v);
+            }
+        }
+        if (f.status && *f.status != store::event_status::pending && *f.status != store::event_status::failed) {
+            co_return http::error_response(400, "bad_request", "filter.status: only pending or failed events are re-checked", v);
+        }
+        if (f.limit == 0 || f.limit > max_reverify_rows) {
+            co_return http::error_response(400, "bad_request", fmt::format("filter.limit: 1 to {}", max_reverify_rows), v);
+        }
+        const std::size_t wanted = f.limit;
+        for (const auto st : {store::event_status::pending, store::event_status::failed}) {
+            if ((f.status && *f.status != st) || ids.size() >= wanted) {
+                continue;
+            }
+            store::event_filter one = f;
+            one.status = st;
+            one.limit = wanted - ids.size();
+            const store::event_filter* filter = &one;
+            const auto select = [filter](store::event_db& db) { return db.ids(*filter); };
+            auto found = co_await on_db<store::db_result<std::vector<std::int64_t>>>(*db, select);
+            if (!found) {
+                co_return storage_unavailable(v, queue_full);
+            }
+            if (!*found) {
+                log::warn("admin: query failed", {{"error", found->error()}});
+                co_return storage_unavailable(v, {});
+            }
+            ids.insert(ids.end(), (*found)->begin(), (*found)->end());
+        }
+    }
+    store::db_worker* worker = db.get();
+    const row_loader load = [worker](std::int64_t id) { return load_event(worker, id); };
+    const row_writer write = [worker](const store::status_update& u) { return settle_row(worker, u); };
+    const auto sum = co_await reverify(*keys, *key_policy, reverify_wait, ids, load, write);
+    log::info("admin: events re-checked", {{"result", sum.text()}});
+    co_return http::json_response(200, sum.json(), v);
+}
+
 http::response admin_api::impl::replay_status(const http::request& req)
 {
     const unsigned v = req.msg.version();
@@ -688,6 +780,13 @@ admin_api::create(const admin_settings& s, std::string_view token, const std::st
 admin_api::admin_api(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 admin_api::~admin_api() = default;
 
+void admin_api::set_reverifier(key_cache& keys, const key_url_policy& policy, std::chrono::milliseconds wait)
+{
+    impl_->keys = &keys;
+    impl_->key_policy = &policy;
+    impl_->reverify_wait = wait;
+}
+
 void admin_api::set_listener(const std::vector<net::ip::tcp::endpoint>& bound)
 {
     impl_->policy.add_listener(bound);
@@ -718,6 +817,9 @@ void admin_api::add_routes(http::router& r)
     r.set_gate([p](http::request& req) { return p->gate(req); });
     r.add(bhttp::verb::get, "/api/events", [p](http::request& req) { return serve_events(p, req); }, true);
     r.add(bhttp::verb::post, "/api/events/replay", [p](http::request& req) { return p->replay_start(req); });
+    if (p->keys != nullptr) {
+        r.add(bhttp::verb::post, "/api/events/reverify", [p](http::request& req) { return p->reverify_run(req); });
+    }
     r.add(bhttp::verb::get, "/api/replays", [p](http::request& req) { return serve_replay_status(p, req); }, true);
     r.add(bhttp::verb::get, "/api/rejections", [p](http::request& req) { return p->rejections(req); }, true);
 }

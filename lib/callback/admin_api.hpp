@@ -8,6 +8,8 @@
 // replay jobs run on their own strands.
 #pragma once
 
+#include "callback/key_cache.hpp"
+#include "callback/key_url.hpp"
 #include "callback/settings.hpp"
 #include "client/https_client.hpp"
 #include "core/metrics.hpp"
@@ -35,9 +37,14 @@ public:
     ~admin_api();
 
     // GET /api/events, /api/events/{id}, /api/events/{id}/raw, POST /api/events/replay,
+    // POST /api/events/reverify (with set_reverifier()),
     // GET /api/replays/{job}, GET /api/rejections, /api/rejections/{id}; and the gate that
     // guards every route of `r`, also those added later.
     void add_routes(http::router& r);
+
+    // Enables POST /api/events/reverify with the daemon's key cache and policy (before
+    // add_routes). wait: how long one row may wait for its key.
+    void set_reverifier(key_cache& keys, const key_url_policy& policy, std::chrono::milliseconds wait);
 
     // The listener's bound addresses (after port 0 is resolved), accepted as Host. Call
     // before the server's threads run.

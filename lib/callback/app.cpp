@@ -275,6 +275,8 @@ boost::system::result<std::unique_ptr<app>, std::string> app::create(app_setting
         }
         p->admin = std::move(*admin);
         auto admin_routes = std::make_shared<http::router>();
+        p->admin->set_reverifier(*p->keys, p->policy,
+                                 cfg.verify.key_fetch_timeout + cfg.verify.key_refetch_interval + cfg.verify.answer_deadline);
         p->admin->add_routes(*admin_routes);
         // Prometheus scrape endpoint (text format 0.0.4), behind the admin gate and token.
         admin_routes->add(bhttp::verb::get, "/metrics",

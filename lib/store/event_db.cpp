@@ -618,6 +618,27 @@ db_result<void> event_db::record_replay(const replay_attempt& a)
     return {};
 }
 
+db_result<bool> event_db::settle(const status_update& u)
+{
+    auto s = impl_->prepare(R"sql(
+UPDATE events
+SET status = ?2, verify_reason = ?3, next_verify_at_us = ?4, verify_attempts = verify_attempts + 1
+WHERE id = ?1 AND status = ?5
+)sql");
+    if (!s) {
+        return failure{s.error()};
+    }
+    s->bind_int64(1, u.id);
+    s->bind_text(2, to_string(u.status));
+    s->bind_text(3, u.verify_reason);
+    s->bind_int64(4, u.next_verify_at_us);
+    s->bind_text(5, to_string(u.from));
+    if (const int rc = s->step(); rc != SQLITE_DONE) {
+        return fail(impl_->path, impl_->db.last_error(rc));
+    }
+    return sqlite3_changes64(impl_->db.handle()) == 1;
+}
+
 namespace {
 
 constexpr std::string_view rejection_columns =

@@ -146,6 +146,10 @@ public:
 
     db_result<void> record_replay(const replay_attempt& a);
 
+    // Applies one re-verification result to a row that still has status u.from; false when
+    // it no longer has (someone else settled it).
+    db_result<bool> settle(const status_update& u);
+
     db_result<std::vector<stored_rejection>> rejections(const rejection_filter& f);
     db_result<std::optional<stored_rejection>> rejection(std::int64_t id);
 

@@ -280,5 +280,54 @@ TEST_F(Trust, FloodOfForgedIdsStaysWithinTheFetchBudget)
     EXPECT_EQ(count_rows(db, "events", "status='verified'"), 6);
 }
 
+// The operator re-checks quarantined events once the key server answers again (a codebase
+// fixed, an allowlist corrected): `cwhook events reverify` settles them with its own
+// connection while the daemon runs.
+TEST_F(Trust, ReverifyCommandSettlesQuarantinedEvents)
+{
+    keys.set_mode(mode::not_found);
+    running_app app(options());
+    ASSERT_EQ(send(app.http(), delivery(70, "rv-1", "rv1")).status, 202);
+    const auto forged = signed_call(make_payload(keys.url("rv2"), 71, "rv-2"), "not-the-key");
+    ASSERT_EQ(send(app.http(), forged).status, 202);
+    ASSERT_TRUE(eventually([&] { return count_rows(db, "events", "status='failed'") == 2; }));
+    keys.set_mode(mode::normal);
+    const auto conf = dir.file("cwhook.toml");
+    write_file(conf, fmt::format("[verify]\ncompanies = [\"cobalt\"]\nallowed_key_hosts = [\"{}\"]\nca_file = \"{}\"\n"
+                                 "key_refetch_interval = \"0\"\n[storage]\npath = \"{}\"\n",
+                                 keys.host_entry(), cert.cert, db));
+    const auto bad = run_cwhook({"events", "reverify", "--config", conf, "--status", "verified"});
+    EXPECT_EQ(bad.exit_code, 2);
+    EXPECT_NE(bad.err.find("--status: \"verified\""), std::string::npos) << bad.err;
+    const auto r = run_cwhook({"events", "reverify", "--config", conf, "--json"});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_EQ(r.out, "{\"checked\":2,\"verified\":1,\"failed\":1,\"unchanged\":0,\"skipped\":0,\"errors\":0}\n");
+    EXPECT_EQ(count_rows(db, "events", "status='verified' AND entity_id=70"), 1);
+    EXPECT_EQ(count_rows(db, "events", "status='failed' AND verify_reason='bad_signature' AND entity_id=71"), 1);
+}
+
+TEST_F(Trust, ReverifyThroughTheAdminApi)
+{
+    keys.set_mode(mode::fail_503);
+    running_app app(options([](auto& s) { s.verify.pending_retry_min = std::chrono::hours(1); }));
+    ASSERT_EQ(send(app.http(), delivery(80, "api-1")).status, 202);
+    keys.set_mode(mode::normal);
+    const auto ep = app.get().admin_endpoints().front();
+    http_call c;
+    c.target = "/api/events/reverify";
+    c.headers = {{"Authorization", "Bearer " + app.get().admin_token()}, {"Content-Type", "application/json"},
+                 {"Host", fmt::format("127.0.0.1:{}", ep.port())}};
+    c.body = R"({"filter":{"status":"verified"}})";
+    EXPECT_EQ(send(ep, c).status, 400);
+    c.body = R"({"filter":{"type":"ticket"}})";
+    // The failed fetch is negatively cached for key_failure_ttl (50 ms here).
+    http_result r;
+    ASSERT_TRUE(eventually([&] {
+        r = send(ep, c);
+        return r.status == 200 && r.body.find("\"verified\":1") != std::string::npos;
+    })) << r.status << " " << r.body;
+    EXPECT_EQ(count_rows(db, "events", "status='verified'"), 1);
+}
+
 } // namespace
 } // namespace cwhook::test
