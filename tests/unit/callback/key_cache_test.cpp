@@ -1,0 +1,257 @@
+// The key cache with an injected clock whose sleep advances it and a fetcher that answers from
+// a script: TTLs, the negative cache, single flight, LRU eviction, the refetch interval and
+// the per-host budget, without waiting through any of them.
+#include "callback/key_cache.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include <gtest/gtest.h>
+
+#include <deque>
+
+namespace cwhook::callback {
+namespace {
+
+namespace net = boost::asio;
+using namespace std::chrono_literals;
+using clock = key_cache::clock;
+
+crypto::key_digest digest_of(std::uint8_t n)
+{
+    crypto::key_digest d{};
+    d[0] = n;
+    return d;
+}
+
+key_target target(std::string id, std::string host = "na.myconnectwise.net")
+{
+    key_target t;
+    t.host = std::move(host);
+    t.target = "/v2025_1//system/callbackkey/index.rails?companyName=cobalt&id=" + id;
+    t.company = "cobalt";
+    t.key_id = std::move(id);
+    return t;
+}
+
+class KeyCache : public ::testing::Test {
+protected:
+    net::io_context ioc;
+    metrics::registry metrics;
+    verify_settings cfg;
+    clock::time_point now{std::chrono::hours(1000)};
+    int fetches = 0;
+    std::deque<result<crypto::key_digest>> script;    // answers in order; then `answer`
+    result<crypto::key_digest> answer{digest_of(1)};
+    net::steady_timer* hold = nullptr;  // set: the next fetch waits until it is cancelled
+
+    std::unique_ptr<key_cache> make()
+    {
+        key_cache::timing t;
+        t.now = [this] { return now; };
+        t.sleep = [this](clock::duration d) { return advance(d); };
+        return std::make_unique<key_cache>(
+            ioc.get_executor(), [this](const key_target&) { return fetch(); }, cfg, metrics, t);
+    }
+
+    net::awaitable<void> advance(clock::duration d)
+    {
+        now += d;
+        co_return;
+    }
+
+    net::awaitable<result<crypto::key_digest>> fetch()
+    {
+        ++fetches;
+        if (hold != nullptr) {
+            net::steady_timer* h = hold;
+            hold = nullptr;
+            co_await h->async_wait(net::as_tuple(net::use_awaitable));
+        }
+        if (!script.empty()) {
+            auto r = script.front();
+            script.pop_front();
+            co_return r;
+        }
+        co_return answer;
+    }
+
+    // Runs one awaitable to completion on the test's io_context.
+    template <class T>
+    T run(net::awaitable<T> a)
+    {
+        auto f = net::co_spawn(ioc, std::move(a), net::use_future);
+        ioc.restart();
+        ioc.run();
+        return f.get();
+    }
+
+    key_cache::lookup get(key_cache& c, const key_target& t, clock::duration budget = 4s)
+    {
+        return run(c.get(t, now + budget));
+    }
+};
+
+TEST_F(KeyCache, KeyIsReusedWithinItsTtlAndFetchedAgainAfter)
+{
+    cfg.key_cache_ttl = 1h;
+    auto c = make();
+    const auto t = target("a");
+    EXPECT_FALSE(get(*c, t).from_cache);
+    now += 59min;
+    const auto hit = get(*c, t);
+    EXPECT_TRUE(hit.from_cache);
+    ASSERT_TRUE(hit.key);
+    EXPECT_EQ(*hit.key, digest_of(1));
+    EXPECT_EQ(fetches, 1);
+    now += 1min;
+    EXPECT_FALSE(get(*c, t).from_cache);
+    EXPECT_EQ(fetches, 2);
+}
+
+TEST_F(KeyCache, FailureIsCachedForTheFailureTtlOnly)
+{
+    cfg.key_failure_ttl = 5s;
+    answer = errc::key_unavailable;
+    auto c = make();
+    const auto t = target("a");
+    EXPECT_EQ(get(*c, t).key.error(), errc::key_unavailable);
+    now += 4s;
+    const auto cached = get(*c, t);
+    EXPECT_TRUE(cached.from_cache);
+    EXPECT_EQ(cached.key.error(), errc::key_unavailable);
+    EXPECT_EQ(fetches, 1);
+    now += 1s;
+    answer = digest_of(2);
+    EXPECT_EQ(*get(*c, t).key, digest_of(2));
+    EXPECT_EQ(fetches, 2);
+}
+
+TEST_F(KeyCache, ConcurrentLookupsShareOneFetch)
+{
+    auto c = make();
+    net::steady_timer gate(ioc, clock::time_point::max());
+    hold = &gate;
+    const auto t = target("a");
+    auto first = net::co_spawn(ioc, c->get(t, now + 4s), net::use_future);
+    auto second = net::co_spawn(ioc, c->get(t, now + 4s), net::use_future);
+    while (ioc.poll() > 0) {
+    }  // both are waiting now: the first in its fetch, the second on the first
+    EXPECT_EQ(fetches, 1);
+    gate.cancel();
+    ioc.restart();
+    ioc.run();
+    EXPECT_EQ(*first.get().key, digest_of(1));
+    EXPECT_EQ(*second.get().key, digest_of(1));
+    EXPECT_EQ(fetches, 1);
+    EXPECT_EQ(metrics.get_counter("cwhook_key_fetch_coalesced_total").value(), 1u);
+}
+
+TEST_F(KeyCache, LeastRecentlyUsedGoesFirst)
+{
+    cfg.key_cache_entries = 2;
+    auto c = make();
+    get(*c, target("a"));
+    get(*c, target("b"));
+    get(*c, target("a"));  // a is now the most recently used
+    get(*c, target("c"));  // evicts b
+    EXPECT_EQ(fetches, 3);
+    EXPECT_TRUE(get(*c, target("a")).from_cache);
+    EXPECT_FALSE(get(*c, target("b")).from_cache);
+    EXPECT_EQ(metrics.get_counter("cwhook_key_cache_evictions_total").value(), 2u);
+}
+
+// Invented ids only push out each other: a good key stays, however many come after it.
+TEST_F(KeyCache, FailuresNeverEvictAGoodKey)
+{
+    cfg.key_cache_entries = 3;
+    cfg.key_fetch_rate = 1000;
+    auto c = make();
+    get(*c, target("genuine"));
+    answer = errc::key_unavailable;
+    for (int i = 0; i < 50; ++i) {
+        get(*c, target("forged-" + std::to_string(i)));
+    }
+    const auto r = get(*c, target("genuine"));
+    EXPECT_TRUE(r.from_cache);
+    EXPECT_EQ(*r.key, digest_of(1));
+    EXPECT_LE(c->size(), 3u);
+}
+
+TEST_F(KeyCache, FreshKeyWaitsForTheRefetchInterval)
+{
+    cfg.key_refetch_interval = 1s;
+    auto c = make();
+    const auto t = target("a");
+    const auto first_fetch = now;
+    get(*c, t);
+    now += 100ms;
+    const auto arrived = now;
+    answer = digest_of(2);
+    const auto fresh = run(c->get_fresh(t, arrived, now + 4s));
+    ASSERT_TRUE(fresh.key);
+    EXPECT_EQ(*fresh.key, digest_of(2));
+    EXPECT_EQ(fresh.fetched_at, first_fetch + 1s);  // waited for the interval, then fetched
+    EXPECT_EQ(fetches, 2);
+    // A key fetched after the delivery arrived settles it from the cache.
+    const auto again = run(c->get_fresh(t, arrived, now + 4s));
+    EXPECT_TRUE(again.from_cache);
+    EXPECT_EQ(fetches, 2);
+}
+
+TEST_F(KeyCache, FreshKeyBeyondTheDeadlineIsBusy)
+{
+    cfg.key_refetch_interval = 10s;
+    auto c = make();
+    const auto t = target("a");
+    get(*c, t);
+    now += 1s;
+    const auto r = run(c->get_fresh(t, now, now + 4s));
+    ASSERT_FALSE(r.key);
+    EXPECT_EQ(r.key.error(), errc::key_fetch_busy);
+    EXPECT_EQ(classify(r.key.error()), key_failure::busy);
+    EXPECT_EQ(fetches, 1);
+}
+
+TEST_F(KeyCache, FailedRefreshKeepsTheLastGoodKey)
+{
+    cfg.key_refetch_interval = 0ms;
+    auto c = make();
+    const auto t = target("a");
+    get(*c, t);
+    now += 1s;
+    answer = errc::key_fetch_failed;
+    const auto fresh = run(c->get_fresh(t, now, now + 4s));
+    EXPECT_EQ(fresh.key.error(), errc::key_fetch_failed);
+    const auto kept = get(*c, t);
+    EXPECT_TRUE(kept.from_cache);
+    ASSERT_TRUE(kept.key);
+    EXPECT_EQ(*kept.key, digest_of(1));
+}
+
+// key_fetch_rate per second per host, with a burst of one second's worth: the sixth fetch
+// of a burst waits for its token; one that cannot have it before its deadline is busy.
+TEST_F(KeyCache, FetchesPerHostFollowTheTokenBucket)
+{
+    cfg.key_fetch_rate = 5;
+    auto c = make();
+    const auto start = now;
+    for (int i = 0; i < 5; ++i) {
+        ASSERT_TRUE(get(*c, target("burst-" + std::to_string(i))).key);
+    }
+    EXPECT_EQ(now, start);
+    ASSERT_TRUE(get(*c, target("sixth")).key);
+    EXPECT_EQ(now, start + 200ms);  // waited for the next token
+    const auto busy = get(*c, target("seventh"), 100ms);
+    EXPECT_EQ(busy.key.error(), errc::key_fetch_busy);
+    EXPECT_EQ(fetches, 6);
+    // Another host has a bucket of its own.
+    EXPECT_TRUE(get(*c, target("other", "eu.myconnectwise.net"), 0ms).key);
+    EXPECT_EQ(metrics.get_counter("cwhook_key_fetch_busy_total").value(), 1u);
+}
+
+} // namespace
+} // namespace cwhook::callback
