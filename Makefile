@@ -10,7 +10,7 @@ export CCACHE_BASEDIR := $(CURDIR)
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?=
 
-.PHONY: all deps test-deps configure build run test test-asan test-tsan fuzz clean package test-package
+.PHONY: all deps test-deps configure build daemon run test test-asan test-tsan fuzz clean package test-package
 
 all: build
 
@@ -22,15 +22,21 @@ $(BUILD_DIR)/build.ninja:
 
 configure: deps $(BUILD_DIR)/build.ninja
 
+# Everything: the daemon, the test binaries and the fuzz replays.
 build: configure
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
-run: build
+# Only what `make run` runs: the cwhook binary (a cold 2-core machine builds the tests only
+# for `make test`).
+daemon: configure
+	cmake --build $(BUILD_DIR) -j $(JOBS) --target cwhook
+
+run: daemon
 	./$(BUILD_DIR)/daemon/cwhook serve $(if $(CONFIG),--config $(CONFIG))
 
 # Test-only tools: systemd-analyze (unit checks) and nginx (reverse-proxy test).
 test-deps:
-	@./tools/install-deps.sh systemd nginx-light
+	@./tools/install-deps.sh test
 
 test: test-deps build
 	ctest --test-dir $(BUILD_DIR) --output-on-failure -j $(JOBS) --timeout 300

@@ -31,18 +31,7 @@ cd "$ROOT"
 log() { printf '== %s\n' "$*" >&2; }
 die() { printf 'events.sh: %s\n' "$*" >&2; exit 1; }
 
-need=()
-for pair in wrk:wrk python3:python3 taskset:util-linux /usr/bin/time:time; do
-  command -v "${pair%%:*}" >/dev/null 2>&1 || need+=("${pair#*:}")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo=sudo
-  log "installing: ${need[*]}"
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
-fi
-"$ROOT/tools/install-deps.sh" >&2
+"$ROOT/tools/install-deps.sh" bench >&2
 
 log "building Release cwhook in build-bench/"
 BUILD_LOG=$(mktemp)

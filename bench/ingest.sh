@@ -44,36 +44,13 @@ die() { printf 'ingest.sh: %s\n' "$*" >&2; exit 1; }
 
 # ------------------------------------------------------------------ dependencies
 
-install_missing() {
-  local need=() cmd pkg
-  while [ $# -gt 0 ]; do
-    cmd=$1 pkg=$2; shift 2
-    command -v "$cmd" >/dev/null 2>&1 || need+=("$pkg")
-  done
-  [ ${#need[@]} -eq 0 ] && return 0
-  log "installing: ${need[*]}"
-  local sudo=""
-  if [ "$(id -u)" -ne 0 ]; then
-    command -v sudo >/dev/null || die "not root and no sudo; install: ${need[*]}"
-    sudo=sudo
-  fi
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -qq
-  $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >&2 ||
-    { [[ " ${need[*]} " == *" nginx-light "* ]] &&
-      $sudo apt-get install -y -qq --no-install-recommends "${need[@]/nginx-light/nginx}" >&2; } ||
-    die "apt-get install failed: ${need[*]}"
-}
-
 PATH="$PATH:/usr/sbin:/sbin"
-install_missing wrk wrk nginx nginx-light python3 python3 taskset util-linux openssl openssl sqlite3 sqlite3
-[ "$MODE" = profile ] && install_missing perf linux-perf
+"$ROOT/tools/install-deps.sh" "$([ "$MODE" = profile ] && echo profile || echo bench)" >&2
 # Optional: nginx's echo module lets the ceiling buffer the body (echo_read_request_body).
 ECHO_MODULE=/usr/lib/nginx/modules/ngx_http_echo_module.so
 if [ ! -e "$ECHO_MODULE" ] && command -v apt-get >/dev/null && [ "$(id -u)" -eq 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libnginx-mod-http-echo >/dev/null 2>&1 || true
 fi
-"$ROOT/tools/install-deps.sh" >&2   # cwhook's own build dependencies (idempotent)
 
 # ------------------------------------------------------------------ build
 

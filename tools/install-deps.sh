@@ -1,16 +1,47 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages cwhook needs to build and test, only when one is missing.
+# The one list of the Debian 12 packages cwhook needs, by purpose; installs those missing.
 # Idempotent and quick when everything is present. Needs root (or sudo) for apt-get.
+#
+#   tools/install-deps.sh [group...]     default: build
+#
+#   build    compilers, CMake, the libraries cwhook links (make run, make build)
+#   test     build + systemd-analyze (unit checks) and nginx (reverse-proxy test) (make test)
+#   lint     build + clang-tidy and cppcheck (make lint)
+#   fuzz     build + clang 16 with libFuzzer and the sanitizers (make fuzz)
+#   bench    build + wrk, nginx, taskset, python3, /usr/bin/time (bench/*.sh)
+#   profile  bench + perf (bench/ingest.sh profile)
 set -euo pipefail
 
-packages=(
+build=(
   build-essential cmake ninja-build ccache pkg-config
   libboost1.81-dev libssl-dev libsimdjson-dev libsqlite3-dev
   libtomlplusplus-dev libcli11-dev libfmt-dev
   libgtest-dev libgmock-dev libsystemd-dev
   sqlite3 openssl ca-certificates
 )
-packages+=("$@")
+test=(systemd nginx-light)
+lint=(clang-tidy-14 cppcheck)
+# clang 16, not Debian 12's default clang 14: clang 14 cannot build the project (no
+# parenthesised aggregate initialisation, and "Cannot represent a difference across sections"
+# on coroutine code). libclang-rt-16-dev carries libFuzzer and the sanitizers.
+fuzz=(clang-16 libclang-rt-16-dev)
+bench=(wrk nginx-light python3 util-linux time)
+profile=("${bench[@]}" linux-perf)
+
+groups=("$@")
+[ ${#groups[@]} -eq 0 ] && groups=(build)
+packages=("${build[@]}")
+for g in "${groups[@]}"; do
+  case "$g" in
+    build) ;;
+    test) packages+=("${test[@]}") ;;
+    lint) packages+=("${lint[@]}") ;;
+    fuzz) packages+=("${fuzz[@]}") ;;
+    bench) packages+=("${bench[@]}") ;;
+    profile) packages+=("${profile[@]}") ;;
+    *) echo "install-deps: unknown group '$g' (build, test, lint, fuzz, bench, profile)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${packages[@]}"; do

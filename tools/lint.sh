@@ -10,7 +10,7 @@ build_dir="${LINT_BUILD_DIR:-build-lint}"
 jobs="${JOBS:-2}"
 
 # The build dependencies (configure needs them) plus the two analysers.
-./tools/install-deps.sh clang-tidy-14 cppcheck
+./tools/install-deps.sh lint
 
 # Only compile_commands.json is needed: nothing is built and nothing is generated. Tests are
 # not linted, so they are not configured either.
