@@ -9,7 +9,7 @@
                                            number i % urls (its id= differs); prints
                                            "COLD key=value ..." with latency percentiles
 
-Signatures follow PROTOCOL.md section 2: base64(HMAC-SHA256(SHA256(key), body)). The key
+Signatures follow docs/PROTOCOL.md section 2: base64(HMAC-SHA256(SHA256(key), body)). The key
 server (bench/keyserver.py) answers "<key>.<id>" for a key URL with id=<id>.
 """
 import argparse

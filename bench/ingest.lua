@@ -126,7 +126,7 @@ function init(args)
   if not key_url or not signing_key then
     error("usage: wrk ... -s ingest.lua URL -- KEY_URL SIGNING_KEY [TAG]")
   end
-  -- Self-check against PROTOCOL.md's test vector before measuring anything.
+  -- Self-check against docs/PROTOCOL.md's test vector before measuring anything.
   local v = sign(key_digest("test-signing-key"), '{"Action":"deleted","Type":"ticket","ID":1}')
   if v ~= "AG/S/z4z3Mc5RvJvUnoMjalnj2/lECvtYY6cP/URqn4=" then
     error("ingest.lua: signature self-check failed: " .. v)

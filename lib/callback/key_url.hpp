@@ -1,4 +1,4 @@
-// key_url validation (PROTOCOL.md section 3). The URL comes from the untrusted body, so before
+// key_url validation (docs/PROTOCOL.md section 3). The URL comes from the untrusted body, so before
 // anything is fetched it must name an allowlisted Manage site over https, be Manage's key
 // endpoint, and name one of the operator's own Manage companies: the cloud sites serve the
 // key of every company to anyone, so a host check alone lets any Manage customer sign a body

@@ -1,4 +1,4 @@
-// The ConnectWise callback signature (PROTOCOL.md section 2):
+// The ConnectWise callback signature (docs/PROTOCOL.md section 2):
 //   x-content-signature = base64(HMAC-SHA256(key = SHA256(signing_key), raw body)).
 // Only the SHA-256 of a signing key is ever kept in memory by the daemon (key_digest).
 // Pure functions, thread-safe.

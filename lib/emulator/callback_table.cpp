@@ -21,7 +21,7 @@ namespace {
 
 struct type_levels {
     std::string_view type;
-    std::string_view levels;  // comma-separated, as in PROTOCOL.md
+    std::string_view levels;  // comma-separated, as in docs/PROTOCOL.md
 };
 
 constexpr std::array<type_levels, 15> table{{

@@ -1,4 +1,4 @@
-// The system/callbacks model of the emulator: the type/level table (PROTOCOL.md section 5),
+// The system/callbacks model of the emulator: the type/level table (docs/PROTOCOL.md section 5),
 // CallbackEntry <-> JSON in Manage's shape, POST/PUT/PATCH bodies applied with Manage's field
 // errors, the duplicate rule, and field lookup for conditions. Pure functions; thread-safe.
 #pragma once

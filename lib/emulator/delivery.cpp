@@ -2,7 +2,7 @@
 // delivery coroutine per subscription so a slow or retrying receiver does not hold up the
 // others, and waits for all of them on a timer used as an event (everything runs on the
 // emulator's one thread, so the counter and the timer need no further synchronisation).
-// Each delivery follows Manage's documented rule (PROTOCOL.md section 4): POST the compact
+// Each delivery follows Manage's documented rule (docs/PROTOCOL.md section 4): POST the compact
 // signed body; any 2xx is success; only 404/409/419/429 are retried, after each configured
 // delay in turn; a 5xx, a timeout or a refused connection ends it. The same bytes (same
 // MessageId and signature) go out on every attempt.

@@ -1,4 +1,4 @@
-// A local ConnectWise Manage stand-in (PROTOCOL.md sections 1-6): companyinfo, the
+// A local ConnectWise Manage stand-in (docs/PROTOCOL.md sections 1-6): companyinfo, the
 // system/callbacks REST API (CRUD, count, navigable and forward-only paging, conditions,
 // Manage error bodies, Basic auth and clientId checks), the callback signing-key endpoint with
 // rotating keys, and deliveries fired like Manage's (signed compact payload, retry only on
@@ -56,7 +56,7 @@ struct settings {
     std::string delivery_ca_file;  // extra CA bundle for https subscription URLs (a test receiver)
 };
 
-// One system/callbacks registration (PROTOCOL.md section 5).
+// One system/callbacks registration (docs/PROTOCOL.md section 5).
 struct callback_entry {
     std::int64_t id = 0;
     std::string description;

@@ -2,7 +2,7 @@
 // thread, then the few fields we need are copied into owned structs; no simdjson type leaves
 // this file. The parser is allocated with a maximum depth of 64 so a hostile body cannot build
 // a deep tape, and errors are reported as values with short details that are safe to echo.
-// Manage may send invalid UTF-8 (PROTOCOL.md section 1): the raw bytes are what gets verified
+// Manage may send invalid UTF-8 (docs/PROTOCOL.md section 1): the raw bytes are what gets verified
 // and stored, so here we only need the fields, and we read them from a copy in which each
 // offending byte is replaced by '?'.
 #include "json/payload.hpp"

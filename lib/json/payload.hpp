@@ -12,7 +12,7 @@
 
 namespace cwhook::json {
 
-// The fields of a Manage callback delivery (PROTOCOL.md section 1). Optional ones are
+// The fields of a Manage callback delivery (docs/PROTOCOL.md section 1). Optional ones are
 // absent in the older payload format or when null.
 struct payload {
     std::string action;

@@ -1,4 +1,4 @@
-// The CallbackEntry model of system/callbacks (PROTOCOL.md section 5): reading Manage's
+// The CallbackEntry model of system/callbacks (docs/PROTOCOL.md section 5): reading Manage's
 // answers into owned structs and writing request bodies. Pure, thread-safe.
 #pragma once
 

@@ -1,4 +1,4 @@
-// The callback types and the levels each accepts (PROTOCOL.md section 5), and validation of
+// The callback types and the levels each accepts (docs/PROTOCOL.md section 5), and validation of
 // a desired subscription against them. Pure, thread-safe.
 #pragma once
 
@@ -17,7 +17,7 @@ struct callback_type {
     std::vector<std::string_view> levels;
 };
 
-// In PROTOCOL.md's order.
+// In docs/PROTOCOL.md's order.
 std::span<const callback_type> callback_types();
 
 // nullopt when known; else why, naming what is accepted.

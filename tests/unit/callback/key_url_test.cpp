@@ -14,7 +14,7 @@ void PrintTo(const key_url_refusal& r, std::ostream* os) { *os << describe(r.rea
 
 namespace {
 
-// PROTOCOL.md section 3: the shape of a key_url, double slash included.
+// docs/PROTOCOL.md section 3: the shape of a key_url, double slash included.
 constexpr std::string_view key_path =
     "/v2025_1//system/callbackkey/index.rails?companyName=Cobalt&id=e17e6674-42f6-4105-9cff-4cd6cb4e62e8";
 

@@ -7,7 +7,7 @@
 namespace cwhook::crypto {
 namespace {
 
-// PROTOCOL.md section 2.
+// docs/PROTOCOL.md section 2.
 constexpr std::string_view vector_body = R"({"Action":"deleted","Type":"ticket","ID":1})";
 constexpr std::string_view vector_key = "test-signing-key";
 constexpr std::string_view vector_signature = "AG/S/z4z3Mc5RvJvUnoMjalnj2/lECvtYY6cP/URqn4=";
