@@ -149,6 +149,7 @@ struct server::state : std::enable_shared_from_this<server::state> {
 
     metrics::counter& accepted;
     metrics::counter& refused_over_limit;
+    metrics::counter& bad_transfer_encoding;
     metrics::counter& timeouts;
     metrics::gauge& open_gauge;
 
@@ -157,6 +158,8 @@ struct server::state : std::enable_shared_from_this<server::state> {
         : ioc(c), cfg(std::move(s)), routes(std::move(r)), tls(std::move(t)), metrics(m),
           accepted(m.get_counter("cwhook_connections_accepted_total")),
           refused_over_limit(m.get_counter("cwhook_connections_refused_total", "reason=\"limit\"")),
+          bad_transfer_encoding(
+              m.get_counter("cwhook_http_requests_refused_total", "reason=\"bad_transfer_encoding\"")),
           timeouts(m.get_counter("cwhook_connection_timeouts_total")),
           open_gauge(m.get_gauge("cwhook_open_connections"))
     {
@@ -270,6 +273,29 @@ awaitable<void> refuse_oversize(const state_ptr& st, const settings& cfg, Stream
     co_await write_response(stream, res, cfg);
 }
 
+// Request smuggling guard. Beast, like many proxies, is lenient: it frames "gzip, chunked"
+// as chunked, ignores an unknown coding, and takes "Chunked" for "chunked". A proxy in front
+// that reads the same header differently would see a different request boundary than this
+// server. Only one Transfer-Encoding field whose value is exactly "chunked" is framed; every
+// other spelling is refused and the connection closed, since what follows cannot be trusted.
+bool acceptable_transfer_encoding(const beast_http::request_parser<beast_http::string_body>::value_type& h)
+{
+    const auto fields = h.equal_range(beast_http::field::transfer_encoding);
+    if (fields.first == fields.second) {
+        return true;
+    }
+    return std::next(fields.first) == fields.second && fields.first->value() == "chunked";
+}
+
+template <class Stream>
+awaitable<void> refuse_transfer_encoding(const state_ptr& st, const settings& cfg, Stream& stream)
+{
+    st->bad_transfer_encoding.inc();
+    auto res = error_response(400, "bad_transfer_encoding", "Transfer-Encoding must be exactly \"chunked\"");
+    res.keep_alive(false);
+    co_await write_response(stream, res, cfg);
+}
+
 // Serves requests until the client closes, a deadline passes, or the server drains.
 // Parameters are references into the awaiting session's frame: GCC 12 may destroy
 // by-value class arguments of a coroutine called inside co_await twice.
@@ -318,6 +344,14 @@ awaitable<void> serve_requests(const state_ptr& st, Stream& stream, const std::s
                 hec == net::error::operation_aborted || hec == net::error::connection_reset) {
                 co_return;
             }
+            if (hec == beast_http::error::bad_transfer_encoding ||
+                (hec == beast_http::error::bad_content_length &&
+                 parser.get().count(beast_http::field::transfer_encoding) > 0)) {
+                // Beast's own refusals: a second chunked coding, or Transfer-Encoding next
+                // to Content-Length (either order). The same smuggling guard as below.
+                co_await refuse_transfer_encoding(st, cfg, stream);
+                co_return;
+            }
             if (hec != beast_http::error::body_limit) {
                 auto res = hec == beast_http::error::header_limit
                                ? error_response(431, "header_too_large")
@@ -327,6 +361,9 @@ awaitable<void> serve_requests(const state_ptr& st, Stream& stream, const std::s
                 co_return;
             }
             // A Content-Length over the limit is refused before any body byte is read.
+        } else if (!acceptable_transfer_encoding(parser.get())) {
+            co_await refuse_transfer_encoding(st, cfg, stream);
+            co_return;
         }
 
         request req;
