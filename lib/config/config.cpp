@@ -257,6 +257,8 @@ const std::vector<detail::key<settings>>& settings_keys()
         make::count("server", "max_body_bytes", [](auto& s) -> auto& { return s.app.server.max_body_bytes; }, 1),
         make::count("server", "max_header_bytes", [](auto& s) -> auto& { return s.app.server.max_header_bytes; }, 1),
         make::count("server", "max_connections", [](auto& s) -> auto& { return s.app.server.max_connections; }, 1),
+        make::count("server", "max_connections_per_client",
+                    [](auto& s) -> auto& { return s.app.server.max_connections_per_client; }, 1),
         make::list("server", "trusted_proxies", [](auto& s) -> auto& { return s.app.server.trusted_proxies; },
                    cidr_problem),
         // A zero per-operation timeout would fail every connection at once.

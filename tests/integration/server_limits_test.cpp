@@ -1,5 +1,6 @@
-// The server's guards against hostile clients, over real sockets: request smuggling through
-// Transfer-Encoding.
+// The server's guards against hostile or greedy clients, over real sockets: request
+// smuggling through Transfer-Encoding, one client taking every connection, and the
+// keep-alive idle deadline.
 #include "support/harness.hpp"
 
 #include <boost/asio/connect.hpp>
@@ -13,6 +14,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -148,6 +150,97 @@ TEST_F(ServerLimits, ExactlyChunkedIsServed)
     const auto second = c.read_response(); // the same connection goes on
     EXPECT_TRUE(second.starts_with("HTTP/1.1 200 ")) << second;
     EXPECT_EQ(app.counter("cwhook_http_requests_refused_total", "reason=\"bad_transfer_encoding\""), 0u);
+}
+
+// Holds `n` connections from `source`, each having been served one request (so the server has
+// certainly accepted and counted it).
+std::vector<std::unique_ptr<raw_client>> hold(const tcp::endpoint& ep, std::string_view source, int n)
+{
+    std::vector<std::unique_ptr<raw_client>> out;
+    for (int i = 0; i < n; ++i) {
+        auto c = std::make_unique<raw_client>(ep, source);
+        c->write(get_healthz());
+        const auto r = c->read_response();
+        EXPECT_TRUE(r.starts_with("HTTP/1.1 200 ")) << source << " connection " << i << ": " << r;
+        out.push_back(std::move(c));
+    }
+    return out;
+}
+
+TEST_F(ServerLimits, OneClientGetsItsShareAndOthersAreStillServed)
+{
+    running_app app(options());
+    ASSERT_EQ(app.get().settings().server.max_connections_per_client, 64u);
+    auto held = hold(app.http(), "127.0.0.1", 64);
+    EXPECT_EQ(app.counter("cwhook_connections_refused_total", "reason=\"per_client\""), 0u);
+
+    // The 65th is closed at once, unanswered.
+    raw_client over(app.http(), "127.0.0.1");
+    over.write(get_healthz());
+    bool closed = false;
+    EXPECT_EQ(over.read_to_close(&closed), "");
+    EXPECT_TRUE(closed);
+    EXPECT_EQ(app.counter("cwhook_connections_refused_total", "reason=\"per_client\""), 1u);
+
+    // Another client is served, and the first client's own connections still are.
+    raw_client other(app.http(), "127.0.0.2");
+    other.write(get_healthz());
+    EXPECT_TRUE(other.read_response().starts_with("HTTP/1.1 200 "));
+    held.front()->write(get_healthz());
+    EXPECT_TRUE(held.front()->read_response().starts_with("HTTP/1.1 200 "));
+
+    // Once it lets one go, it may open another.
+    held.pop_back();
+    ASSERT_TRUE(eventually(
+        [&] { return app.get().metrics().gauge_value("cwhook_open_connections") == 64; })); // 63 held + 127.0.0.2
+    auto again = hold(app.http(), "127.0.0.1", 1);
+    EXPECT_EQ(app.counter("cwhook_connections_refused_total", "reason=\"per_client\""), 1u);
+    EXPECT_EQ(app.counter("cwhook_connections_refused_total", "reason=\"limit\""), 0u);
+}
+
+TEST_F(ServerLimits, TrustedProxiesAreExemptFromTheShare)
+{
+    running_app app(options([](auto& s) {
+        s.server.max_connections_per_client = 4;
+        s.server.trusted_proxies = {"127.0.0.3"};
+    }));
+    auto proxied = hold(app.http(), "127.0.0.3", 10);
+    EXPECT_EQ(app.counter("cwhook_connections_refused_total", "reason=\"per_client\""), 0u);
+    auto direct = hold(app.http(), "127.0.0.1", 4);
+    raw_client over(app.http(), "127.0.0.1");
+    bool closed = false;
+    over.write(get_healthz());
+    EXPECT_EQ(over.read_to_close(&closed), "");
+    EXPECT_EQ(app.counter("cwhook_connections_refused_total", "reason=\"per_client\""), 1u);
+}
+
+TEST_F(ServerLimits, ShareChangesOnReload)
+{
+    running_app app(options());
+    auto next = app.get().settings();
+    next.server.max_connections_per_client = 2;
+    ASSERT_TRUE(app.get().reload(next));
+    auto held = hold(app.http(), "127.0.0.1", 2);
+    raw_client over(app.http(), "127.0.0.1");
+    bool closed = false;
+    over.write(get_healthz());
+    EXPECT_EQ(over.read_to_close(&closed), "");
+    EXPECT_EQ(app.counter("cwhook_connections_refused_total", "reason=\"per_client\""), 1u);
+}
+
+TEST_F(ServerLimits, IdleKeepAliveConnectionIsClosedAfterIdleTimeout)
+{
+    running_app app(options([](auto& s) { s.server.idle_timeout = 200ms; }));
+    raw_client c(app.http());
+    c.write(get_healthz());
+    EXPECT_TRUE(c.read_response().starts_with("HTTP/1.1 200 "));
+    const auto started = std::chrono::steady_clock::now();
+    bool closed = false;
+    EXPECT_EQ(c.read_to_close(&closed), ""); // the server ends the wait, not the test
+    EXPECT_TRUE(closed);
+    EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
+    // The socket closes as the deadline passes; the session counts it right after.
+    EXPECT_TRUE(eventually([&] { return app.counter("cwhook_connection_timeouts_total") == 1; }));
 }
 
 } // namespace

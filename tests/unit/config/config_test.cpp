@@ -93,6 +93,7 @@ void expect_same(const settings& a, const settings& b)
     EXPECT_EQ(as.max_body_bytes, bs.max_body_bytes);
     EXPECT_EQ(as.max_header_bytes, bs.max_header_bytes);
     EXPECT_EQ(as.max_connections, bs.max_connections);
+    EXPECT_EQ(as.max_connections_per_client, bs.max_connections_per_client);
     EXPECT_EQ(as.trusted_proxies, bs.trusted_proxies);
     EXPECT_EQ(as.handshake_timeout.count(), bs.handshake_timeout.count());
     EXPECT_EQ(as.header_timeout.count(), bs.header_timeout.count());
@@ -613,7 +614,8 @@ TEST(Config, RenderListsEveryKey)
     // The key list of the configuration's specification, section by section.
     const std::set<std::string> expected{
         "server.listen", "server.tls_listen", "server.tls_cert", "server.tls_key", "server.callback_path",
-        "server.max_body_bytes", "server.max_header_bytes", "server.max_connections", "server.trusted_proxies",
+        "server.max_body_bytes", "server.max_header_bytes", "server.max_connections",
+        "server.max_connections_per_client", "server.trusted_proxies",
         "server.handshake_timeout", "server.header_timeout", "server.body_timeout", "server.write_timeout",
         "server.idle_timeout", "server.drain_timeout", "server.threads",
         "verify.mode", "verify.allowed_key_hosts", "verify.key_cache_ttl", "verify.key_fetch_timeout",
@@ -718,6 +720,17 @@ TEST(Config, PrivateKeyFromAFile)
     const auto key = dir.write("manage.key", "s3cret\n");
     const auto s = load_ok("[manage]\nprivate_key_file = \"" + key + "\"\n");
     EXPECT_EQ(s.app.manage.private_key, "s3cret");
+}
+
+TEST(Config, ConnectionFairnessKeys)
+{
+    const auto s = load_ok("[server]\nmax_connections_per_client = 8\nidle_timeout = \"5s\"\n");
+    EXPECT_EQ(s.app.server.max_connections_per_client, 8u);
+    EXPECT_EQ(s.app.server.idle_timeout.count(), 5000);
+    EXPECT_EQ(settings{}.app.server.max_connections_per_client, 64u);
+    EXPECT_EQ(settings{}.app.server.idle_timeout.count(), 15'000);
+    EXPECT_EQ(file_error("[server]\nmax_connections_per_client = 0\n"),
+              "server.max_connections_per_client: 0: must be positive");
 }
 
 TEST(Config, CheckIntervalNeedsTheApiKeys)
