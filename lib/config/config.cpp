@@ -310,6 +310,8 @@ const std::vector<detail::key<settings>>& settings_keys()
         make::count("storage", "max_batch", [](auto& s) -> auto& { return s.app.storage.max_batch; }, 1),
         make::count("storage", "cache_mib", [](auto& s) -> auto& { return s.app.storage.cache_mib; }, 1, 4096),
         make::count("storage", "max_rejections", [](auto& s) -> auto& { return s.app.storage.max_rejections; }, 1),
+        make::count("storage", "rejection_queue_limit",
+                    [](auto& s) -> auto& { return s.app.storage.rejection_queue_limit; }, 1),
         make::duration("storage", "retention", [](auto& s) -> auto& { return s.app.storage.retention; }),
         make::count("storage", "retention_batch", [](auto& s) -> auto& { return s.app.storage.retention_batch; }, 1,
                     100'000),

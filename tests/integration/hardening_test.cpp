@@ -1,4 +1,5 @@
-// Smaller holes closed, end to end: readiness probes that do not split the writer's batches.
+// Smaller holes closed, end to end: readiness probes that do not split the writer's batches,
+// rejection rows that cannot crowd out deliveries.
 #include "support/harness.hpp"
 
 #include <gtest/gtest.h>
@@ -58,6 +59,54 @@ TEST_F(Hardening, ReadinessProbesShareOneWriterJob)
     EXPECT_GE(app.counter("cwhook_readiness_probes_total"), 1u);
     EXPECT_LE(app.counter("cwhook_readiness_probes_total"), static_cast<std::uint64_t>(seconds) + 1)
         << threads * per_thread << " requests in " << seconds << " s";
+}
+
+TEST_F(Hardening, RejectionFloodCannotMakeADeliveryAnswerQueueFull)
+{
+    running_app app(options([](auto& s) {
+        s.storage.queue_limit = 4;
+        s.storage.rejection_queue_limit = 8;
+        s.storage.busy_timeout = 30s; // the writer waits for the lock below instead of failing
+    }));
+    ASSERT_EQ(send(app.http(), delivery(1, "warm")).status, 200); // the signing key is cached
+
+    // Hold the write lock: the writer stops at its next transaction, and queues fill up.
+    sqlite3* other = nullptr;
+    ASSERT_EQ(sqlite3_open(db.c_str(), &other), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(other, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK);
+
+    constexpr int junk = 200;
+    http_call bad;
+    bad.body = R"({"Type":"ticket","ID":1,"Metadata":{"key_url":"x"}})";
+    for (int i = 0; i < junk; ++i) {
+        ASSERT_EQ(send(app.http(), bad).status, 400);
+    }
+    // Eight wait in the rejection queue and the writer took the first few before it blocked;
+    // the rest were dropped.
+    const auto dropped = app.counter("cwhook_rejections_dropped_total");
+    EXPECT_GT(dropped, static_cast<std::uint64_t>(junk / 2));
+
+    // Genuine deliveries still find room in the event queue (queue_limit 4).
+    std::vector<std::future<http_result>> genuine;
+    for (int i = 0; i < 4; ++i) {
+        genuine.push_back(std::async(std::launch::async, [this, &app, i] {
+            return send(app.http(), delivery(10 + i, fmt::format("genuine-{}", i)), {}, 60s);
+        }));
+    }
+    ASSERT_TRUE(eventually([&] {
+        app.get().render_metrics();
+        return app.get().metrics().gauge_value("cwhook_store_queue_depth") == 4;
+    }));
+    sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
+    sqlite3_close(other);
+    for (auto& f : genuine) {
+        const auto r = f.get();
+        EXPECT_EQ(r.status, 200) << r.body;
+        EXPECT_EQ(r.body.find("queue"), std::string::npos) << r.body;
+    }
+    app.stop();
+    EXPECT_EQ(count_rows(db, "events"), 5);
+    EXPECT_EQ(count_rows(db, "rejections"), static_cast<std::int64_t>(junk - dropped));
 }
 
 } // namespace

@@ -127,6 +127,7 @@ void expect_same(const settings& a, const settings& b)
     EXPECT_EQ(ast.queue_limit, bst.queue_limit);
     EXPECT_EQ(ast.max_batch, bst.max_batch);
     EXPECT_EQ(ast.max_rejections, bst.max_rejections);
+    EXPECT_EQ(ast.rejection_queue_limit, bst.rejection_queue_limit);
     EXPECT_EQ(ast.cache_mib, bst.cache_mib);
     EXPECT_EQ(ast.max_page_count, bst.max_page_count);
     EXPECT_EQ(ast.retention.count(), bst.retention.count());
@@ -623,7 +624,8 @@ TEST(Config, RenderListsEveryKey)
         "verify.ca_file", "verify.max_pending", "verify.pending_retry_min", "verify.pending_retry_max",
         "verify.pending_max_age",
         "storage.path", "storage.synchronous", "storage.busy_timeout", "storage.queue_limit", "storage.max_batch",
-        "storage.cache_mib", "storage.max_rejections", "storage.retention", "storage.retention_batch", "storage.retention_interval",
+        "storage.cache_mib", "storage.max_rejections",
+        "storage.rejection_queue_limit", "storage.retention", "storage.retention_batch", "storage.retention_interval",
         "admin.listen", "admin.token",
         "manage.site", "manage.company_id", "manage.public_key", "manage.private_key", "manage.client_id",
         "manage.api_version", "manage.api_host", "manage.codebase", "manage.ca_file", "manage.timeout",
@@ -731,6 +733,13 @@ TEST(Config, ConnectionFairnessKeys)
     EXPECT_EQ(settings{}.app.server.idle_timeout.count(), 15'000);
     EXPECT_EQ(file_error("[server]\nmax_connections_per_client = 0\n"),
               "server.max_connections_per_client: 0: must be positive");
+}
+
+TEST(Config, RejectionQueueLimitKey)
+{
+    EXPECT_EQ(load_ok("[storage]\nrejection_queue_limit = 50\n").app.storage.rejection_queue_limit, 50u);
+    EXPECT_EQ(settings{}.app.storage.rejection_queue_limit, 1000u);
+    EXPECT_EQ(file_error("[storage]\nrejection_queue_limit = 0\n"), "storage.rejection_queue_limit: 0: must be positive");
 }
 
 TEST(Config, CheckIntervalNeedsTheApiKeys)

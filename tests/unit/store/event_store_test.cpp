@@ -11,6 +11,7 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -479,7 +480,7 @@ TEST_F(EventStore, QueueBoundHoldsWhileDatabaseIsLocked)
     bool called = false;
     EXPECT_FALSE(
         store->submit_event(make_event("m:over"), [&called](result<insert_outcome>) { called = true; }));
-    EXPECT_FALSE(store->submit_rejection(make_rejection(1)));
+    EXPECT_TRUE(store->submit_rejection(make_rejection(1)));  // a queue of its own
 
     blocker.release();
     for (auto& d : done) {
@@ -567,6 +568,63 @@ TEST_F(EventStore, RejectionTableStaysBounded)
     EXPECT_EQ(
         query_text(db, "SELECT group_concat(detail, ',') FROM (SELECT detail FROM rejections ORDER BY id)"),
         "attempt 19,attempt 20,attempt 21,attempt 22,attempt 23");
+}
+
+TEST_F(EventStore, RejectionFloodCannotFillTheEventQueue)
+{
+    auto s = file_settings();
+    s.queue_limit = 4;
+    s.rejection_queue_limit = 10;
+    auto store = open_store(s);
+    {
+        writer_blocker blocker(*store);
+        int accepted = 0;
+        for (int i = 1; i <= 1000; ++i) {
+            accepted += store->submit_rejection(make_rejection(i)) ? 1 : 0;
+        }
+        EXPECT_EQ(accepted, 10);  // the rest dropped, counted by the caller
+        EXPECT_EQ(store->queue_depth(), 0u);
+        std::vector<awaiter<result<insert_outcome>>> done(4);
+        for (int i = 0; i < 4; ++i) {
+            EXPECT_TRUE(store->submit_event(make_event(fmt::format("m:genuine-{}", i)), done[i].callback()));
+        }
+        EXPECT_FALSE(store->submit_event(make_event("m:over"), [](result<insert_outcome>) {}));  // its own bound
+        blocker.release();
+        for (auto& d : done) {
+            EXPECT_TRUE(d.get());
+        }
+    }
+    // The writer has taken them: the rejection queue has room again.
+    EXPECT_TRUE(store->submit_rejection(make_rejection(1001)));
+    store->stop();
+    auto db = open_raw(s.path);
+    EXPECT_EQ(query_int64(db, "SELECT count(*) FROM events"), 4);
+    EXPECT_EQ(query_int64(db, "SELECT count(*) FROM rejections"), 11);
+}
+
+TEST_F(EventStore, RejectionsAndEventsShareTransactions)
+{
+    auto s = file_settings();
+    std::vector<std::size_t> batches;
+    std::mutex m;
+    auto opened = event_store::open(s, [&](std::size_t jobs, auto) {
+        std::lock_guard lock(m);
+        batches.push_back(jobs);
+    });
+    ASSERT_TRUE(opened) << opened.error();
+    auto& store = **opened;
+    {
+        writer_blocker blocker(store);
+        for (int i = 1; i <= 5; ++i) {
+            ASSERT_TRUE(store.submit_rejection(make_rejection(i)));
+        }
+        ASSERT_TRUE(store.submit_event(make_event("m:one"), [](result<insert_outcome>) {}));
+    }
+    ASSERT_TRUE(probe(store));
+    store.stop();
+    std::lock_guard lock(m);
+    ASSERT_EQ(batches.size(), 1u);
+    EXPECT_EQ(batches[0], 6u);  // one transaction: five rejection rows and the event
 }
 
 TEST_F(EventStore, RejectionBodyHeadIsStoredAsBlob)
