@@ -42,6 +42,7 @@
 #include "store/event_store.hpp"
 
 #include "core/log.hpp"
+#include "store/detail/files.hpp"
 #include "store/detail/schema.hpp"
 #include "store/sqlite.hpp"
 
@@ -780,15 +781,8 @@ boost::system::result<std::unique_ptr<event_store>, std::string> event_store::op
     const auto fail = [&s](std::string_view reason) { return fmt::format("{}: {}", s.path, reason); };
 
     const bool in_memory = s.path == ":memory:";
-    if (!in_memory) {
-        const auto parent = std::filesystem::path(s.path).parent_path();
-        if (!parent.empty()) {
-            std::error_code ec;
-            std::filesystem::create_directories(parent, ec);
-            if (ec) {
-                return fail(fmt::format("cannot create folder {}: {}", parent.string(), ec.message()));
-            }
-        }
+    if (auto r = detail::create_private(s.path); !r) {
+        return fail(r.error());
     }
 
     auto p = std::make_unique<impl>(s);

@@ -1,5 +1,5 @@
 // Smaller holes closed, end to end: readiness probes that do not split the writer's batches,
-// rejection rows that cannot crowd out deliveries.
+// rejection rows that cannot crowd out deliveries, private database files.
 #include "support/harness.hpp"
 
 #include <gtest/gtest.h>
@@ -8,8 +8,11 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <csignal>
 #include <future>
 #include <thread>
+
+#include <sys/stat.h>
 
 namespace cwhook::test {
 namespace {
@@ -30,6 +33,13 @@ http_call get(std::string target)
     c.method = "GET";
     c.target = std::move(target);
     return c;
+}
+
+unsigned mode_of(const std::string& path)
+{
+    struct stat st {};
+    EXPECT_EQ(::stat(path.c_str(), &st), 0) << path;
+    return st.st_mode & 07777;
 }
 
 TEST_F(Hardening, ReadinessProbesShareOneWriterJob)
@@ -107,6 +117,25 @@ TEST_F(Hardening, RejectionFloodCannotMakeADeliveryAnswerQueueFull)
     app.stop();
     EXPECT_EQ(count_rows(db, "events"), 5);
     EXPECT_EQ(count_rows(db, "rejections"), static_cast<std::int64_t>(junk - dropped));
+}
+
+TEST(HardeningProcess, DaemonCreatesAPrivateDatabaseWhateverTheUmask)
+{
+    temp_dir dir;
+    const auto db = dir.file("state/var/cwhook.db");
+    const auto old_umask = ::umask(0); // inherited by the child
+    child_process p({"serve"}, {{"CWHOOK_SERVER_LISTEN", "127.0.0.1:0"}, {"CWHOOK_STORAGE_PATH", db}});
+    ::umask(old_umask);
+    const auto port = p.wait_for_http_port();
+    ASSERT_NE(port, 0) << p.output();
+    EXPECT_EQ(send({boost::asio::ip::make_address("127.0.0.1"), port}, get("/readyz")).status, 200);
+    EXPECT_EQ(mode_of(dir.file("state")), 0700u);
+    EXPECT_EQ(mode_of(dir.file("state/var")), 0700u);
+    EXPECT_EQ(mode_of(db), 0600u);
+    EXPECT_EQ(mode_of(db + "-wal"), 0600u);
+    EXPECT_EQ(mode_of(db + "-shm"), 0600u);
+    p.signal(SIGTERM);
+    EXPECT_EQ(p.wait(), 0) << p.output();
 }
 
 } // namespace

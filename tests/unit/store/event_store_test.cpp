@@ -17,6 +17,7 @@
 #include <thread>
 #include <vector>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 using namespace std::string_literals;
@@ -234,6 +235,53 @@ TEST_F(EventStore, OpenCreatesFolderAndSchemaVersionTwo)
     EXPECT_EQ(query_int64(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = "
                               "'events' AND name LIKE 'events_%'"),
               9);
+}
+
+// Restores the umask of the test process when the test ends.
+class umask_guard {
+public:
+    explicit umask_guard(mode_t m) : old_(::umask(m)) {}
+    ~umask_guard() { ::umask(old_); }
+    umask_guard(const umask_guard&) = delete;
+    umask_guard& operator=(const umask_guard&) = delete;
+
+private:
+    mode_t old_;
+};
+
+unsigned mode_of(const fs::path& p)
+{
+    struct stat st {};
+    EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;
+    return st.st_mode & 07777;
+}
+
+TEST_F(EventStore, DatabaseFolderAndFilesArePrivateWhateverTheUmask)
+{
+    const umask_guard open_umask(0);
+    auto s = file_settings();
+    s.path = (dir_ / "new" / "var" / "cwhook.db").string();
+    auto store = open_store(s);
+    ASSERT_TRUE(insert(*store, make_event("m:mode")));  // the WAL and its index exist now
+    EXPECT_EQ(mode_of(dir_ / "new"), 0700u);
+    EXPECT_EQ(mode_of(dir_ / "new" / "var"), 0700u);
+    EXPECT_EQ(mode_of(s.path), 0600u);
+    EXPECT_EQ(mode_of(s.path + "-wal"), 0600u);
+    EXPECT_EQ(mode_of(s.path + "-shm"), 0600u);
+    store->stop();
+    EXPECT_EQ(mode_of(s.path), 0600u);
+}
+
+TEST_F(EventStore, ExistingFolderKeepsItsMode)
+{
+    const umask_guard open_umask(0);
+    fs::create_directories(dir_ / "shared");
+    fs::permissions(dir_ / "shared", fs::perms(0750));
+    auto s = file_settings();
+    s.path = (dir_ / "shared" / "cwhook.db").string();
+    open_store(s)->stop();
+    EXPECT_EQ(mode_of(dir_ / "shared"), 0750u);  // the operator's (e.g. StateDirectory=)
+    EXPECT_EQ(mode_of(s.path), 0600u);
 }
 
 TEST_F(EventStore, StatusValuesAreChecked)
