@@ -377,6 +377,12 @@ std::optional<std::string> cross_check(const settings& s)
         return fmt::format("admin.listen: {}: not a loopback address, so admin.token_file is required",
                            detail::quote(admin.listen));
     }
+    if (!s.app.manage.site.empty() && !s.app.manage.api_host.empty()) {
+        // Each is valid alone; an api_host without a scheme takes the site's.
+        if (auto ep = manage::api_endpoint(s.app.manage); !ep) {
+            return ep.error();
+        }
+    }
     if (s.app.manage.check_interval.count() > 0) {
         if (auto missing = manage::missing_keys(s.app.manage)) {
             return "manage.check_interval: set, but " + *missing;

@@ -1,6 +1,9 @@
 // Smaller holes closed, end to end: readiness probes that do not split the writer's batches,
-// rejection rows that cannot crowd out deliveries, private database files.
+// rejection rows that cannot crowd out deliveries, private database files, and configuration
+// that refuses plain HTTP to a remote Manage.
 #include "support/harness.hpp"
+
+#include "emulator/emulator.hpp"
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -136,6 +139,47 @@ TEST(HardeningProcess, DaemonCreatesAPrivateDatabaseWhateverTheUmask)
     EXPECT_EQ(mode_of(db + "-shm"), 0600u);
     p.signal(SIGTERM);
     EXPECT_EQ(p.wait(), 0) << p.output();
+}
+
+TEST(HardeningProcess, PlainHttpSiteIsRefusedUnlessLoopback)
+{
+    temp_dir dir;
+    write_file(dir.file("remote.toml"), "[manage]\nsite = \"http://manage.example.com\"\n");
+    const auto remote = run_cwhook({"check-config", "--config", dir.file("remote.toml")});
+    EXPECT_EQ(remote.exit_code, 1);
+    EXPECT_NE(remote.err.find("manage.site: \"http://manage.example.com\": plain http:// is allowed only to a "
+                              "loopback host"),
+              std::string::npos)
+        << remote.err;
+    write_file(dir.file("local.toml"), "[manage]\nsite = \"http://127.0.0.1:8443\"\n");
+    const auto local = run_cwhook({"check-config", "--config", dir.file("local.toml")});
+    EXPECT_EQ(local.exit_code, 0) << local.err;
+}
+
+TEST(HardeningProcess, PlainHttpEmulatorOnLoopbackStillWorks)
+{
+    temp_dir dir;
+    emulator::settings es;
+    es.tls = false; // `cwhook emulate --http`
+    es.state_dir = dir.file("emulator");
+    emulator::emulator emu(es);
+    ASSERT_TRUE(emu.start());
+    emulator::callback_entry e;
+    e.type = "ticket";
+    e.level = "owner";
+    e.object_id = 1;
+    e.url = "https://hooks.example.com/callbacks?recordId=";
+    e.description = "plain";
+    emu.add_callback(e);
+    const auto& c = emu.config();
+    write_file(dir.file("c.toml"),
+               fmt::format("[manage]\nsite = \"{}\"\ncompany_id = \"{}\"\npublic_key = \"{}\"\nprivate_key = \"{}\"\n"
+                           "client_id = \"{}\"\nmax_attempts = 1\n",
+                           emu.base_url(), c.company, c.public_key, c.private_key, c.client_id));
+    ASSERT_TRUE(emu.base_url().starts_with("http://127.0.0.1:")) << emu.base_url();
+    const auto r = run_cwhook({"subscriptions", "list", "--config", dir.file("c.toml")});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    EXPECT_NE(r.out.find("hooks.example.com"), std::string::npos) << r.out;
 }
 
 } // namespace

@@ -724,6 +724,34 @@ TEST(Config, PrivateKeyFromAFile)
     EXPECT_EQ(s.app.manage.private_key, "s3cret");
 }
 
+TEST(Config, PlainHttpManageSiteIsRefusedOffLoopback)
+{
+    EXPECT_THAT(file_error("[manage]\nsite = \"http://manage.example.com\"\n"),
+                StartsWith(R"(manage.site: "http://manage.example.com": plain http:// is allowed only to a loopback )"
+                           R"(host (127.0.0.0/8, ::1, localhost))"));
+    for (const std::string site : {"http://10.0.0.5:8080", "http://[2001:db8::1]:80", "HTTP://na.myconnectwise.net",
+                                   "http://127.example.com", "http://localhost.example.com"}) {
+        SCOPED_TRACE(site);
+        EXPECT_THAT(file_error("[manage]\nsite = \"" + site + "\"\n"), StartsWith("manage.site: \"" + site + "\": plain http://"));
+    }
+    EXPECT_THAT(file_error("[manage]\napi_host = \"http://api.example.com\"\n"),
+                StartsWith(R"(manage.api_host: "http://api.example.com": plain http://)"));
+    // An api_host without a scheme takes the site's: plain, so it must be loopback too.
+    EXPECT_THAT(file_error("[manage]\nsite = \"http://127.0.0.1:8080\"\napi_host = \"api.example.com\"\n"),
+                StartsWith(R"(manage.api_host: "api.example.com": takes plain http from manage.site; plain http://)"));
+}
+
+TEST(Config, PlainHttpManageSiteOnLoopbackIsAccepted)
+{
+    for (const std::string site : {"http://127.0.0.1:8080", "http://127.1.2.3", "http://[::1]:9000",
+                                   "http://localhost:8443", "http://LOCALHOST"}) {
+        SCOPED_TRACE(site);
+        EXPECT_EQ(load_ok("[manage]\nsite = \"" + site + "\"\n").app.manage.site, site);
+    }
+    EXPECT_EQ(load_ok("[manage]\nsite = \"http://127.0.0.1:8080\"\napi_host = \"localhost:9000\"\n").app.manage.api_host,
+              "localhost:9000");
+}
+
 TEST(Config, ConnectionFairnessKeys)
 {
     const auto s = load_ok("[server]\nmax_connections_per_client = 8\nidle_timeout = \"5s\"\n");
