@@ -1,6 +1,6 @@
 // Smaller holes closed, end to end: readiness probes that do not split the writer's batches,
 // rejection rows that cannot crowd out deliveries, private database files, and configuration
-// that refuses plain HTTP to a remote Manage.
+// that refuses plain HTTP to a remote Manage and empty secret files.
 #include "support/harness.hpp"
 
 #include "emulator/emulator.hpp"
@@ -139,6 +139,20 @@ TEST(HardeningProcess, DaemonCreatesAPrivateDatabaseWhateverTheUmask)
     EXPECT_EQ(mode_of(db + "-shm"), 0600u);
     p.signal(SIGTERM);
     EXPECT_EQ(p.wait(), 0) << p.output();
+}
+
+TEST(HardeningProcess, EmptyAdminTokenFileStopsTheStart)
+{
+    temp_dir dir;
+    write_file(dir.file("token"), "\n");
+    child_process p({"serve"}, {{"CWHOOK_SERVER_LISTEN", "127.0.0.1:0"},
+                                {"CWHOOK_STORAGE_PATH", dir.file("cwhook.db")},
+                                {"CWHOOK_ADMIN_LISTEN", "0.0.0.0:0"},
+                                {"CWHOOK_ADMIN_TOKEN_FILE", dir.file("token")}});
+    EXPECT_EQ(p.wait(), 1);
+    EXPECT_NE(p.output().find("CWHOOK_ADMIN_TOKEN_FILE: " + dir.file("token") + ": is empty"), std::string::npos)
+        << p.output();
+    EXPECT_FALSE(std::filesystem::exists(dir.file("cwhook.db"))); // refused before anything started
 }
 
 TEST(HardeningProcess, PlainHttpSiteIsRefusedUnlessLoopback)

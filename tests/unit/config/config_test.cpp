@@ -724,6 +724,32 @@ TEST(Config, PrivateKeyFromAFile)
     EXPECT_EQ(s.app.manage.private_key, "s3cret");
 }
 
+TEST(Config, EmptySecretFilesAreRefused)
+{
+    temp_dir dir;
+    for (const std::string content : {"", "\n", "  \t\r\n", "\n\n"}) {
+        const auto file = dir.write("empty", content);
+        EXPECT_EQ(file_error("[admin]\ntoken_file = \"" + file + "\"\n"),
+                  "admin.token_file: " + file +
+                      ": is empty (a secret file must hold the secret; remove the key to leave it unset)");
+        EXPECT_THAT(file_error("[manage]\nprivate_key_file = \"" + file + "\"\n"),
+                    StartsWith("manage.private_key_file: " + file + ": is empty"));
+        EXPECT_THAT(file_error("[manage]\nclient_id_file = \"" + file + "\"\n"),
+                    StartsWith("manage.client_id_file: " + file + ": is empty"));
+        EXPECT_THAT(env_error({{"CWHOOK_ADMIN_TOKEN_FILE", file}}),
+                    StartsWith("CWHOOK_ADMIN_TOKEN_FILE: " + file + ": is empty"));
+    }
+}
+
+TEST(Config, EmptySystemdCredentialIsRefused)
+{
+    temp_dir dir;
+    dir.write("admin-token", "\n");
+    EXPECT_EQ(file_error("[admin]\ntoken_file = \"admin-token\"\n", {{"CREDENTIALS_DIRECTORY", dir.path("")}}),
+              "admin.token_file: " + (fs::path(dir.path("")) / "admin-token").string() +
+                  ": is empty (a secret file must hold the secret; remove the key to leave it unset)");
+}
+
 TEST(Config, PlainHttpManageSiteIsRefusedOffLoopback)
 {
     EXPECT_THAT(file_error("[manage]\nsite = \"http://manage.example.com\"\n"),
