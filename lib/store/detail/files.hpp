@@ -1,4 +1,5 @@
 // Creating the database's folder and file with private modes. Internal to lib/store.
+// Thread-safe: it touches only the file system (the umask is not changed).
 #pragma once
 
 #include <boost/system/result.hpp>
