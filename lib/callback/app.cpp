@@ -11,6 +11,7 @@
 #include "callback/ingest.hpp"
 #include "callback/key_cache.hpp"
 #include "callback/verifier.hpp"
+#include "callback/readiness.hpp"
 #include "callback/reverifier.hpp"
 #include "callback/subscription_check.hpp"
 #include "client/https_client.hpp"
@@ -43,6 +44,8 @@ struct app::impl {
     metrics::registry metrics;
     net::io_context ioc;
     net::executor_work_guard<net::io_context::executor_type> work{ioc.get_executor()};
+    // Before the store: a probe in flight completes into it until the store has stopped.
+    std::unique_ptr<readiness_cache> readiness;
     std::unique_ptr<store::event_store> store;
     std::shared_ptr<net::ssl::context> client_tls;
     std::unique_ptr<client::https_client> client;
@@ -193,6 +196,13 @@ boost::system::result<std::unique_ptr<app>, std::string> app::create(app_setting
         return "storage.path: " + st.error();
     }
     p->store = std::move(*st);
+    {
+        auto& probes = p->metrics.get_counter("cwhook_readiness_probes_total");
+        p->readiness = std::make_unique<readiness_cache>([raw = p.get(), &probes](readiness_cache::done_fn done) {
+            probes.inc();
+            return raw->store->probe(std::move(done));
+        });
+    }
     const auto unsettled = p->store->unsettled_at_open();
     p->counts.pending = unsettled.pending;
     p->counts.failed = unsettled.failed;
@@ -240,13 +250,15 @@ boost::system::result<std::unique_ptr<app>, std::string> app::create(app_setting
         if (raw->stopping) {
             co_return http::error_response(503, "shutting_down");
         }
-        auto r = co_await detail::await_completion<result<void>>(
-            [raw](auto done) { return raw->store->probe(std::move(done)); });
-        if (!r) {
-            co_return http::error_response(503, "storage_unavailable", "storage queue is full");
-        }
-        if (!*r) {
-            co_return http::error_response(503, "storage_unavailable", r->error().message());
+        // Cached for a second and shared by concurrent requests (readiness.hpp): a probe is a
+        // job in the writer's queue, and each one would split a group-commit batch.
+        auto r = co_await detail::await_completion<result<void>>([raw](auto done) {
+            raw->readiness->check(std::move(done));
+            return true;
+        });
+        if (!r || !*r) {
+            co_return http::error_response(503, "storage_unavailable",
+                                           !r ? std::string("storage queue is full") : r->error().message());
         }
         co_return http::json_response(200, R"({"status":"ready"})");
     });

@@ -11,6 +11,8 @@
 // that only idempotent methods are retried unless the caller opts in.
 #include "client/https_client.hpp"
 
+#include "client/special_address.hpp"
+
 #include "core/log.hpp"
 #include "crypto/tls.hpp"
 
@@ -334,20 +336,7 @@ boost::system::result<request, std::string> request_for_url(std::string_view url
 
 bool is_private_address(const net::ip::address& a)
 {
-    if (a.is_unspecified() || a.is_loopback() || a.is_multicast()) {
-        return true;
-    }
-    if (a.is_v4()) {
-        const auto v = a.to_v4().to_uint();
-        return (v >> 24) == 10 || (v >> 20) == (172u << 4 | 1) || (v >> 16) == (192u << 8 | 168) ||
-               (v >> 16) == (169u << 8 | 254) || (v >> 22) == (100u << 2 | 1) || (v >> 24) == 0 || (v >> 24) == 127;
-    }
-    const auto v6 = a.to_v6();
-    if (v6.is_v4_mapped()) {
-        return is_private_address(net::ip::make_address_v4(net::ip::v4_mapped, v6));
-    }
-    const auto b = v6.to_bytes();
-    return v6.is_link_local() || v6.is_site_local() || (b[0] & 0xfe) == 0xfc;
+    return special_purpose_range(a).has_value();
 }
 
 bool is_idempotent(std::string_view method)

@@ -84,7 +84,9 @@ struct pool_settings {
 // fragment. nullopt with a reason otherwise.
 boost::system::result<request, std::string> request_for_url(std::string_view url);
 
-// True for loopback, private (RFC 1918, ULA), link-local, CGNAT, unspecified and multicast.
+// True for every address of the IANA special-purpose registries (loopback, private, link-local,
+// shared, documentation, reserved, translation prefixes, ...) and multicast; see
+// special_address.hpp. IPv4-mapped addresses are judged by their IPv4 address.
 bool is_private_address(const boost::asio::ip::address& a);
 
 // The pure parts of the retry decision, exposed for tests.

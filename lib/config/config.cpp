@@ -282,6 +282,8 @@ const std::vector<detail::key<settings>>& settings_keys()
         make::count("server", "max_body_bytes", [](auto& s) -> auto& { return s.app.server.max_body_bytes; }, 1),
         make::count("server", "max_header_bytes", [](auto& s) -> auto& { return s.app.server.max_header_bytes; }, 1),
         make::count("server", "max_connections", [](auto& s) -> auto& { return s.app.server.max_connections; }, 1),
+        make::count("server", "max_connections_per_client",
+                    [](auto& s) -> auto& { return s.app.server.max_connections_per_client; }, 1),
         make::list("server", "trusted_proxies", [](auto& s) -> auto& { return s.app.server.trusted_proxies; },
                    cidr_problem),
         // A zero per-operation timeout would fail every connection at once.
@@ -341,6 +343,8 @@ const std::vector<detail::key<settings>>& settings_keys()
         make::count("storage", "max_batch", [](auto& s) -> auto& { return s.app.storage.max_batch; }, 1),
         make::count("storage", "cache_mib", [](auto& s) -> auto& { return s.app.storage.cache_mib; }, 1, 4096),
         make::count("storage", "max_rejections", [](auto& s) -> auto& { return s.app.storage.max_rejections; }, 1),
+        make::count("storage", "rejection_queue_limit",
+                    [](auto& s) -> auto& { return s.app.storage.rejection_queue_limit; }, 1),
         make::duration("storage", "retention", [](auto& s) -> auto& { return s.app.storage.retention; }),
         make::count("storage", "retention_batch", [](auto& s) -> auto& { return s.app.storage.retention_batch; }, 1,
                     100'000),
@@ -404,6 +408,12 @@ std::optional<std::string> cross_check(const settings& s)
     }
     if (!server.tls_listen.empty() && (server.tls_cert.empty() || server.tls_key.empty())) {
         return "server.tls_listen: needs server.tls_cert and server.tls_key";
+    }
+    if (!s.app.manage.site.empty() && !s.app.manage.api_host.empty()) {
+        // Each is valid alone; an api_host without a scheme takes the site's.
+        if (auto ep = manage::api_endpoint(s.app.manage); !ep) {
+            return ep.error();
+        }
     }
     if (s.app.manage.check_interval.count() > 0) {
         if (auto missing = manage::missing_keys(s.app.manage)) {

@@ -303,6 +303,15 @@ net::awaitable<http::response> handle_control(emulator::impl* im, http::request&
     if (!loopback_peer(req)) {
         co_return http::error_response(403, "forbidden", "control endpoints answer loopback clients only");
     }
+    // Loopback alone is not enough: a local reverse proxy makes every client a loopback peer
+    // (and says so with X-Forwarded-For or Forwarded), and a browser on this machine can be
+    // made to post here by any web page (and says so with Origin). The CLI sends none of them.
+    for (const std::string_view field : {"X-Forwarded-For", "Forwarded", "Origin"}) {
+        if (req.msg.find(field) != req.msg.end()) {
+            co_return http::error_response(
+                403, "forbidden", fmt::format("control endpoints refuse proxied or browser requests ({})", field));
+        }
+    }
     const std::string path(req.path().substr(control_prefix.size()));
     const auto method = req.msg.method();
     std::string error;

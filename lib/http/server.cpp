@@ -1,8 +1,9 @@
 // Design: one accept loop per listener; every accepted socket gets its own strand and one
 // coroutine session that serves requests in sequence (keep-alive). Each socket operation is
 // preceded by its own deadline (handshake, idle wait, headers, body, write), so a slow or
-// silent client costs one connection slot for at most one timeout. The connection cap is
-// enforced at accept. Shutdown closes the acceptors, cancels connections that sit idle
+// silent client costs one connection slot for at most one timeout. The connection caps (in
+// total, and per client address so that one client cannot starve the rest) are enforced at
+// accept. Shutdown closes the acceptors, cancels connections that sit idle
 // between requests, and lets in-flight requests finish and answer with Connection: close.
 #include "http/server.hpp"
 
@@ -32,6 +33,7 @@
 #include <charconv>
 #include <future>
 #include <list>
+#include <map>
 #include <mutex>
 #include <unordered_map>
 
@@ -88,7 +90,19 @@ struct connection {
     net::any_io_executor ex;
     std::function<void()> close;  // cancels pending I/O; set by the session
     bool idle = true;
+    // The client address this connection counts against (nullopt: exempt, a trusted proxy).
+    // Set before the connection is registered, then read only under state::mutex.
+    std::optional<net::ip::address> client;
 };
+
+// IPv4-mapped peers (a dual-stack listener) count as the IPv4 client they are.
+net::ip::address unmapped(const net::ip::address& a)
+{
+    if (a.is_v6() && a.to_v6().is_v4_mapped()) {
+        return net::ip::make_address_v4(net::ip::v4_mapped, a.to_v6());
+    }
+    return a;
+}
 
 } // namespace
 
@@ -144,11 +158,14 @@ struct server::state : std::enable_shared_from_this<server::state> {
     std::mutex mutex;  // guards the members below
     std::uint64_t next_id = 1;
     std::unordered_map<std::uint64_t, std::shared_ptr<connection>> connections;
+    std::map<net::ip::address, std::size_t> per_client;  // open connections by client address
     std::function<void(bool)> drained;
     std::unique_ptr<net::steady_timer> drain_timer;
 
     metrics::counter& accepted;
     metrics::counter& refused_over_limit;
+    metrics::counter& refused_per_client;
+    metrics::counter& bad_transfer_encoding;
     metrics::counter& timeouts;
     metrics::gauge& open_gauge;
 
@@ -157,6 +174,9 @@ struct server::state : std::enable_shared_from_this<server::state> {
         : ioc(c), cfg(std::move(s)), routes(std::move(r)), tls(std::move(t)), metrics(m),
           accepted(m.get_counter("cwhook_connections_accepted_total")),
           refused_over_limit(m.get_counter("cwhook_connections_refused_total", "reason=\"limit\"")),
+          refused_per_client(m.get_counter("cwhook_connections_refused_total", "reason=\"per_client\"")),
+          bad_transfer_encoding(
+              m.get_counter("cwhook_http_requests_refused_total", "reason=\"bad_transfer_encoding\"")),
           timeouts(m.get_counter("cwhook_connection_timeouts_total")),
           open_gauge(m.get_gauge("cwhook_open_connections"))
     {
@@ -164,9 +184,21 @@ struct server::state : std::enable_shared_from_this<server::state> {
         id_prefix = crypto::random_hex(4);
     }
 
-    std::uint64_t register_connection(std::shared_ptr<connection> c)
+    // Registers an accepted connection, unless its client already holds `per_client_limit`
+    // connections (then 0: the caller closes it). c->client nullopt: exempt from that limit.
+    std::uint64_t register_connection(std::shared_ptr<connection> c, std::size_t per_client_limit)
     {
         std::lock_guard lock(mutex);
+        if (c->client) {
+            auto& n = per_client[*c->client];
+            if (n >= per_client_limit) {
+                if (n == 0) {
+                    per_client.erase(*c->client);
+                }
+                return 0;
+            }
+            ++n;
+        }
         const auto id = next_id++;
         connections.emplace(id, std::move(c));
         return id;
@@ -177,7 +209,14 @@ struct server::state : std::enable_shared_from_this<server::state> {
         std::function<void(bool)> done;
         {
             std::lock_guard lock(mutex);
-            connections.erase(id);
+            if (const auto it = connections.find(id); it != connections.end()) {
+                if (const auto& client = it->second->client) {
+                    if (const auto pc = per_client.find(*client); pc != per_client.end() && --pc->second == 0) {
+                        per_client.erase(pc);
+                    }
+                }
+                connections.erase(it);
+            }
             open_gauge.set(static_cast<std::int64_t>(open.fetch_sub(1) - 1));
             if (draining && connections.empty() && drained) {
                 done = std::move(drained);
@@ -270,6 +309,29 @@ awaitable<void> refuse_oversize(const state_ptr& st, const settings& cfg, Stream
     co_await write_response(stream, res, cfg);
 }
 
+// Request smuggling guard. Beast, like many proxies, is lenient: it frames "gzip, chunked"
+// as chunked, ignores an unknown coding, and takes "Chunked" for "chunked". A proxy in front
+// that reads the same header differently would see a different request boundary than this
+// server. Only one Transfer-Encoding field whose value is exactly "chunked" is framed; every
+// other spelling is refused and the connection closed, since what follows cannot be trusted.
+bool acceptable_transfer_encoding(const beast_http::request_parser<beast_http::string_body>::value_type& h)
+{
+    const auto fields = h.equal_range(beast_http::field::transfer_encoding);
+    if (fields.first == fields.second) {
+        return true;
+    }
+    return std::next(fields.first) == fields.second && fields.first->value() == "chunked";
+}
+
+template <class Stream>
+awaitable<void> refuse_transfer_encoding(const state_ptr& st, const settings& cfg, Stream& stream)
+{
+    st->bad_transfer_encoding.inc();
+    auto res = error_response(400, "bad_transfer_encoding", "Transfer-Encoding must be exactly \"chunked\"");
+    res.keep_alive(false);
+    co_await write_response(stream, res, cfg);
+}
+
 // Serves requests until the client closes, a deadline passes, or the server drains.
 // Parameters are references into the awaiting session's frame: GCC 12 may destroy
 // by-value class arguments of a coroutine called inside co_await twice.
@@ -318,6 +380,14 @@ awaitable<void> serve_requests(const state_ptr& st, Stream& stream, const std::s
                 hec == net::error::operation_aborted || hec == net::error::connection_reset) {
                 co_return;
             }
+            if (hec == beast_http::error::bad_transfer_encoding ||
+                (hec == beast_http::error::bad_content_length &&
+                 parser.get().count(beast_http::field::transfer_encoding) > 0)) {
+                // Beast's own refusals: a second chunked coding, or Transfer-Encoding next
+                // to Content-Length (either order). The same smuggling guard as below.
+                co_await refuse_transfer_encoding(st, cfg, stream);
+                co_return;
+            }
             if (hec != beast_http::error::body_limit) {
                 auto res = hec == beast_http::error::header_limit
                                ? error_response(431, "header_too_large")
@@ -327,6 +397,9 @@ awaitable<void> serve_requests(const state_ptr& st, Stream& stream, const std::s
                 co_return;
             }
             // A Content-Length over the limit is refused before any body byte is read.
+        } else if (!acceptable_transfer_encoding(parser.get())) {
+            co_await refuse_transfer_encoding(st, cfg, stream);
+            co_return;
         }
 
         request req;
@@ -480,17 +553,35 @@ awaitable<void> accept_loop(state_ptr st, tcp::acceptor* acceptor, bool tls)
         if (st->draining) {
             continue;  // socket closes as it goes out of scope
         }
-        if (st->open.load() >= st->live.load()->cfg.max_connections) {
+        const std::shared_ptr<const server::state::limits> limits = st->live.load();
+        if (st->open.load() >= limits->cfg.max_connections) {
             st->refused_over_limit.inc();
             continue;
+        }
+        auto conn = std::make_shared<connection>();
+        conn->ex = socket.get_executor();
+        {
+            // Fairness: one client (address) cannot take every slot of max_connections and
+            // starve the others. A trusted proxy carries many clients and is exempt; so is a
+            // socket whose peer is already gone (it fails at its first read anyway).
+            boost::system::error_code pec;
+            const auto peer = socket.remote_endpoint(pec);
+            if (!pec && !limits->trusted.contains(peer.address())) {
+                conn->client = unmapped(peer.address());
+            }
+        }
+        const auto id = st->register_connection(conn, limits->cfg.max_connections_per_client);
+        if (id == 0) {
+            st->refused_per_client.inc();
+            log::debug("connection refused: client over its share",
+                       {{"client", conn->client->to_string()},
+                        {"max_connections_per_client", limits->cfg.max_connections_per_client}});
+            continue;  // socket closes as it goes out of scope
         }
         st->open_gauge.set(static_cast<std::int64_t>(st->open.fetch_add(1) + 1));
         st->accepted.inc();
         boost::system::error_code nec;
         socket.set_option(tcp::no_delay(true), nec);
-        auto conn = std::make_shared<connection>();
-        conn->ex = socket.get_executor();
-        const auto id = st->register_connection(conn);
         auto ex = socket.get_executor();
         auto done = [st, id](const std::exception_ptr& e) {
             if (e) {

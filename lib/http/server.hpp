@@ -36,12 +36,15 @@ struct settings {
     std::size_t max_body_bytes = std::size_t{1024} * 1024;
     std::size_t max_header_bytes = std::size_t{16} * 1024;
     std::size_t max_connections = 1024;
+    // Connections one client address may hold at once (trusted proxies are exempt); more are
+    // closed at accept, so one client cannot take every slot of max_connections.
+    std::size_t max_connections_per_client = 64;
     std::vector<std::string> trusted_proxies{};
     std::chrono::milliseconds handshake_timeout{10'000};
     std::chrono::milliseconds header_timeout{10'000};  // first byte to end of headers
     std::chrono::milliseconds body_timeout{30'000};
     std::chrono::milliseconds write_timeout{10'000};
-    std::chrono::milliseconds idle_timeout{60'000};    // keep-alive wait for the next request
+    std::chrono::milliseconds idle_timeout{15'000};    // keep-alive wait for the next request
     std::chrono::milliseconds drain_timeout{10'000};   // shutdown: in-flight requests get this long
     unsigned threads = 0;                              // 0 = one per core
 
@@ -69,7 +72,7 @@ public:
     // Certificate renewal: connections accepted from now on use `tls`; open ones keep theirs.
     // Returns the context it replaces.
     std::shared_ptr<boost::asio::ssl::context> set_tls_context(std::shared_ptr<boost::asio::ssl::context> tls);
-    // Reload: sizes, deadlines, the connection cap and trusted proxies from `s` apply to
+    // Reload: sizes, deadlines, the connection caps and trusted proxies from `s` apply to
     // connections accepted from now on (open ones keep theirs). Listeners are not changed.
     void set_limits(const settings& s);
     // Reload: binds the listeners that are new in `listen` / `tls_listen` (all or none: on

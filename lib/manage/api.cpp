@@ -15,6 +15,7 @@
 #include "manage/paging.hpp"
 #include "manage/types.hpp"
 
+#include <boost/asio/ip/address.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <fmt/format.h>
 
@@ -51,6 +52,11 @@ boost::system::result<endpoint, std::string> error(std::string why)
 {
     return {boost::system::in_place_error, std::move(why)};
 }
+
+// Every API call carries the member's keys and the clientId in its headers.
+constexpr std::string_view plain_http_refusal =
+    "plain http:// is allowed only to a loopback host (127.0.0.0/8, ::1, localhost), such as "
+    "`cwhook emulate --http`; use https:// (API keys would cross the network unencrypted)";
 
 } // namespace
 
@@ -120,7 +126,26 @@ boost::system::result<endpoint, std::string> parse_site(std::string_view site)
         ep.port = static_cast<std::uint16_t>(p);
     }
     ep.host = to_lower(host);
+    if (!ep.tls && !is_loopback_host(ep.host)) {
+        return error(std::string(plain_http_refusal));
+    }
     return ep;
+}
+
+bool is_loopback_host(std::string_view host)
+{
+    if (to_lower(host) == "localhost") {
+        return true;
+    }
+    boost::system::error_code ec;
+    auto a = net::ip::make_address(std::string(host), ec);
+    if (ec) {
+        return false;
+    }
+    if (a.is_v6() && a.to_v6().is_v4_mapped()) {
+        a = net::ip::make_address_v4(net::ip::v4_mapped, a.to_v6());
+    }
+    return a.is_loopback();
 }
 
 std::string api_host_for(std::string_view site_host)
@@ -157,6 +182,10 @@ boost::system::result<endpoint, std::string> api_endpoint(const settings& s)
         ep->tls = site->tls;
         if (!port_given) {
             ep->port = site->port;
+        }
+        if (!ep->tls && !is_loopback_host(ep->host)) {
+            return error(fmt::format("manage.api_host: \"{}\": takes plain http from manage.site; {}", s.api_host,
+                                     plain_http_refusal));
         }
     }
     return ep;

@@ -34,8 +34,10 @@ struct endpoint {
 };
 
 // site: "host", "host:port", "https://host[:port]", "http://host[:port]" (a trailing / or
-// path is ignored). Errors say why.
+// path is ignored). Plain http is refused unless the host is loopback. Errors say why.
 boost::system::result<endpoint, std::string> parse_site(std::string_view site);
+// "localhost", 127.0.0.0/8, ::1 (and IPv4-mapped loopback).
+bool is_loopback_host(std::string_view host);
 // The ConnectWise cloud sites answer the API on their api- host (na.myconnectwise.net ->
 // api-na.myconnectwise.net, staging.connectwisedev.com -> api-staging.connectwisedev.com);
 // any other host (on-premise) answers it itself.

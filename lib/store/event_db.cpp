@@ -11,6 +11,7 @@
 #include "store/event_db.hpp"
 
 #include "core/time.hpp"
+#include "store/detail/files.hpp"
 #include "store/detail/schema.hpp"
 #include "store/sqlite.hpp"
 
@@ -271,6 +272,10 @@ db_result<std::unique_ptr<event_db>> event_db::open(const std::string& path, db_
     int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX;
     if (access == db_access::read_write) {
         flags |= SQLITE_OPEN_CREATE;
+        // Created like the daemon creates it: folder 0700, file 0600 (detail/files.hpp).
+        if (auto r = detail::create_private(path); !r) {
+            return failure{fmt::format("{}: {}", path, r.error())};
+        }
     }
     auto db = sqlite::database::open(path, flags);
     if (!db && access == db_access::read_only) {

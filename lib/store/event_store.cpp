@@ -1,6 +1,8 @@
 // Design: one writer thread owns the SQLite connection; nothing else touches it after open().
 // Submitters only append a job to a bounded queue under a mutex, so a submitting thread never
-// waits for disk. The writer swaps the whole queue out, cuts it into batches of max_batch and
+// waits for disk; rejection rows have a bounded queue of their own, so that junk requests
+// cannot take the room of deliveries. The writer takes both queues whole (rejections first),
+// cuts them into batches of max_batch and
 // runs each batch in one BEGIN IMMEDIATE ... COMMIT (group commit: one fsync for many
 // requests, which is what makes thousands of durable inserts per second possible). Only after
 // COMMIT succeeds are the batch's callbacks invoked, so a completion means "on disk". If
@@ -27,7 +29,9 @@
 //               (entity_id, received_at_us); (company_id, received_at_us);
 //               (status, received_at_us); (callback_id, received_at_us);
 //               (status, next_verify_at_us) WHERE status = 'pending'.
-//   rejections  requests refused with 4xx, newest max_rejections rows kept: http_status,
+//   rejections  requests refused with 4xx, newest max_rejections rows kept (queued apart from
+//               the other jobs, under rejection_queue_limit, and written in the same
+//               transactions): http_status,
 //               reason, detail, client_addr, path, key_url, body_sha256, body_size and
 //               body_head (BLOB, first bytes of the body). Index: received_at_us.
 //   v2 adds the indexes events (type, received_at_us), events (action, received_at_us) and
@@ -38,6 +42,7 @@
 #include "store/event_store.hpp"
 
 #include "core/log.hpp"
+#include "store/detail/files.hpp"
 #include "store/detail/schema.hpp"
 #include "store/sqlite.hpp"
 
@@ -347,6 +352,7 @@ struct event_store::impl {
 
     template <class Job, class... Args>
     bool enqueue(Args&&... args);
+    bool enqueue_rejection(rejection_record r);
 
     void run();
     void run_batch(std::span<job> batch);
@@ -386,6 +392,9 @@ struct event_store::impl {
     std::condition_variable wake_;
     std::vector<job> queue_;   // guarded by mutex_
     std::size_t waiting_ = 0;  // guarded by mutex_: accepted jobs not yet started
+    // Rejection rows wait apart, under their own bound: they come from whoever sends junk,
+    // and must never use up the room that queue_limit keeps for genuine deliveries.
+    std::vector<job> rejections_;  // guarded by mutex_
     bool stopping_ = false;    // guarded by mutex_
     std::atomic<std::size_t> depth_{0};
 
@@ -394,6 +403,19 @@ struct event_store::impl {
     commit_observer observer_;  // set before the writer starts
     std::thread::id writer_id_;  // set once before the store is handed out
 };
+
+bool event_store::impl::enqueue_rejection(rejection_record r)
+{
+    {
+        std::lock_guard lock(mutex_);
+        if (stopping_ || rejections_.size() >= settings_.rejection_queue_limit) {
+            return false;
+        }
+        rejections_.emplace_back(std::in_place_type<rejection_job>, rejection_job{std::move(r)});
+    }
+    wake_.notify_one();
+    return true;
+}
 
 template <class Job, class... Args>
 bool event_store::impl::enqueue(Args&&... args)
@@ -414,25 +436,33 @@ bool event_store::impl::enqueue(Args&&... args)
 
 void event_store::impl::run()
 {
-    // Swapping keeps both vectors' capacity, so a steady load allocates nothing per batch.
     std::vector<job> work;
     for (;;) {
         {
             std::unique_lock lock(mutex_);
-            wake_.wait(lock, [this] { return !queue_.empty() || stopping_; });
-            if (queue_.empty()) {
+            wake_.wait(lock, [this] { return !queue_.empty() || !rejections_.empty() || stopping_; });
+            if (queue_.empty() && rejections_.empty()) {
                 break;  // stopping, and everything accepted has been completed
             }
-            work.swap(queue_);
+            // Rejection rows go first, into the same transactions as the other jobs: every job
+            // queued after a rejection still runs after it (a probe or a read sees it). Both
+            // queues keep their capacity, so a steady load allocates nothing per batch.
+            std::move(rejections_.begin(), rejections_.end(), std::back_inserter(work));
+            std::move(queue_.begin(), queue_.end(), std::back_inserter(work));
+            rejections_.clear();
+            queue_.clear();
         }
         for (std::size_t first = 0; first < work.size(); first += settings_.max_batch) {
             const std::size_t n = std::min(settings_.max_batch, work.size() - first);
+            const auto batch = std::span<job>(work).subspan(first, n);
+            const auto rejections = static_cast<std::size_t>(std::count_if(
+                batch.begin(), batch.end(), [](const job& j) { return std::holds_alternative<rejection_job>(j); }));
             {
                 std::lock_guard lock(mutex_);
-                waiting_ -= n;
+                waiting_ -= n - rejections;
                 depth_.store(waiting_, std::memory_order_relaxed);
             }
-            run_batch(std::span<job>(work).subspan(first, n));
+            run_batch(batch);
         }
         work.clear();
     }
@@ -854,15 +884,8 @@ boost::system::result<std::unique_ptr<event_store>, std::string> event_store::op
     const auto fail = [&s](std::string_view reason) { return fmt::format("{}: {}", s.path, reason); };
 
     const bool in_memory = s.path == ":memory:";
-    if (!in_memory) {
-        const auto parent = std::filesystem::path(s.path).parent_path();
-        if (!parent.empty()) {
-            std::error_code ec;
-            std::filesystem::create_directories(parent, ec);
-            if (ec) {
-                return fail(fmt::format("cannot create folder {}: {}", parent.string(), ec.message()));
-            }
-        }
+    if (auto r = detail::create_private(s.path); !r) {
+        return fail(r.error());
     }
 
     auto p = std::make_unique<impl>(s);
@@ -947,6 +970,7 @@ boost::system::result<std::unique_ptr<event_store>, std::string> event_store::op
     p->unsettled_at_open_ = {*pending, *failed};
 
     p->queue_.reserve(std::min(s.queue_limit, p->settings_.max_batch));
+    p->rejections_.reserve(std::min<std::size_t>(s.rejection_queue_limit, 256));
     impl* raw = p.get();
     raw->writer_ = std::thread([raw] {
         pthread_setname_np(pthread_self(), "cwhook-store");  // shown by top -H, perf, gdb
@@ -963,7 +987,7 @@ bool event_store::submit_event(event_record ev, insert_callback done)
 
 bool event_store::submit_rejection(rejection_record rej)
 {
-    return impl_->enqueue<rejection_job>(std::move(rej));
+    return impl_->enqueue_rejection(std::move(rej));
 }
 
 bool event_store::submit_status_updates(std::vector<status_update> updates, done_callback done)

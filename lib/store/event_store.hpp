@@ -29,6 +29,9 @@ struct settings {
     std::size_t queue_limit = 10000;              // jobs waiting for the writer; beyond: storage_queue_full
     std::size_t max_batch = 1024;                 // jobs per transaction
     std::size_t max_rejections = 10000;           // rejected-request rows kept (oldest deleted)
+    // Rejected-request rows waiting for the writer, queued apart from queue_limit so that a
+    // flood of junk requests cannot crowd out deliveries; beyond it they are dropped.
+    std::size_t rejection_queue_limit = 1000;
     std::int64_t max_page_count = 0;              // 0 = SQLite default; tests use it to simulate a full disk
     // The writer's page cache. Inserting into a large database touches index pages all over the
     // file; SQLite's default 2 MiB makes each of those a read (bench/events.sh at 1M rows: 3,942
@@ -154,7 +157,8 @@ public:
     // NOT called; the caller answers 429.
     bool submit_event(event_record ev, insert_callback done);
 
-    // Best effort: dropped (and counted by the caller) when the queue is full.
+    // Best effort: dropped (and counted by the caller) when the rejection queue (its own,
+    // rejection_queue_limit) is full. Never takes room from submit_event.
     bool submit_rejection(rejection_record rej);
 
     // Applies status changes of unsettled rows (re-verification results) in one batch; an

@@ -850,6 +850,49 @@ TEST_F(Emulator, ControlEndpointsDriveARunningEmulator)
     EXPECT_EQ(em->requests(emu::route::callbacks_list), 4u);
 }
 
+TEST_F(Emulator, ControlEndpointsRefuseProxiedAndBrowserRequests)
+{
+    start();
+    receiver rx;
+    em->add_callback(entry(rx.url()));
+    const auto old_url = em->key_url();
+    const std::pair<std::string, std::string> headers[] = {
+        {"X-Forwarded-For", "203.0.113.9"},
+        {"Forwarded", "for=203.0.113.9"},
+        {"Origin", "https://attacker.example"},
+    };
+    const std::pair<std::string, std::string> requests[] = {
+        {"POST", "/_emulator/trigger"},
+        {"POST", "/_emulator/rotate-key"},
+        {"POST", "/_emulator/faults"},
+        {"DELETE", "/_emulator/faults"},
+    };
+    for (const auto& [name, value] : headers) {
+        for (const auto& [method, target] : requests) {
+            SCOPED_TRACE(name + " " + method + " " + target);
+            http_call c;
+            c.method = method;
+            c.target = target;
+            c.headers.emplace_back(name, value);
+            if (target == "/_emulator/trigger") {
+                c.body = R"({"type":"ticket","action":"updated","id":77})";
+            } else if (method == "POST" && target == "/_emulator/faults") {
+                c.body = R"({"status":503,"count":1})";
+            }
+            const auto r = send(loopback(em->port()), c, em->ca_file());
+            EXPECT_EQ(r.status, 403);
+            EXPECT_NE(r.body.find("\"error\":\"forbidden\""), std::string::npos) << r.body;
+            EXPECT_NE(r.body.find(name), std::string::npos) << r.body;
+        }
+    }
+    // Nothing happened: no delivery, the same key, no fault.
+    EXPECT_TRUE(rx.hits().empty());
+    EXPECT_EQ(em->key_url(), old_url);
+    EXPECT_EQ(api("GET", "/system/callbacks").status, 200);
+    // The same requests without those headers still work.
+    EXPECT_EQ(raw("POST", "/_emulator/rotate-key").status, 200);
+}
+
 // --- with the receiver ---------------------------------------------------------------------------
 
 class EmulatorLoop : public Emulator {

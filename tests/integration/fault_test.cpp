@@ -351,6 +351,7 @@ TEST_F(Fault, SlowHeaderClientsAreCutAtTheHeaderTimeoutAndDoNotStallOthers)
     running_app app(options([&](auto& s) {
         s.server.header_timeout = header_timeout;
         s.server.max_connections = 600;
+        s.server.max_connections_per_client = 600;  // every client here is 127.0.0.1; deadlines are the subject
     }));
     ASSERT_EQ(send(app.http(), delivery(1, "slow-warm")).status, 200);  // key cached
     const auto accepted_before = app.counter("cwhook_connections_accepted_total");

@@ -109,6 +109,14 @@ inline outcome<std::string> read_secret_file(const std::string& path, const std:
     while (!secret.empty() && (secret.back() == '\n' || secret.back() == '\r')) {
         secret.pop_back();
     }
+    // An empty secret means "not set" to its users (admin.token: no authentication at all).
+    // A file that was meant to hold one but is empty - a truncated copy, a credential that was
+    // never filled in - must stop the start, not quietly switch the protection off.
+    if (secret.find_first_not_of(" \t\r\n\v\f") == std::string::npos) {
+        return {boost::system::in_place_error,
+                fmt::format("{}: is empty (a secret file must hold the secret; remove the key to leave it unset)",
+                            looked_in_credentials ? found : path)};
+    }
     return {boost::system::in_place_value, std::move(secret)};
 }
 

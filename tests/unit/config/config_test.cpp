@@ -93,6 +93,7 @@ void expect_same(const settings& a, const settings& b)
     EXPECT_EQ(as.max_body_bytes, bs.max_body_bytes);
     EXPECT_EQ(as.max_header_bytes, bs.max_header_bytes);
     EXPECT_EQ(as.max_connections, bs.max_connections);
+    EXPECT_EQ(as.max_connections_per_client, bs.max_connections_per_client);
     EXPECT_EQ(as.trusted_proxies, bs.trusted_proxies);
     EXPECT_EQ(as.handshake_timeout.count(), bs.handshake_timeout.count());
     EXPECT_EQ(as.header_timeout.count(), bs.header_timeout.count());
@@ -126,6 +127,7 @@ void expect_same(const settings& a, const settings& b)
     EXPECT_EQ(ast.queue_limit, bst.queue_limit);
     EXPECT_EQ(ast.max_batch, bst.max_batch);
     EXPECT_EQ(ast.max_rejections, bst.max_rejections);
+    EXPECT_EQ(ast.rejection_queue_limit, bst.rejection_queue_limit);
     EXPECT_EQ(ast.cache_mib, bst.cache_mib);
     EXPECT_EQ(ast.max_page_count, bst.max_page_count);
     EXPECT_EQ(ast.retention.count(), bst.retention.count());
@@ -616,7 +618,8 @@ TEST(Config, RenderListsEveryKey)
     // The key list of the configuration's specification, section by section.
     const std::set<std::string> expected{
         "server.listen", "server.tls_listen", "server.tls_cert", "server.tls_key", "server.callback_path",
-        "server.max_body_bytes", "server.max_header_bytes", "server.max_connections", "server.trusted_proxies",
+        "server.max_body_bytes", "server.max_header_bytes", "server.max_connections",
+        "server.max_connections_per_client", "server.trusted_proxies",
         "server.handshake_timeout", "server.header_timeout", "server.body_timeout", "server.write_timeout",
         "server.idle_timeout", "server.drain_timeout", "server.threads",
         "verify.mode", "verify.allowed_key_hosts", "verify.key_cache_ttl", "verify.key_fetch_timeout",
@@ -625,7 +628,8 @@ TEST(Config, RenderListsEveryKey)
         "verify.pending_max_age", "verify.companies", "verify.answer_deadline", "verify.key_fetch_rate",
         "verify.key_fetch_concurrency", "verify.max_failed",
         "storage.path", "storage.synchronous", "storage.busy_timeout", "storage.queue_limit", "storage.max_batch",
-        "storage.cache_mib", "storage.max_rejections", "storage.retention", "storage.retention_batch", "storage.retention_interval",
+        "storage.cache_mib", "storage.max_rejections",
+        "storage.rejection_queue_limit", "storage.retention", "storage.retention_batch", "storage.retention_interval",
         "admin.listen", "admin.token", "admin.hosts", "admin.origins", "admin.replay_targets",
         "manage.site", "manage.company_id", "manage.public_key", "manage.private_key", "manage.client_id",
         "manage.api_version", "manage.api_host", "manage.codebase", "manage.ca_file", "manage.timeout",
@@ -740,6 +744,78 @@ TEST(Config, PrivateKeyFromAFile)
     const auto key = dir.write("manage.key", "s3cret\n");
     const auto s = load_ok("[manage]\nprivate_key_file = \"" + key + "\"\n");
     EXPECT_EQ(s.app.manage.private_key, "s3cret");
+}
+
+TEST(Config, EmptySecretFilesAreRefused)
+{
+    temp_dir dir;
+    for (const std::string content : {"", "\n", "  \t\r\n", "\n\n"}) {
+        const auto file = dir.write("empty", content);
+        EXPECT_EQ(file_error("[admin]\ntoken_file = \"" + file + "\"\n"),
+                  "admin.token_file: " + file +
+                      ": is empty (a secret file must hold the secret; remove the key to leave it unset)");
+        EXPECT_THAT(file_error("[manage]\nprivate_key_file = \"" + file + "\"\n"),
+                    StartsWith("manage.private_key_file: " + file + ": is empty"));
+        EXPECT_THAT(file_error("[manage]\nclient_id_file = \"" + file + "\"\n"),
+                    StartsWith("manage.client_id_file: " + file + ": is empty"));
+        EXPECT_THAT(env_error({{"CWHOOK_ADMIN_TOKEN_FILE", file}}),
+                    StartsWith("CWHOOK_ADMIN_TOKEN_FILE: " + file + ": is empty"));
+    }
+}
+
+TEST(Config, EmptySystemdCredentialIsRefused)
+{
+    temp_dir dir;
+    dir.write("admin-token", "\n");
+    EXPECT_EQ(file_error("[admin]\ntoken_file = \"admin-token\"\n", {{"CREDENTIALS_DIRECTORY", dir.path("")}}),
+              "admin.token_file: " + (fs::path(dir.path("")) / "admin-token").string() +
+                  ": is empty (a secret file must hold the secret; remove the key to leave it unset)");
+}
+
+TEST(Config, PlainHttpManageSiteIsRefusedOffLoopback)
+{
+    EXPECT_THAT(file_error("[manage]\nsite = \"http://manage.example.com\"\n"),
+                StartsWith(R"(manage.site: "http://manage.example.com": plain http:// is allowed only to a loopback )"
+                           R"(host (127.0.0.0/8, ::1, localhost))"));
+    for (const std::string site : {"http://10.0.0.5:8080", "http://[2001:db8::1]:80", "HTTP://na.myconnectwise.net",
+                                   "http://127.example.com", "http://localhost.example.com"}) {
+        SCOPED_TRACE(site);
+        EXPECT_THAT(file_error("[manage]\nsite = \"" + site + "\"\n"), StartsWith("manage.site: \"" + site + "\": plain http://"));
+    }
+    EXPECT_THAT(file_error("[manage]\napi_host = \"http://api.example.com\"\n"),
+                StartsWith(R"(manage.api_host: "http://api.example.com": plain http://)"));
+    // An api_host without a scheme takes the site's: plain, so it must be loopback too.
+    EXPECT_THAT(file_error("[manage]\nsite = \"http://127.0.0.1:8080\"\napi_host = \"api.example.com\"\n"),
+                StartsWith(R"(manage.api_host: "api.example.com": takes plain http from manage.site; plain http://)"));
+}
+
+TEST(Config, PlainHttpManageSiteOnLoopbackIsAccepted)
+{
+    for (const std::string site : {"http://127.0.0.1:8080", "http://127.1.2.3", "http://[::1]:9000",
+                                   "http://localhost:8443", "http://LOCALHOST"}) {
+        SCOPED_TRACE(site);
+        EXPECT_EQ(load_ok("[manage]\nsite = \"" + site + "\"\n").app.manage.site, site);
+    }
+    EXPECT_EQ(load_ok("[manage]\nsite = \"http://127.0.0.1:8080\"\napi_host = \"localhost:9000\"\n").app.manage.api_host,
+              "localhost:9000");
+}
+
+TEST(Config, ConnectionFairnessKeys)
+{
+    const auto s = load_ok("[server]\nmax_connections_per_client = 8\nidle_timeout = \"5s\"\n");
+    EXPECT_EQ(s.app.server.max_connections_per_client, 8u);
+    EXPECT_EQ(s.app.server.idle_timeout.count(), 5000);
+    EXPECT_EQ(settings{}.app.server.max_connections_per_client, 64u);
+    EXPECT_EQ(settings{}.app.server.idle_timeout.count(), 15'000);
+    EXPECT_EQ(file_error("[server]\nmax_connections_per_client = 0\n"),
+              "server.max_connections_per_client: 0: must be positive");
+}
+
+TEST(Config, RejectionQueueLimitKey)
+{
+    EXPECT_EQ(load_ok("[storage]\nrejection_queue_limit = 50\n").app.storage.rejection_queue_limit, 50u);
+    EXPECT_EQ(settings{}.app.storage.rejection_queue_limit, 1000u);
+    EXPECT_EQ(file_error("[storage]\nrejection_queue_limit = 0\n"), "storage.rejection_queue_limit: 0: must be positive");
 }
 
 TEST(Config, CheckIntervalNeedsTheApiKeys)

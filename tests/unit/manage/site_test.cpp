@@ -62,6 +62,32 @@ TEST(Site, RefusesWhatIsNotAHost)
     EXPECT_FALSE(parse_site("host:abc"));
 }
 
+TEST(Site, PlainHttpOnlyToLoopback)
+{
+    for (const std::string_view site : {"http://127.0.0.1:8080", "http://127.255.0.9", "http://[::1]:8080",
+                                        "http://localhost", "http://LocalHost:9000", "http://[::ffff:127.0.0.1]"}) {
+        SCOPED_TRACE(site);
+        EXPECT_TRUE(parse_site(site));
+    }
+    for (const std::string_view site : {"http://manage.example.com", "http://10.1.2.3:8080", "http://[fd00::1]",
+                                        "http://128.0.0.1", "http://localhost.evil.example", "http://0.0.0.0"}) {
+        SCOPED_TRACE(site);
+        const auto r = parse_site(site);
+        ASSERT_FALSE(r);
+        EXPECT_THAT(r.error(), HasSubstr("plain http:// is allowed only to a loopback host"));
+    }
+}
+
+TEST(Site, ApiHostInheritingPlainHttpMustBeLoopback)
+{
+    settings s;
+    s.site = "http://127.0.0.1:8080";
+    s.api_host = "api.example.com";
+    const auto ep = api_endpoint(s);
+    ASSERT_FALSE(ep);
+    EXPECT_THAT(ep.error(), HasSubstr("manage.api_host: \"api.example.com\""));
+}
+
 TEST(Site, ApiEndpointUsesApiHostOverride)
 {
     settings s;

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 using namespace std::string_literals;
@@ -417,6 +418,26 @@ TEST(EventDb, ReadOnlyRefusesMissingFileAndWrites)
     ASSERT_TRUE(ro);
     EXPECT_FALSE((*ro)->prune(t0 + hour, std::nullopt));
     EXPECT_EQ((*ro)->list(event_filter{.limit = 0})->size(), 2u);
+}
+
+TEST(EventDb, ReadWriteCreatesAPrivateFolderAndFile)
+{
+    temp_db t;
+    const auto old_umask = ::umask(0);
+    const auto path = fs::path(t.path()).parent_path() / "made" / "events.db";
+    {
+        auto db = open_rw(path.string());
+        ASSERT_TRUE(db);
+        fill(*db, 1);
+        struct stat st {};
+        for (const auto& [p, want] : std::initializer_list<std::pair<fs::path, unsigned>>{
+                 {path.parent_path(), 0700u}, {path, 0600u}, {path.string() + "-wal", 0600u},
+                 {path.string() + "-shm", 0600u}}) {
+            ASSERT_EQ(::stat(p.c_str(), &st), 0) << p;
+            EXPECT_EQ(st.st_mode & 07777, want) << p;
+        }
+    }
+    ::umask(old_umask);
 }
 
 TEST(EventDb, Rejections)

@@ -11,11 +11,13 @@
 #include <functional>
 #include <future>
 #include <memory>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 using namespace std::string_literals;
@@ -233,6 +235,53 @@ TEST_F(EventStore, OpenCreatesFolderAndSchemaVersionTwo)
     EXPECT_EQ(query_int64(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = "
                               "'events' AND name LIKE 'events_%'"),
               9);
+}
+
+// Restores the umask of the test process when the test ends.
+class umask_guard {
+public:
+    explicit umask_guard(mode_t m) : old_(::umask(m)) {}
+    ~umask_guard() { ::umask(old_); }
+    umask_guard(const umask_guard&) = delete;
+    umask_guard& operator=(const umask_guard&) = delete;
+
+private:
+    mode_t old_;
+};
+
+unsigned mode_of(const fs::path& p)
+{
+    struct stat st {};
+    EXPECT_EQ(::stat(p.c_str(), &st), 0) << p;
+    return st.st_mode & 07777;
+}
+
+TEST_F(EventStore, DatabaseFolderAndFilesArePrivateWhateverTheUmask)
+{
+    const umask_guard open_umask(0);
+    auto s = file_settings();
+    s.path = (dir_ / "new" / "var" / "cwhook.db").string();
+    auto store = open_store(s);
+    ASSERT_TRUE(insert(*store, make_event("m:mode")));  // the WAL and its index exist now
+    EXPECT_EQ(mode_of(dir_ / "new"), 0700u);
+    EXPECT_EQ(mode_of(dir_ / "new" / "var"), 0700u);
+    EXPECT_EQ(mode_of(s.path), 0600u);
+    EXPECT_EQ(mode_of(s.path + "-wal"), 0600u);
+    EXPECT_EQ(mode_of(s.path + "-shm"), 0600u);
+    store->stop();
+    EXPECT_EQ(mode_of(s.path), 0600u);
+}
+
+TEST_F(EventStore, ExistingFolderKeepsItsMode)
+{
+    const umask_guard open_umask(0);
+    fs::create_directories(dir_ / "shared");
+    fs::permissions(dir_ / "shared", fs::perms(0750));
+    auto s = file_settings();
+    s.path = (dir_ / "shared" / "cwhook.db").string();
+    open_store(s)->stop();
+    EXPECT_EQ(mode_of(dir_ / "shared"), 0750u);  // the operator's (e.g. StateDirectory=)
+    EXPECT_EQ(mode_of(s.path), 0600u);
 }
 
 TEST_F(EventStore, StatusValuesAreChecked)
@@ -479,7 +528,7 @@ TEST_F(EventStore, QueueBoundHoldsWhileDatabaseIsLocked)
     bool called = false;
     EXPECT_FALSE(
         store->submit_event(make_event("m:over"), [&called](result<insert_outcome>) { called = true; }));
-    EXPECT_FALSE(store->submit_rejection(make_rejection(1)));
+    EXPECT_TRUE(store->submit_rejection(make_rejection(1)));  // a queue of its own
 
     blocker.release();
     for (auto& d : done) {
@@ -567,6 +616,63 @@ TEST_F(EventStore, RejectionTableStaysBounded)
     EXPECT_EQ(
         query_text(db, "SELECT group_concat(detail, ',') FROM (SELECT detail FROM rejections ORDER BY id)"),
         "attempt 19,attempt 20,attempt 21,attempt 22,attempt 23");
+}
+
+TEST_F(EventStore, RejectionFloodCannotFillTheEventQueue)
+{
+    auto s = file_settings();
+    s.queue_limit = 4;
+    s.rejection_queue_limit = 10;
+    auto store = open_store(s);
+    {
+        writer_blocker blocker(*store);
+        int accepted = 0;
+        for (int i = 1; i <= 1000; ++i) {
+            accepted += store->submit_rejection(make_rejection(i)) ? 1 : 0;
+        }
+        EXPECT_EQ(accepted, 10);  // the rest dropped, counted by the caller
+        EXPECT_EQ(store->queue_depth(), 0u);
+        std::vector<awaiter<result<insert_outcome>>> done(4);
+        for (int i = 0; i < 4; ++i) {
+            EXPECT_TRUE(store->submit_event(make_event(fmt::format("m:genuine-{}", i)), done[i].callback()));
+        }
+        EXPECT_FALSE(store->submit_event(make_event("m:over"), [](result<insert_outcome>) {}));  // its own bound
+        blocker.release();
+        for (auto& d : done) {
+            EXPECT_TRUE(d.get());
+        }
+    }
+    // The writer has taken them: the rejection queue has room again.
+    EXPECT_TRUE(store->submit_rejection(make_rejection(1001)));
+    store->stop();
+    auto db = open_raw(s.path);
+    EXPECT_EQ(query_int64(db, "SELECT count(*) FROM events"), 4);
+    EXPECT_EQ(query_int64(db, "SELECT count(*) FROM rejections"), 11);
+}
+
+TEST_F(EventStore, RejectionsAndEventsShareTransactions)
+{
+    auto s = file_settings();
+    std::vector<std::size_t> batches;
+    std::mutex m;
+    auto opened = event_store::open(s, [&](std::size_t jobs, auto) {
+        std::lock_guard lock(m);
+        batches.push_back(jobs);
+    });
+    ASSERT_TRUE(opened) << opened.error();
+    auto& store = **opened;
+    {
+        writer_blocker blocker(store);
+        for (int i = 1; i <= 5; ++i) {
+            ASSERT_TRUE(store.submit_rejection(make_rejection(i)));
+        }
+        ASSERT_TRUE(store.submit_event(make_event("m:one"), [](result<insert_outcome>) {}));
+    }
+    ASSERT_TRUE(probe(store));
+    store.stop();
+    std::lock_guard lock(m);
+    ASSERT_EQ(batches.size(), 1u);
+    EXPECT_EQ(batches[0], 6u);  // one transaction: five rejection rows and the event
 }
 
 TEST_F(EventStore, RejectionBodyHeadIsStoredAsBlob)
