@@ -333,9 +333,16 @@ struct key_cache::state {
                 return false;
             }
             if (!it->second.fetching) {
-                // It finished between our two looks: answer from what it left.
+                // It finished between our two looks: answer from what it left (a fetch that
+                // never got its budget leaves neither a key nor a failure).
                 auto& e = it->second;
-                done(e.has_key ? fetched{e.digest, e.key_fetched} : fetched{e.failure, e.failure_fetched});
+                if (e.has_key) {
+                    done(fetched{e.digest, e.key_fetched});
+                } else if (e.failure) {
+                    done(fetched{e.failure, e.failure_fetched});
+                } else {
+                    done(fetched{errc::key_fetch_busy, time.now()});
+                }
                 return true;
             }
             it->second.waiters.push_back(std::move(done));
