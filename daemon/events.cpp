@@ -7,6 +7,7 @@
 #include "callback/reverify.hpp"
 #include "config/config.hpp"
 #include "core/duration.hpp"
+#include "core/text.hpp"
 #include "core/time.hpp"
 #include "crypto/tls.hpp"
 #include "events/filter.hpp"
@@ -147,16 +148,6 @@ void print_rows(const std::vector<Row>& rows, bool json, bool jsonl, ToJson to_j
         text += "]\n";
     }
     out(text);
-}
-
-std::optional<std::int64_t> parse_id(const std::string& text)
-{
-    std::int64_t n = 0;
-    const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-    if (text.empty() || ec != std::errc{} || ptr != text.data() + text.size() || n < 1) {
-        return std::nullopt;
-    }
-    return n;
 }
 
 // ---- list -------------------------------------------------------------------------------

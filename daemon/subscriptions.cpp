@@ -5,6 +5,8 @@
 // or id, named in the message), all decided before any request is sent.
 #include "commands.hpp"
 
+#include "core/text.hpp"
+
 #include "config/config.hpp"
 #include "manage/api.hpp"
 #include "manage/sync.hpp"
@@ -45,33 +47,6 @@ void err(std::string_view text)
     std::fprintf(stderr, "cwhook: %.*s\n", static_cast<int>(text.size()), text.data());
 }
 
-// Columns padded to the widest cell; the last column is not padded.
-std::string table(const std::vector<std::vector<std::string>>& rows)
-{
-    std::vector<std::size_t> width;
-    for (const auto& r : rows) {
-        width.resize(std::max(width.size(), r.size()), 0);
-        for (std::size_t i = 0; i < r.size(); ++i) {
-            width[i] = std::max(width[i], r[i].size());
-        }
-    }
-    std::string text;
-    for (const auto& r : rows) {
-        std::string line;
-        for (std::size_t i = 0; i < r.size(); ++i) {
-            line += r[i];
-            if (i + 1 < r.size()) {
-                line.append(width[i] - r[i].size() + 2, ' ');
-            }
-        }
-        while (!line.empty() && line.back() == ' ') {
-            line.pop_back();
-        }
-        text += line + "\n";
-    }
-    return text;
-}
-
 std::vector<std::string> callback_row(const manage::callback& c)
 {
     return {std::to_string(c.id),      c.type,       c.level, std::to_string(c.object_id), c.url,
@@ -100,7 +75,7 @@ std::string show_text(const manage::callback& c)
         {"lastUpdated:", c.last_updated},
         {"updatedBy:", c.updated_by},
     };
-    return table(rows);
+    return aligned(rows);
 }
 
 void warn_record_id(std::string_view url)
@@ -145,7 +120,7 @@ int run_list(const common_options& common, const subs_options& o)
     if (!o.type_filter.empty()) {
         bool known = false;
         for (const auto& t : manage::callback_types()) {
-            known = known || t.type == manage::to_lower(o.type_filter);
+            known = known || t.type == lower_ascii(o.type_filter);
         }
         if (!known) {
             err(fmt::format("--type \"{}\": {}", o.type_filter, *manage::check_type_level(o.type_filter, "owner")));
@@ -158,7 +133,7 @@ int run_list(const common_options& common, const subs_options& o)
     }
     manage::conditions where;
     if (!o.type_filter.empty()) {
-        where.where("type", manage::op::eq, manage::to_lower(o.type_filter));
+        where.where("type", manage::op::eq, lower_ascii(o.type_filter));
     }
     auto list = api->run(api->async().list_callbacks(where));
     if (!list) {
@@ -172,7 +147,7 @@ int run_list(const common_options& common, const subs_options& o)
     for (const auto& c : *list) {
         rows.push_back(callback_row(c));
     }
-    out(table(rows));
+    out(aligned(rows));
     return 0;
 }
 
@@ -268,7 +243,7 @@ int run_types(const subs_options& o)
     for (const auto& t : manage::callback_types()) {
         rows.push_back({std::string(t.type), fmt::format("{}", fmt::join(t.levels, ", "))});
     }
-    out(table(rows));
+    out(aligned(rows));
     out("Level owner takes objectId 1; every other level takes the id of that record (board, status, ...).\n");
     return 0;
 }
@@ -385,7 +360,7 @@ int run_sync(const common_options& common, const subs_options& o)
         }
         cells.push_back(std::move(row));
     }
-    out(table(cells));
+    out(aligned(cells));
     out(fmt::format("{}: {} create, {} update, {} re-enable, {} delete{}, {} unchanged\n",
                     o.dry_run ? "plan (dry run, nothing changed)" : (plan.has_changes() ? "applied" : "in sync"),
                     plan.count(manage::action::create), plan.count(manage::action::update),

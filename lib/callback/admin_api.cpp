@@ -15,6 +15,7 @@
 #include "callback/detail/await.hpp"
 #include "callback/reverify.hpp"
 #include "core/log.hpp"
+#include "core/text.hpp"
 #include "core/time.hpp"
 #include "crypto/digest.hpp"
 #include "events/filter.hpp"
@@ -54,77 +55,6 @@ constexpr std::size_t max_jobs_kept = 100;
 constexpr std::size_t max_replay_concurrency = 64;
 // Ids of a replay filter read per page: bounded memory whatever the filter matches.
 constexpr std::size_t replay_page_size = 1000;
-
-std::optional<std::int64_t> parse_id(std::string_view text)
-{
-    std::int64_t n = 0;
-    const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
-    if (text.empty() || ec != std::errc{} || ptr != text.data() + text.size() || n < 1) {
-        return std::nullopt;
-    }
-    return n;
-}
-
-int hex_value(char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    return -1;
-}
-
-// application/x-www-form-urlencoded decoding of one name or value; nullopt on a bad escape.
-std::optional<std::string> url_decode(std::string_view s)
-{
-    std::string out;
-    out.reserve(s.size());
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '+') {
-            out.push_back(' ');
-        } else if (s[i] == '%') {
-            if (i + 2 >= s.size()) {
-                return std::nullopt;
-            }
-            const int hi = hex_value(s[i + 1]);
-            const int lo = hex_value(s[i + 2]);
-            if (hi < 0 || lo < 0) {
-                return std::nullopt;
-            }
-            out.push_back(static_cast<char>(hi * 16 + lo));
-            i += 2;
-        } else {
-            out.push_back(s[i]);
-        }
-    }
-    return out;
-}
-
-std::optional<std::vector<std::pair<std::string, std::string>>> query_params(std::string_view q)
-{
-    std::vector<std::pair<std::string, std::string>> out;
-    while (!q.empty()) {
-        const auto amp = q.find('&');
-        const auto part = q.substr(0, amp);
-        q.remove_prefix(amp == std::string_view::npos ? q.size() : amp + 1);
-        if (part.empty()) {
-            continue;
-        }
-        const auto eq = part.find('=');
-        auto name = url_decode(part.substr(0, eq));
-        auto value = url_decode(eq == std::string_view::npos ? std::string_view() : part.substr(eq + 1));
-        if (!name || !value) {
-            return std::nullopt;
-        }
-        out.emplace_back(std::move(*name), std::move(*value));
-    }
-    return out;
-}
 
 struct replay_job {
     std::string id;
@@ -359,7 +289,7 @@ constexpr std::size_t max_reverify_rows = 10'000;
 net::awaitable<http::response> admin_api::impl::events_list(http::request& req)
 {
     const unsigned v = req.msg.version();
-    auto params = query_params(req.query());
+    auto params = parse_query(req.query());
     if (!params) {
         co_return http::error_response(400, "bad_query", "malformed percent-encoding", v);
     }
@@ -691,7 +621,7 @@ net::awaitable<http::response> admin_api::impl::rejections(http::request& req)
         }
         co_return http::json_response(200, events::rejection_json(***r), v);
     }
-    auto params = query_params(req.query());
+    auto params = parse_query(req.query());
     if (!params) {
         co_return http::error_response(400, "bad_query", "malformed percent-encoding", v);
     }

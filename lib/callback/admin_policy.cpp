@@ -1,5 +1,7 @@
 #include "callback/admin_policy.hpp"
 
+#include "core/text.hpp"
+
 #include "callback/key_url.hpp"
 #include "core/json_string.hpp"
 
@@ -13,16 +15,6 @@ namespace cwhook::callback {
 namespace net = boost::asio;
 
 namespace {
-
-std::optional<std::uint16_t> parse_port(std::string_view s)
-{
-    unsigned p = 0;
-    const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), p);
-    if (s.empty() || ec != std::errc{} || ptr != s.data() + s.size() || p == 0 || p > 65535) {
-        return std::nullopt;
-    }
-    return static_cast<std::uint16_t>(p);
-}
 
 // Letters, digits, '-', '.' and '_' (seen in internal names): what a Host header or a URL
 // host may hold once IP literals are dealt with.

@@ -11,6 +11,7 @@
 #include "callback/detail/await.hpp"
 #include "callback/verifier.hpp"
 #include "core/log.hpp"
+#include "core/time.hpp"
 #include "crypto/signature.hpp"
 #include "json/payload.hpp"
 
@@ -27,12 +28,6 @@ namespace bhttp = boost::beast::http;
 using store::event_status;
 
 namespace {
-
-std::int64_t now_us()
-{
-    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
 
 bool is_redacted(std::string_view name)
 {

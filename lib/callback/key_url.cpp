@@ -1,6 +1,7 @@
 #include "callback/key_url.hpp"
 
 #include "core/json_string.hpp"
+#include "core/text.hpp"
 
 #include <boost/url/parse.hpp>
 #include <boost/url/url_view.hpp>
@@ -18,14 +19,6 @@ const std::vector<std::string_view> cloud_key_hosts = {
     "aus.myconnectwise.net",        "za.myconnectwise.net",         "sandbox-na.myconnectwise.net",
     "sandbox-eu.myconnectwise.net", "sandbox-au.myconnectwise.net", "staging.connectwisedev.com",
 };
-
-std::string lower_ascii(std::string_view s)
-{
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(),
-                   [](unsigned char c) { return static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c); });
-    return out;
-}
 
 std::string key_target::cache_key() const
 {
@@ -50,16 +43,6 @@ std::string canonical_host(std::string_view host)
 }
 
 namespace {
-
-std::optional<std::uint16_t> parse_port(std::string_view s)
-{
-    unsigned p = 0;
-    const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), p);
-    if (s.empty() || ec != std::errc{} || ptr != s.data() + s.size() || p == 0 || p > 65535) {
-        return std::nullopt;
-    }
-    return static_cast<std::uint16_t>(p);
-}
 
 bool valid_host_name(std::string_view h)
 {

@@ -8,6 +8,7 @@
 
 #include "callback/refusal.hpp"
 #include "core/error.hpp"
+#include "core/text.hpp"
 
 #include <boost/asio/ip/address.hpp>
 
@@ -86,7 +87,5 @@ private:
 // Lower-cases and strips one trailing dot: the canonical host form used for comparison.
 std::string canonical_host(std::string_view host);
 
-// ASCII lower case (company ids are compared without regard to case).
-std::string lower_ascii(std::string_view s);
 
 } // namespace cwhook::callback

@@ -7,6 +7,8 @@
 #include "emulator/conditions.hpp"
 #include "emulator/detail/impl.hpp"
 
+#include "core/text.hpp"
+
 #include "crypto/digest.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -56,16 +58,6 @@ http::response wrong_method(const http::request& req)
     return manage_error(405, "ConnectWiseApi",
                         fmt::format("The requested resource does not support http method '{}'.",
                                     std::string_view(beast_http::to_string(req.msg.method()))));
-}
-
-std::optional<std::int64_t> parse_int(std::string_view s)
-{
-    std::int64_t n = 0;
-    const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), n);
-    if (s.empty() || ec != std::errc{} || ptr != s.data() + s.size()) {
-        return std::nullopt;
-    }
-    return n;
 }
 
 // Basic base64("<company>+<public>:<private>"); the company is case-insensitive like
@@ -134,7 +126,7 @@ route classify(const emulator::impl& im, const http::request& req, std::int64_t*
         return route::callbacks_count;
     }
     if (path.starts_with(api + "/")) {
-        if (auto n = parse_int(path.substr(api.size() + 1)); n && *n > 0) {
+        if (auto n = parse_integer<std::int64_t>(path.substr(api.size() + 1)); n && *n > 0) {
             *id = *n;
             if (method == beast_http::verb::put || method == beast_http::verb::patch) {
                 return route::callback_update;
@@ -174,7 +166,8 @@ http::response fault_response(const fault& f)
 
 http::response companyinfo(const emulator::impl& im, const http::request& req)
 {
-    const auto company = url_decode(req.path().substr(std::string_view("/login/companyinfo/").size()));
+    const auto raw_company = req.path().substr(std::string_view("/login/companyinfo/").size());
+    const auto company = percent_decode(raw_company).value_or(std::string(raw_company));
     if (!boost::beast::iequals(company, im.cfg.company)) {
         return manage_json(200, "null");  // what Manage answers for an unknown company
     }
@@ -245,7 +238,7 @@ boost::system::result<page_request, std::string> read_paging(const emulator::imp
     }
     p.page_size = im.cfg.default_page_size;
     if (auto s = query_param(q, "pageSize")) {
-        const auto n = parse_int(*s);
+        const auto n = parse_integer<std::int64_t>(*s);
         if (!n || *n < 1) {
             return fmt::format("pageSize: \"{}\" is not a positive integer", *s);
         }
@@ -257,7 +250,7 @@ boost::system::result<page_request, std::string> read_paging(const emulator::imp
             return std::string("orderBy cannot be used with forward-only paging");
         }
         if (auto s = query_param(q, "pageId")) {
-            const auto n = parse_int(*s);
+            const auto n = parse_integer<std::int64_t>(*s);
             if (!n || *n < 0) {
                 return fmt::format("pageId: \"{}\" is not an id", *s);
             }
@@ -266,7 +259,7 @@ boost::system::result<page_request, std::string> read_paging(const emulator::imp
         return p;
     }
     if (auto s = query_param(q, "page")) {
-        const auto n = parse_int(*s);
+        const auto n = parse_integer<std::int64_t>(*s);
         if (!n || *n < 1) {
             return fmt::format("page: \"{}\" is not a positive integer", *s);
         }
@@ -556,36 +549,15 @@ void record(emulator::impl& im, const http::request& req, route r, unsigned stat
 
 } // namespace
 
-std::string url_decode(std::string_view s)
-{
-    std::string out;
-    out.reserve(s.size());
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        const char c = s[i];
-        if (c == '+') {
-            out.push_back(' ');
-        } else if (c == '%' && i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
-                   std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
-            unsigned v = 0;
-            std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
-            out.push_back(static_cast<char>(v));
-            i += 2;
-        } else {
-            out.push_back(c);
-        }
-    }
-    return out;
-}
-
 std::optional<std::string> query_param(std::string_view query, std::string_view name)
 {
-    while (!query.empty()) {
-        const auto amp = query.find('&');
-        const auto part = query.substr(0, amp);
-        query = amp == std::string_view::npos ? std::string_view{} : query.substr(amp + 1);
-        const auto eq = part.find('=');
-        if (boost::beast::iequals(url_decode(part.substr(0, eq)), name)) {
-            return eq == std::string_view::npos ? std::string{} : url_decode(part.substr(eq + 1));
+    const auto params = parse_query(query);
+    if (!params) {
+        return std::nullopt;
+    }
+    for (const auto& [key, value] : *params) {
+        if (boost::beast::iequals(key, name)) {
+            return value;
         }
     }
     return std::nullopt;

@@ -1,5 +1,7 @@
 #include "events/filter.hpp"
 
+#include "core/text.hpp"
+
 #include "core/time.hpp"
 
 #include <fmt/format.h>
@@ -9,17 +11,6 @@
 namespace cwhook::events {
 
 namespace {
-
-std::optional<std::int64_t> parse_int(std::string_view text)
-{
-    std::int64_t n = 0;
-    const auto* end = text.data() + text.size();
-    const auto [ptr, ec] = std::from_chars(text.data(), end, n);
-    if (text.empty() || ec != std::errc{} || ptr != end) {
-        return std::nullopt;
-    }
-    return n;
-}
 
 // Accepts both spellings: the command line's entity-id and the query string's entity_id.
 bool is(std::string_view name, std::string_view dashed)
@@ -48,7 +39,7 @@ std::optional<std::string> set_filter(store::event_filter& f, std::string_view n
     } else if (is(name, "company")) {
         f.company_id = std::string(value);
     } else if (is(name, "entity-id") || is(name, "callback-id")) {
-        const auto n = parse_int(value);
+        const auto n = parse_integer<std::int64_t>(value);
         if (!n) {
             return "expected an integer";
         }
@@ -66,7 +57,7 @@ std::optional<std::string> set_filter(store::event_filter& f, std::string_view n
         }
         (is(name, "since") ? f.since_us : f.until_us) = *t;
     } else if (is(name, "limit")) {
-        const auto n = parse_int(value);
+        const auto n = parse_integer<std::int64_t>(value);
         if (!n || *n < 1 || *n > max_limit) {
             return fmt::format("expected an integer from 1 to {}", max_limit);
         }
@@ -94,8 +85,8 @@ std::optional<store::event_cursor> parse_cursor(std::string_view text)
     if (dot == std::string_view::npos) {
         return std::nullopt;
     }
-    const auto t = parse_int(text.substr(0, dot));
-    const auto id = parse_int(text.substr(dot + 1));
+    const auto t = parse_integer<std::int64_t>(text.substr(0, dot));
+    const auto id = parse_integer<std::int64_t>(text.substr(dot + 1));
     if (!t || !id) {
         return std::nullopt;
     }

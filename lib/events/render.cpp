@@ -1,6 +1,7 @@
 #include "events/render.hpp"
 
 #include "core/json_string.hpp"
+#include "core/text.hpp"
 #include "core/time.hpp"
 #include "crypto/digest.hpp"
 #include "json/pretty.hpp"
@@ -84,31 +85,6 @@ private:
 
 std::string or_dash(const std::optional<std::string>& v) { return v ? *v : "-"; }
 std::string or_dash(std::optional<std::int64_t> v) { return v ? std::to_string(*v) : "-"; }
-
-// Columns padded to the widest cell; the last column is not padded.
-std::string aligned(const std::vector<std::vector<std::string>>& rows)
-{
-    if (rows.empty()) {
-        return {};
-    }
-    std::vector<std::size_t> width(rows.front().size(), 0);
-    for (const auto& r : rows) {
-        for (std::size_t i = 0; i < r.size(); ++i) {
-            width[i] = std::max(width[i], r[i].size());
-        }
-    }
-    std::string out;
-    for (const auto& r : rows) {
-        for (std::size_t i = 0; i < r.size(); ++i) {
-            out += r[i];
-            if (i + 1 < r.size()) {
-                out.append(width[i] - r[i].size() + 2, ' ');
-            }
-        }
-        out.push_back('\n');
-    }
-    return out;
-}
 
 std::vector<std::pair<std::string_view, std::string_view>> header_pairs(std::string_view lines)
 {

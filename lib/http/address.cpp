@@ -1,5 +1,7 @@
 #include "http/address.hpp"
 
+#include "core/text.hpp"
+
 #include <boost/asio/ip/address_v6.hpp>
 
 #include <charconv>
@@ -26,17 +28,6 @@ std::optional<ip::address> parse_address(std::string_view text)
         return std::nullopt;
     }
     return unmap(a);
-}
-
-std::string_view trim(std::string_view s)
-{
-    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) {
-        s.remove_suffix(1);
-    }
-    return s;
 }
 
 // Proxies write IPv6 entries bare, bracketed, or bracketed with a port; IPv4 may carry a port.

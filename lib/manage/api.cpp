@@ -10,6 +10,7 @@
 #include "manage/api.hpp"
 
 #include "core/log.hpp"
+#include "core/text.hpp"
 #include "crypto/digest.hpp"
 #include "crypto/tls.hpp"
 #include "manage/paging.hpp"
@@ -72,7 +73,7 @@ boost::system::result<endpoint, std::string> parse_site(std::string_view site)
 {
     endpoint ep;
     std::string_view rest = site;
-    const auto lower = to_lower(site.substr(0, 8));
+    const auto lower = lower_ascii(site.substr(0, 8));
     if (lower.starts_with("https://")) {
         rest.remove_prefix(8);
     } else if (lower.starts_with("http://")) {
@@ -125,7 +126,7 @@ boost::system::result<endpoint, std::string> parse_site(std::string_view site)
         }
         ep.port = static_cast<std::uint16_t>(p);
     }
-    ep.host = to_lower(host);
+    ep.host = lower_ascii(host);
     if (!ep.tls && !is_loopback_host(ep.host)) {
         return error(std::string(plain_http_refusal));
     }
@@ -134,7 +135,7 @@ boost::system::result<endpoint, std::string> parse_site(std::string_view site)
 
 bool is_loopback_host(std::string_view host)
 {
-    if (to_lower(host) == "localhost") {
+    if (lower_ascii(host) == "localhost") {
         return true;
     }
     boost::system::error_code ec;
@@ -150,7 +151,7 @@ bool is_loopback_host(std::string_view host)
 
 std::string api_host_for(std::string_view site_host)
 {
-    auto host = to_lower(site_host);
+    auto host = lower_ascii(site_host);
     for (const std::string_view region : {"na", "eu", "au", "aus", "za"}) {
         if (host == fmt::format("{}.myconnectwise.net", region)) {
             return fmt::format("api-{}", host);

@@ -1,5 +1,7 @@
 #include "manage/errors.hpp"
 
+#include "core/text.hpp"
+
 #include "manage/types.hpp"
 #include "json/value.hpp"
 
@@ -90,7 +92,7 @@ std::string_view reason_phrase(unsigned status)
 
 bool mentions_client_id(const error_body& b)
 {
-    const auto has = [](const std::string& s) { return to_lower(s).find("clientid") != std::string::npos; };
+    const auto has = [](const std::string& s) { return lower_ascii(s).find("clientid") != std::string::npos; };
     if (has(b.code) || has(b.message)) {
         return true;
     }

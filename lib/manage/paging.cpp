@@ -1,5 +1,7 @@
 #include "manage/paging.hpp"
 
+#include "core/text.hpp"
+
 #include "manage/types.hpp"
 
 namespace cwhook::manage {
@@ -9,17 +11,6 @@ namespace {
 bool is_space(char c)
 {
     return c == ' ' || c == '\t';
-}
-
-std::string_view trim(std::string_view s)
-{
-    while (!s.empty() && is_space(s.front())) {
-        s.remove_prefix(1);
-    }
-    while (!s.empty() && is_space(s.back())) {
-        s.remove_suffix(1);
-    }
-    return s;
 }
 
 } // namespace
@@ -62,7 +53,7 @@ std::vector<link> parse_link_header(std::string_view v)
                 i = stop == std::string_view::npos ? v.size() : stop;
                 continue;
             }
-            const auto name = to_lower(trim(v.substr(i, eq - i)));
+            const auto name = lower_ascii(trim(v.substr(i, eq - i)));
             i = eq + 1;
             while (i < v.size() && is_space(v[i])) {
                 ++i;
@@ -97,13 +88,13 @@ std::vector<link> parse_link_header(std::string_view v)
 
 std::optional<std::string> find_link(std::string_view header, std::string_view rel)
 {
-    const auto wanted = to_lower(rel);
+    const auto wanted = lower_ascii(rel);
     for (const auto& l : parse_link_header(header)) {
         std::string_view rels = l.rel;
         while (!rels.empty()) {
             const auto sp = rels.find(' ');
             const auto one = rels.substr(0, sp);
-            if (!one.empty() && to_lower(one) == wanted) {
+            if (!one.empty() && lower_ascii(one) == wanted) {
                 return l.url;
             }
             rels = sp == std::string_view::npos ? std::string_view{} : rels.substr(sp + 1);
@@ -117,7 +108,7 @@ std::optional<std::string> link_target(std::string_view url)
     if (url.starts_with('/') && !url.starts_with("//")) {
         return std::string(url);
     }
-    const auto lower = to_lower(url.substr(0, 8));
+    const auto lower = lower_ascii(url.substr(0, 8));
     std::size_t skip = 0;
     if (lower.starts_with("https://")) {
         skip = 8;

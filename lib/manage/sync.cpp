@@ -5,6 +5,8 @@
 // entry deleted meanwhile answers 404 to our delete (also done).
 #include "manage/sync.hpp"
 
+#include "core/text.hpp"
+
 #include "core/log.hpp"
 #include "manage/types.hpp"
 
@@ -18,7 +20,7 @@ namespace {
 
 bool same_key(const subscription& d, const callback& c)
 {
-    return d.type == to_lower(c.type) && d.level == to_lower(c.level) && d.object_id == c.object_id && d.url == c.url;
+    return d.type == lower_ascii(c.type) && d.level == lower_ascii(c.level) && d.object_id == c.object_id && d.url == c.url;
 }
 
 std::string_view without_query(std::string_view url)

@@ -1,5 +1,7 @@
 #include "manage/types.hpp"
 
+#include "core/text.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -28,18 +30,10 @@ std::span<const callback_type> callback_types()
     return table;
 }
 
-std::string to_lower(std::string_view s)
-{
-    std::string out(s);
-    std::transform(out.begin(), out.end(), out.begin(),
-                   [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; });
-    return out;
-}
-
 std::optional<std::string> check_type_level(std::string_view type_in, std::string_view level_in)
 {
-    const auto type = to_lower(type_in);
-    const auto level = to_lower(level_in);
+    const auto type = lower_ascii(type_in);
+    const auto level = lower_ascii(level_in);
     for (const auto& t : callback_types()) {
         if (t.type != type) {
             continue;
@@ -62,8 +56,8 @@ std::optional<std::string> normalize(subscription& s, bool object_id_given)
     if (auto why = check_type_level(s.type, s.level)) {
         return why;
     }
-    s.type = to_lower(s.type);
-    s.level = to_lower(s.level);
+    s.type = lower_ascii(s.type);
+    s.level = lower_ascii(s.level);
     if (s.level == "owner") {
         if (object_id_given && s.object_id != 1) {
             return fmt::format("object_id {}: level owner takes object_id 1", s.object_id);
@@ -75,7 +69,7 @@ std::optional<std::string> normalize(subscription& s, bool object_id_given)
     if (s.url.empty()) {
         return std::string("url is required");
     }
-    const auto lower = to_lower(s.url.substr(0, 8));
+    const auto lower = lower_ascii(s.url.substr(0, 8));
     if (!lower.starts_with("https://") && !lower.starts_with("http://")) {
         return fmt::format("url \"{}\" must start with https:// (or http://)", s.url);
     }
@@ -93,7 +87,7 @@ std::optional<std::string> normalize(subscription& s, bool object_id_given)
 
 bool lacks_record_id(std::string_view url)
 {
-    return !to_lower(url).ends_with("recordid=");
+    return !lower_ascii(url).ends_with("recordid=");
 }
 
 } // namespace cwhook::manage

@@ -30,6 +30,5 @@ std::optional<std::string> normalize(subscription& s, bool object_id_given);
 // True when the URL does not end in "recordId=" (Manage appends the record id).
 bool lacks_record_id(std::string_view url);
 
-std::string to_lower(std::string_view s);
 
 } // namespace cwhook::manage

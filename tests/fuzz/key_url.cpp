@@ -66,7 +66,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     require(path.ends_with("/system/callbackkey/index.rails") && path.find('/', 1) != std::string_view::npos &&
                 path.find("%") == std::string_view::npos,
             "the path is not the key endpoint");
-    const auto company = cwhook::callback::lower_ascii(t.company);
+    const auto company = cwhook::lower_ascii(t.company);
     require(company == "cobalt" || company == "acme_corp", "a company that is not listed was accepted");
     require(!t.key_id.empty(), "a key_url without an id was accepted");
     // The target goes verbatim into the GET request line.

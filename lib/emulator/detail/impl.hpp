@@ -81,9 +81,8 @@ boost::asio::awaitable<std::vector<delivery_result>> run_trigger(emulator::impl*
 // {"callback_id":..,"url":..,"attempts":..,"status":..,"delivered":..,"disabled":..,"error":..}
 std::string delivery_json(const delivery_result& r);
 
-// Percent-decoding of one query component ('+' is a space).
-std::string url_decode(std::string_view s);
-// The value of `name` (case-insensitive) in a raw query, decoded; nullopt when absent.
+// The value of `name` (case-insensitive) in a raw query, decoded; nullopt when absent or when
+// the query is malformed.
 std::optional<std::string> query_param(std::string_view query, std::string_view name);
 
 } // namespace cwhook::emulator

@@ -7,9 +7,9 @@ namespace {
 
 TEST(Query, DecodesPercentAndPlus)
 {
-    EXPECT_EQ(url_decode("type%3D%22ticket%22+and+id%3E1"), "type=\"ticket\" and id>1");
-    EXPECT_EQ(url_decode("100%"), "100%");    // a lone % stays
-    EXPECT_EQ(url_decode("%zz%4"), "%zz%4");  // so do malformed escapes
+    EXPECT_EQ(query_param("conditions=type%3D%22ticket%22+and+id%3E1", "conditions"), "type=\"ticket\" and id>1");
+    EXPECT_FALSE(query_param("page=100%", "page"));  // a malformed escape spoils the query
+    EXPECT_FALSE(query_param("page=%zz", "page"));
 }
 
 TEST(Query, FindsParametersCaseInsensitively)
