@@ -5,13 +5,12 @@
 // or id, named in the message), all decided before any request is sent.
 #include "commands.hpp"
 
-#include "core/text.hpp"
-
 #include "config/config.hpp"
+#include "core/text.hpp"
+#include "json/value.hpp"
 #include "manage/api.hpp"
 #include "manage/sync.hpp"
 #include "manage/types.hpp"
-#include "json/value.hpp"
 
 #include <fmt/format.h>
 

@@ -14,6 +14,7 @@
 #include "callback/admin_policy.hpp"
 #include "callback/detail/await.hpp"
 #include "callback/reverify.hpp"
+#include "core/json_string.hpp"
 #include "core/log.hpp"
 #include "core/text.hpp"
 #include "core/time.hpp"
@@ -75,10 +76,10 @@ std::string job_json(replay_job& job)
         non_2xx += fmt::format("{}\"{}\":{}", non_2xx.size() > 1 ? "," : "", status, n);
     }
     non_2xx += '}';
-    const std::string error = s.error.empty() ? std::string() : ",\"error\":" + json::quote(s.error);
+    const std::string error = s.error.empty() ? std::string() : ",\"error\":" + json_quoted(s.error);
     return fmt::format(
         R"({{"job":"{}","to":{},"total":{},"finished":{},"sent":{},"ok":{},"non_2xx":{},"failed":{},"stopped":{},"done":{}{}}})",
-        job.id, json::quote(job.to), s.total, s.finished(), s.sent, s.ok, non_2xx, s.failed, s.stopped, s.done, error);
+        job.id, json_quoted(job.to), s.total, s.finished(), s.sent, s.ok, non_2xx, s.failed, s.stopped, s.done, error);
 }
 
 // Runs fn(event_db&) on the worker and completes with its result; nullopt when the worker's
@@ -332,7 +333,7 @@ net::awaitable<http::response> admin_api::impl::events_list(http::request& req)
     }
     body += "],\"next_cursor\":";
     if (more && !found.empty()) {
-        body += json::quote(events::format_cursor({found.back().received_at_us, found.back().id}));
+        body += json_quoted(events::format_cursor({found.back().received_at_us, found.back().id}));
     } else {
         body += "null";
     }

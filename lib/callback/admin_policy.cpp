@@ -1,9 +1,8 @@
 #include "callback/admin_policy.hpp"
 
-#include "core/text.hpp"
-
 #include "callback/key_url.hpp"
 #include "core/json_string.hpp"
+#include "core/text.hpp"
 
 #include <boost/asio/ip/address.hpp>
 
@@ -26,13 +25,6 @@ bool valid_name(std::string_view h)
     return std::all_of(h.begin(), h.end(), [](unsigned char c) {
         return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_';
     });
-}
-
-std::string quoted(std::string_view s)
-{
-    std::string out;
-    append_json_string(out, s);
-    return out;
 }
 
 bool same_host(const host_port& entry, std::string_view host, std::uint16_t port)
@@ -135,7 +127,7 @@ boost::system::result<admin_policy, std::string> admin_policy::make(const admin_
     for (const auto& h : s.hosts) {
         auto hp = parse_host_port(h);
         if (!hp) {
-            return out(boost::system::in_place_error, "admin.hosts: " + quoted(h) + ": expected a host or host:port");
+            return out(boost::system::in_place_error, "admin.hosts: " + json_quoted(h) + ": expected a host or host:port");
         }
         p.hosts_.push_back(std::move(*hp));
     }
@@ -143,7 +135,7 @@ boost::system::result<admin_policy, std::string> admin_policy::make(const admin_
         auto n = normalize_origin(o);
         if (!n) {
             return out(boost::system::in_place_error,
-                       "admin.origins: " + quoted(o) + ": expected an origin like https://admin.example.com");
+                       "admin.origins: " + json_quoted(o) + ": expected an origin like https://admin.example.com");
         }
         p.origins_.push_back(std::move(*n));
     }
@@ -151,7 +143,7 @@ boost::system::result<admin_policy, std::string> admin_policy::make(const admin_
         auto hp = parse_host_port(t);
         if (!hp) {
             return out(boost::system::in_place_error,
-                       "admin.replay_targets: " + quoted(t) + ": expected a host or host:port");
+                       "admin.replay_targets: " + json_quoted(t) + ": expected a host or host:port");
         }
         p.replay_targets_.push_back(std::move(*hp));
     }

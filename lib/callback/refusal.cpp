@@ -1,5 +1,6 @@
 #include "callback/refusal.hpp"
 
+
 namespace cwhook::callback {
 
 refusal_info describe(refusal r) noexcept

@@ -1,5 +1,6 @@
 #include "core/json_string.hpp"
 
+
 namespace cwhook {
 
 void append_json_string(std::string& out, std::string_view s)
@@ -26,6 +27,14 @@ void append_json_string(std::string& out, std::string_view s)
         }
     }
     out.push_back('"');
+}
+
+std::string json_quoted(std::string_view s)
+{
+    std::string out;
+    out.reserve(s.size() + 2);
+    append_json_string(out, s);
+    return out;
 }
 
 } // namespace cwhook

@@ -11,4 +11,7 @@ namespace cwhook {
 // bytes >= 0x80 pass through unchanged.
 void append_json_string(std::string& out, std::string_view s);
 
+// s as a quoted JSON string (as append_json_string writes it).
+std::string json_quoted(std::string_view s);
+
 } // namespace cwhook

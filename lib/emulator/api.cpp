@@ -4,12 +4,12 @@
 // clientId header, error bodies in Manage's {"code","message","errors"} shape. Every request
 // is also recorded (bounded) for tests that assert on what a client sent.
 #include "emulator/callback_table.hpp"
+
+#include "core/json_string.hpp"
+#include "core/text.hpp"
+#include "crypto/digest.hpp"
 #include "emulator/conditions.hpp"
 #include "emulator/detail/impl.hpp"
-
-#include "core/text.hpp"
-
-#include "crypto/digest.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -182,10 +182,10 @@ http::response companyinfo(const emulator::impl& im, const http::request& req)
         version.pop_back();
     }
     std::replace(version.begin(), version.end(), '_', '.');
-    std::string body = "{\"CompanyName\":" + json::quote(im.cfg.company) + ",\"Codebase\":" + json::quote(codebase) +
-                       ",\"VersionCode\":" + json::quote(version) +
-                       ",\"VersionNumber\":\"v4.6.0\",\"CompanyID\":" + json::quote(im.cfg.company) +
-                       ",\"IsCloud\":\"False\",\"SiteUrl\":" + json::quote(im.host) + "}";
+    std::string body = "{\"CompanyName\":" + json_quoted(im.cfg.company) + ",\"Codebase\":" + json_quoted(codebase) +
+                       ",\"VersionCode\":" + json_quoted(version) +
+                       ",\"VersionNumber\":\"v4.6.0\",\"CompanyID\":" + json_quoted(im.cfg.company) +
+                       ",\"IsCloud\":\"False\",\"SiteUrl\":" + json_quoted(im.host) + "}";
     return manage_json(200, std::move(body));
 }
 
@@ -203,7 +203,7 @@ http::response callback_key(const emulator::impl& im, const http::request& req)
     if (key.empty()) {
         return manage_error(404, "NotFound", "The callback key does not exist or has expired.");
     }
-    return manage_json(200, "{\"signing_key\":" + json::quote(key) + "}");
+    return manage_json(200, "{\"signing_key\":" + json_quoted(key) + "}");
 }
 
 struct page_request {

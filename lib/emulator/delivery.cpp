@@ -7,11 +7,11 @@
 // delay in turn; a 5xx, a timeout or a refused connection ends it. The same bytes (same
 // MessageId and signature) go out on every attempt.
 #include "emulator/callback_table.hpp"
-#include "emulator/detail/impl.hpp"
 
 #include "core/json_string.hpp"
 #include "core/log.hpp"
 #include "crypto/signature.hpp"
+#include "emulator/detail/impl.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>

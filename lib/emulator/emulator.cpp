@@ -7,13 +7,12 @@
 // a receiver configured with it as ca_file keeps trusting the emulator.
 #include "emulator/emulator.hpp"
 
-#include "emulator/callback_table.hpp"
-#include "emulator/detail/impl.hpp"
-
 #include "core/json_string.hpp"
 #include "core/log.hpp"
 #include "crypto/digest.hpp"
 #include "crypto/tls.hpp"
+#include "emulator/callback_table.hpp"
+#include "emulator/detail/impl.hpp"
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/executor_work_guard.hpp>
@@ -355,7 +354,7 @@ net::awaitable<http::response> handle_control(emulator::impl* im, http::request&
     if (path == "/rotate-key" && method == beast_http::verb::post) {
         std::lock_guard lock(im->mutex);
         im->new_key_locked();
-        co_return http::json_response(200, "{\"key_url\":" + json::quote(im->key_url_locked()) + "}");
+        co_return http::json_response(200, "{\"key_url\":" + json_quoted(im->key_url_locked()) + "}");
     }
     if (path == "/state" && (method == beast_http::verb::get || method == beast_http::verb::head)) {
         co_return http::json_response(200, state_json(*im));

@@ -1,7 +1,6 @@
 #include "events/filter.hpp"
 
 #include "core/text.hpp"
-
 #include "core/time.hpp"
 
 #include <fmt/format.h>

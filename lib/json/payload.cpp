@@ -8,10 +8,10 @@
 #include "json/payload.hpp"
 
 #include "core/json_string.hpp"
+#include "json/detail/document.hpp"
 #include "json/detail/validate.hpp"
 #include "json/pretty.hpp"
 #include "json/records.hpp"
-#include "json/detail/document.hpp"
 
 #include <simdjson.h>
 
@@ -525,14 +525,6 @@ std::optional<std::string> detail::top_level_string(std::string_view text, std::
         return std::nullopt;
     }
     return std::string(value);
-}
-
-std::string quote(std::string_view s)
-{
-    std::string out;
-    out.reserve(s.size() + 2);
-    append_json_string(out, s);
-    return out;
 }
 
 } // namespace cwhook::json

@@ -43,7 +43,4 @@ payload_result parse_payload(std::string_view body);
 // The key server's answer: {"signing_key":"..."}. nullopt when it is not such an object.
 std::optional<std::string> parse_signing_key(std::string_view body);
 
-// JSON string literal escaping (for building small JSON answers by hand).
-std::string quote(std::string_view s);
-
 } // namespace cwhook::json

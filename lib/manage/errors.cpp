@@ -1,9 +1,8 @@
 #include "manage/errors.hpp"
 
 #include "core/text.hpp"
-
-#include "manage/types.hpp"
 #include "json/value.hpp"
+#include "manage/types.hpp"
 
 #include <fmt/format.h>
 

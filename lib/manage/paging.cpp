@@ -1,7 +1,6 @@
 #include "manage/paging.hpp"
 
 #include "core/text.hpp"
-
 #include "manage/types.hpp"
 
 namespace cwhook::manage {

@@ -5,9 +5,8 @@
 // entry deleted meanwhile answers 404 to our delete (also done).
 #include "manage/sync.hpp"
 
-#include "core/text.hpp"
-
 #include "core/log.hpp"
+#include "core/text.hpp"
 #include "manage/types.hpp"
 
 #include <fmt/format.h>

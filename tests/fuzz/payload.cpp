@@ -1,8 +1,10 @@
 // Fuzz target: the callback body parser and the key server's answer parser, both fed bytes
 // straight from the network. Besides "no crash, no sanitizer report", it checks that
-// json::quote() and the parsers agree: any text quoted into a payload field reads back as
+// json_quoted() and the parsers agree: any text quoted into a payload field reads back as
 // itself (valid UTF-8) or as itself with each offending byte replaced by '?' (invalid UTF-8).
 #include "json/payload.hpp"
+
+#include "core/json_string.hpp"
 
 #include <cstddef>
 #include <cstdint>

@@ -366,27 +366,5 @@ TEST(ParseSigningKey, RejectsInvalidUtf8)
     EXPECT_FALSE(parse_signing_key("{\"signing_key\":\"k\xFF\"}"));
 }
 
-TEST(Quote, WrapsPlainText)
-{
-    EXPECT_EQ(quote("hello"), R"("hello")");
-    EXPECT_EQ(quote(""), R"("")");
-}
-
-TEST(Quote, EscapesQuoteAndBackslash)
-{
-    EXPECT_EQ(quote(R"(a"b\c)"), R"("a\"b\\c")");
-}
-
-TEST(Quote, EscapesControlCharacters)
-{
-    EXPECT_EQ(quote(std::string_view{"\n\r\t\x01\x1f\0", 6}), R"("\n\r\t\u0001\u001f\u0000")");
-}
-
-TEST(Quote, PassesHighBytesThrough)
-{
-    // DEL is a control byte and is escaped, like the log and HTTP answers do.
-    EXPECT_EQ(quote("\xC3\xA9\xFF\x7F"), "\"\xC3\xA9\xFF\\u007f\"");
-}
-
 } // namespace
 } // namespace cwhook::json
