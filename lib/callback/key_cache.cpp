@@ -9,7 +9,7 @@
 
 #include "callback/detail/await.hpp"
 #include "core/log.hpp"
-#include "json/payload.hpp"
+#include "json/signing_key.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
