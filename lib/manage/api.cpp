@@ -33,16 +33,7 @@ namespace {
 constexpr std::string_view default_codebase = "v4_6_release/";
 constexpr unsigned max_pages = 100'000;
 
-// Named arguments for call(): no temporaries inside co_await expressions (GCC 12). Short
-// literals fit the small-string buffer, so these initializations cannot throw.
-// NOLINTBEGIN(cert-err58-cpp)
-const std::string get = "GET";
-const std::string post = "POST";
-const std::string patch = "PATCH";
-const std::string del = "DELETE";
-const std::string none;
-const std::string collection = "/system/callbacks";
-// NOLINTEND(cert-err58-cpp)
+constexpr std::string_view collection = "/system/callbacks";
 
 std::string item_path(std::int64_t id)
 {
@@ -310,16 +301,14 @@ net::awaitable<std::string> api::codebase()
     co_return codebase_;
 }
 
-net::awaitable<outcome<api::answer>> api::call(const std::string& method_in, const std::string& path_in,
-                                               const std::string& body_in, bool forward_only, bool full_target,
+net::awaitable<outcome<api::answer>> api::call(std::string_view method_in, std::string_view path_in,
+                                               std::string_view body_in, bool forward_only, bool full_target,
                                                bool retry_writes)
 {
     // Owned copies before the first suspension: the caller need not keep its arguments.
-    // NOLINTBEGIN(performance-unnecessary-copy-initialization)
-    const std::string method = method_in;
-    const std::string api_path = path_in;
-    const std::string body = body_in;
-    // NOLINTEND(performance-unnecessary-copy-initialization)
+    const std::string method(method_in);
+    const std::string api_path(path_in);
+    const std::string body(body_in);
     if (auto missing = missing_keys(cfg_)) {
         co_return failure{0, "config", *missing, 0};
     }
@@ -377,7 +366,7 @@ net::awaitable<outcome<api::answer>> api::call(const std::string& method_in, con
 
 net::awaitable<outcome<api::page>> api::read_page(const std::string& target, bool forward_only, bool full_target)
 {
-    auto r = co_await call(get, target, none, forward_only, full_target, false);
+    auto r = co_await call("GET", target, {}, forward_only, full_target, false);
     if (!r) {
         co_return r.error();
     }
@@ -470,7 +459,7 @@ net::awaitable<outcome<std::int64_t>> api::count_callbacks(const conditions& whe
     const conditions where = where_in; // NOLINT(performance-unnecessary-copy-initialization)
     const std::string path = where.empty() ? std::string("/system/callbacks/count")
                                            : "/system/callbacks/count?conditions=" + where.encoded();
-    auto r = co_await call(get, path, none, false, false, false);
+    auto r = co_await call("GET", path, {}, false, false, false);
     if (!r) {
         co_return r.error();
     }
@@ -482,8 +471,8 @@ net::awaitable<outcome<std::int64_t>> api::count_callbacks(const conditions& whe
     co_return outcome<std::int64_t>{boost::system::in_place_value, *n};
 }
 
-net::awaitable<outcome<callback>> api::entry_call(const std::string& method, const std::string& path,
-                                                  const std::string& body, bool retry_writes)
+net::awaitable<outcome<callback>> api::entry_call(std::string_view method, std::string_view path,
+                                                  std::string_view body, bool retry_writes)
 {
     auto r = co_await call(method, path, body, false, false, retry_writes);
     if (!r) {
@@ -499,14 +488,14 @@ net::awaitable<outcome<callback>> api::entry_call(const std::string& method, con
 net::awaitable<outcome<callback>> api::get_callback(std::int64_t id)
 {
     const std::string path = item_path(id);
-    co_return co_await entry_call(get, path, none, false);
+    co_return co_await entry_call("GET", path, {}, false);
 }
 
 net::awaitable<outcome<callback>> api::create_callback(const subscription& s_in, bool inactive)
 {
     const subscription s = s_in;
     const std::string body = create_body(s, inactive);
-    auto r = co_await entry_call(post, collection, body, false);
+    auto r = co_await entry_call("POST", collection, body, false);
     if (r || r.error().code != "ObjectExists") {
         co_return r;
     }
@@ -530,7 +519,7 @@ net::awaitable<outcome<callback>> api::create_callback(const subscription& s_in,
 net::awaitable<outcome<void>> api::delete_callback(std::int64_t id)
 {
     const std::string path = item_path(id);
-    auto r = co_await call(del, path, none, false, false, false);
+    auto r = co_await call("DELETE", path, {}, false, false, false);
     if (!r) {
         co_return r.error();
     }
@@ -542,7 +531,7 @@ net::awaitable<outcome<callback>> api::patch_callback(std::int64_t id, std::opti
 {
     const std::string body = patch_body(inactive, description);
     const std::string path = item_path(id);
-    co_return co_await entry_call(patch, path, body, true);
+    co_return co_await entry_call("PATCH", path, body, true);
 }
 
 // ---------------------------------------------------------------------------------------

@@ -82,9 +82,9 @@ public:
 
 private:
     struct answer;
-    // References, copied before the first suspension (GCC 12 and by-value class parameters).
-    boost::asio::awaitable<outcome<answer>> call(const std::string& method, const std::string& api_path,
-                                                 const std::string& body, bool forward_only, bool full_target,
+    // Views, copied before the first suspension (docs/STYLE.md, coroutines).
+    boost::asio::awaitable<outcome<answer>> call(std::string_view method, std::string_view api_path,
+                                                 std::string_view body, bool forward_only, bool full_target,
                                                  bool retry_writes);
     struct page {
         std::vector<callback> items;
@@ -92,8 +92,8 @@ private:
     };
     boost::asio::awaitable<outcome<page>> read_page(const std::string& target, bool forward_only, bool full_target);
     // call() for an answer that is one callback entry.
-    boost::asio::awaitable<outcome<callback>> entry_call(const std::string& method, const std::string& path,
-                                                         const std::string& body, bool retry_writes);
+    boost::asio::awaitable<outcome<callback>> entry_call(std::string_view method, std::string_view path,
+                                                         std::string_view body, bool retry_writes);
     boost::asio::awaitable<std::optional<std::string>> discover_codebase();
 
     client::https_client& http_;
