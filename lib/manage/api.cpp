@@ -278,7 +278,7 @@ net::awaitable<std::optional<std::string>> api::discover_codebase()
     auto res = co_await http_.fetch(req, opt);
     if (!res) {
         log::warn("manage companyinfo failed",
-                  {{"site", site_ep_->display()}, {"error", client::https_client::last_error()}});
+                  {{"site", site_ep_->display()}, {"error", res.error().detail}});
         co_return std::nullopt;
     }
     if (res->status != 200) {
@@ -356,7 +356,7 @@ net::awaitable<outcome<api::answer>> api::call(const std::string& method_in, con
         opt.retry.retry_non_idempotent = retry_writes;
         auto res = co_await http_.fetch(req, opt);
         if (!res) {
-            co_return transport_failure(fmt::format("{}:{}", ep.host, ep.port), client::https_client::last_error());
+            co_return transport_failure(fmt::format("{}:{}", ep.host, ep.port), res.error().detail);
         }
         if (res->status >= 200 && res->status < 300) {
             co_return answer{std::move(*res)};
