@@ -77,7 +77,7 @@ struct reverifier::state : std::enable_shared_from_this<reverifier::state> {
         // The background has time: a fetch and a refetch interval, whatever the answer deadline.
         const auto wait = cfg.key_fetch_timeout + cfg.key_refetch_interval + cfg.answer_deadline;
         const auto v = co_await recheck(keys, policy, row, wait);
-        u.verify_reason = v.reason;
+        u.verify_reason = std::string(v.reason());
         switch (v.what) {
         case key_verdict::kind::verified: u.status = event_status::verified; break;
         case key_verdict::kind::bad_signature:
