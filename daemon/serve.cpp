@@ -1,7 +1,9 @@
 // `cwhook serve`: start-up errors are fatal (one line, exit 1); signals are taken by the
 // main thread with sigwait so no handler runs in async-signal context. The first SIGTERM
 // or SIGINT starts a graceful shutdown on a helper thread; a second one exits at once.
-// SIGHUP re-reads the configuration. Under systemd (Type=notify) the same thread sends
+// SIGHUP re-reads the configuration. A fatal failure inside the receiver (an accept loop that
+// died) is reported to the main thread as SIGUSR2: the same graceful shutdown, then exit 1.
+// Under systemd (Type=notify) the same thread sends
 // READY=1, STOPPING=1 and, when WatchdogSec= is set, WATCHDOG=1 pings.
 #include "commands.hpp"
 
@@ -12,7 +14,9 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <mutex>
 #include <optional>
+#include <string>
 #include <cstdio>
 #include <pthread.h>
 #include <thread>
@@ -72,6 +76,7 @@ int serve(const common_options& common)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGUSR1);  // "shutdown finished", sent to ourselves
+    sigaddset(&set, SIGUSR2);  // "the receiver cannot go on", sent to ourselves
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
 
@@ -92,7 +97,16 @@ int serve(const common_options& common)
         std::fprintf(stderr, "cwhook: %s\n", app.error().c_str());
         return 1;
     }
-    (*app)->start();
+    const pthread_t main_thread = pthread_self();
+    std::mutex fatal_mutex;
+    std::string fatal_error;  // guarded by fatal_mutex
+    (*app)->start([main_thread, &fatal_mutex, &fatal_error](const std::string& why) {
+        {
+            std::lock_guard lock(fatal_mutex);
+            fatal_error = why;
+        }
+        pthread_kill(main_thread, SIGUSR2);
+    });
     notify("READY=1\nSTATUS=receiving callbacks");
 
     // Watchdog pings only while the worker threads still run queued work.
@@ -118,9 +132,15 @@ int serve(const common_options& common)
     if (sig == SIGUSR1) {
         return 1;
     }
-    notify("STOPPING=1\nSTATUS=draining");
-    log::info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
-    const pthread_t main_thread = pthread_self();
+    const bool fatal = sig == SIGUSR2;
+    if (fatal) {
+        std::lock_guard lock(fatal_mutex);
+        notify("STOPPING=1\nSTATUS=fatal error: " + fatal_error);
+        log::error("cannot go on; shutting down to exit 1", {{"error", fatal_error}});
+    } else {
+        notify("STOPPING=1\nSTATUS=draining");
+        log::info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+    }
     bool clean = false;
     std::thread stopper([&] {
         clean = (*app)->shutdown();
@@ -135,7 +155,7 @@ int serve(const common_options& common)
         if (sig == SIGUSR1) {
             break;
         }
-        if (sig == SIGHUP) {
+        if (sig == SIGHUP || sig == SIGUSR2) {
             continue;
         }
         log::warn("second signal; exiting now");
@@ -144,6 +164,12 @@ int serve(const common_options& common)
     stopper.join();
     // A drain that hit its deadline still flushed storage: nothing acknowledged is lost.
     (void)clean;
+    if (fatal) {
+        std::lock_guard lock(fatal_mutex);
+        log::error("cwhook stopped after a fatal error", {{"error", fatal_error}});
+        std::fprintf(stderr, "cwhook: %s\n", fatal_error.c_str());
+        return 1;
+    }
     return 0;
 }
 
