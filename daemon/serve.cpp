@@ -14,11 +14,11 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <mutex>
 #include <optional>
-#include <string>
-#include <cstdio>
 #include <pthread.h>
+#include <string>
 #include <thread>
 #include <unistd.h>
 
@@ -67,6 +67,53 @@ void reload(const common_options& common, callback::app& app)
     notify("READY=1");
 }
 
+// The cause of a fatal failure: written by a worker thread, read by the main thread.
+class fatal_report {
+public:
+    void set(const std::string& why)
+    {
+        std::lock_guard lock(mutex_);
+        why_ = why;
+    }
+    std::string get() const
+    {
+        std::lock_guard lock(mutex_);
+        return why_;
+    }
+
+private:
+    mutable std::mutex mutex_;
+    std::string why_;
+};
+
+// Graceful shutdown on a helper thread while this (main) thread keeps taking signals: a
+// second SIGTERM or SIGINT exits at once, and the watchdog is pinged meanwhile.
+void drain(callback::app& app, const sigset_t& set, std::optional<std::chrono::microseconds> ping_every)
+{
+    const pthread_t main_thread = pthread_self();
+    std::thread stopper([&app, main_thread] {
+        // A drain that hit its deadline still flushed storage: nothing acknowledged is lost.
+        (void)app.shutdown();
+        pthread_kill(main_thread, SIGUSR1);
+    });
+    for (;;) {
+        const int sig = wait_signal(set, ping_every);
+        if (sig == 0) {
+            notify("WATCHDOG=1");  // draining is progress; TimeoutStopSec bounds it
+            continue;
+        }
+        if (sig == SIGUSR1) {
+            break;
+        }
+        if (sig == SIGHUP || sig == SIGUSR2) {
+            continue;
+        }
+        log::warn("second signal; exiting now");
+        std::_Exit(128 + sig);
+    }
+    stopper.join();
+}
+
 int serve(const common_options& common)
 {
     // Block the signals before any thread exists so every thread inherits the mask.
@@ -97,14 +144,9 @@ int serve(const common_options& common)
         std::fprintf(stderr, "cwhook: %s\n", app.error().c_str());
         return 1;
     }
-    const pthread_t main_thread = pthread_self();
-    std::mutex fatal_mutex;
-    std::string fatal_error;  // guarded by fatal_mutex
-    (*app)->start([main_thread, &fatal_mutex, &fatal_error](const std::string& why) {
-        {
-            std::lock_guard lock(fatal_mutex);
-            fatal_error = why;
-        }
+    fatal_report fatal;
+    (*app)->start([main_thread = pthread_self(), &fatal](const std::string& why) {
+        fatal.set(why);
         pthread_kill(main_thread, SIGUSR2);
     });
     notify("READY=1\nSTATUS=receiving callbacks");
@@ -132,44 +174,17 @@ int serve(const common_options& common)
     if (sig == SIGUSR1) {
         return 1;
     }
-    const bool fatal = sig == SIGUSR2;
-    if (fatal) {
-        std::lock_guard lock(fatal_mutex);
-        notify("STOPPING=1\nSTATUS=fatal error: " + fatal_error);
-        log::error("cannot go on; shutting down to exit 1", {{"error", fatal_error}});
-    } else {
-        notify("STOPPING=1\nSTATUS=draining");
-        log::info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
-    }
-    bool clean = false;
-    std::thread stopper([&] {
-        clean = (*app)->shutdown();
-        pthread_kill(main_thread, SIGUSR1);
-    });
-    for (;;) {
-        sig = wait_signal(set, ping_every);
-        if (sig == 0) {
-            notify("WATCHDOG=1");  // draining is progress; TimeoutStopSec bounds it
-            continue;
-        }
-        if (sig == SIGUSR1) {
-            break;
-        }
-        if (sig == SIGHUP || sig == SIGUSR2) {
-            continue;
-        }
-        log::warn("second signal; exiting now");
-        std::_Exit(128 + sig);
-    }
-    stopper.join();
-    // A drain that hit its deadline still flushed storage: nothing acknowledged is lost.
-    (void)clean;
-    if (fatal) {
-        std::lock_guard lock(fatal_mutex);
-        log::error("cwhook stopped after a fatal error", {{"error", fatal_error}});
-        std::fprintf(stderr, "cwhook: %s\n", fatal_error.c_str());
+    if (sig == SIGUSR2) {
+        const std::string why = fatal.get();
+        notify("STOPPING=1\nSTATUS=fatal error: " + why);
+        log::error("cannot go on; shutting down to exit 1", {{"error", why}});
+        drain(**app, set, ping_every);
+        std::fprintf(stderr, "cwhook: stopped after a fatal error: %s\n", why.c_str());
         return 1;
     }
+    notify("STOPPING=1\nSTATUS=draining");
+    log::info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
+    drain(**app, set, ping_every);
     return 0;
 }
 

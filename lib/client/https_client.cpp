@@ -101,8 +101,8 @@ attempt_result fail_exchange(std::string_view step, const boost::system::error_c
     // Beast's http errors are parse errors, except the two that say the peer went away.
     const bool parse_error = ec.category() == http::make_error_code(http::error::end_of_stream).category() &&
                              ec != http::error::end_of_stream && ec != http::error::partial_message;
-    return fail(parse_error ? errc::bad_response : errc::connection_lost, fmt::format("{}: {}", step, ec.message()), sent,
-                got_bytes);
+    return fail(parse_error ? errc::bad_response : errc::connection_lost, fmt::format("{}: {}", step, ec.message()),
+                sent, got_bytes);
 }
 
 clock::time_point step_deadline(clock::time_point overall, milliseconds step)
@@ -421,6 +421,65 @@ void https_client::close_idle()
 
 namespace {
 
+// A fresh connection: resolve and connect under the connect deadline, leaving out
+// special-purpose destinations unless allowed; for TLS with SNI and the peer name armed.
+net::awaitable<boost::system::result<std::unique_ptr<connection>, failure>>
+open_connection(const net::any_io_executor& ex, const std::shared_ptr<ssl::context>& tls, const request& req,
+                const options& opt, clock::time_point deadline)
+{
+    // Resolve under the connect deadline: a timer cancels a hanging lookup.
+    const auto connect_by = step_deadline(deadline, opt.connect_timeout);
+    tcp::resolver resolver(ex);
+    net::steady_timer resolve_timer(ex, connect_by);
+    resolve_timer.async_wait([&resolver](boost::system::error_code ec) {
+        if (!ec) {
+            resolver.cancel();
+        }
+    });
+    const auto service = std::to_string(req.port); // not a temporary inside co_await (GCC 12)
+    auto [rec, results] = co_await resolver.async_resolve(req.host, service, use_tuple);
+    resolve_timer.cancel();
+    if (rec == net::error::operation_aborted) {
+        co_return failure{errc::timed_out, fmt::format("resolve {}: timed out", req.host)};
+    }
+    if (rec) {
+        co_return failure{errc::resolve_failed, fmt::format("resolve {}: {}", req.host, rec.message())};
+    }
+    std::vector<tcp::endpoint> endpoints;
+    for (const auto& r : results) {
+        if (opt.allow_private || !is_private_address(r.endpoint().address())) {
+            endpoints.push_back(r.endpoint());
+        }
+    }
+    if (endpoints.empty()) {
+        co_return failure{errc::special_address,
+                          fmt::format("{} resolves only to special-purpose addresses", req.host)};
+    }
+
+    auto conn = std::make_unique<connection>();
+    if (req.tls) {
+        if (!tls) {
+            co_return failure{errc::tls_setup_failed, "no TLS context"};
+        }
+        conn->secure = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(ex, *tls);
+        if (!crypto::set_peer_name(conn->secure->native_handle(), req.host)) {
+            co_return failure{errc::tls_setup_failed, "cannot set TLS peer name"};
+        }
+    } else {
+        conn->plain = std::make_unique<beast::tcp_stream>(ex);
+    }
+    auto& lowest = conn->lowest();
+    lowest.expires_at(connect_by);
+    auto [cec, ep] = co_await lowest.async_connect(endpoints, use_tuple);
+    if (cec == beast::error::timeout) {
+        co_return failure{errc::timed_out, "connect timed out"};
+    }
+    if (cec) {
+        co_return failure{errc::connect_failed, "connect: " + cec.message()};
+    }
+    co_return std::move(conn);
+}
+
 // One attempt: a pooled connection when one is alive, else a fresh one.
 // Everything by reference: the caller's locals outlive the awaited call (GCC 12 destroys
 // by-value class parameters of coroutines awaited in place twice).
@@ -462,58 +521,15 @@ net::awaitable<attempt_result> attempt(const net::any_io_executor& ex, const std
         }
     }
 
-    // Resolve under the connect deadline: a timer cancels a hanging lookup.
-    const auto connect_by = step_deadline(deadline, opt.connect_timeout);
-    tcp::resolver resolver(ex);
-    net::steady_timer resolve_timer(ex, connect_by);
-    resolve_timer.async_wait([&resolver](boost::system::error_code ec) {
-        if (!ec) {
-            resolver.cancel();
-        }
-    });
-    const auto service = std::to_string(req.port); // not a temporary inside co_await (GCC 12)
-    auto [rec, results] = co_await resolver.async_resolve(req.host, service, use_tuple);
-    resolve_timer.cancel();
-    if (rec == net::error::operation_aborted) {
-        co_return fail(errc::timed_out, fmt::format("resolve {}: timed out", req.host));
+    auto opened = co_await open_connection(ex, tls, req, opt, deadline);
+    if (!opened) {
+        co_return attempt_result{fetch_result(boost::system::in_place_error, std::move(opened.error()))};
     }
-    if (rec) {
-        co_return fail(errc::resolve_failed, fmt::format("resolve {}: {}", req.host, rec.message()));
-    }
-    std::vector<tcp::endpoint> endpoints;
-    for (const auto& r : results) {
-        if (opt.allow_private || !is_private_address(r.endpoint().address())) {
-            endpoints.push_back(r.endpoint());
-        }
-    }
-    if (endpoints.empty()) {
-        co_return fail(errc::special_address, fmt::format("{} resolves only to special-purpose addresses", req.host));
-    }
-
-    auto conn = std::make_unique<connection>();
-    if (req.tls) {
-        if (!tls) {
-            co_return fail(errc::tls_setup_failed, "no TLS context");
-        }
-        conn->secure = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(ex, *tls);
-        if (!crypto::set_peer_name(conn->secure->native_handle(), req.host)) {
-            co_return fail(errc::tls_setup_failed, "cannot set TLS peer name");
-        }
-    } else {
-        conn->plain = std::make_unique<beast::tcp_stream>(ex);
-    }
-    auto& lowest = conn->lowest();
-    lowest.expires_at(connect_by);
-    auto [cec, ep] = co_await lowest.async_connect(endpoints, use_tuple);
-    if (cec == beast::error::timeout) {
-        co_return fail(errc::timed_out, "connect timed out");
-    }
-    if (cec) {
-        co_return fail(errc::connect_failed, "connect: " + cec.message());
-    }
+    auto conn = std::move(*opened);
     if (metrics != nullptr) {
         metrics->get_counter("cwhook_client_connections_opened_total").inc();
     }
+    auto& lowest = conn->lowest();
     attempt_result r;
     bool reusable = false;
     if (conn->secure) {
