@@ -99,7 +99,7 @@ void drain(callback::app& app, const sigset_t& set, std::optional<std::chrono::m
     for (;;) {
         const int sig = wait_signal(set, ping_every);
         if (sig == 0) {
-            notify("WATCHDOG=1");  // draining is progress; TimeoutStopSec bounds it
+            notify("WATCHDOG=1"); // draining is progress; TimeoutStopSec bounds it
             continue;
         }
         if (sig == SIGUSR1) {
