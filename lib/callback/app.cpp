@@ -10,10 +10,10 @@
 #include "callback/detail/await.hpp"
 #include "callback/ingest.hpp"
 #include "callback/key_cache.hpp"
-#include "callback/verifier.hpp"
 #include "callback/readiness.hpp"
 #include "callback/reverifier.hpp"
 #include "callback/subscription_check.hpp"
+#include "callback/verifier.hpp"
 #include "client/https_client.hpp"
 #include "core/log.hpp"
 #include "core/task.hpp"
@@ -66,7 +66,7 @@ struct app::impl {
     std::unique_ptr<subscription_check> checker;
     std::vector<std::thread> threads;
     std::atomic<bool> stopping{false};
-    app::fatal_fn on_fatal;  // set by start() before any worker runs
+    app::fatal_fn on_fatal; // set by start() before any worker runs
     std::atomic<bool> failed{false};
 
     std::mutex mutex;
@@ -362,8 +362,8 @@ void app::start(fatal_fn on_fatal)
     if (p.cfg.storage.retention.count() > 0) {
         task::policy retention;
         retention.metrics = &p.metrics;
-        task::spawn_supervised(net::make_strand(p.ioc), "retention", [raw = &p] { return retention_loop(raw); },
-                               std::move(retention));
+        task::spawn_supervised(
+            net::make_strand(p.ioc), "retention", [raw = &p] { return retention_loop(raw); }, std::move(retention));
     }
     if (p.checker) {
         p.checker->start();

@@ -182,7 +182,8 @@ void reverifier::start()
     // A failed round must not end re-verification for good: restarted after a backoff.
     task::policy p;
     p.metrics = &state_->registry;
-    task::spawn_supervised(state_->ex, "reverifier", [st = state_] { return st->run(); }, std::move(p));
+    task::spawn_supervised(
+        state_->ex, "reverifier", [st = state_] { return st->run(); }, std::move(p));
 }
 
 void reverifier::stop()

@@ -106,7 +106,8 @@ void subscription_check::start()
 {
     task::policy p;
     p.metrics = &state_->registry;
-    task::spawn_supervised(state_->ex, "subscription_check", [st = state_] { return st->run(); }, std::move(p));
+    task::spawn_supervised(
+        state_->ex, "subscription_check", [st = state_] { return st->run(); }, std::move(p));
 }
 
 void subscription_check::stop()

@@ -277,8 +277,7 @@ net::awaitable<std::optional<std::string>> api::discover_codebase()
     const client::options opt = opt_;
     auto res = co_await http_.fetch(req, opt);
     if (!res) {
-        log::warn("manage companyinfo failed",
-                  {{"site", site_ep_->display()}, {"error", res.error().detail}});
+        log::warn("manage companyinfo failed", {{"site", site_ep_->display()}, {"error", res.error().detail}});
         co_return std::nullopt;
     }
     if (res->status != 200) {
