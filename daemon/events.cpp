@@ -152,6 +152,24 @@ void print_rows(const std::vector<Row>& rows, bool json, bool jsonl, ToJson to_j
 
 // ---- list -------------------------------------------------------------------------------
 
+// The list commands: run the query on the database (read-only) and print its rows.
+template <class Query, class ToJson, class ToTable>
+int list_rows(const common_options& common, const db_options& dbo, Query query, bool json, bool jsonl,
+              ToJson to_json, ToTable to_table)
+{
+    auto db = open_db(common, dbo, store::db_access::read_only);
+    if (!db) {
+        return 1;
+    }
+    auto rows = query(*db);
+    if (!rows) {
+        std::fprintf(stderr, "cwhook: %s\n", rows.error().c_str());
+        return 1;
+    }
+    print_rows(*rows, json, jsonl, to_json, to_table);
+    return flush_stdout();
+}
+
 struct list_options {
     db_options db;
     filter_options filter;
@@ -165,17 +183,9 @@ int run_list(const common_options& common, const list_options& o)
     if (!f) {
         return usage_error;
     }
-    auto db = open_db(common, o.db, store::db_access::read_only);
-    if (!db) {
-        return 1;
-    }
-    auto rows = db->list(*f);
-    if (!rows) {
-        std::fprintf(stderr, "cwhook: %s\n", rows.error().c_str());
-        return 1;
-    }
-    print_rows(*rows, o.json, o.jsonl, events::summary_json, events::table);
-    return flush_stdout();
+    return list_rows(
+        common, o.db, [&](store::event_db& db) { return db.list(*f); }, o.json, o.jsonl, events::summary_json,
+        events::table);
 }
 
 // ---- show -------------------------------------------------------------------------------
@@ -766,17 +776,9 @@ int run_rejections_list(const common_options& common, const rejections_list_opti
     f.since_us = scratch.since_us;
     f.until_us = scratch.until_us;
     f.limit = scratch.limit;
-    auto db = open_db(common, o.db, store::db_access::read_only);
-    if (!db) {
-        return 1;
-    }
-    auto rows = db->rejections(f);
-    if (!rows) {
-        std::fprintf(stderr, "cwhook: %s\n", rows.error().c_str());
-        return 1;
-    }
-    print_rows(*rows, o.json, o.jsonl, events::rejection_json, events::rejections_table);
-    return flush_stdout();
+    return list_rows(
+        common, o.db, [&](store::event_db& db) { return db.rejections(f); }, o.json, o.jsonl, events::rejection_json,
+        events::rejections_table);
 }
 
 struct rejections_show_options {

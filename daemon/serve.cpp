@@ -7,6 +7,7 @@
 // READY=1, STOPPING=1 and, when WatchdogSec= is set, WATCHDOG=1 pings.
 #include "commands.hpp"
 
+#include "callback/app.hpp"
 #include "config/config.hpp"
 #include "core/log.hpp"
 #include "service_manager.hpp"
@@ -50,19 +51,36 @@ int wait_signal(const sigset_t& set, std::optional<std::chrono::microseconds> ti
     }
 }
 
+std::string joined(const std::vector<std::string>& keys)
+{
+    std::string out;
+    for (const auto& k : keys) {
+        out += (out.empty() ? "" : ", ") + k;
+    }
+    return out.empty() ? "none" : out;
+}
+
 // SIGHUP: re-read the configuration; a bad one is refused and the running one stays.
-void reload(const common_options& common, callback::app& app)
+// `running` is the configuration in force, updated when the reload succeeds.
+void reload(const common_options& common, callback::app& app, config::settings& running)
 {
     notify("RELOADING=1");
-    auto cfg = config::load(config_path(common), config::process_env());
-    if (!cfg) {
+    auto loaded = config::load(config_path(common), config::process_env());
+    if (!loaded) {
+        app.reload_rejected();
         log::error("reload refused: invalid configuration; the running one stays in force",
-                   {{"error", cfg.error()}});
-    } else if (auto r = app.reload(cfg->app); !r) {
-        log::error("reload refused; the running configuration stays in force", {{"error", r.error()}});
+                   {{"error", loaded.error()}});
     } else {
-        log::configure(cfg->log.level, cfg->log.format, std::getenv("JOURNAL_STREAM") != nullptr);
-        log::info("configuration reloaded");
+        auto plan = config::plan_reload(running, *loaded);
+        if (auto r = app.reload(plan.in_force.app, plan.restart); !r) {
+            log::error("reload refused; the running configuration stays in force", {{"error", r.error()}});
+        } else {
+            log::configure(plan.in_force.log.level, plan.in_force.log.format,
+                           std::getenv("JOURNAL_STREAM") != nullptr);
+            running = std::move(plan.in_force);
+            log::info("configuration reloaded",
+                      {{"applied", joined(plan.live)}, {"restart_needed", joined(plan.restart)}});
+        }
     }
     notify("READY=1");
 }
@@ -166,7 +184,7 @@ int serve(const common_options& common)
             continue;
         }
         if (sig == SIGHUP) {
-            reload(common, **app);
+            reload(common, **app, *cfg);
             continue;
         }
         break;

@@ -84,8 +84,7 @@ std::string job_json(replay_job& job)
 
 // Runs fn(event_db&) on the worker and completes with its result; nullopt when the worker's
 // queue is full. fn is copied into the job and, through await_completion, into a coroutine
-// frame: it captures references and scalars only (GCC 12 may destroy by-value coroutine
-// arguments twice, harmless only for trivially destructible ones). Its references point into
+// frame: it captures references and scalars only (GCC 12: docs/STYLE.md). Its references point into
 // the awaiting frame, which outlives the job: the worker drops queued jobs before the
 // io_context that owns the frames goes away.
 template <class T, class F>
@@ -102,6 +101,31 @@ struct page_cursor {
     store::event_filter filter;
     std::optional<std::size_t> left;  // the filter's own limit, counted down
 };
+
+// The admin API's replay filter into a cursor over what was stored before `now`; the
+// problem with it otherwise ("filter.type: ...").
+std::optional<std::string> read_replay_filter(const std::vector<std::pair<std::string, std::string>>& filter,
+                                              std::int64_t now, page_cursor& cursor)
+{
+    auto& f = cursor.filter;
+    f.limit = 0;  // unless the filter sets one
+    for (const auto& [name, value] : filter) {
+        if (name == "cursor") {
+            return "filter.cursor: not a replay filter";
+        }
+        if (auto why = events::set_filter(f, name, value, now)) {
+            return fmt::format("filter.{}: {}", name, *why);
+        }
+    }
+    // The selection is what was stored when the job started: later events are not
+    // chased page after page, and the count stays the job's total.
+    f.until_us = std::min(f.until_us.value_or(now + 1), now + 1);
+    if (f.limit != 0) {
+        cursor.left = f.limit;  // "limit": the first N of the selection, oldest first
+    }
+    f.limit = 0;
+    return std::nullopt;
+}
 
 net::awaitable<events::id_page> next_page(store::db_worker* worker, page_cursor* cursor)
 {
@@ -226,6 +250,8 @@ struct admin_api::impl {
     }
 
     std::optional<http::response> gate(http::request& req);
+    // Keeps the job for GET /api/replays/ID; the oldest finished jobs beyond max_jobs_kept go.
+    void remember(const std::shared_ptr<replay_job>& job);
 
     net::awaitable<http::response> events_list(http::request& req);
     net::awaitable<http::response> event_one(http::request& req);
@@ -395,6 +421,24 @@ net::awaitable<http::response> admin_api::impl::event_one(http::request& req)
     co_return res;
 }
 
+void admin_api::impl::remember(const std::shared_ptr<replay_job>& job)
+{
+    std::lock_guard lock(jobs_mutex);
+    jobs.emplace(job->id, job);
+    job_order.push_back(job->id);
+    while (job_order.size() > max_jobs_kept) {
+        const auto it = jobs.find(job_order.front());
+        if (it != jobs.end()) {
+            std::lock_guard job_lock(it->second->mutex);
+            if (!it->second->summary.done) {
+                break;
+            }
+        }
+        jobs.erase(job_order.front());
+        job_order.pop_front();
+    }
+}
+
 net::awaitable<http::response> admin_api::impl::replay_start(http::request& req)
 {
     const unsigned v = req.msg.version();
@@ -430,24 +474,10 @@ net::awaitable<http::response> admin_api::impl::replay_start(http::request& req)
     std::size_t total = ids.size();
     if (r.has_filter) {
         cursor = std::make_shared<page_cursor>();
-        auto& f = cursor->filter;
-        f.limit = 0;  // unless the filter sets one
-        const auto now = now_us();
-        for (const auto& [name, value] : r.filter) {
-            if (name == "cursor") {
-                co_return http::error_response(400, "bad_request", "filter.cursor: not a replay filter", v);
-            }
-            if (auto why = events::set_filter(f, name, value, now)) {
-                co_return http::error_response(400, "bad_request", fmt::format("filter.{}: {}", name, *why), v);
-            }
+        if (auto why = read_replay_filter(r.filter, now_us(), *cursor)) {
+            co_return http::error_response(400, "bad_request", *why, v);
         }
-        // The selection is what was stored when the job started: later events are not
-        // chased page after page, and the count below stays the job's total.
-        f.until_us = std::min(f.until_us.value_or(now + 1), now + 1);
-        if (f.limit != 0) {
-            cursor->left = f.limit;  // "limit": the first N of the selection, oldest first
-        }
-        f.limit = 0;
+        const auto& f = cursor->filter;
         const store::event_filter* filter = &f;
         const auto count = [filter](store::event_db& db) { return db.count(*filter); };
         auto n = co_await on_db<store::db_result<std::int64_t>>(*db, count);
@@ -469,23 +499,7 @@ net::awaitable<http::response> admin_api::impl::replay_start(http::request& req)
     job->to = opt.to;
     job->summary.total = total;
     opt.job = job->id;
-    {
-        std::lock_guard lock(jobs_mutex);
-        jobs.emplace(job->id, job);
-        job_order.push_back(job->id);
-        // Bounded: the oldest finished jobs go first.
-        while (job_order.size() > max_jobs_kept) {
-            const auto it = jobs.find(job_order.front());
-            if (it != jobs.end()) {
-                std::lock_guard job_lock(it->second->mutex);
-                if (!it->second->summary.done) {
-                    break;
-                }
-            }
-            jobs.erase(job_order.front());
-            job_order.pop_front();
-        }
-    }
+    remember(job);
     replays_started.inc();
     log::info("admin: replay job started", {{"job", job->id}, {"events", total}, {"to", opt.to}});
 

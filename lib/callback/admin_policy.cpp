@@ -1,6 +1,7 @@
 #include "callback/admin_policy.hpp"
 
 #include "callback/key_url.hpp"
+#include "client/https_client.hpp"
 #include "core/json_string.hpp"
 #include "core/text.hpp"
 

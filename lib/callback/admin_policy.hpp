@@ -7,7 +7,6 @@
 #pragma once
 
 #include "callback/settings.hpp"
-#include "client/https_client.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/system/result.hpp>
@@ -17,6 +16,10 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+namespace cwhook::client {
+struct request;
+} // namespace cwhook::client
 
 namespace cwhook::callback {
 

@@ -20,6 +20,8 @@
 #include "core/time.hpp"
 #include "crypto/tls.hpp"
 
+#include <fmt/format.h>
+
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
@@ -39,7 +41,10 @@ namespace net = boost::asio;
 namespace bhttp = boost::beast::http;
 
 struct app::impl {
-    app_settings cfg;
+    app_settings cfg;  // as started; what components were built from (never changed)
+    // The [verify] settings in force: a reload replaces them, ingest and the re-verifier read
+    // them per delivery, the key fetcher per fetch.
+    live_value<verify_settings> verify{cfg.verify};
     metrics::registry metrics;
     net::io_context ioc;
     net::executor_work_guard<net::io_context::executor_type> work{ioc.get_executor()};
@@ -68,6 +73,11 @@ struct app::impl {
     std::atomic<bool> stopping{false};
     app::fatal_fn on_fatal; // set by start() before any worker runs
     std::atomic<bool> failed{false};
+
+    // The configuration in force (cfg with what reloads applied), for settings().
+    mutable std::mutex in_force_mutex;
+    app_settings in_force{cfg};
+    std::vector<std::string> restart_shown;  // keys whose cwhook_restart_needed is 1; reload thread only
 
     std::mutex mutex;
     std::condition_variable cv;
@@ -130,6 +140,18 @@ unsigned worker_threads(unsigned configured)
 }
 
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
+
+// The admin listener: [server]'s deadlines and sizes, its own address, plain HTTP, no proxies.
+http::settings admin_http_settings(const app_settings& s)
+{
+    http::settings out = s.server;
+    out.listen = {s.admin.listen};
+    out.tls_listen.clear();
+    out.inherited.clear();  // sockets from the service manager are the callback listener's
+    out.trusted_proxies.clear();
+    out.max_connections = 64;
+    return out;
+}
 
 // Retention: every retention_interval, delete what is older than `retention` in batches of
 // retention_batch rows. Each batch is one job in the writer's queue, committed together with
@@ -233,10 +255,10 @@ boost::system::result<std::unique_ptr<app>, std::string> app::create(app_setting
 
     p->client = std::make_unique<client::https_client>(p->ioc.get_executor(), p->client_tls, &p->metrics);
     p->keys = std::make_unique<key_cache>(p->ioc.get_executor(),
-                                          key_cache::https_fetcher(*p->client, cfg.verify, p->metrics), cfg.verify,
+                                          key_cache::https_fetcher(*p->client, p->verify, p->metrics), cfg.verify,
                                           p->metrics);
-    p->pipeline = std::make_unique<ingest>(cfg.verify, p->policy, *p->keys, *p->store, p->counts, p->metrics);
-    p->rever = std::make_unique<reverifier>(net::make_strand(p->ioc), cfg.verify, p->policy, *p->keys, *p->store,
+    p->pipeline = std::make_unique<ingest>(p->verify, p->policy, *p->keys, *p->store, p->counts, p->metrics);
+    p->rever = std::make_unique<reverifier>(net::make_strand(p->ioc), p->verify, p->policy, *p->keys, *p->store,
                                             p->counts, p->metrics);
 
     if (cfg.manage.check_interval.count() > 0) {
@@ -266,6 +288,9 @@ boost::system::result<std::unique_ptr<app>, std::string> app::create(app_setting
         }
     });
     p->metrics.get_gauge("cwhook_build_info", "version=\"" CWHOOK_VERSION "\"").set(1);
+    for (const auto* result : {"applied", "restart_needed", "rejected"}) {
+        p->metrics.get_counter("cwhook_reloads_total", fmt::format("result=\"{}\"", result));
+    }
 
     routes->add(bhttp::verb::get, "/healthz", [](http::request&) -> net::awaitable<http::response> {
         co_return http::json_response(200, R"({"status":"ok"})");
@@ -322,14 +347,8 @@ boost::system::result<std::unique_ptr<app>, std::string> app::create(app_setting
                               res.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
                               co_return res;
                           });
-        http::settings admin_http = cfg.server;
-        admin_http.listen = {cfg.admin.listen};
-        admin_http.tls_listen.clear();
-        admin_http.inherited.clear();  // sockets from the service manager are the callback listener's
-        admin_http.trusted_proxies.clear();
-        admin_http.max_connections = 64;
-        p->admin_server =
-            std::make_unique<http::server>(p->ioc, admin_http, admin_routes, nullptr, p->admin_server_metrics);
+        p->admin_server = std::make_unique<http::server>(p->ioc, admin_http_settings(cfg), admin_routes, nullptr,
+                                                         p->admin_server_metrics);
         p->admin_server->supervise_accept("admin_accept", p->fatal_policy());
         if (auto r = p->admin_server->start(); !r) {
             // The server names its own key; this listener's is admin.listen.
@@ -448,36 +467,48 @@ bool app::responsive(std::chrono::milliseconds timeout)
 
 namespace {
 
-// The settings a reload cannot apply, by configuration key.
-std::vector<std::string> restart_only_changes(const app_settings& a, const app_settings& b)
+std::string joined(const std::vector<std::string>& keys)
 {
-    std::vector<std::string> out;
-    auto diff = [&](bool changed, const char* key) {
-        if (changed) {
-            out.emplace_back(key);
-        }
-    };
-    const auto& x = a.server;
-    const auto& y = b.server;
-    diff(x.threads != y.threads, "server.threads");
-    diff(a.callback_path != b.callback_path, "server.callback_path");
-    diff(a.storage.path != b.storage.path, "storage.path");
-    diff(a.verify.mode != b.verify.mode, "verify.mode");
-    diff(a.verify.ca_file != b.verify.ca_file, "verify.ca_file");
-    diff(a.storage.retention != b.storage.retention, "storage.retention");
-    diff(a.storage.retention_batch != b.storage.retention_batch, "storage.retention_batch");
-    diff(a.storage.retention_interval != b.storage.retention_interval, "storage.retention_interval");
-    diff(a.admin.listen != b.admin.listen, "admin.listen");
-    diff(a.admin.token != b.admin.token, "admin.token");
-    diff(a.admin.hosts != b.admin.hosts, "admin.hosts");
-    diff(a.admin.origins != b.admin.origins, "admin.origins");
-    diff(a.admin.replay_targets != b.admin.replay_targets, "admin.replay_targets");
+    std::string out;
+    for (const auto& k : keys) {
+        out += (out.empty() ? "" : ", ") + k;
+    }
     return out;
 }
 
 } // namespace
 
-boost::system::result<void, std::string> app::reload(const app_settings& next)
+boost::system::result<void, std::string> app::reload(const app_settings& in_force,
+                                                     const std::vector<std::string>& restart_needed)
+{
+    auto& p = *impl_;
+    auto r = apply(in_force);
+    if (!r) {
+        p.metrics.get_counter("cwhook_reloads_total", "result=\"rejected\"").inc();
+        return r;
+    }
+    for (const auto& key : p.restart_shown) {
+        p.metrics.get_gauge("cwhook_restart_needed", fmt::format("key=\"{}\"", key)).set(0);
+    }
+    for (const auto& key : restart_needed) {
+        p.metrics.get_gauge("cwhook_restart_needed", fmt::format("key=\"{}\"", key)).set(1);
+    }
+    p.restart_shown = restart_needed;
+    p.metrics.get_counter("cwhook_reloads_total",
+                          restart_needed.empty() ? "result=\"applied\"" : "result=\"restart_needed\"")
+        .inc();
+    if (!restart_needed.empty()) {
+        log::warn("changed settings need a restart; running values kept", {{"keys", joined(restart_needed)}});
+    }
+    return {};
+}
+
+void app::reload_rejected()
+{
+    impl_->metrics.get_counter("cwhook_reloads_total", "result=\"rejected\"").inc();
+}
+
+boost::system::result<void, std::string> app::apply(const app_settings& next)
 {
     auto& p = *impl_;
     if (p.stopping) {
@@ -511,13 +542,15 @@ boost::system::result<void, std::string> app::reload(const app_settings& next)
     }
     p.policy = *policy;
     p.server->set_limits(next.server);
-    if (const auto kept = restart_only_changes(p.cfg, next); !kept.empty()) {
-        std::string keys;
-        for (const auto& k : kept) {
-            keys += (keys.empty() ? "" : ", ") + k;
-        }
-        log::warn("changed settings need a restart; running values kept", {{"keys", keys}});
+    if (p.admin_server) {
+        p.admin_server->set_limits(admin_http_settings(next));
     }
+    p.verify.set(next.verify);
+    p.keys->set_settings(next.verify);
+    std::lock_guard lock(p.in_force_mutex);
+    const auto inherited = std::move(p.in_force.server.inherited);
+    p.in_force = next;
+    p.in_force.server.inherited = inherited;  // runtime, not configuration
     return {};
 }
 
@@ -539,6 +572,10 @@ std::string app::render_metrics(impl& p)
     p.metrics.get_gauge("cwhook_failed_events").set(p.counts.failed.load());
     return p.metrics.render();
 }
-const app_settings& app::settings() const noexcept { return impl_->cfg; }
+app_settings app::settings() const
+{
+    std::lock_guard lock(impl_->in_force_mutex);
+    return impl_->in_force;
+}
 
 } // namespace cwhook::callback

@@ -6,7 +6,6 @@
 #include "callback/settings.hpp"
 #include "core/metrics.hpp"
 #include "http/server.hpp"
-#include "manage/settings.hpp"
 #include "store/event_store.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
@@ -18,19 +17,6 @@
 #include <vector>
 
 namespace cwhook::callback {
-
-struct app_settings {
-    http::settings server;
-    std::string callback_path = "/callbacks";
-    verify_settings verify;
-    store::settings storage;
-    admin_settings admin;
-    manage::settings manage;
-    std::vector<manage::subscription> subscriptions;  // [[subscriptions]]
-};
-
-// The Manage company ids whose callbacks are accepted: verify.companies and manage.company_id.
-std::vector<std::string> trusted_companies(const app_settings& s);
 
 class app {
 public:
@@ -54,12 +40,20 @@ public:
     // True when the worker threads ran a posted task within `timeout` (the watchdog ping).
     bool responsive(std::chrono::milliseconds timeout);
 
-    // Configuration reload: re-reads the TLS certificate and key, and takes the new server
-    // limits, deadlines and trusted proxies (connections accepted from now on use them, open
-    // ones keep theirs); replaces the key host allowlist. Other changed settings (listeners,
-    // storage, verify mode) are named in a warning and keep their running values until a
-    // restart. On error nothing changes.
-    boost::system::result<void, std::string> reload(const app_settings& next);
+    // Configuration reload. `in_force` becomes the configuration in force: every setting that
+    // needs a restart must hold its running value (config::plan_reload() makes such settings
+    // from a newly loaded file); `restart_needed` names the keys whose newer value waits for a
+    // restart (warned, and shown as cwhook_restart_needed{key="..."} 1 until a later reload no
+    // longer names them). Applied: the TLS certificate and key are re-read; listeners are
+    // rebound; the server limits, deadlines and trusted proxies apply to connections accepted
+    // from now on (open ones keep theirs; the admin listener takes the same deadlines and
+    // sizes); the [verify] settings apply to the next delivery, re-verification and key fetch.
+    // Counts cwhook_reloads_total{result="applied"|"restart_needed"|"rejected"}. On error
+    // nothing changes. Call from one thread at a time.
+    boost::system::result<void, std::string> reload(const app_settings& in_force,
+                                                    const std::vector<std::string>& restart_needed = {});
+    // A reload whose configuration could not be loaded: counted as rejected.
+    void reload_rejected();
 
     std::vector<boost::asio::ip::tcp::endpoint> plain_endpoints() const;
     std::vector<boost::asio::ip::tcp::endpoint> tls_endpoints() const;
@@ -71,13 +65,15 @@ public:
     metrics::registry& metrics() noexcept;
     // Prometheus text of every metric, with the sampled gauges (store queue depth) updated.
     std::string render_metrics();
-    const app_settings& settings() const noexcept;
+    // The configuration in force: as started, with what reloads applied (a copy; thread-safe).
+    app_settings settings() const;
 
     struct impl;
     static std::string render_metrics(impl& p);
 
 private:
     explicit app(std::unique_ptr<impl> p);
+    boost::system::result<void, std::string> apply(const app_settings& next);
     std::unique_ptr<impl> impl_;
 };
 

@@ -68,7 +68,7 @@ struct ingest::verdict {
     std::string detail;                          // safe text for the client
 };
 
-ingest::ingest(const verify_settings& cfg, const key_url_policy& policy, key_cache& keys, store::event_store& store,
+ingest::ingest(const live_value<verify_settings>& cfg, const key_url_policy& policy, key_cache& keys, store::event_store& store,
                status_counts& counts, metrics::registry& metrics)
     : cfg_(cfg), policy_(policy), keys_(keys), store_(store), counts_(counts), metrics_(metrics),
       stored_(metrics.get_counter("cwhook_events_stored_total")),
@@ -104,8 +104,9 @@ void ingest::count_by_type(std::string_view type, std::string_view action, event
         .inc();
 }
 
-net::awaitable<ingest::verdict> ingest::verify(const std::string& body, std::string_view signature_header,
-                                               const std::string& key_url, const std::optional<std::string>& company_id)
+net::awaitable<ingest::verdict> ingest::verify(const verify_settings& cfg, const std::string& body,
+                                               std::string_view signature_header, const std::string& key_url,
+                                               const std::optional<std::string>& company_id)
 {
     verdict v;
     const auto refuse = [&v](refusal why, std::string detail) {
@@ -113,7 +114,7 @@ net::awaitable<ingest::verdict> ingest::verify(const std::string& body, std::str
         v.why = why;
         v.detail = std::move(detail);
     };
-    if (cfg_.mode == verify_mode::off) {
+    if (cfg.mode == verify_mode::off) {
         v.status = event_status::unverified;
         v.reason = "verification_off";
         co_return v;
@@ -138,7 +139,7 @@ net::awaitable<ingest::verdict> ingest::verify(const std::string& body, std::str
         co_return v;
     }
     const auto arrived = keys_.now();
-    const auto deadline = arrived + cfg_.answer_deadline;
+    const auto deadline = arrived + cfg.answer_deadline;
     const auto k = co_await check_signature(keys_, *target, body, *sig, arrived, deadline);
     switch (k.what) {
     case key_verdict::kind::verified: v.status = event_status::verified; break;
@@ -158,7 +159,7 @@ net::awaitable<ingest::verdict> ingest::verify(const std::string& body, std::str
         break;
     case key_verdict::kind::no_key:
         // Quarantine: kept whole, never verified, bounded so forgeries cannot fill the table.
-        if (counts_.failed.load(std::memory_order_relaxed) >= static_cast<std::int64_t>(cfg_.max_failed)) {
+        if (counts_.failed.load(std::memory_order_relaxed) >= static_cast<std::int64_t>(cfg.max_failed)) {
             refuse(k.why.value_or(refusal::key_unavailable),
                    "the key server gave no usable key for key_url, and verify.max_failed events are quarantined");
         } else {
@@ -236,20 +237,23 @@ net::awaitable<http::response> ingest::handle(http::request& req)
     req.log_fields.emplace_back("action", p.action);
     req.log_fields.emplace_back("entity", p.id);
 
+    // One request runs with one version of the settings, whatever a reload does meanwhile.
+    const std::shared_ptr<const verify_settings> snapshot = cfg_.get();
+    const verify_settings& cfg = *snapshot;
     const std::string_view signature = req.msg["x-content-signature"];
-    auto v = co_await verify(body, signature, p.key_url, p.company_id);
+    auto v = co_await verify(cfg, body, signature, p.key_url, p.company_id);
     if (v.what == verdict::fate::defer) {
         co_return defer(req, v.why, v.detail);
     }
     if (v.what == verdict::fate::refuse) {
-        if (cfg_.mode == verify_mode::enforce) {
+        if (cfg.mode == verify_mode::enforce) {
             co_return reject(req, v.why, v.detail, p.key_url);
         }
         v.status = event_status::failed;  // report mode: keep it, flagged
         v.reason = describe(v.why).code;
     }
     if (v.status == event_status::pending &&
-        counts_.pending.load(std::memory_order_relaxed) >= static_cast<std::int64_t>(cfg_.max_pending)) {
+        counts_.pending.load(std::memory_order_relaxed) >= static_cast<std::int64_t>(cfg.max_pending)) {
         metrics_.get_counter("cwhook_pending_limit_total").inc();
         co_return defer(req, refusal::pending_limit, "too many events await verification; retry later");
     }
@@ -281,7 +285,7 @@ net::awaitable<http::response> ingest::handle(http::request& req)
     ev.callback_id = p.callback_id;
     ev.key_url = std::move(p.key_url);
     ev.next_verify_at_us = v.status == event_status::pending
-                               ? ev.received_at_us + std::chrono::duration_cast<std::chrono::microseconds>(cfg_.pending_retry_min).count()
+                               ? ev.received_at_us + std::chrono::duration_cast<std::chrono::microseconds>(cfg.pending_retry_min).count()
                                : 0;
     ev.body = std::move(req.msg.body());  // no rejection can follow from here on
 
@@ -318,7 +322,7 @@ net::awaitable<http::response> ingest::handle(http::request& req)
     if (v.status == event_status::failed) {
         counts_.failed.fetch_add(1, std::memory_order_relaxed);
         req.log_fields.emplace_back("reason", v.reason);
-        if (cfg_.mode == verify_mode::enforce) {
+        if (cfg.mode == verify_mode::enforce) {
             // Quarantined: acknowledged (Manage would not retry a refusal), never verified.
             co_return http::json_response(
                 202, fmt::format("{{\"status\":\"failed\",\"id\":{},\"reason\":\"{}\"}}", o.id, v.reason));

@@ -12,6 +12,7 @@
 #include "callback/refusal.hpp"
 #include "callback/settings.hpp"
 #include "callback/verifier.hpp"
+#include "core/live_value.hpp"
 #include "core/metrics.hpp"
 #include "http/router.hpp"
 #include "store/event_store.hpp"
@@ -24,7 +25,8 @@ namespace cwhook::callback {
 
 class ingest {
 public:
-    ingest(const verify_settings& cfg, const key_url_policy& policy, key_cache& keys, store::event_store& store,
+    // cfg: read once per request, so a reload applies from the next delivery on.
+    ingest(const live_value<verify_settings>& cfg, const key_url_policy& policy, key_cache& keys, store::event_store& store,
            status_counts& counts, metrics::registry& metrics);
 
     boost::asio::awaitable<http::response> handle(http::request& req);
@@ -34,15 +36,16 @@ public:
 
 private:
     struct verdict;
-    boost::asio::awaitable<verdict> verify(const std::string& body, std::string_view signature_header,
-                                           const std::string& key_url, const std::optional<std::string>& company_id);
+    boost::asio::awaitable<verdict> verify(const verify_settings& cfg, const std::string& body,
+                                           std::string_view signature_header, const std::string& key_url,
+                                           const std::optional<std::string>& company_id);
     // A warning at most every 10 s while storage refuses events (the counter counts each).
     void warn_busy(std::string_view why);
     void count_by_type(std::string_view type, std::string_view action, store::event_status status);
     http::response reject(http::request& req, refusal why, std::string_view detail, std::string_view key_url = {});
     http::response defer(http::request& req, refusal why, std::string_view detail);
 
-    const verify_settings& cfg_;
+    const live_value<verify_settings>& cfg_;
     const key_url_policy& policy_;
     key_cache& keys_;
     store::event_store& store_;

@@ -9,7 +9,7 @@
 
 #include "callback/detail/await.hpp"
 #include "core/log.hpp"
-#include "json/payload.hpp"
+#include "json/signing_key.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -471,6 +471,31 @@ key_cache::fetch_fn key_cache::https_fetcher(client::https_client& client, const
 {
     auto& seconds = metrics.get_histogram("cwhook_key_fetch_duration_seconds", {}, metrics::latency_buckets());
     return [&client, &seconds, cfg](const key_target& t) { return fetch_over_https(client, seconds, cfg, t); };
+}
+
+namespace {
+
+// Holds the settings version one fetch started with for as long as the fetch runs.
+net::awaitable<result<crypto::key_digest>> fetch_with(client::https_client& client, metrics::histogram& seconds,
+                                                      std::shared_ptr<const verify_settings> cfg,
+                                                      const key_target& t)
+{
+    co_return co_await fetch_over_https(client, seconds, *cfg, t);
+}
+
+} // namespace
+
+key_cache::fetch_fn key_cache::https_fetcher(client::https_client& client, const live_value<verify_settings>& cfg,
+                                             metrics::registry& metrics)
+{
+    auto& seconds = metrics.get_histogram("cwhook_key_fetch_duration_seconds", {}, metrics::latency_buckets());
+    return [&client, &seconds, &cfg](const key_target& t) { return fetch_with(client, seconds, cfg.get(), t); };
+}
+
+void key_cache::set_settings(const verify_settings& cfg)
+{
+    std::lock_guard lock(state_->mutex);
+    state_->cfg = cfg;
 }
 
 } // namespace cwhook::callback

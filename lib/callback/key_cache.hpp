@@ -16,6 +16,7 @@
 #include "callback/key_url.hpp"
 #include "callback/settings.hpp"
 #include "client/https_client.hpp"
+#include "core/live_value.hpp"
 #include "core/metrics.hpp"
 #include "crypto/signature.hpp"
 
@@ -65,6 +66,15 @@ public:
     // the key).
     static fetch_fn https_fetcher(client::https_client& client, const verify_settings& cfg,
                                   metrics::registry& metrics);
+    // The same, reading key_fetch_timeout and key_max_bytes from `cfg` at each fetch (a
+    // configuration reload replaces them). `cfg` must outlive the fetcher.
+    static fetch_fn https_fetcher(client::https_client& client, const live_value<verify_settings>& cfg,
+                                  metrics::registry& metrics);
+
+    // Configuration reload: TTLs, the refetch interval, the fetch budget and the entry bound
+    // apply from the next lookup on (entries and budgets already made keep their state; a
+    // smaller bound is reached as new entries evict old ones). The fetcher is not changed.
+    void set_settings(const verify_settings& cfg);
 
     // The cached key, or one fetched now (or a cached failure).
     boost::asio::awaitable<lookup> get(const key_target& target, clock::time_point deadline);

@@ -173,13 +173,16 @@ boost::system::result<key_url_policy, std::string> key_url_policy::make(const st
 
 bool key_url_policy::has_companies() const { return !lists_.load()->companies.empty(); }
 
-boost::system::result<key_target, key_url_refusal> key_url_policy::check(std::string_view url) const
+namespace {
+
+// Cheap screening before the URL parser: a key URL is printable ASCII and starts with
+// "https://". Only such text reaches Boost.URL (1.81 asserts on some rootless paths with
+// raw non-ASCII bytes, e.g. "w:\xff", found by fuzzing). nullopt: the text may be parsed.
+std::optional<key_url_refusal> screen(std::string_view url)
 {
-    // Cheap screening before the URL parser: a key URL is printable ASCII and starts with
-    // "https://". Only such text reaches Boost.URL (1.81 asserts on some rootless paths with
-    // raw non-ASCII bytes, e.g. "w:\xff", found by fuzzing).
+    const auto no = [](std::string why) { return key_url_refusal{refusal::key_url_not_allowed, std::move(why)}; };
     if (!std::all_of(url.begin(), url.end(), [](unsigned char c) { return c > 0x20 && c < 0x7f; })) {
-        return refuse(url.empty() ? "not an absolute URL" : "URL holds bytes outside printable ASCII");
+        return no(url.empty() ? "not an absolute URL" : "URL holds bytes outside printable ASCII");
     }
     if (url.size() < 8 || canonical_host(url.substr(0, 8)) != "https://") {
         const auto colon = url.find(':');
@@ -189,13 +192,14 @@ boost::system::result<key_target, key_url_refusal> key_url_policy::check(std::st
             std::all_of(url.begin(), url.begin() + static_cast<std::ptrdiff_t>(colon), [](unsigned char c) {
                 return std::isalnum(c) || c == '+' || c == '-' || c == '.';
             });
-        return refuse(has_scheme ? "scheme must be https" : "not an absolute URL");
+        return no(has_scheme ? "scheme must be https" : "not an absolute URL");
     }
-    auto parsed = boost::urls::parse_absolute_uri(url);
-    if (!parsed) {
-        return refuse("not an absolute URL");
-    }
-    const boost::urls::url_view u = *parsed;
+    return std::nullopt;
+}
+
+// The canonical host and the port of a parsed https URL.
+check_result read_authority(std::string_view url, const boost::urls::url_view& u)
+{
     // The authority must run exactly to the first '/', '?' or '#'. Boost.URL 1.81 stops early on
     // some malformed authorities ("https://[::1]x", "https://127.0.0.1:9443.evil.example/") and
     // would leave the rest as a path not starting with '/'; found by fuzzing.
@@ -236,22 +240,13 @@ boost::system::result<key_target, key_url_refusal> key_url_policy::check(std::st
         }
         t.port = *pp;
     }
-    const auto lists = lists_.load();
-    const auto& entries = lists->hosts;
-    const auto it = std::find_if(entries.begin(), entries.end(),
-                                 [&](const entry& e) { return e.host == t.host && e.port == t.port; });
-    if (it == entries.end()) {
-        const bool v6 = t.host.find(':') != std::string::npos;
-        const auto shown = v6 ? "[" + t.host + "]" : t.host;
-        return refuse(t.port == 443 ? "host " + shown + " is not allowed"
-                                    : "host " + shown + ":" + std::to_string(t.port) + " is not allowed");
-    }
-    t.operator_listed = it->operator_listed;
-    const std::string_view path = u.encoded_path();
-    if (!is_key_endpoint_path(path)) {
-        return refuse("path is not /<codebase>//system/callbackkey/index.rails", refusal::key_url_not_key_endpoint);
-    }
-    // The query: companyName and id, each exactly once, nothing else.
+    return t;
+}
+
+// The key endpoint's query: companyName and id, each exactly once, nothing else. Fills
+// t.company and t.key_id.
+check_result read_query(const boost::urls::url_view& u, key_target t)
+{
     std::optional<std::string> company;
     std::optional<std::string> id;
     if (u.has_query()) {
@@ -275,16 +270,54 @@ boost::system::result<key_target, key_url_refusal> key_url_policy::check(std::st
     if (!id) {
         return refuse("query has no id", refusal::key_url_not_key_endpoint);
     }
-    if (!std::binary_search(lists->companies.begin(), lists->companies.end(), lower_ascii(*company))) {
+    t.company = std::move(*company);
+    t.key_id = std::move(*id);
+    return t;
+}
+
+} // namespace
+
+boost::system::result<key_target, key_url_refusal> key_url_policy::check(std::string_view url) const
+{
+    if (auto no = screen(url)) {
+        return check_result(boost::system::in_place_error, std::move(*no));
+    }
+    auto parsed = boost::urls::parse_absolute_uri(url);
+    if (!parsed) {
+        return refuse("not an absolute URL");
+    }
+    const boost::urls::url_view u = *parsed;
+    auto t = read_authority(url, u);
+    if (!t) {
+        return t;
+    }
+    const auto lists = lists_.load();
+    const auto& entries = lists->hosts;
+    const auto it = std::find_if(entries.begin(), entries.end(),
+                                 [&](const entry& e) { return e.host == t->host && e.port == t->port; });
+    if (it == entries.end()) {
+        const bool v6 = t->host.find(':') != std::string::npos;
+        const auto shown = v6 ? "[" + t->host + "]" : t->host;
+        return refuse(t->port == 443 ? "host " + shown + " is not allowed"
+                                     : "host " + shown + ":" + std::to_string(t->port) + " is not allowed");
+    }
+    t->operator_listed = it->operator_listed;
+    const std::string_view path = u.encoded_path();
+    if (!is_key_endpoint_path(path)) {
+        return refuse("path is not /<codebase>//system/callbackkey/index.rails", refusal::key_url_not_key_endpoint);
+    }
+    t = read_query(u, std::move(*t));
+    if (!t) {
+        return t;
+    }
+    if (!std::binary_search(lists->companies.begin(), lists->companies.end(), lower_ascii(t->company))) {
         return refuse(lists->companies.empty() ? "no Manage company is configured (verify.companies)"
                                                : "company is not one of verify.companies",
                       refusal::company_not_allowed);
     }
-    t.company = std::move(*company);
-    t.key_id = std::move(*id);
-    t.target = std::string(path);
-    t.target += '?';
-    t.target += std::string_view(u.encoded_query());
+    t->target = std::string(path);
+    t->target += '?';
+    t->target += std::string_view(u.encoded_query());
     return t;
 }
 

@@ -24,7 +24,7 @@ constexpr auto resync_interval = std::chrono::minutes(1);
 
 struct reverifier::state : std::enable_shared_from_this<reverifier::state> {
     net::any_io_executor ex;
-    const verify_settings& cfg;
+    const live_value<verify_settings>& settings;  // read at each use: a reload applies at once
     const key_url_policy& policy;
     key_cache& keys;
     store::event_store& store;
@@ -39,9 +39,9 @@ struct reverifier::state : std::enable_shared_from_this<reverifier::state> {
     std::atomic<bool> stopped{false};
     std::minstd_rand rng{std::random_device{}()};
 
-    state(net::any_io_executor e, const verify_settings& c, const key_url_policy& p, key_cache& k,
+    state(net::any_io_executor e, const live_value<verify_settings>& c, const key_url_policy& p, key_cache& k,
           store::event_store& s, status_counts& t, metrics::registry& m)
-        : ex(std::move(e)), cfg(c), policy(p), keys(k), store(s), counts(t), registry(m),
+        : ex(std::move(e)), settings(c), policy(p), keys(k), store(s), counts(t), registry(m),
           verified(m.get_counter("cwhook_reverify_total", "outcome=\"verified\"")),
           failed(m.get_counter("cwhook_reverify_total", "outcome=\"failed\"")),
           retried(m.get_counter("cwhook_reverify_total", "outcome=\"retry\"")),
@@ -61,8 +61,9 @@ struct reverifier::state : std::enable_shared_from_this<reverifier::state> {
     // every pending row in the same millisecond.
     std::chrono::microseconds backoff(std::int64_t attempts)
     {
-        const auto min = std::chrono::duration_cast<std::chrono::microseconds>(cfg.pending_retry_min).count();
-        const auto max = std::chrono::duration_cast<std::chrono::microseconds>(cfg.pending_retry_max).count();
+        const auto cfg = settings.get();
+        const auto min = std::chrono::duration_cast<std::chrono::microseconds>(cfg->pending_retry_min).count();
+        const auto max = std::chrono::duration_cast<std::chrono::microseconds>(cfg->pending_retry_max).count();
         const auto shift = std::min<std::int64_t>(attempts, 30);
         const auto base = std::min<std::int64_t>(max, min << shift);
         std::uniform_real_distribution<double> jitter(0.8, 1.2);
@@ -75,7 +76,8 @@ struct reverifier::state : std::enable_shared_from_this<reverifier::state> {
         u.id = row.id;
         u.from = event_status::pending;
         // The background has time: a fetch and a refetch interval, whatever the answer deadline.
-        const auto wait = cfg.key_fetch_timeout + cfg.key_refetch_interval + cfg.answer_deadline;
+        const std::shared_ptr<const verify_settings> cfg = settings.get();
+        const auto wait = cfg->key_fetch_timeout + cfg->key_refetch_interval + cfg->answer_deadline;
         const auto v = co_await recheck(keys, policy, row, wait);
         u.verify_reason = std::string(v.reason());
         switch (v.what) {
@@ -86,7 +88,7 @@ struct reverifier::state : std::enable_shared_from_this<reverifier::state> {
         case key_verdict::kind::transient:
         case key_verdict::kind::busy: {
             const auto age = std::chrono::microseconds(now_us() - row.received_at_us);
-            if (age > cfg.pending_max_age) {
+            if (age > cfg->pending_max_age) {
                 u.status = event_status::failed;
                 u.verify_reason = "key_fetch_gave_up";
             } else {
@@ -155,13 +157,13 @@ struct reverifier::state : std::enable_shared_from_this<reverifier::state> {
                     }
                 }
             }
-            timer.expires_after(std::min<std::chrono::milliseconds>(cfg.pending_retry_min, std::chrono::milliseconds(1000)));
+            timer.expires_after(std::min<std::chrono::milliseconds>(settings.get()->pending_retry_min, std::chrono::milliseconds(1000)));
             co_await timer.async_wait(net::as_tuple(net::use_awaitable));
         }
     }
 };
 
-reverifier::reverifier(net::any_io_executor ex, const verify_settings& cfg, const key_url_policy& policy,
+reverifier::reverifier(net::any_io_executor ex, const live_value<verify_settings>& cfg, const key_url_policy& policy,
                        key_cache& keys, store::event_store& store, status_counts& counts, metrics::registry& metrics)
     : state_(std::make_shared<state>(std::move(ex), cfg, policy, keys, store, counts, metrics))
 {

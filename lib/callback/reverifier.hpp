@@ -8,6 +8,7 @@
 
 #include "callback/key_url.hpp"
 #include "callback/verifier.hpp"
+#include "core/live_value.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 
@@ -17,7 +18,7 @@ namespace cwhook::callback {
 
 class reverifier {
 public:
-    reverifier(boost::asio::any_io_executor ex, const verify_settings& cfg, const key_url_policy& policy,
+    reverifier(boost::asio::any_io_executor ex, const live_value<verify_settings>& cfg, const key_url_policy& policy,
                key_cache& keys, store::event_store& store, status_counts& counts, metrics::registry& metrics);
     ~reverifier();
 

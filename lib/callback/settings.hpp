@@ -1,5 +1,10 @@
-// Settings of the callback application (the [verify] section). Plain data.
+// Settings of the callback application: [verify], [admin] and the whole application's
+// (app_settings, which the configuration fills). Plain data.
 #pragma once
+
+#include "http/settings.hpp"
+#include "manage/settings.hpp"
+#include "store/settings.hpp"
 
 #include <chrono>
 #include <cstddef>
@@ -33,10 +38,6 @@ struct verify_settings {
     std::chrono::milliseconds pending_max_age{259'200'000};  // 3 days: then the row is marked failed
 };
 
-} // namespace cwhook::callback
-
-namespace cwhook::callback {
-
 // The [admin] section: the operators' HTTP API on its own listener.
 struct admin_settings {
     std::string listen = "127.0.0.1:9090";  // "host:port"; "" = no admin listener
@@ -53,5 +54,18 @@ struct admin_settings {
     // "host:port". Empty: replays through the API are refused (the CLI is not limited).
     std::vector<std::string> replay_targets{};
 };
+
+struct app_settings {
+    http::settings server;
+    std::string callback_path = "/callbacks";
+    verify_settings verify;
+    store::settings storage;
+    admin_settings admin;
+    manage::settings manage;
+    std::vector<manage::subscription> subscriptions;  // [[subscriptions]]
+};
+
+// The Manage company ids whose callbacks are accepted: verify.companies and manage.company_id.
+std::vector<std::string> trusted_companies(const app_settings& s);
 
 } // namespace cwhook::callback

@@ -1,7 +1,11 @@
 // Design: every configuration key is one row of settings_keys() (section, name, kind, secret
 // flag and a projection onto the settings member). That table alone drives reading the TOML
 // file, the CWHOOK_<SECTION>_<KEY> environment overrides, unknown-key detection and render(),
-// so adding a key is one line here plus its line in config/cwhook.toml. The defaults are the
+// so adding a key is one line here plus its line in config/cwhook.toml. Each row also says what
+// a reload does with a changed value: .live() when the application applies it at once (its
+// reload takes the whole new settings and hands each part to the component that owns it),
+// .needs_restart() when the value is built into something made once at start (listeners of
+// other kinds, threads, the database, clients). plan_reload() reads only these marks. The defaults are the
 // member initializers of the modules' settings structs: nothing here repeats them.
 // Checks that need one value live in the table (shape, range, file exists); checks across
 // keys run once the file and the environment are merged. This is the only file that
@@ -15,8 +19,7 @@
 #include "config/detail/resolve.hpp"
 #include "core/duration.hpp"
 #include "http/address.hpp"
-#include "http/server.hpp"
-#include "manage/api.hpp"
+#include "manage/site.hpp"
 #include "manage/types.hpp"
 
 #include <fmt/format.h>
@@ -273,128 +276,128 @@ const std::vector<detail::key<settings>>& settings_keys()
 {
     static const std::vector<detail::key<settings>> table{
         // [server]
-        make::list("server", "listen", [](auto& s) -> auto& { return s.app.server.listen; }, listen_problem),
-        make::list("server", "tls_listen", [](auto& s) -> auto& { return s.app.server.tls_listen; }, listen_problem),
-        make::path("server", "tls_cert", [](auto& s) -> auto& { return s.app.server.tls_cert; }, existing_file),
-        make::path("server", "tls_key", [](auto& s) -> auto& { return s.app.server.tls_key; }, existing_file),
+        make::list("server", "listen", [](auto& s) -> auto& { return s.app.server.listen; }, listen_problem).live(),
+        make::list("server", "tls_listen", [](auto& s) -> auto& { return s.app.server.tls_listen; }, listen_problem).live(),
+        make::path("server", "tls_cert", [](auto& s) -> auto& { return s.app.server.tls_cert; }, existing_file).live(),
+        make::path("server", "tls_key", [](auto& s) -> auto& { return s.app.server.tls_key; }, existing_file).live(),
         make::string("server", "callback_path", [](auto& s) -> auto& { return s.app.callback_path; },
-                     callback_path_problem),
-        make::count("server", "max_body_bytes", [](auto& s) -> auto& { return s.app.server.max_body_bytes; }, 1),
-        make::count("server", "max_header_bytes", [](auto& s) -> auto& { return s.app.server.max_header_bytes; }, 1),
-        make::count("server", "max_connections", [](auto& s) -> auto& { return s.app.server.max_connections; }, 1),
+                     callback_path_problem).needs_restart(),
+        make::count("server", "max_body_bytes", [](auto& s) -> auto& { return s.app.server.max_body_bytes; }, 1).live(),
+        make::count("server", "max_header_bytes", [](auto& s) -> auto& { return s.app.server.max_header_bytes; }, 1).live(),
+        make::count("server", "max_connections", [](auto& s) -> auto& { return s.app.server.max_connections; }, 1).live(),
         make::count("server", "max_connections_per_client",
-                    [](auto& s) -> auto& { return s.app.server.max_connections_per_client; }, 1),
+                    [](auto& s) -> auto& { return s.app.server.max_connections_per_client; }, 1).live(),
         make::list("server", "trusted_proxies", [](auto& s) -> auto& { return s.app.server.trusted_proxies; },
-                   cidr_problem),
+                   cidr_problem).live(),
         // A zero per-operation timeout would fail every connection at once.
         make::duration("server", "handshake_timeout", [](auto& s) -> auto& { return s.app.server.handshake_timeout; },
-                       positive),
+                       positive).live(),
         make::duration("server", "header_timeout", [](auto& s) -> auto& { return s.app.server.header_timeout; },
-                       positive),
-        make::duration("server", "body_timeout", [](auto& s) -> auto& { return s.app.server.body_timeout; }, positive),
+                       positive).live(),
+        make::duration("server", "body_timeout", [](auto& s) -> auto& { return s.app.server.body_timeout; }, positive).live(),
         make::duration("server", "write_timeout", [](auto& s) -> auto& { return s.app.server.write_timeout; },
-                       positive),
-        make::duration("server", "idle_timeout", [](auto& s) -> auto& { return s.app.server.idle_timeout; }, positive),
-        make::duration("server", "drain_timeout", [](auto& s) -> auto& { return s.app.server.drain_timeout; }),
-        make::count("server", "threads", [](auto& s) -> auto& { return s.app.server.threads; }, 0, 256),
+                       positive).live(),
+        make::duration("server", "idle_timeout", [](auto& s) -> auto& { return s.app.server.idle_timeout; }, positive).live(),
+        make::duration("server", "drain_timeout", [](auto& s) -> auto& { return s.app.server.drain_timeout; }).live(),
+        make::count("server", "threads", [](auto& s) -> auto& { return s.app.server.threads; }, 0, 256).needs_restart(),
 
         // [verify]
         make::choice("verify", "mode", [](auto& s) -> auto& { return s.app.verify.mode; },
                      std::vector<std::pair<std::string_view, callback::verify_mode>>{
                          {"enforce", callback::verify_mode::enforce},
                          {"report", callback::verify_mode::report},
-                         {"off", callback::verify_mode::off}}),
+                         {"off", callback::verify_mode::off}}).live(),
         make::list("verify", "allowed_key_hosts", [](auto& s) -> auto& { return s.app.verify.allowed_key_hosts; }, {},
-                   key_hosts_problem),
-        make::list("verify", "companies", [](auto& s) -> auto& { return s.app.verify.companies; }, company_problem),
-        make::duration("verify", "key_cache_ttl", [](auto& s) -> auto& { return s.app.verify.key_cache_ttl; }),
+                   key_hosts_problem).live(),
+        make::list("verify", "companies", [](auto& s) -> auto& { return s.app.verify.companies; }, company_problem).live(),
+        make::duration("verify", "key_cache_ttl", [](auto& s) -> auto& { return s.app.verify.key_cache_ttl; }).live(),
         // The fetch runs while a sender waits for its answer; Manage gives up on slow receivers.
         make::duration("verify", "key_fetch_timeout", [](auto& s) -> auto& { return s.app.verify.key_fetch_timeout; },
-                       positive, millis{60'000}),
-        make::duration("verify", "key_failure_ttl", [](auto& s) -> auto& { return s.app.verify.key_failure_ttl; }),
+                       positive, millis{60'000}).live(),
+        make::duration("verify", "key_failure_ttl", [](auto& s) -> auto& { return s.app.verify.key_failure_ttl; }).live(),
         make::duration("verify", "key_refetch_interval",
-                       [](auto& s) -> auto& { return s.app.verify.key_refetch_interval; }),
+                       [](auto& s) -> auto& { return s.app.verify.key_refetch_interval; }).live(),
         // Manage waits 5 s for an answer; a deadline beyond that only answers a gone sender.
         make::duration("verify", "answer_deadline", [](auto& s) -> auto& { return s.app.verify.answer_deadline; },
-                       positive, millis{60'000}),
-        make::count("verify", "key_fetch_rate", [](auto& s) -> auto& { return s.app.verify.key_fetch_rate; }, 1, 1000),
+                       positive, millis{60'000}).live(),
+        make::count("verify", "key_fetch_rate", [](auto& s) -> auto& { return s.app.verify.key_fetch_rate; }, 1, 1000).live(),
         make::count("verify", "key_fetch_concurrency",
-                    [](auto& s) -> auto& { return s.app.verify.key_fetch_concurrency; }, 1, 64),
-        make::count("verify", "key_max_bytes", [](auto& s) -> auto& { return s.app.verify.key_max_bytes; }, 1),
-        make::count("verify", "key_cache_entries", [](auto& s) -> auto& { return s.app.verify.key_cache_entries; }, 1),
-        make::path("verify", "ca_file", [](auto& s) -> auto& { return s.app.verify.ca_file; }, existing_file),
-        make::count("verify", "max_pending", [](auto& s) -> auto& { return s.app.verify.max_pending; }, 1),
-        make::count("verify", "max_failed", [](auto& s) -> auto& { return s.app.verify.max_failed; }, 0),
+                    [](auto& s) -> auto& { return s.app.verify.key_fetch_concurrency; }, 1, 64).live(),
+        make::count("verify", "key_max_bytes", [](auto& s) -> auto& { return s.app.verify.key_max_bytes; }, 1).live(),
+        make::count("verify", "key_cache_entries", [](auto& s) -> auto& { return s.app.verify.key_cache_entries; }, 1).live(),
+        make::path("verify", "ca_file", [](auto& s) -> auto& { return s.app.verify.ca_file; }, existing_file).needs_restart(),
+        make::count("verify", "max_pending", [](auto& s) -> auto& { return s.app.verify.max_pending; }, 1).live(),
+        make::count("verify", "max_failed", [](auto& s) -> auto& { return s.app.verify.max_failed; }, 0).live(),
         // Zero would retry pending events in a tight loop.
         make::duration("verify", "pending_retry_min", [](auto& s) -> auto& { return s.app.verify.pending_retry_min; },
-                       positive),
+                       positive).live(),
         make::duration("verify", "pending_retry_max", [](auto& s) -> auto& { return s.app.verify.pending_retry_max; },
-                       positive),
+                       positive).live(),
         make::duration("verify", "pending_max_age", [](auto& s) -> auto& { return s.app.verify.pending_max_age; },
-                       positive),
+                       positive).live(),
 
         // [storage]
-        make::string("storage", "path", [](auto& s) -> auto& { return s.app.storage.path; }, not_empty),
+        make::string("storage", "path", [](auto& s) -> auto& { return s.app.storage.path; }, not_empty).needs_restart(),
         make::choice("storage", "synchronous", [](auto& s) -> auto& { return s.app.storage.synchronous; },
                      std::vector<std::pair<std::string_view, store::synchronous_mode>>{
-                         {"full", store::synchronous_mode::full}, {"normal", store::synchronous_mode::normal}}),
-        make::duration("storage", "busy_timeout", [](auto& s) -> auto& { return s.app.storage.busy_timeout; }),
-        make::count("storage", "queue_limit", [](auto& s) -> auto& { return s.app.storage.queue_limit; }, 1),
-        make::count("storage", "max_batch", [](auto& s) -> auto& { return s.app.storage.max_batch; }, 1),
-        make::count("storage", "cache_mib", [](auto& s) -> auto& { return s.app.storage.cache_mib; }, 1, 4096),
-        make::count("storage", "max_rejections", [](auto& s) -> auto& { return s.app.storage.max_rejections; }, 1),
+                         {"full", store::synchronous_mode::full}, {"normal", store::synchronous_mode::normal}}).needs_restart(),
+        make::duration("storage", "busy_timeout", [](auto& s) -> auto& { return s.app.storage.busy_timeout; }).needs_restart(),
+        make::count("storage", "queue_limit", [](auto& s) -> auto& { return s.app.storage.queue_limit; }, 1).needs_restart(),
+        make::count("storage", "max_batch", [](auto& s) -> auto& { return s.app.storage.max_batch; }, 1).needs_restart(),
+        make::count("storage", "cache_mib", [](auto& s) -> auto& { return s.app.storage.cache_mib; }, 1, 4096).needs_restart(),
+        make::count("storage", "max_rejections", [](auto& s) -> auto& { return s.app.storage.max_rejections; }, 1).needs_restart(),
         make::count("storage", "rejection_queue_limit",
-                    [](auto& s) -> auto& { return s.app.storage.rejection_queue_limit; }, 1),
-        make::duration("storage", "retention", [](auto& s) -> auto& { return s.app.storage.retention; }),
+                    [](auto& s) -> auto& { return s.app.storage.rejection_queue_limit; }, 1).needs_restart(),
+        make::duration("storage", "retention", [](auto& s) -> auto& { return s.app.storage.retention; }).needs_restart(),
         make::count("storage", "retention_batch", [](auto& s) -> auto& { return s.app.storage.retention_batch; }, 1,
-                    100'000),
+                    100'000).needs_restart(),
         make::duration("storage", "retention_interval",
-                       [](auto& s) -> auto& { return s.app.storage.retention_interval; }, positive),
+                       [](auto& s) -> auto& { return s.app.storage.retention_interval; }, positive).needs_restart(),
 
         // [admin]
-        make::string("admin", "listen", [](auto& s) -> auto& { return s.app.admin.listen; }, optional_listen_problem),
-        make::secret("admin", "token", [](auto& s) -> auto& { return s.app.admin.token; }),
-        make::list("admin", "hosts", [](auto& s) -> auto& { return s.app.admin.hosts; }, host_port_problem),
-        make::list("admin", "origins", [](auto& s) -> auto& { return s.app.admin.origins; }, origin_problem),
+        make::string("admin", "listen", [](auto& s) -> auto& { return s.app.admin.listen; }, optional_listen_problem).needs_restart(),
+        make::secret("admin", "token", [](auto& s) -> auto& { return s.app.admin.token; }).needs_restart(),
+        make::list("admin", "hosts", [](auto& s) -> auto& { return s.app.admin.hosts; }, host_port_problem).needs_restart(),
+        make::list("admin", "origins", [](auto& s) -> auto& { return s.app.admin.origins; }, origin_problem).needs_restart(),
         make::list("admin", "replay_targets", [](auto& s) -> auto& { return s.app.admin.replay_targets; },
-                   host_port_problem),
+                   host_port_problem).needs_restart(),
 
         // [manage]
-        make::string("manage", "site", [](auto& s) -> auto& { return s.app.manage.site; }, site_problem),
-        make::string("manage", "company_id", [](auto& s) -> auto& { return s.app.manage.company_id; }),
-        make::string("manage", "public_key", [](auto& s) -> auto& { return s.app.manage.public_key; }),
-        make::secret("manage", "private_key", [](auto& s) -> auto& { return s.app.manage.private_key; }),
-        make::secret("manage", "client_id", [](auto& s) -> auto& { return s.app.manage.client_id; }),
+        make::string("manage", "site", [](auto& s) -> auto& { return s.app.manage.site; }, site_problem).needs_restart(),
+        make::string("manage", "company_id", [](auto& s) -> auto& { return s.app.manage.company_id; }).needs_restart(),
+        make::string("manage", "public_key", [](auto& s) -> auto& { return s.app.manage.public_key; }).needs_restart(),
+        make::secret("manage", "private_key", [](auto& s) -> auto& { return s.app.manage.private_key; }).needs_restart(),
+        make::secret("manage", "client_id", [](auto& s) -> auto& { return s.app.manage.client_id; }).needs_restart(),
         make::string("manage", "api_version", [](auto& s) -> auto& { return s.app.manage.api_version; },
-                     api_version_problem),
-        make::string("manage", "api_host", [](auto& s) -> auto& { return s.app.manage.api_host; }, site_problem),
+                     api_version_problem).needs_restart(),
+        make::string("manage", "api_host", [](auto& s) -> auto& { return s.app.manage.api_host; }, site_problem).needs_restart(),
         make::string("manage", "codebase", [](auto& s) -> auto& { return s.app.manage.codebase; },
-                     codebase_problem),
-        make::path("manage", "ca_file", [](auto& s) -> auto& { return s.app.manage.ca_file; }, existing_file),
+                     codebase_problem).needs_restart(),
+        make::path("manage", "ca_file", [](auto& s) -> auto& { return s.app.manage.ca_file; }, existing_file).needs_restart(),
         make::duration("manage", "timeout", [](auto& s) -> auto& { return s.app.manage.timeout; }, positive,
-                       millis{600'000}),
+                       millis{600'000}).needs_restart(),
         make::duration("manage", "connect_timeout", [](auto& s) -> auto& { return s.app.manage.connect_timeout; },
-                       positive, millis{600'000}),
-        make::count("manage", "max_attempts", [](auto& s) -> auto& { return s.app.manage.max_attempts; }, 1, 20),
+                       positive, millis{600'000}).needs_restart(),
+        make::count("manage", "max_attempts", [](auto& s) -> auto& { return s.app.manage.max_attempts; }, 1, 20).needs_restart(),
         make::duration("manage", "retry_max_delay", [](auto& s) -> auto& { return s.app.manage.retry_max_delay; },
-                       positive),
-        make::count("manage", "page_size", [](auto& s) -> auto& { return s.app.manage.page_size; }, 1, 1000),
+                       positive).needs_restart(),
+        make::count("manage", "page_size", [](auto& s) -> auto& { return s.app.manage.page_size; }, 1, 1000).needs_restart(),
         make::choice("manage", "paging", [](auto& s) -> auto& { return s.app.manage.paging; },
                      std::vector<std::pair<std::string_view, manage::paging_mode>>{
                          {"forward-only", manage::paging_mode::forward_only},
-                         {"navigable", manage::paging_mode::navigable}}),
-        make::duration("manage", "check_interval", [](auto& s) -> auto& { return s.app.manage.check_interval; }),
-        make::flag("manage", "auto_heal", [](auto& s) -> auto& { return s.app.manage.auto_heal; }),
+                         {"navigable", manage::paging_mode::navigable}}).needs_restart(),
+        make::duration("manage", "check_interval", [](auto& s) -> auto& { return s.app.manage.check_interval; }).needs_restart(),
+        make::flag("manage", "auto_heal", [](auto& s) -> auto& { return s.app.manage.auto_heal; }).needs_restart(),
 
         // [log]
         make::choice("log", "level", [](auto& s) -> auto& { return s.log.level; },
                      std::vector<std::pair<std::string_view, log::level>>{{"error", log::level::error},
                                                                           {"warn", log::level::warn},
                                                                           {"info", log::level::info},
-                                                                          {"debug", log::level::debug}}),
+                                                                          {"debug", log::level::debug}}).live(),
         make::choice("log", "format", [](auto& s) -> auto& { return s.log.format; },
                      std::vector<std::pair<std::string_view, log::format>>{{"text", log::format::text},
-                                                                           {"json", log::format::json}}),
+                                                                           {"json", log::format::json}}).live(),
     };
     return table;
 }
@@ -430,6 +433,42 @@ std::optional<std::string> cross_check(const settings& s)
 }
 
 } // namespace
+
+std::vector<key_info> keys()
+{
+    std::vector<key_info> out;
+    for (const auto& k : settings_keys()) {
+        out.push_back({fmt::format("{}.{}", k.section, k.name), k.effect});
+    }
+    // The Manage API client and the subscription check are built once at start.
+    out.push_back({"subscriptions", reload_effect::restart});
+    return out;
+}
+
+reload_plan plan_reload(const settings& running, const settings& next)
+{
+    reload_plan plan{{}, {}, next};
+    for (const auto& k : settings_keys()) {
+        CWHOOK_CHECK(k.effect != reload_effect::unclassified);
+        if (k.same(running, next)) {
+            continue;
+        }
+        auto name = fmt::format("{}.{}", k.section, k.name);
+        if (k.effect == reload_effect::live) {
+            plan.live.push_back(std::move(name));
+        } else {
+            plan.restart.push_back(std::move(name));
+            k.copy(plan.in_force, running);
+        }
+    }
+    if (running.app.subscriptions != next.app.subscriptions) {
+        plan.restart.emplace_back("subscriptions");
+        plan.in_force.app.subscriptions = running.app.subscriptions;
+    }
+    // Not configuration: the sockets the service manager passed at start.
+    plan.in_force.app.server.inherited = running.app.server.inherited;
+    return plan;
+}
 
 env_lookup process_env()
 {

@@ -1,11 +1,15 @@
 // Configuration: a TOML file (optional) + CWHOOK_<SECTION>_<KEY> environment overrides ->
 // immutable, validated settings. The only module that reads configuration files.
 // Errors are one line naming the key, the value and why: "server.tls_cert: /x/y.pem: no such file".
+// A reload (SIGHUP) applies a changed key either at once or only after a restart; every key is
+// marked one or the other in the key table, and plan_reload() derives both lists from it.
 // Pure functions (the environment is passed in), thread-safe.
 #pragma once
 
-#include "callback/app.hpp"
+#include "callback/settings.hpp"
 #include "core/log.hpp"
+
+#include <boost/system/result.hpp>
 
 #include <functional>
 #include <optional>
@@ -24,6 +28,30 @@ struct settings {
     callback::app_settings app;
     log_settings log;
 };
+
+// What a reload does with a changed value. Every key of the table is marked live or restart;
+// unclassified is only the mark's unset state (a table row without one is a bug).
+enum class reload_effect { unclassified, live, restart };
+
+struct key_info {
+    std::string name;  // "server.listen"; "subscriptions" for the [[subscriptions]] tables
+    reload_effect effect = reload_effect::unclassified;
+};
+
+// Every configuration key in table order, then "subscriptions".
+std::vector<key_info> keys();
+
+struct reload_plan {
+    std::vector<std::string> live;     // changed keys that take effect now
+    std::vector<std::string> restart;  // changed keys whose new value waits for a restart
+    // The configuration in force after the reload: `next`, except that each key in `restart`
+    // keeps its running value (and the runtime-only inherited sockets stay the running ones).
+    settings in_force;
+};
+
+// A reload from `running` (the configuration in force) to `next` (just loaded and valid).
+// Each changed key is named in exactly one of the two lists.
+reload_plan plan_reload(const settings& running, const settings& next);
 
 using env_lookup = std::function<std::optional<std::string>(std::string_view name)>;
 

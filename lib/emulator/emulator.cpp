@@ -372,18 +372,11 @@ emulator::~emulator()
     stop();
 }
 
-boost::system::result<std::uint16_t, std::string> emulator::start()
-{
-    auto& im = *impl_;
-    if (im.running) {
-        return im.port;
-    }
-    const auto ep = http::parse_listen(im.cfg.listen);
-    if (!ep) {
-        return fmt::format("listen: \"{}\": expected host:port", im.cfg.listen);
-    }
-    im.host = im.cfg.host_name.empty() ? ep->address().to_string() : im.cfg.host_name;
+namespace {
 
+// The state directory: the configured one, or a fresh temporary one the emulator removes.
+boost::system::result<void, std::string> prepare_dir(emulator::impl& im)
+{
     std::error_code ec;
     if (im.cfg.state_dir.empty()) {
         std::string tmpl = (fs::temp_directory_path(ec) / "cwhook-emulator-XXXXXX").string();
@@ -399,33 +392,38 @@ boost::system::result<std::uint16_t, std::string> emulator::start()
             return fmt::format("state dir {}: {}", im.dir.string(), ec.message());
         }
     }
+    return {};
+}
 
-    std::shared_ptr<net::ssl::context> server_tls;
-    if (im.cfg.tls) {
-        im.cert_file = (im.dir / "cert.pem").string();
-        const auto key_file = (im.dir / "key.pem").string();
-        if (!fs::exists(im.cert_file) || !fs::exists(key_file)) {
-            std::vector<std::string> names{im.host};
-            for (const char* n : {"127.0.0.1", "localhost"}) {
-                if (im.host != n) {
-                    names.emplace_back(n);
-                }
-            }
-            if (auto w = crypto::write_self_signed(im.cert_file, key_file, names, 365); !w) {
-                return w.error().message;
+// The listener's TLS context; a self-signed certificate for the host is made once per state dir.
+boost::system::result<std::shared_ptr<net::ssl::context>, std::string> listener_tls(emulator::impl& im)
+{
+    if (!im.cfg.tls) {
+        return std::shared_ptr<net::ssl::context>();
+    }
+    im.cert_file = (im.dir / "cert.pem").string();
+    const auto key_file = (im.dir / "key.pem").string();
+    if (!fs::exists(im.cert_file) || !fs::exists(key_file)) {
+        std::vector<std::string> names{im.host};
+        for (const char* n : {"127.0.0.1", "localhost"}) {
+            if (im.host != n) {
+                names.emplace_back(n);
             }
         }
-        auto ctx = crypto::make_server_context(im.cert_file, key_file);
-        if (!ctx) {
-            return ctx.error().message;
+        if (auto w = crypto::write_self_signed(im.cert_file, key_file, names, 365); !w) {
+            return w.error().message;
         }
-        server_tls = *ctx;
     }
-    auto client_tls = crypto::make_client_context(im.cfg.delivery_ca_file);
-    if (!client_tls) {
-        return "delivery_ca_file: " + client_tls.error().message;
+    auto ctx = crypto::make_server_context(im.cert_file, key_file);
+    if (!ctx) {
+        return ctx.error().message;
     }
+    return *ctx;
+}
 
+// The callback table kept in the state dir by a persistent emulator.
+boost::system::result<void, std::string> load_table(emulator::impl& im)
+{
     if (im.cfg.persist) {
         const auto table = im.dir / "callbacks.json";
         if (fs::exists(table)) {
@@ -443,6 +441,39 @@ boost::system::result<std::uint16_t, std::string> emulator::start()
                 im.entries[e.id] = std::move(e);
             }
         }
+    }
+    return {};
+}
+
+} // namespace
+
+boost::system::result<std::uint16_t, std::string> emulator::start()
+{
+    auto& im = *impl_;
+    if (im.running) {
+        return im.port;
+    }
+    const auto ep = http::parse_listen(im.cfg.listen);
+    if (!ep) {
+        return fmt::format("listen: \"{}\": expected host:port", im.cfg.listen);
+    }
+    im.host = im.cfg.host_name.empty() ? ep->address().to_string() : im.cfg.host_name;
+
+    if (auto r = prepare_dir(im); !r) {
+        return r.error();
+    }
+    auto listener = listener_tls(im);
+    if (!listener) {
+        return listener.error();
+    }
+    std::shared_ptr<net::ssl::context> server_tls = *listener;
+    auto client_tls = crypto::make_client_context(im.cfg.delivery_ca_file);
+    if (!client_tls) {
+        return "delivery_ca_file: " + client_tls.error().message;
+    }
+
+    if (auto r = load_table(im); !r) {
+        return r.error();
     }
 
     im.ioc = std::make_unique<net::io_context>(1);

@@ -6,12 +6,16 @@
 #include "crypto/digest.hpp"
 #include "json/pretty.hpp"
 #include "json/records.hpp"
+#include "json/utf8.hpp"
+#include "store/event_fields.hpp"
 
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <array>
 #include <optional>
+#include <span>
+#include <type_traits>
 #include <vector>
 
 namespace cwhook::events {
@@ -285,43 +289,36 @@ std::string detail_json(const store::stored_event& e, int indent)
     return out;
 }
 
+// Every stored field (store/event_fields.hpp) under its column name; the body as base64.
 std::string export_line(const store::stored_event& e)
 {
     const auto& r = e.record;
     std::string out;
     out.reserve(r.body.size() * 4 / 3 + r.headers.size() + 1024);
-    const auto* body = reinterpret_cast<const std::uint8_t*>(r.body.data());
     object_writer w(out);
     w.number("id", e.id)
         .text("received_at", format_time(r.received_at_us))
-        .number("received_at_us", r.received_at_us)
-        .text("status", store::to_string(r.status))
-        .text("verify_reason", r.verify_reason)
-        .text("dedupe_key", r.dedupe_key)
         .number("deliveries", e.deliveries)
         .number("last_delivery_at_us", e.last_delivery_at_us)
-        .number("verify_attempts", e.verify_attempts)
-        .number("next_verify_at_us", r.next_verify_at_us)
-        .text("body_sha256", r.body_sha256)
-        .text("body_base64", crypto::base64_encode(std::span<const std::uint8_t>(body, r.body.size())))
-        .text("method", r.method)
-        .text("path", r.path)
-        .text("query", r.query)
-        .text("client_addr", r.client_addr)
-        .text("headers", r.headers)
-        .text("content_type", r.content_type)
-        .text("signature", r.signature)
-        .text("message_id", r.message_id)
-        .text("type", r.type)
-        .text("action", r.action)
-        .number("entity_id", r.entity_id)
-        .text("company_id", r.company_id)
-        .text("member_id", r.member_id)
-        .text("from_url", r.from_url)
-        .text("product_instance_id", r.product_instance_id)
-        .text("partner_id", r.partner_id)
-        .number("callback_id", r.callback_id)
-        .text("key_url", r.key_url);
+        .number("verify_attempts", e.verify_attempts);
+    store::for_each_field(r, [&w](const store::field_info& f, const auto& v) {
+        using T = std::remove_cvref_t<decltype(v)>;
+        if constexpr (std::is_same_v<T, store::event_status>) {
+            w.text(f.name, store::to_string(v));
+        } else if constexpr (std::is_same_v<T, std::int64_t> || std::is_same_v<T, std::optional<std::int64_t>>) {
+            w.number(f.name, v);
+        } else if constexpr (std::is_same_v<T, std::string>) {
+            if (f.use == store::field_use::blob) {
+                const auto* bytes = reinterpret_cast<const std::uint8_t*>(v.data());
+                w.text(std::string(f.name) + "_base64",
+                       crypto::base64_encode(std::span<const std::uint8_t>(bytes, v.size())));
+            } else {
+                w.text(f.name, v);
+            }
+        } else {
+            w.text(f.name, v);
+        }
+    });
     w.close();
     return out;
 }
@@ -336,7 +333,6 @@ public:
     {
         return get<std::string>(key, required, "a string");
     }
-    std::string text_or_empty(std::string_view key) { return text(key).value_or(std::string()); }
 
     std::optional<std::int64_t> number(std::string_view key, bool required = false)
     {
@@ -375,6 +371,44 @@ private:
 
 } // namespace
 
+namespace {
+
+// One stored field from an export line; a problem is remembered by the source.
+template <class T>
+void import_field(field_source& f, const store::field_info& fi, T& v)
+{
+    if constexpr (std::is_same_v<T, store::event_status>) {
+        if (const auto text = f.text(fi.name, fi.required)) {
+            if (const auto s = store::parse_event_status(*text)) {
+                v = *s;
+            } else {
+                f.problem("field " + std::string(fi.name) + ": expected verified, pending, failed or unverified");
+            }
+        }
+    } else if constexpr (std::is_same_v<T, std::int64_t>) {
+        if (const auto n = f.number(fi.name, fi.required)) {
+            v = *n;
+        }
+    } else if constexpr (std::is_same_v<T, std::optional<std::int64_t>>) {
+        v = f.number(fi.name, fi.required);
+    } else if constexpr (std::is_same_v<T, std::optional<std::string>>) {
+        v = f.text(fi.name, fi.required);
+    } else if (fi.use == store::field_use::blob) {
+        const std::string key = std::string(fi.name) + "_base64";
+        if (const auto text = f.text(key, fi.required)) {
+            if (auto bytes = crypto::base64_decode(*text)) {
+                v = std::move(*bytes);
+            } else {
+                f.problem("field " + key + " is not base64");
+            }
+        }
+    } else if (auto text = f.text(fi.name, fi.required)) {
+        v = std::move(*text);
+    }
+}
+
+} // namespace
+
 std::variant<store::stored_event, std::string> parse_export_line(std::string_view line)
 {
     auto parsed = json::parse_flat_object(line);
@@ -384,55 +418,23 @@ std::variant<store::stored_event, std::string> parse_export_line(std::string_vie
     field_source f(std::get<json::flat_object>(parsed));
     store::stored_event e;
     auto& r = e.record;
+    r.method = "POST";  // lines written before the method was recorded
+    store::for_each_field(r, [&f](const store::field_info& fi, auto& v) { import_field(f, fi, v); });
     e.id = f.number("id").value_or(0);
-    r.received_at_us = f.number("received_at_us", true).value_or(0);
-    const auto status = f.text("status", true);
-    r.verify_reason = f.text_or_empty("verify_reason");
-    r.dedupe_key = f.text("dedupe_key", true).value_or(std::string());
     e.deliveries = f.number("deliveries").value_or(1);
     e.last_delivery_at_us = f.number("last_delivery_at_us").value_or(r.received_at_us);
     e.verify_attempts = f.number("verify_attempts").value_or(0);
-    r.next_verify_at_us = f.number("next_verify_at_us").value_or(0);
-    const auto sha = f.text("body_sha256");
-    const auto body64 = f.text("body_base64", true);
-    r.method = f.text("method").value_or("POST");
-    r.path = f.text_or_empty("path");
-    r.query = f.text_or_empty("query");
-    r.client_addr = f.text_or_empty("client_addr");
-    r.headers = f.text_or_empty("headers");
-    r.content_type = f.text_or_empty("content_type");
-    r.signature = f.text_or_empty("signature");
-    r.message_id = f.text("message_id");
-    r.type = f.text("type", true).value_or(std::string());
-    r.action = f.text("action", true).value_or(std::string());
-    r.entity_id = f.number("entity_id");
-    r.company_id = f.text("company_id");
-    r.member_id = f.text("member_id");
-    r.from_url = f.text("from_url");
-    r.product_instance_id = f.text("product_instance_id");
-    r.partner_id = f.text("partner_id");
-    r.callback_id = f.number("callback_id");
-    r.key_url = f.text_or_empty("key_url");
     if (f.error) {
         return *f.error;
     }
-    const auto s = store::parse_event_status(*status);
-    if (!s) {
-        return "field status: expected verified, pending, failed or unverified";
-    }
-    r.status = *s;
     if (r.dedupe_key.empty()) {
         return "field dedupe_key is empty";
     }
-    auto body = crypto::base64_decode(*body64);
-    if (!body) {
-        return std::string("field body_base64 is not base64");
-    }
-    r.body = std::move(*body);
-    r.body_sha256 = crypto::hex(crypto::sha256(r.body));
-    if (sha && *sha != r.body_sha256) {
+    const std::string sha = crypto::hex(crypto::sha256(r.body));
+    if (!r.body_sha256.empty() && r.body_sha256 != sha) {
         return std::string("field body_sha256 does not match the body");
     }
+    r.body_sha256 = sha;
     return e;
 }
 

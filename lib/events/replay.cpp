@@ -108,8 +108,7 @@ struct replay_state {
     }
 };
 
-// By reference: GCC 12 destroys by-value class parameters of a coroutine awaited in place
-// twice; the worker's shared_ptr keeps the state alive.
+// By reference (GCC 12: docs/STYLE.md); the worker's shared_ptr keeps the state alive.
 net::awaitable<void> replay_one(replay_state& state, std::int64_t id)
 {
     replay_state* st = &state;

@@ -1,9 +1,11 @@
-// Client address resolution: CIDR sets and X-Forwarded-For handling. Pure, thread-safe.
+// Addresses: listen addresses ("host:port"), CIDR sets and X-Forwarded-For handling. Pure,
+// thread-safe.
 #pragma once
 
 #include "core/error.hpp"
 
 #include <boost/asio/ip/address.hpp>
+#include <boost/asio/ip/tcp.hpp>
 
 #include <optional>
 #include <string>
@@ -11,6 +13,9 @@
 #include <vector>
 
 namespace cwhook::http {
+
+// Parses "host:port" / "[v6]:port" into an endpoint (numeric host, or "localhost").
+std::optional<boost::asio::ip::tcp::endpoint> parse_listen(std::string_view text);
 
 struct cidr {
     boost::asio::ip::address network;

@@ -47,41 +47,6 @@ using tcp = net::ip::tcp;
 using net::awaitable;
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 
-std::optional<tcp::endpoint> parse_listen(std::string_view text)
-{
-    std::string_view host;
-    std::string_view port;
-    if (text.starts_with('[')) {
-        const auto end = text.find(']');
-        if (end == std::string_view::npos || end + 1 >= text.size() || text[end + 1] != ':') {
-            return std::nullopt;
-        }
-        host = text.substr(1, end - 1);
-        port = text.substr(end + 2);
-    } else {
-        const auto colon = text.rfind(':');
-        if (colon == std::string_view::npos || text.find(':') != colon) {
-            return std::nullopt;
-        }
-        host = text.substr(0, colon);
-        port = text.substr(colon + 1);
-    }
-    unsigned p = 0;
-    const auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
-    if (port.empty() || ec != std::errc{} || ptr != port.data() + port.size() || p > 65535) {
-        return std::nullopt;
-    }
-    if (host == "localhost") {
-        host = "127.0.0.1";
-    }
-    boost::system::error_code aec;
-    const auto addr = net::ip::make_address(std::string(host), aec);
-    if (aec) {
-        return std::nullopt;
-    }
-    return tcp::endpoint{addr, static_cast<unsigned short>(p)};
-}
-
 namespace {
 
 // One live connection, as seen by shutdown. Fields other than `ex` are touched only on `ex`.

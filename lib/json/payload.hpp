@@ -1,4 +1,4 @@
-// Untrusted bytes -> owned structs. The only module that includes simdjson.
+// A Manage callback body -> its fields (lib/json is the only module that includes simdjson).
 // parse_payload() never throws and never rejects a body for invalid UTF-8 inside strings:
 // such bytes are read leniently (the raw body is what gets verified and stored).
 // Thread-safe: each thread uses its own parser.
@@ -39,8 +39,5 @@ using payload_result = std::variant<payload, parse_error>;
 // (string). Everything else optional; unknown fields ignored. Depth and size are bounded by
 // the parser (max depth 64) and the caller's body limit.
 payload_result parse_payload(std::string_view body);
-
-// The key server's answer: {"signing_key":"..."}. nullopt when it is not such an object.
-std::optional<std::string> parse_signing_key(std::string_view body);
 
 } // namespace cwhook::json

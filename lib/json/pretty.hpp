@@ -23,10 +23,6 @@ std::optional<std::string> reformat_payload(std::string_view body, int indent);
 // nullopt when body is not valid JSON or Entity is a string that does not hold JSON.
 std::optional<std::string> decoded_entity(std::string_view body, int indent);
 
-// s with every byte that is not part of well-formed UTF-8 replaced by '?' (same length), so
-// it can go into JSON text; s itself when it is valid.
-std::string valid_utf8(std::string_view s);
-
 // The text of a JSON string literal (quotes included) with its escapes resolved; lone
 // surrogates become U+FFFD. The literal must be well-formed (checked by the caller's parse).
 std::string unescape_string(std::string_view literal);

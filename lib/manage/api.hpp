@@ -13,6 +13,7 @@
 #include "manage/conditions.hpp"
 #include "manage/errors.hpp"
 #include "manage/settings.hpp"
+#include "manage/site.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -25,26 +26,6 @@
 #include <vector>
 
 namespace cwhook::manage {
-
-struct endpoint {
-    bool tls = true;
-    std::string host;
-    std::uint16_t port = 443;
-    std::string display() const; // "https://host[:port]"
-};
-
-// site: "host", "host:port", "https://host[:port]", "http://host[:port]" (a trailing / or
-// path is ignored). Plain http is refused unless the host is loopback. Errors say why.
-boost::system::result<endpoint, std::string> parse_site(std::string_view site);
-// "localhost", 127.0.0.0/8, ::1 (and IPv4-mapped loopback).
-bool is_loopback_host(std::string_view host);
-// The ConnectWise cloud sites answer the API on their api- host (na.myconnectwise.net ->
-// api-na.myconnectwise.net, staging.connectwisedev.com -> api-staging.connectwisedev.com);
-// any other host (on-premise) answers it itself.
-std::string api_host_for(std::string_view site_host);
-// The API endpoint: api_host when set (scheme and port as the site's unless given), else
-// the site mapped by api_host_for.
-boost::system::result<endpoint, std::string> api_endpoint(const settings& s);
 
 // "Basic base64(company+public:private)"
 std::string basic_auth(const settings& s);
@@ -82,9 +63,9 @@ public:
 
 private:
     struct answer;
-    // References, copied before the first suspension (GCC 12 and by-value class parameters).
-    boost::asio::awaitable<outcome<answer>> call(const std::string& method, const std::string& api_path,
-                                                 const std::string& body, bool forward_only, bool full_target,
+    // Views, copied before the first suspension (docs/STYLE.md, coroutines).
+    boost::asio::awaitable<outcome<answer>> call(std::string_view method, std::string_view api_path,
+                                                 std::string_view body, bool forward_only, bool full_target,
                                                  bool retry_writes);
     struct page {
         std::vector<callback> items;
@@ -92,8 +73,8 @@ private:
     };
     boost::asio::awaitable<outcome<page>> read_page(const std::string& target, bool forward_only, bool full_target);
     // call() for an answer that is one callback entry.
-    boost::asio::awaitable<outcome<callback>> entry_call(const std::string& method, const std::string& path,
-                                                         const std::string& body, bool retry_writes);
+    boost::asio::awaitable<outcome<callback>> entry_call(std::string_view method, std::string_view path,
+                                                         std::string_view body, bool retry_writes);
     boost::asio::awaitable<std::optional<std::string>> discover_codebase();
 
     client::https_client& http_;

@@ -44,6 +44,8 @@ struct subscription {
     std::int64_t object_id = 1; // 1 for level owner
     std::string url;
     std::string description;
+
+    bool operator==(const subscription&) const = default;
 };
 
 // "manage.site, manage.client_id: not set" when a key the API needs is empty.

@@ -12,6 +12,7 @@
 
 #include "core/time.hpp"
 #include "store/detail/files.hpp"
+#include "store/detail/record_sql.hpp"
 #include "store/detail/schema.hpp"
 #include "store/sqlite.hpp"
 
@@ -150,58 +151,34 @@ event_summary read_summary(const sqlite::statement& s)
     return e;
 }
 
-constexpr std::string_view full_columns =
-    "id, received_at_us, status, verify_reason, dedupe_key, deliveries, last_delivery_at_us, verify_attempts, "
-    "next_verify_at_us, body_sha256, body, method, path, query, client_addr, headers, content_type, signature, "
-    "message_id, type, action, entity_id, company_id, member_id, from_url, product_instance_id, partner_id, "
-    "callback_id, key_url";
+// id and the delivery counters, then the record's fields (store/event_fields.hpp).
+const std::string& full_columns()
+{
+    static const std::string columns =
+        "id, deliveries, last_delivery_at_us, verify_attempts, " + detail::record_columns();
+    return columns;
+}
 
 stored_event read_full(const sqlite::statement& s)
 {
     stored_event e;
-    auto& r = e.record;
     e.id = s.column_int64(0);
-    r.received_at_us = s.column_int64(1);
-    r.status = parse_event_status(s.column_text(2)).value_or(event_status::unverified);
-    r.verify_reason = s.column_text(3);
-    r.dedupe_key = s.column_text(4);
-    e.deliveries = s.column_int64(5);
-    e.last_delivery_at_us = s.column_int64(6);
-    e.verify_attempts = s.column_int64(7);
-    r.next_verify_at_us = s.column_int64(8);
-    r.body_sha256 = s.column_text(9);
-    r.body = s.column_blob(10);
-    r.method = s.column_text(11);
-    r.path = s.column_text(12);
-    r.query = s.column_text(13);
-    r.client_addr = s.column_text(14);
-    r.headers = s.column_text(15);
-    r.content_type = s.column_text(16);
-    r.signature = s.column_text(17);
-    r.message_id = text_or_null(s, 18);
-    r.type = s.column_text(19);
-    r.action = s.column_text(20);
-    r.entity_id = int_or_null(s, 21);
-    r.company_id = text_or_null(s, 22);
-    r.member_id = text_or_null(s, 23);
-    r.from_url = text_or_null(s, 24);
-    r.product_instance_id = text_or_null(s, 25);
-    r.partner_id = text_or_null(s, 26);
-    r.callback_id = int_or_null(s, 27);
-    r.key_url = s.column_text(28);
+    e.deliveries = s.column_int64(1);
+    e.last_delivery_at_us = s.column_int64(2);
+    e.verify_attempts = s.column_int64(3);
+    detail::read_record(s, e.record, 4);
     return e;
 }
 
-constexpr std::string_view import_sql = R"sql(
-INSERT INTO events (
-    received_at_us, last_delivery_at_us, status, verify_reason, dedupe_key, body_sha256, body,
-    method, path, query, client_addr, headers, content_type, signature, message_id, type,
-    action, entity_id, company_id, member_id, from_url, product_instance_id, partner_id,
-    callback_id, key_url, next_verify_at_us, deliveries, verify_attempts)
-VALUES (?1, ?26, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-        ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?27, ?28)
-ON CONFLICT (dedupe_key) DO NOTHING
-)sql";
+// An exported row comes back with its counters; a row holding its dedupe key stays as it is.
+const std::string& import_sql()
+{
+    static const std::string sql = fmt::format(
+        "INSERT INTO events ({}, last_delivery_at_us, deliveries, verify_attempts) VALUES ({}) "
+        "ON CONFLICT (dedupe_key) DO NOTHING",
+        detail::record_columns(), detail::placeholders(1, detail::record_field_count() + 3));
+    return sql;
+}
 
 std::string day_of(std::int64_t day_number)
 {
@@ -379,7 +356,7 @@ db_result<std::optional<stored_event>> event_db::get(std::int64_t id, bool with_
 {
     std::optional<stored_event> out;
     {
-        auto s = impl_->prepare(fmt::format("SELECT {} FROM events WHERE id = ?1", full_columns));
+        auto s = impl_->prepare(fmt::format("SELECT {} FROM events WHERE id = ?1", full_columns()));
         if (!s) {
             return failure{s.error()};
         }
@@ -423,7 +400,7 @@ db_result<void> event_db::scan(const event_filter& f, scan_order order,
         page.limit = left == 0 ? page_size : std::min(left, page_size);
         const auto w = event_where(page, order);
         auto s = impl_->prepare(
-            fmt::format("SELECT {} FROM events{}{} LIMIT {}", full_columns, w.sql, order_by(order), page.limit));
+            fmt::format("SELECT {} FROM events{}{} LIMIT {}", full_columns(), w.sql, order_by(order), page.limit));
         if (!s) {
             return failure{s.error()};
         }
@@ -460,41 +437,17 @@ db_result<import_outcome> event_db::import(std::span<const stored_event> rows)
     if (!txn) {
         return fail(impl_->path, txn.error());
     }
-    auto s = impl_->prepare(import_sql);
+    auto s = impl_->prepare(import_sql());
     if (!s) {
         return failure{s.error()};
     }
     for (const stored_event& row : rows) {
         const event_record& e = row.record;
         sqlite::reset_guard guard(*s);
-        s->bind_int64(1, e.received_at_us);
-        s->bind_text(2, to_string(e.status));
-        s->bind_text(3, e.verify_reason);
-        s->bind_text(4, e.dedupe_key);
-        s->bind_text(5, e.body_sha256);
-        s->bind_blob(6, e.body);
-        s->bind_text(7, e.method);
-        s->bind_text(8, e.path);
-        s->bind_text(9, e.query);
-        s->bind_text(10, e.client_addr);
-        s->bind_text(11, e.headers);
-        s->bind_text(12, e.content_type);
-        s->bind_text(13, e.signature);
-        s->bind_text_or_null(14, e.message_id);
-        s->bind_text(15, e.type);
-        s->bind_text(16, e.action);
-        s->bind_int64_or_null(17, e.entity_id);
-        s->bind_text_or_null(18, e.company_id);
-        s->bind_text_or_null(19, e.member_id);
-        s->bind_text_or_null(20, e.from_url);
-        s->bind_text_or_null(21, e.product_instance_id);
-        s->bind_text_or_null(22, e.partner_id);
-        s->bind_int64_or_null(23, e.callback_id);
-        s->bind_text(24, e.key_url);
-        s->bind_int64(25, e.next_verify_at_us);
-        s->bind_int64(26, std::max(row.last_delivery_at_us, e.received_at_us));
-        s->bind_int64(27, std::max<std::int64_t>(row.deliveries, 1));
-        s->bind_int64(28, row.verify_attempts);
+        const int next = detail::bind_record(*s, e, 1);
+        s->bind_int64(next, std::max(row.last_delivery_at_us, e.received_at_us));
+        s->bind_int64(next + 1, std::max<std::int64_t>(row.deliveries, 1));
+        s->bind_int64(next + 2, row.verify_attempts);
         const int rc = s->step();
         if (rc != SQLITE_DONE) {
             return fail(impl_->path, impl_->db.last_error(rc));

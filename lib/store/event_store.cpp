@@ -43,6 +43,7 @@
 
 #include "core/log.hpp"
 #include "store/detail/files.hpp"
+#include "store/detail/record_sql.hpp"
 #include "store/detail/schema.hpp"
 #include "store/sqlite.hpp"
 
@@ -180,28 +181,23 @@ static_assert(static_cast<std::int64_t>(std::size(migrations)) == detail::schema
 // half-way through its ten b-trees needs a statement journal, a copy of every page it touches
 // (ten per row). A row it ignored is a redelivery (or, never from cwhook, a broken constraint),
 // which bump_duplicate_sql then counts.
-constexpr std::string_view insert_event_sql = R"sql(
-INSERT OR IGNORE INTO events (
-    received_at_us, last_delivery_at_us, status, verify_reason, dedupe_key, body_sha256, body,
-    method, path, query, client_addr, headers, content_type, signature, message_id, type,
-    action, entity_id, company_id, member_id, from_url, product_instance_id, partner_id,
-    callback_id, key_url, next_verify_at_us)
-VALUES (?1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18,
-        ?19, ?20, ?21, ?22, ?23, ?24, ?25)
-)sql";
+const std::string& insert_event_sql()
+{
+    static const std::string sql =
+        fmt::format("INSERT OR IGNORE INTO events ({}, last_delivery_at_us) VALUES ({}, ?1)", detail::record_columns(),
+                    detail::placeholders(1, detail::record_field_count()));
+    return sql;
+}
 
 // A verified delivery takes over the unsettled row holding its dedupe key: the row then holds
 // exactly the bytes that verified (a forger's earlier body under the same MessageId must not
 // become "verified"); id, first receipt and delivery count stay.
-constexpr std::string_view upgrade_event_sql = R"sql(
-UPDATE events SET
-    status = ?2, verify_reason = ?3, body_sha256 = ?4, body = ?5, method = ?6, path = ?7,
-    query = ?8, client_addr = ?9, headers = ?10, content_type = ?11, signature = ?12,
-    message_id = ?13, type = ?14, action = ?15, entity_id = ?16, company_id = ?17,
-    member_id = ?18, from_url = ?19, product_instance_id = ?20, partner_id = ?21,
-    callback_id = ?22, key_url = ?23, next_verify_at_us = 0
-WHERE id = ?1 AND status IN ('pending', 'failed')
-)sql";
+const std::string& upgrade_event_sql()
+{
+    static const std::string sql = fmt::format(
+        "UPDATE events SET {} WHERE id = ?1 AND status IN ('pending', 'failed')", detail::record_assignments(2));
+    return sql;
+}
 
 // A redelivery may be committed after a later one (two sessions, two batches), hence max().
 constexpr std::string_view bump_duplicate_sql = R"sql(
@@ -570,31 +566,7 @@ int event_store::impl::execute(event_job& j)
     const event_record& e = j.record;
     sqlite::statement& s = insert_event_;
     sqlite::reset_guard guard(s);
-    s.bind_int64(1, e.received_at_us);
-    s.bind_text(2, to_string(e.status));
-    s.bind_text(3, e.verify_reason);
-    s.bind_text(4, e.dedupe_key);
-    s.bind_text(5, e.body_sha256);
-    s.bind_blob(6, e.body);
-    s.bind_text(7, e.method);
-    s.bind_text(8, e.path);
-    s.bind_text(9, e.query);
-    s.bind_text(10, e.client_addr);
-    s.bind_text(11, e.headers);
-    s.bind_text(12, e.content_type);
-    s.bind_text(13, e.signature);
-    s.bind_text_or_null(14, e.message_id);
-    s.bind_text(15, e.type);
-    s.bind_text(16, e.action);
-    s.bind_int64_or_null(17, e.entity_id);
-    s.bind_text_or_null(18, e.company_id);
-    s.bind_text_or_null(19, e.member_id);
-    s.bind_text_or_null(20, e.from_url);
-    s.bind_text_or_null(21, e.product_instance_id);
-    s.bind_text_or_null(22, e.partner_id);
-    s.bind_int64_or_null(23, e.callback_id);
-    s.bind_text(24, e.key_url);
-    s.bind_int64(25, e.next_verify_at_us);
+    detail::bind_record(s, e, 1);
     if (const int rc = s.step(); rc != SQLITE_DONE) {
         return rc;
     }
@@ -638,28 +610,7 @@ int event_store::impl::upgrade(std::int64_t id, const event_record& e)
     sqlite::statement& s = upgrade_event_;
     sqlite::reset_guard guard(s);
     s.bind_int64(1, id);
-    s.bind_text(2, to_string(e.status));
-    s.bind_text(3, e.verify_reason);
-    s.bind_text(4, e.body_sha256);
-    s.bind_blob(5, e.body);
-    s.bind_text(6, e.method);
-    s.bind_text(7, e.path);
-    s.bind_text(8, e.query);
-    s.bind_text(9, e.client_addr);
-    s.bind_text(10, e.headers);
-    s.bind_text(11, e.content_type);
-    s.bind_text(12, e.signature);
-    s.bind_text_or_null(13, e.message_id);
-    s.bind_text(14, e.type);
-    s.bind_text(15, e.action);
-    s.bind_int64_or_null(16, e.entity_id);
-    s.bind_text_or_null(17, e.company_id);
-    s.bind_text_or_null(18, e.member_id);
-    s.bind_text_or_null(19, e.from_url);
-    s.bind_text_or_null(20, e.product_instance_id);
-    s.bind_text_or_null(21, e.partner_id);
-    s.bind_int64_or_null(22, e.callback_id);
-    s.bind_text(23, e.key_url);
+    detail::bind_record(s, e, 2, true);
     const int rc = s.step();
     return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
@@ -868,6 +819,57 @@ void event_store::impl::stop()
 
 // ---- event_store ------------------------------------------------------------------------
 
+namespace {
+
+// The writer connection's settings: busy timeout, WAL, durability, caches and size cap.
+boost::system::result<void, std::string> configure(sqlite::database& conn, const settings& s, bool in_memory)
+{
+    const auto timeout_ms = std::clamp<std::chrono::milliseconds::rep>(s.busy_timeout.count(), 0,
+                                                                       std::numeric_limits<int>::max());
+    sqlite3_busy_timeout(conn.handle(), static_cast<int>(timeout_ms));
+
+    auto mode = conn.query_text("PRAGMA journal_mode = WAL");
+    if (!mode) {
+        return mode.error().message;
+    }
+    // WAL is what lets readers (the CLI, backups) coexist with the writer; SQLite silently
+    // keeps the old mode where WAL is impossible (some network file systems), so check.
+    if (!in_memory && *mode != "wal") {
+        return fmt::format("cannot switch to WAL journal mode (still \"{}\")", *mode);
+    }
+    const char* sync_pragma =
+        s.synchronous == synchronous_mode::full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL";
+    if (auto r = conn.exec(sync_pragma); !r) {
+        return r.error().message;
+    }
+    if (auto r = conn.exec("PRAGMA foreign_keys = ON"); !r) {
+        return r.error().message;
+    }
+    // Each insert changes a page of every index that an earlier insert of the same batch has
+    // already changed, and the insert statement keeps a statement journal of those pages: with
+    // the default temp_store that is a temporary file, ~10 page writes per row and two thirds
+    // of the writer's pwrite calls (strace of bench/store.sh). In memory it is a copy.
+    if (auto r = conn.exec("PRAGMA temp_store = MEMORY"); !r) {
+        return r.error().message;
+    }
+    {
+        const auto pragma = fmt::format("PRAGMA cache_size = -{}", static_cast<std::uint64_t>(s.cache_mib) * 1024);
+        if (auto r = conn.exec(pragma.c_str()); !r) {
+            return r.error().message;
+        }
+    }
+    if (s.max_page_count > 0) {
+        const auto pragma = fmt::format("PRAGMA max_page_count = {}", s.max_page_count);
+        if (auto r = conn.exec(pragma.c_str()); !r) {
+            return r.error().message;
+        }
+    }
+    return {};
+}
+
+} // namespace
+
+
 event_store::event_store(std::unique_ptr<impl> p) : impl_(std::move(p)) {}
 
 event_store::~event_store()
@@ -899,54 +901,16 @@ boost::system::result<std::unique_ptr<event_store>, std::string> event_store::op
     p->db_ = std::move(*db);
     sqlite::database& conn = p->db_;
 
-    const auto timeout_ms = std::clamp<std::chrono::milliseconds::rep>(s.busy_timeout.count(), 0,
-                                                                       std::numeric_limits<int>::max());
-    sqlite3_busy_timeout(conn.handle(), static_cast<int>(timeout_ms));
-
-    auto mode = conn.query_text("PRAGMA journal_mode = WAL");
-    if (!mode) {
-        return fail(mode.error().message);
+    if (auto r = configure(conn, s, in_memory); !r) {
+        return fail(r.error());
     }
-    // WAL is what lets readers (the CLI, backups) coexist with the writer; SQLite silently
-    // keeps the old mode where WAL is impossible (some network file systems), so check.
-    if (!in_memory && *mode != "wal") {
-        return fail(fmt::format("cannot switch to WAL journal mode (still \"{}\")", *mode));
-    }
-    const char* sync_pragma =
-        s.synchronous == synchronous_mode::full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL";
-    if (auto r = conn.exec(sync_pragma); !r) {
-        return fail(r.error().message);
-    }
-    if (auto r = conn.exec("PRAGMA foreign_keys = ON"); !r) {
-        return fail(r.error().message);
-    }
-    // Each insert changes a page of every index that an earlier insert of the same batch has
-    // already changed, and the insert statement keeps a statement journal of those pages: with
-    // the default temp_store that is a temporary file, ~10 page writes per row and two thirds
-    // of the writer's pwrite calls (strace of bench/store.sh). In memory it is a copy.
-    if (auto r = conn.exec("PRAGMA temp_store = MEMORY"); !r) {
-        return fail(r.error().message);
-    }
-    {
-        const auto pragma = fmt::format("PRAGMA cache_size = -{}", static_cast<std::uint64_t>(s.cache_mib) * 1024);
-        if (auto r = conn.exec(pragma.c_str()); !r) {
-            return fail(r.error().message);
-        }
-    }
-    if (s.max_page_count > 0) {
-        const auto pragma = fmt::format("PRAGMA max_page_count = {}", s.max_page_count);
-        if (auto r = conn.exec(pragma.c_str()); !r) {
-            return fail(r.error().message);
-        }
-    }
-
     if (auto r = detail::migrate(conn); !r) {
         return fail(r.error());
     }
 
     const std::pair<sqlite::statement*, std::string_view> statements[] = {
-        {&p->insert_event_, insert_event_sql},         {&p->bump_duplicate_, bump_duplicate_sql},
-        {&p->upgrade_event_, upgrade_event_sql},       {&p->count_unsettled_, count_unsettled_sql},
+        {&p->insert_event_, insert_event_sql()},         {&p->bump_duplicate_, bump_duplicate_sql},
+        {&p->upgrade_event_, upgrade_event_sql()},       {&p->count_unsettled_, count_unsettled_sql},
         {&p->insert_rejection_, insert_rejection_sql},
         {&p->prune_rejections_, prune_rejections_sql}, {&p->update_status_, update_status_sql},
         {&p->load_due_pending_, load_due_pending_sql}, {&p->prune_events_, prune_events_sql},

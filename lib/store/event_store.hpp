@@ -9,6 +9,7 @@
 #pragma once
 
 #include "core/error.hpp"
+#include "store/settings.hpp"
 
 #include <chrono>
 #include <cstdint>
@@ -19,30 +20,6 @@
 #include <vector>
 
 namespace cwhook::store {
-
-enum class synchronous_mode { full, normal };
-
-struct settings {
-    std::string path = "./var/cwhook.db";  // parent folder is created; ":memory:" for tests
-    synchronous_mode synchronous = synchronous_mode::full;
-    std::chrono::milliseconds busy_timeout{250};  // how long a commit waits for another process's lock
-    std::size_t queue_limit = 10000;              // jobs waiting for the writer; beyond: storage_queue_full
-    std::size_t max_batch = 1024;                 // jobs per transaction
-    std::size_t max_rejections = 10000;           // rejected-request rows kept (oldest deleted)
-    // Rejected-request rows waiting for the writer, queued apart from queue_limit so that a
-    // flood of junk requests cannot crowd out deliveries; beyond it they are dropped.
-    std::size_t rejection_queue_limit = 1000;
-    std::int64_t max_page_count = 0;              // 0 = SQLite default; tests use it to simulate a full disk
-    // The writer's page cache. Inserting into a large database touches index pages all over the
-    // file; SQLite's default 2 MiB makes each of those a read (bench/events.sh at 1M rows: 3,942
-    // req/s with 2 MiB, 5,576 with 16 MiB, no better with 32 or 64; RESULTS-events.md).
-    std::size_t cache_mib = 16;
-    // Retention (run by the application through submit_prune): events older than this are
-    // deleted, retention_batch rows per writer batch, every retention_interval. 0 = keep all.
-    std::chrono::milliseconds retention{0};
-    std::size_t retention_batch = 1000;
-    std::chrono::milliseconds retention_interval{600'000};
-};
 
 enum class event_status { verified, pending, failed, unverified };
 std::string_view to_string(event_status s);

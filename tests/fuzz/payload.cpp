@@ -3,6 +3,7 @@
 // json_quoted() and the parsers agree: any text quoted into a payload field reads back as
 // itself (valid UTF-8) or as itself with each offending byte replaced by '?' (invalid UTF-8).
 #include "json/payload.hpp"
+#include "json/signing_key.hpp"
 
 #include "core/json_string.hpp"
 

@@ -10,6 +10,7 @@
 #include "http/router.hpp"
 #include "http/server.hpp"
 #include "json/payload.hpp"
+#include "json/signing_key.hpp"
 #include "json/value.hpp"
 
 #include <boost/asio/io_context.hpp>

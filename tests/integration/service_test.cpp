@@ -1,6 +1,7 @@
 // cwhook under a service manager, as real processes: the sd_notify protocol (READY=1,
 // WATCHDOG=1, STOPPING=1) on a notify socket the test owns, socket activation (LISTEN_FDS),
-// and SIGHUP reloads (certificate renewal, allowlist change, invalid configuration refused).
+// and SIGHUP reloads (certificate renewal, allowlist change, invalid configuration refused),
+// observed through cwhook_reloads_total and cwhook_restart_needed on the admin /metrics.
 #include "support/harness.hpp"
 
 #include <gtest/gtest.h>
@@ -91,6 +92,49 @@ http_call get(std::string target)
     c.target = std::move(target);
     return c;
 }
+
+// The child's admin listener (127.0.0.1:0 under the harness) with a known token, and its metrics.
+constexpr std::string_view admin_token = "reload-test-token";
+
+class metrics_scrape {
+public:
+    explicit metrics_scrape(child_process& p)
+    {
+        const auto line = p.wait_for_line("admin listening (http)");
+        const auto pos = line.find("port=");
+        if (pos == std::string::npos) {
+            ADD_FAILURE() << "no admin listener:\n" << p.output();
+            return;
+        }
+        port_ = static_cast<std::uint16_t>(std::stoi(line.substr(pos + 5)));
+    }
+
+    // The value of one sample, e.g. cwhook_reloads_total{result="applied"}; -1 when absent.
+    long long value(std::string_view sample) const
+    {
+        auto call = get("/metrics");
+        call.headers.emplace_back("Authorization", fmt::format("Bearer {}", admin_token));
+        const auto body = send(loopback(port_), call).body;
+        const auto at = body.find(fmt::format("\n{} ", sample));
+        if (at == std::string::npos) {
+            return -1;
+        }
+        return std::stoll(body.substr(at + sample.size() + 2));
+    }
+
+    // Waits until the sample reaches `n` (a reload runs on the daemon's signal thread).
+    bool reaches(std::string_view sample, long long n) const
+    {
+        return eventually([&] { return value(sample) == n; });
+    }
+
+private:
+    std::uint16_t port_ = 0;
+};
+
+constexpr std::string_view applied = R"(cwhook_reloads_total{result="applied"})";
+constexpr std::string_view restart_needed = R"(cwhook_reloads_total{result="restart_needed"})";
+constexpr std::string_view rejected = R"(cwhook_reloads_total{result="rejected"})";
 
 TEST(Service, NotifiesReadyWatchdogAndStopping)
 {
@@ -199,8 +243,10 @@ TEST(Service, SighupRenewsTheCertificateForNewConnections)
     const auto conf = dir.file("c.toml");
     write_file(conf, tls_config(dir.file("events.db"), old_cert, ""));
     notify_socket sock(dir);
-    child_process p({"serve", "--config", conf}, {{"NOTIFY_SOCKET", sock.path()}});
+    child_process p({"serve", "--config", conf},
+                    {{"NOTIFY_SOCKET", sock.path()}, {"CWHOOK_ADMIN_TOKEN", std::string(admin_token)}});
     const auto port = tls_port_of(p);
+    const metrics_scrape metrics(p);
     ASSERT_NE(port, 0) << p.output();
     EXPECT_EQ(send(loopback(port), get("/healthz"), old_cert.cert).status, 200);
     EXPECT_EQ(send(loopback(port), get("/healthz"), new_cert.cert).status, 0);  // not trusted yet
@@ -212,7 +258,7 @@ TEST(Service, SighupRenewsTheCertificateForNewConnections)
     write_file(old_cert.cert, read_file(new_cert.cert));
     write_file(old_cert.key, read_file(new_cert.key));
     p.signal(SIGHUP);
-    ASSERT_FALSE(p.wait_for_line("configuration reloaded").empty()) << p.output();
+    ASSERT_TRUE(metrics.reaches(applied, 1)) << p.output();
     EXPECT_TRUE(sock.wait_for("RELOADING=1")) << joined(sock.seen);
     EXPECT_TRUE(sock.wait_for("READY=1")) << joined(sock.seen);
     EXPECT_EQ(send(loopback(port), get("/healthz"), new_cert.cert).status, 200) << p.output();
@@ -227,12 +273,14 @@ TEST(Service, SighupWithAnInvalidConfigurationKeepsTheRunningOne)
     const auto cert = make_cert(dir);
     const auto conf = dir.file("c.toml");
     write_file(conf, tls_config(dir.file("events.db"), cert, ""));
-    child_process p({"serve", "--config", conf});
+    child_process p({"serve", "--config", conf}, {{"CWHOOK_ADMIN_TOKEN", std::string(admin_token)}});
     const auto port = tls_port_of(p);
     ASSERT_NE(port, 0) << p.output();
+    const metrics_scrape metrics(p);
 
     write_file(conf, "[server]\nmax_connections = \"many\"\n");
     p.signal(SIGHUP);
+    ASSERT_TRUE(metrics.reaches(rejected, 1)) << p.output();
     const auto refused = p.wait_for_line("reload refused");
     EXPECT_NE(refused.find("server.max_connections"), std::string::npos) << p.output();
     EXPECT_EQ(send(loopback(port), get("/healthz"), cert.cert).status, 200);
@@ -240,8 +288,10 @@ TEST(Service, SighupWithAnInvalidConfigurationKeepsTheRunningOne)
     // A certificate file that vanished is refused too, and the loaded one stays in use.
     write_file(conf, tls_config(dir.file("events.db"), test_cert{dir.file("gone.pem"), cert.key}, ""));
     p.signal(SIGHUP);
+    ASSERT_TRUE(metrics.reaches(rejected, 2)) << p.output();
     EXPECT_FALSE(p.wait_for_line("gone.pem").empty()) << p.output();
     EXPECT_EQ(send(loopback(port), get("/healthz"), cert.cert).status, 200);
+    EXPECT_EQ(metrics.value(applied), 0);
     p.signal(SIGTERM);
     EXPECT_EQ(p.wait(), 0) << p.output();
 }
@@ -266,9 +316,10 @@ path = "{}"
                            listen, host.empty() ? "" : "\"" + host + "\"", cert.cert, db);
     };
     write_file(conf, with_hosts(""));
-    child_process p({"serve", "--config", conf});
+    child_process p({"serve", "--config", conf}, {{"CWHOOK_ADMIN_TOKEN", std::string(admin_token)}});
     const auto port = p.wait_for_http_port();
     ASSERT_NE(port, 0) << p.output();
+    const metrics_scrape metrics(p);
     const auto delivery = [&](int id) {
         return send(loopback(port), signed_call(make_payload(keys.url(), id, fmt::format("m-{}", id)), keys.key()));
     };
@@ -277,7 +328,7 @@ path = "{}"
 
     write_file(conf, with_hosts(keys.host_entry()));
     p.signal(SIGHUP);
-    ASSERT_FALSE(p.wait_for_line("configuration reloaded").empty()) << p.output();
+    ASSERT_TRUE(metrics.reaches(applied, 1)) << p.output();
     EXPECT_EQ(delivery(2).status, 200);
     EXPECT_EQ(keys.fetches(), 1);
 
@@ -286,9 +337,16 @@ path = "{}"
                                  "ca_file = \"{}\"\n[storage]\npath = \"{}\"\n",
                                  keys.host_entry(), cert.cert, db));
     p.signal(SIGHUP);
-    const auto warned = p.wait_for_line("need a restart");
-    EXPECT_NE(warned.find("server.threads"), std::string::npos) << p.output();
+    ASSERT_TRUE(metrics.reaches(restart_needed, 1)) << p.output();
+    EXPECT_EQ(metrics.value(R"(cwhook_restart_needed{key="server.threads"})"), 1);
     EXPECT_EQ(send(loopback(port), get("/healthz")).status, 200);
+    EXPECT_EQ(delivery(3).status, 200);  // the allowlist, live, is still the new one
+
+    // Back to the running value: nothing waits for a restart any more.
+    write_file(conf, with_hosts(keys.host_entry()));
+    p.signal(SIGHUP);
+    ASSERT_TRUE(metrics.reaches(applied, 2)) << p.output();
+    EXPECT_EQ(metrics.value(R"(cwhook_restart_needed{key="server.threads"})"), 0);
     p.signal(SIGTERM);
     EXPECT_EQ(p.wait(), 0) << p.output();
 }
@@ -305,14 +363,15 @@ TEST(Service, SighupRebindsChangedListeners)
         return fmt::format("[server]\nlisten = [{}]\n[storage]\npath = \"{}\"\n", listen, dir.file("events.db"));
     };
     write_file(conf, with_listen(fmt::format("\"127.0.0.1:{}\"", a)));
-    child_process p({"serve", "--config", conf});
+    child_process p({"serve", "--config", conf}, {{"CWHOOK_ADMIN_TOKEN", std::string(admin_token)}});
     ASSERT_EQ(p.wait_for_http_port(), a) << p.output();
+    const metrics_scrape metrics(p);
     EXPECT_EQ(send(loopback(a), get("/healthz")).status, 200);
 
     // Move to port b: b answers, a is closed.
     write_file(conf, with_listen(fmt::format("\"127.0.0.1:{}\"", b)));
     p.signal(SIGHUP);
-    ASSERT_FALSE(p.wait_for_line("configuration reloaded").empty()) << p.output();
+    ASSERT_TRUE(metrics.reaches(applied, 1)) << p.output();
     EXPECT_EQ(send(loopback(b), get("/healthz")).status, 200) << p.output();
     EXPECT_EQ(send(loopback(a), get("/healthz")).status, 0);
 
@@ -321,6 +380,7 @@ TEST(Service, SighupRebindsChangedListeners)
     const int holder = listening_socket(busy);
     write_file(conf, with_listen(fmt::format("\"127.0.0.1:{}\", \"127.0.0.1:{}\"", b, busy)));
     p.signal(SIGHUP);
+    ASSERT_TRUE(metrics.reaches(rejected, 1)) << p.output();
     const auto refused = p.wait_for_line("reload refused");
     EXPECT_NE(refused.find(std::to_string(busy)), std::string::npos) << p.output();
     ::close(holder);
@@ -338,18 +398,19 @@ TEST(Service, SighupChangesLimitsForNewConnections)
                            max_body, dir.file("events.db"));
     };
     write_file(conf, with_limit(4096));
-    child_process p({"serve", "--config", conf});
+    child_process p({"serve", "--config", conf}, {{"CWHOOK_ADMIN_TOKEN", std::string(admin_token)}});
     const auto port = p.wait_for_http_port();
     ASSERT_NE(port, 0) << p.output();
+    const metrics_scrape metrics(p);
     http_call big;
     big.body = std::string(1000, 'x');
     EXPECT_EQ(send(loopback(port), big).status, 400);  // read, then refused as not JSON
 
     write_file(conf, with_limit(500));
     p.signal(SIGHUP);
-    ASSERT_FALSE(p.wait_for_line("configuration reloaded").empty()) << p.output();
+    ASSERT_TRUE(metrics.reaches(applied, 1)) << p.output();
     EXPECT_EQ(send(loopback(port), big).status, 413);
-    EXPECT_EQ(p.output().find("need a restart"), std::string::npos) << p.output();
+    EXPECT_EQ(metrics.value(restart_needed), 0);
     p.signal(SIGTERM);
     EXPECT_EQ(p.wait(), 0);
 }

@@ -2,6 +2,7 @@
 
 #include "crypto/signature.hpp"
 #include "crypto/tls.hpp"
+#include "store/event_db.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -403,34 +404,49 @@ std::string column_text(sqlite3_stmt* st, int i)
 
 } // namespace
 
+// The rows are read by the store's own reader (store/event_fields.hpp), as `cwhook events`
+// reads them; only the selection is SQL.
 std::vector<db_row> query_events(const std::string& path, const std::string& where)
 {
-    db_handle h(path);
     std::vector<db_row> rows;
-    sqlite3_stmt* st = nullptr;
-    const auto sql = "SELECT id, status, coalesce(verify_reason,''), deliveries, body, client_addr, headers, "
-                     "coalesce(message_id,''), type, action, coalesce(entity_id,0) FROM events WHERE " +
-                     where + " ORDER BY id";
-    if (sqlite3_prepare_v2(h.db, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
-        ADD_FAILURE() << sqlite3_errmsg(h.db);
+    std::vector<std::int64_t> ids;
+    {
+        db_handle h(path);
+        sqlite3_stmt* st = nullptr;
+        const auto sql = "SELECT id FROM events WHERE " + where + " ORDER BY id";
+        if (sqlite3_prepare_v2(h.db, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
+            ADD_FAILURE() << sqlite3_errmsg(h.db);
+            return rows;
+        }
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            ids.push_back(sqlite3_column_int64(st, 0));
+        }
+        sqlite3_finalize(st);
+    }
+    auto db = store::event_db::open(path, store::db_access::read_only);
+    if (!db) {
+        ADD_FAILURE() << db.error();
         return rows;
     }
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        db_row r;
-        r.id = sqlite3_column_int64(st, 0);
-        r.status = column_text(st, 1);
-        r.verify_reason = column_text(st, 2);
-        r.deliveries = sqlite3_column_int64(st, 3);
-        r.body = column_text(st, 4);
-        r.client_addr = column_text(st, 5);
-        r.headers = column_text(st, 6);
-        r.message_id = column_text(st, 7);
-        r.type = column_text(st, 8);
-        r.action = column_text(st, 9);
-        r.entity_id = sqlite3_column_int64(st, 10);
-        rows.push_back(std::move(r));
+    for (const std::int64_t id : ids) {
+        auto e = (*db)->get(id, false);
+        if (!e || !*e) {
+            ADD_FAILURE() << "event " << id << " vanished";
+            continue;
+        }
+        auto& r = (*e)->record;
+        rows.push_back(db_row{.id = id,
+                              .status = std::string(store::to_string(r.status)),
+                              .verify_reason = std::move(r.verify_reason),
+                              .deliveries = (*e)->deliveries,
+                              .body = std::move(r.body),
+                              .client_addr = std::move(r.client_addr),
+                              .headers = std::move(r.headers),
+                              .message_id = r.message_id.value_or(""),
+                              .type = std::move(r.type),
+                              .action = std::move(r.action),
+                              .entity_id = r.entity_id.value_or(0)});
     }
-    sqlite3_finalize(st);
     return rows;
 }
 

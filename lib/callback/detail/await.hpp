@@ -18,8 +18,7 @@ template <class T, class Submit>
 boost::asio::awaitable<std::optional<T>> await_completion(Submit submit)
 {
     namespace net = boost::asio;
-    // The handler's own executor, not `co_await this_coro::executor`: GCC 12 mishandles the
-    // lifetime of class-type results of co_await.
+    // The handler's own executor, not `co_await this_coro::executor` (GCC 12: docs/STYLE.md).
     co_return co_await net::async_initiate<decltype(net::use_awaitable), void(std::optional<T>)>(
         [&submit](auto handler) {
             auto ex = net::get_associated_executor(handler);

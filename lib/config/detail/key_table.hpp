@@ -1,9 +1,10 @@
 // The key table: what one configuration key is (section, name, kind, secret flag, how to set
 // it from a value and read it back) and factories for the kinds of keys the settings use.
-// One table drives the file, the environment, unknown-key detection and render(), so a key is
-// listed once. Plain data and pure functions; thread-safe once built.
+// One table drives the file, the environment, unknown-key detection, render() and what a
+// reload does with a changed value, so a key is listed once. Plain data and pure functions; thread-safe once built.
 #pragma once
 
+#include "config/config.hpp"
 #include "core/duration.hpp"
 #include "core/error.hpp"
 
@@ -112,6 +113,21 @@ struct key {
     // Called with the alternative `type` names only (the loader checks the shape first).
     std::function<verdict(S&, const value&)> set;
     std::function<value(const S&)> get;  // as render() writes it
+    std::function<bool(const S&, const S&)> same;   // the two settings hold the same value
+    std::function<void(S& to, const S& from)> copy; // takes `from`'s value, unchecked
+    reload_effect effect = reload_effect::unclassified;
+
+    // Row marks for the table: what a reload does when the value changed.
+    key live() &&
+    {
+        effect = reload_effect::live;
+        return std::move(*this);
+    }
+    key needs_restart() &&
+    {
+        effect = reload_effect::restart;
+        return std::move(*this);
+    }
 };
 
 // Factories. `field` is a generic lambda projecting the settings onto the member, used for
@@ -162,6 +178,7 @@ struct make_key {
             return std::nullopt;
         };
         k.get = [field](const S& s) -> value { return field(s); };
+        project(k, field);
         return k;
     }
 
@@ -194,6 +211,7 @@ struct make_key {
             return std::nullopt;
         };
         k.get = [field](const S& s) -> value { return static_cast<std::int64_t>(field(s)); };
+        project(k, field);
         return k;
     }
 
@@ -207,6 +225,7 @@ struct make_key {
             return std::nullopt;
         };
         k.get = [field](const S& s) -> value { return static_cast<bool>(field(s)); };
+        project(k, field);
         return k;
     }
 
@@ -233,6 +252,7 @@ struct make_key {
             return std::nullopt;
         };
         k.get = [field](const S& s) -> value { return format_duration(field(s)); };
+        project(k, field);
         return k;
     }
 
@@ -268,10 +288,19 @@ struct make_key {
             CWHOOK_CHECK(!"enumerator missing from its choice table");
             return std::string();
         };
+        project(k, field);
         return k;
     }
 
 private:
+    // Comparing and copying go through the member itself, not its rendering.
+    template <class F>
+    static void project(key<S>& k, F field)
+    {
+        k.same = [field](const S& a, const S& b) { return field(a) == field(b); };
+        k.copy = [field](S& to, const S& from) { field(to) = field(from); };
+    }
+
     template <class F>
     static key<S> string_like(std::string_view section, std::string_view name, F field, string_check check, bool quoted)
     {
@@ -287,6 +316,7 @@ private:
             return std::nullopt;
         };
         k.get = [field](const S& s) -> value { return field(s); };
+        project(k, field);
         return k;
     }
 };

@@ -1,4 +1,4 @@
-// simdjson-backed checks for json/pretty.cpp (implemented in payload.cpp, the one file that
+// simdjson-backed checks for json/pretty.cpp (implemented in document.cpp, the one file that
 // owns the parser). Internal to lib/json.
 #pragma once
 

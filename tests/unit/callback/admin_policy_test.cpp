@@ -1,5 +1,6 @@
 #include "callback/admin_policy.hpp"
 #include "callback/admin_token.hpp"
+#include "client/https_client.hpp"
 #include "core/error.hpp"
 
 #include <gtest/gtest.h>

@@ -1,4 +1,5 @@
 #include "config/config.hpp"
+#include "core/error.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>

@@ -82,12 +82,6 @@ TEST(Pretty, UnescapeHandlesSurrogates)
     EXPECT_EQ(unescape_string(R"("\ud83d x")"), "\xef\xbf\xbd x");
 }
 
-TEST(Pretty, ValidUtf8ReplacesOnlyBadBytes)
-{
-    EXPECT_EQ(valid_utf8("ok \xc3\xa9"), "ok \xc3\xa9");
-    EXPECT_EQ(valid_utf8("bad \xe9!"), "bad ?!");
-}
-
 TEST(Records, FlatObject)
 {
     auto r = parse_flat_object(R"({"a":"x","b":-5,"c":null})");
