@@ -178,8 +178,7 @@ int run(const run_options& o)
 }
 
 struct call_result {
-    result<client::response> res = errc::key_fetch_failed;
-    std::string error;
+    std::optional<client::fetch_result> res; // empty until the call completed
 };
 
 // Spawned, so it owns its arguments (by value: see the coroutine rule in lib/http/server.cpp).
@@ -187,9 +186,6 @@ struct call_result {
 net::awaitable<void> do_call(client::https_client* http, client::request req, client::options opt, call_result* out)
 {
     out->res = co_await http->fetch(req, opt);
-    if (!out->res) {
-        out->error = client::https_client::last_error();
-    }
     co_return;
 }
 
@@ -242,16 +238,17 @@ std::optional<std::string> control_call(const target_options& t, std::string_vie
     call_result out;
     net::co_spawn(ioc, do_call(&http, req, opt, &out), net::detached);
     ioc.run();
-    if (!out.res) {
-        std::fprintf(stderr, "cwhook emulate: %s: %s\n", base.c_str(), out.error.c_str());
+    if (!out.res || !*out.res) {
+        const std::string why = out.res ? out.res->error().detail : std::string("no answer");
+        std::fprintf(stderr, "cwhook emulate: %s: %s\n", base.c_str(), why.c_str());
         return std::nullopt;
     }
-    if (out.res->status != 200) {
-        std::fprintf(stderr, "cwhook emulate: %s answered %u: %s\n", base.c_str(), out.res->status,
-                     out.res->body.c_str());
+    auto& answer = **out.res;
+    if (answer.status != 200) {
+        std::fprintf(stderr, "cwhook emulate: %s answered %u: %s\n", base.c_str(), answer.status, answer.body.c_str());
         return std::nullopt;
     }
-    return std::move(out.res->body);
+    return std::move(answer.body);
 }
 
 int trigger(const target_options& t, const trigger_options& o)

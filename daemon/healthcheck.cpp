@@ -96,13 +96,14 @@ int run_healthcheck(const common_options& common, const healthcheck_options& o)
     }
     boost::asio::io_context ioc;
     client::https_client http(ioc.get_executor(), *tls);
-    std::optional<result<client::response>> answer;
+    std::optional<client::fetch_result> answer;
     boost::asio::co_spawn(
         ioc, [&]() -> boost::asio::awaitable<void> { answer = co_await http.fetch(req, opt); },
         boost::asio::detached);
     ioc.run();
     if (!answer || !*answer) {
-        std::fprintf(stderr, "cwhook healthcheck: %s: %s\n", url.c_str(), client::https_client::last_error().c_str());
+        const std::string why = answer ? answer->error().detail : std::string("no answer");
+        std::fprintf(stderr, "cwhook healthcheck: %s: %s\n", url.c_str(), why.c_str());
         return 1;
     }
     if ((*answer)->status != 200) {

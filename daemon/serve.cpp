@@ -1,7 +1,9 @@
 // `cwhook serve`: start-up errors are fatal (one line, exit 1); signals are taken by the
 // main thread with sigwait so no handler runs in async-signal context. The first SIGTERM
 // or SIGINT starts a graceful shutdown on a helper thread; a second one exits at once.
-// SIGHUP re-reads the configuration. Under systemd (Type=notify) the same thread sends
+// SIGHUP re-reads the configuration. A fatal failure inside the receiver (an accept loop that
+// died) is reported to the main thread as SIGUSR2: the same graceful shutdown, then exit 1.
+// Under systemd (Type=notify) the same thread sends
 // READY=1, STOPPING=1 and, when WatchdogSec= is set, WATCHDOG=1 pings.
 #include "commands.hpp"
 
@@ -13,9 +15,11 @@
 #include <cerrno>
 #include <chrono>
 #include <csignal>
-#include <optional>
 #include <cstdio>
+#include <mutex>
+#include <optional>
 #include <pthread.h>
+#include <string>
 #include <thread>
 #include <unistd.h>
 
@@ -81,6 +85,53 @@ void reload(const common_options& common, callback::app& app, config::settings& 
     notify("READY=1");
 }
 
+// The cause of a fatal failure: written by a worker thread, read by the main thread.
+class fatal_report {
+public:
+    void set(const std::string& why)
+    {
+        std::lock_guard lock(mutex_);
+        why_ = why;
+    }
+    std::string get() const
+    {
+        std::lock_guard lock(mutex_);
+        return why_;
+    }
+
+private:
+    mutable std::mutex mutex_;
+    std::string why_;
+};
+
+// Graceful shutdown on a helper thread while this (main) thread keeps taking signals: a
+// second SIGTERM or SIGINT exits at once, and the watchdog is pinged meanwhile.
+void drain(callback::app& app, const sigset_t& set, std::optional<std::chrono::microseconds> ping_every)
+{
+    const pthread_t main_thread = pthread_self();
+    std::thread stopper([&app, main_thread] {
+        // A drain that hit its deadline still flushed storage: nothing acknowledged is lost.
+        (void)app.shutdown();
+        pthread_kill(main_thread, SIGUSR1);
+    });
+    for (;;) {
+        const int sig = wait_signal(set, ping_every);
+        if (sig == 0) {
+            notify("WATCHDOG=1"); // draining is progress; TimeoutStopSec bounds it
+            continue;
+        }
+        if (sig == SIGUSR1) {
+            break;
+        }
+        if (sig == SIGHUP || sig == SIGUSR2) {
+            continue;
+        }
+        log::warn("second signal; exiting now");
+        std::_Exit(128 + sig);
+    }
+    stopper.join();
+}
+
 int serve(const common_options& common)
 {
     // Block the signals before any thread exists so every thread inherits the mask.
@@ -90,6 +141,7 @@ int serve(const common_options& common)
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGUSR1);  // "shutdown finished", sent to ourselves
+    sigaddset(&set, SIGUSR2);  // "the receiver cannot go on", sent to ourselves
     pthread_sigmask(SIG_BLOCK, &set, nullptr);
     std::signal(SIGPIPE, SIG_IGN);
 
@@ -110,7 +162,11 @@ int serve(const common_options& common)
         std::fprintf(stderr, "cwhook: %s\n", app.error().c_str());
         return 1;
     }
-    (*app)->start();
+    fatal_report fatal;
+    (*app)->start([main_thread = pthread_self(), &fatal](const std::string& why) {
+        fatal.set(why);
+        pthread_kill(main_thread, SIGUSR2);
+    });
     notify("READY=1\nSTATUS=receiving callbacks");
 
     // Watchdog pings only while the worker threads still run queued work.
@@ -136,32 +192,17 @@ int serve(const common_options& common)
     if (sig == SIGUSR1) {
         return 1;
     }
+    if (sig == SIGUSR2) {
+        const std::string why = fatal.get();
+        notify("STOPPING=1\nSTATUS=fatal error: " + why);
+        log::error("cannot go on; shutting down to exit 1", {{"error", why}});
+        drain(**app, set, ping_every);
+        std::fprintf(stderr, "cwhook: stopped after a fatal error: %s\n", why.c_str());
+        return 1;
+    }
     notify("STOPPING=1\nSTATUS=draining");
     log::info("shutting down", {{"signal", sig == SIGTERM ? "SIGTERM" : "SIGINT"}});
-    const pthread_t main_thread = pthread_self();
-    bool clean = false;
-    std::thread stopper([&] {
-        clean = (*app)->shutdown();
-        pthread_kill(main_thread, SIGUSR1);
-    });
-    for (;;) {
-        sig = wait_signal(set, ping_every);
-        if (sig == 0) {
-            notify("WATCHDOG=1");  // draining is progress; TimeoutStopSec bounds it
-            continue;
-        }
-        if (sig == SIGUSR1) {
-            break;
-        }
-        if (sig == SIGHUP) {
-            continue;
-        }
-        log::warn("second signal; exiting now");
-        std::_Exit(128 + sig);
-    }
-    stopper.join();
-    // A drain that hit its deadline still flushed storage: nothing acknowledged is lost.
-    (void)clean;
+    drain(**app, set, ping_every);
     return 0;
 }
 

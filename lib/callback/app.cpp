@@ -10,20 +10,19 @@
 #include "callback/detail/await.hpp"
 #include "callback/ingest.hpp"
 #include "callback/key_cache.hpp"
-#include "callback/verifier.hpp"
 #include "callback/readiness.hpp"
 #include "callback/reverifier.hpp"
 #include "callback/subscription_check.hpp"
+#include "callback/verifier.hpp"
 #include "client/https_client.hpp"
 #include "core/log.hpp"
+#include "core/task.hpp"
 #include "core/time.hpp"
 #include "crypto/tls.hpp"
 
 #include <fmt/format.h>
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -72,6 +71,8 @@ struct app::impl {
     std::unique_ptr<subscription_check> checker;
     std::vector<std::thread> threads;
     std::atomic<bool> stopping{false};
+    app::fatal_fn on_fatal; // set by start() before any worker runs
+    std::atomic<bool> failed{false};
 
     // The configuration in force (cfg with what reloads applied), for settings().
     mutable std::mutex in_force_mutex;
@@ -86,6 +87,29 @@ struct app::impl {
     impl(app_settings s, unsigned concurrency, const key_url_policy& p)
         : cfg(std::move(s)), ioc(static_cast<int>(concurrency)), policy(p)
     {
+    }
+
+    void fatal(const std::string& why)
+    {
+        if (failed.exchange(true)) {
+            return;
+        }
+        if (on_fatal) {
+            on_fatal(why);
+        } else {
+            log::error("the receiver cannot go on; restart it", {{"error", why}});
+        }
+    }
+
+    // A listener whose accept loop failed takes no more connections: a receiver that lingers
+    // without accepting looks alive to its service manager, so the daemon stops instead.
+    task::policy fatal_policy()
+    {
+        task::policy p;
+        p.action = task::on_failure::stop;
+        p.metrics = &metrics;
+        p.stop = [this](const std::string& why) { fatal(why); };
+        return p;
     }
 };
 
@@ -289,6 +313,7 @@ boost::system::result<std::unique_ptr<app>, std::string> app::create(app_setting
     });
 
     p->server = std::make_unique<http::server>(p->ioc, cfg.server, routes, server_tls, p->metrics);
+    p->server->supervise_accept("accept", p->fatal_policy());
     if (auto r = p->server->start(); !r) {
         return r.error();
     }
@@ -324,6 +349,7 @@ boost::system::result<std::unique_ptr<app>, std::string> app::create(app_setting
                           });
         p->admin_server = std::make_unique<http::server>(p->ioc, admin_http_settings(cfg), admin_routes, nullptr,
                                                          p->admin_server_metrics);
+        p->admin_server->supervise_accept("admin_accept", p->fatal_policy());
         if (auto r = p->admin_server->start(); !r) {
             // The server names its own key; this listener's is admin.listen.
             std::string why = r.error();
@@ -346,13 +372,17 @@ app::~app()
     shutdown();
 }
 
-void app::start()
+void app::start(fatal_fn on_fatal)
 {
     auto& p = *impl_;
+    p.on_fatal = std::move(on_fatal);
     const unsigned n = worker_threads(p.cfg.server.threads);
     p.rever->start();
     if (p.cfg.storage.retention.count() > 0) {
-        net::co_spawn(net::make_strand(p.ioc), retention_loop(&p), net::detached);
+        task::policy retention;
+        retention.metrics = &p.metrics;
+        task::spawn_supervised(
+            net::make_strand(p.ioc), "retention", [raw = &p] { return retention_loop(raw); }, std::move(retention));
     }
     if (p.checker) {
         p.checker->start();

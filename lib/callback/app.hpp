@@ -11,6 +11,7 @@
 #include <boost/asio/ip/tcp.hpp>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,8 +24,13 @@ public:
     static boost::system::result<std::unique_ptr<app>, std::string> create(app_settings s);
     ~app();
 
-    // Starts the worker threads and returns at once.
-    void start();
+    // Called (once, from a worker thread) when the receiver cannot go on, e.g. an accept loop
+    // failed: the daemon should shut down and exit non-zero. `why` names the task and cause.
+    using fatal_fn = std::function<void(const std::string& why)>;
+
+    // Starts the background loops and the worker threads and returns at once. Without
+    // `on_fatal` a fatal failure is only logged.
+    void start(fatal_fn on_fatal = {});
     // Graceful: stop accepting, drain in-flight requests, flush and close the store.
     // Blocks until done; safe to call twice. Returns true when the drain was clean.
     bool shutdown();

@@ -63,7 +63,7 @@ struct ingest::verdict {
     enum class fate { store, refuse, defer };
     fate what = fate::store;
     event_status status = event_status::failed;  // fate::store
-    std::string reason;                          // stored verify_reason ("" when verified)
+    std::string_view reason;                     // stored verify_reason ("" when verified)
     refusal why = refusal::bad_signature;        // fate::refuse / fate::defer
     std::string detail;                          // safe text for the client
 };
@@ -144,9 +144,13 @@ net::awaitable<ingest::verdict> ingest::verify(const verify_settings& cfg, const
     switch (k.what) {
     case key_verdict::kind::verified: v.status = event_status::verified; break;
     case key_verdict::kind::bad_signature: refuse(refusal::bad_signature, "signature does not match the body"); break;
+    case key_verdict::kind::refused:
+        // check_signature decides on the key alone; a refusal before any fetch happened above.
+        refuse(k.why.value_or(refusal::bad_signature), "refused before the key was fetched");
+        break;
     case key_verdict::kind::transient:
         v.status = event_status::pending;
-        v.reason = k.reason;
+        v.reason = k.reason();
         break;
     case key_verdict::kind::busy:
         v.what = verdict::fate::defer;
@@ -156,11 +160,11 @@ net::awaitable<ingest::verdict> ingest::verify(const verify_settings& cfg, const
     case key_verdict::kind::no_key:
         // Quarantine: kept whole, never verified, bounded so forgeries cannot fill the table.
         if (counts_.failed.load(std::memory_order_relaxed) >= static_cast<std::int64_t>(cfg.max_failed)) {
-            refuse(k.reason == "key_redirect" ? refusal::key_redirect : refusal::key_unavailable,
+            refuse(k.why.value_or(refusal::key_unavailable),
                    "the key server gave no usable key for key_url, and verify.max_failed events are quarantined");
         } else {
             v.status = event_status::failed;
-            v.reason = k.reason;
+            v.reason = k.reason();
         }
         break;
     }
@@ -246,7 +250,7 @@ net::awaitable<http::response> ingest::handle(http::request& req)
             co_return reject(req, v.why, v.detail, p.key_url);
         }
         v.status = event_status::failed;  // report mode: keep it, flagged
-        v.reason = std::string(describe(v.why).code);
+        v.reason = describe(v.why).code;
     }
     if (v.status == event_status::pending &&
         counts_.pending.load(std::memory_order_relaxed) >= static_cast<std::int64_t>(cfg.max_pending)) {
@@ -257,7 +261,7 @@ net::awaitable<http::response> ingest::handle(http::request& req)
     store::event_record ev;
     ev.received_at_us = now_us();
     ev.status = v.status;
-    ev.verify_reason = v.reason;
+    ev.verify_reason = std::string(v.reason);
     ev.body_sha256 = crypto::hex(crypto::sha256(body));
     ev.dedupe_key = p.message_id ? "m:" + *p.message_id : "b:" + ev.body_sha256;
     ev.method = std::string(std::string_view(bhttp::to_string(req.msg.method())));

@@ -55,6 +55,30 @@ net::awaitable<void> sleep_on(const net::any_io_executor& ex, clock::duration d)
     co_await timer.async_wait(net::as_tuple(net::use_awaitable));
 }
 
+// The key verdict on a request that got no answer. Transport trouble may pass, and so may a
+// rejected certificate (an operator fixes verify.ca_file, or the host renews it): the event
+// waits as pending. An answer too large, or a key host that resolves only to special-purpose
+// addresses, would be the same next time: the key is unavailable.
+errc key_error(const client::failure& f)
+{
+    if (f.code.category() != client::error_category()) {
+        return errc::key_fetch_failed;
+    }
+    switch (static_cast<client::errc>(f.code.value())) {
+    case client::errc::special_address:
+    case client::errc::response_too_large: return errc::key_unavailable;
+    case client::errc::resolve_failed:
+    case client::errc::tls_setup_failed:
+    case client::errc::connect_failed:
+    case client::errc::tls_handshake_failed:
+    case client::errc::certificate_rejected:
+    case client::errc::timed_out:
+    case client::errc::connection_lost:
+    case client::errc::bad_response: return errc::key_fetch_failed;
+    }
+    return errc::key_fetch_failed;
+}
+
 net::awaitable<result<crypto::key_digest>> fetch_over_https(client::https_client& client, metrics::histogram& seconds,
                                                             const verify_settings& cfg, const key_target& t)
 {
@@ -75,8 +99,8 @@ net::awaitable<result<crypto::key_digest>> fetch_over_https(client::https_client
     const std::string where = t.host + ":" + std::to_string(t.port);
     if (!res) {
         log::warn("key fetch failed",
-                  {{"host", where}, {"company", t.company}, {"error", client::https_client::last_error()}, {"ms", ms}});
-        co_return res.error();
+                  {{"host", where}, {"company", t.company}, {"error", res.error().detail}, {"ms", ms}});
+        co_return key_error(res.error());
     }
     const auto status = res->status;
     if (status >= 300 && status < 400) {

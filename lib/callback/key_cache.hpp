@@ -41,7 +41,7 @@ class key_cache {
 public:
     using clock = std::chrono::steady_clock;
     // Fetches and digests the key of a target. Failures: errc::key_fetch_failed (transient),
-    // key_unavailable, redirect_refused, response_too_large, private_address (definitive).
+    // key_unavailable or redirect_refused (definitive).
     using fetch_fn = std::function<boost::asio::awaitable<result<crypto::key_digest>>(const key_target&)>;
 
     // Time as the cache sees it; tests inject a clock whose sleep advances it.

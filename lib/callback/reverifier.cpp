@@ -2,11 +2,10 @@
 
 #include "callback/detail/await.hpp"
 #include "core/log.hpp"
+#include "core/task.hpp"
 #include "crypto/signature.hpp"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/steady_timer.hpp>
 
 #include <algorithm>
@@ -30,6 +29,7 @@ struct reverifier::state : std::enable_shared_from_this<reverifier::state> {
     key_cache& keys;
     store::event_store& store;
     status_counts& counts;
+    metrics::registry& registry;
     metrics::counter& verified;
     metrics::counter& failed;
     metrics::counter& retried;
@@ -41,7 +41,7 @@ struct reverifier::state : std::enable_shared_from_this<reverifier::state> {
 
     state(net::any_io_executor e, const live_value<verify_settings>& c, const key_url_policy& p, key_cache& k,
           store::event_store& s, status_counts& t, metrics::registry& m)
-        : ex(std::move(e)), settings(c), policy(p), keys(k), store(s), counts(t),
+        : ex(std::move(e)), settings(c), policy(p), keys(k), store(s), counts(t), registry(m),
           verified(m.get_counter("cwhook_reverify_total", "outcome=\"verified\"")),
           failed(m.get_counter("cwhook_reverify_total", "outcome=\"failed\"")),
           retried(m.get_counter("cwhook_reverify_total", "outcome=\"retry\"")),
@@ -79,7 +79,7 @@ struct reverifier::state : std::enable_shared_from_this<reverifier::state> {
         const std::shared_ptr<const verify_settings> cfg = settings.get();
         const auto wait = cfg->key_fetch_timeout + cfg->key_refetch_interval + cfg->answer_deadline;
         const auto v = co_await recheck(keys, policy, row, wait);
-        u.verify_reason = v.reason;
+        u.verify_reason = std::string(v.reason());
         switch (v.what) {
         case key_verdict::kind::verified: u.status = event_status::verified; break;
         case key_verdict::kind::bad_signature:
@@ -181,7 +181,11 @@ reverifier::~reverifier()
 
 void reverifier::start()
 {
-    net::co_spawn(state_->ex, state_->run(), net::detached);
+    // A failed round must not end re-verification for good: restarted after a backoff.
+    task::policy p;
+    p.metrics = &state_->registry;
+    task::spawn_supervised(
+        state_->ex, "reverifier", [st = state_] { return st->run(); }, std::move(p));
 }
 
 void reverifier::stop()

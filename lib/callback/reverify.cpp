@@ -24,7 +24,7 @@ std::optional<store::status_update> settled_by(std::int64_t id, event_status fro
     store::status_update u;
     u.id = id;
     u.from = from;
-    u.verify_reason = v.reason;
+    u.verify_reason = std::string(v.reason());
     switch (v.what) {
     case key_verdict::kind::verified: u.status = event_status::verified; return u;
     case key_verdict::kind::bad_signature:

@@ -1,11 +1,10 @@
 #include "callback/subscription_check.hpp"
 
 #include "core/log.hpp"
+#include "core/task.hpp"
 #include "manage/sync.hpp"
 
 #include <boost/asio/as_tuple.hpp>
-#include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -22,6 +21,7 @@ struct subscription_check::state : std::enable_shared_from_this<subscription_che
     std::vector<manage::subscription> desired;
     std::chrono::milliseconds interval;
     bool auto_heal;
+    metrics::registry& registry;
     metrics::gauge& missing;
     metrics::gauge& inactive;
     metrics::counter& checks_ok;
@@ -32,7 +32,7 @@ struct subscription_check::state : std::enable_shared_from_this<subscription_che
 
     state(net::any_io_executor e, manage::api& a, std::vector<manage::subscription> d, std::chrono::milliseconds i,
           bool heal, metrics::registry& m)
-        : ex(std::move(e)), api(a), desired(std::move(d)), interval(i), auto_heal(heal),
+        : ex(std::move(e)), api(a), desired(std::move(d)), interval(i), auto_heal(heal), registry(m),
           missing(m.get_gauge("cwhook_subscriptions_missing")), inactive(m.get_gauge("cwhook_subscriptions_inactive")),
           checks_ok(m.get_counter("cwhook_subscription_checks_total", "outcome=\"ok\"")),
           checks_failed(m.get_counter("cwhook_subscription_checks_total", "outcome=\"failed\"")),
@@ -104,7 +104,10 @@ subscription_check::~subscription_check()
 
 void subscription_check::start()
 {
-    net::co_spawn(state_->ex, state_->run(), net::detached);
+    task::policy p;
+    p.metrics = &state_->registry;
+    task::spawn_supervised(
+        state_->ex, "subscription_check", [st = state_] { return st->run(); }, std::move(p));
 }
 
 void subscription_check::stop()

@@ -14,14 +14,22 @@ namespace {
 key_verdict from_failure(const boost::system::error_code& ec)
 {
     switch (classify(ec)) {
-    case key_failure::transient: return {kind::transient, "key_fetch_failed"};
-    case key_failure::busy: return {kind::busy, "key_fetch_busy"};
+    case key_failure::transient: return {kind::transient, std::nullopt};
+    case key_failure::busy: return {kind::busy, refusal::key_fetch_busy};
     case key_failure::no_key: break;
     }
-    return {kind::no_key, ec == errc::redirect_refused ? "key_redirect" : "key_unavailable"};
+    return {kind::no_key, ec == errc::redirect_refused ? refusal::key_redirect : refusal::key_unavailable};
 }
 
 } // namespace
+
+std::string_view key_verdict::reason() const noexcept
+{
+    if (why) {
+        return describe(*why).code;
+    }
+    return what == kind::transient ? transient_reason : std::string_view{};
+}
 
 net::awaitable<key_verdict> check_signature(key_cache& keys, const key_target& target, const std::string& body,
                                             const crypto::digest256& signature, key_cache::clock::time_point arrived,
@@ -32,10 +40,10 @@ net::awaitable<key_verdict> check_signature(key_cache& keys, const key_target& t
         co_return from_failure(first.key.error());
     }
     if (crypto::verify_signature(*first.key, body, signature)) {
-        co_return key_verdict{kind::verified, {}};
+        co_return key_verdict{kind::verified, std::nullopt};
     }
     if (first.fetched_at >= arrived) {
-        co_return key_verdict{kind::bad_signature, "bad_signature"};
+        co_return key_verdict{kind::bad_signature, refusal::bad_signature};
     }
     // Keys rotate: a mismatch against a key fetched before the delivery arrived earns a fresh
     // one. A failed refresh leaves the cached key in place but settles nothing here.
@@ -44,9 +52,9 @@ net::awaitable<key_verdict> check_signature(key_cache& keys, const key_target& t
         co_return from_failure(fresh.key.error());
     }
     if (crypto::verify_signature(*fresh.key, body, signature)) {
-        co_return key_verdict{kind::verified, {}};
+        co_return key_verdict{kind::verified, std::nullopt};
     }
-    co_return key_verdict{kind::bad_signature, "bad_signature"};
+    co_return key_verdict{kind::bad_signature, refusal::bad_signature};
 }
 
 net::awaitable<key_verdict> recheck(key_cache& keys, const key_url_policy& policy, const store::pending_event& row,
@@ -54,11 +62,11 @@ net::awaitable<key_verdict> recheck(key_cache& keys, const key_url_policy& polic
 {
     auto target = policy.check(row.key_url);
     if (!target) {
-        co_return key_verdict{kind::refused, std::string(describe(target.error().reason).code)};
+        co_return key_verdict{kind::refused, target.error().reason};
     }
     const auto sig = crypto::decode_signature_header(row.signature);
     if (!sig) {
-        co_return key_verdict{kind::refused, "bad_signature"};
+        co_return key_verdict{kind::refused, refusal::bad_signature};
     }
     // The row's receipt on the cache's clock: keys fetched since then can settle it.
     const auto wall_now = std::chrono::system_clock::now().time_since_epoch();

@@ -5,12 +5,15 @@
 #pragma once
 
 #include "callback/key_cache.hpp"
+#include "callback/refusal.hpp"
 #include "crypto/digest.hpp"
 #include "store/event_store.hpp"
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace cwhook::callback {
 
@@ -33,10 +36,16 @@ struct key_verdict {
         refused,        // key_url or signature header refused before any fetch (re-checks only)
     };
     kind what = kind::bad_signature;
-    // As stored: "", bad_signature, key_unavailable, key_redirect, key_fetch_failed,
-    // key_fetch_busy, or a refusal's code (key_url_not_allowed, company_not_allowed, ...).
-    std::string reason;
+    // The refusal a delivery with this verdict earns: bad_signature, key_unavailable,
+    // key_redirect, key_fetch_busy or a key_url refusal. None for verified and transient.
+    std::optional<refusal> why;
+
+    // As stored in verify_reason: "" (verified), transient_reason, else why's code.
+    std::string_view reason() const noexcept;
 };
+
+// The verify_reason of a row stored pending because the key server could not be reached.
+inline constexpr std::string_view transient_reason = "key_fetch_failed";
 
 // arrived: when the delivery came in (cache clock). A mismatch against a key fetched before
 // then is never a verdict: a fresh key is fetched (or awaited) first, within the deadline.

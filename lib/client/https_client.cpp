@@ -24,6 +24,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/error.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -57,8 +58,6 @@ constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 
 namespace {
 
-thread_local std::string t_last_error;
-
 struct connection {
     std::unique_ptr<beast::tcp_stream> plain;
     std::unique_ptr<beast::ssl_stream<beast::tcp_stream>> secure;
@@ -82,15 +81,28 @@ struct connection {
 
 // What one attempt produced. `sent`: the request may have reached the server.
 struct attempt_result {
-    result<response> r;
+    fetch_result r;
     bool sent = false;
     bool got_bytes = false; // some of a response arrived
 };
 
-attempt_result fail(errc code, std::string why, bool sent = false, bool got_bytes = false)
+attempt_result fail(errc code, std::string detail, bool sent = false, bool got_bytes = false)
 {
-    t_last_error = std::move(why);
-    return {code, sent, got_bytes};
+    return {fetch_result(boost::system::in_place_error, failure{code, std::move(detail)}), sent, got_bytes};
+}
+
+// A failed step of an established connection: its deadline, a broken connection, or (when
+// reading) an answer that is not HTTP.
+attempt_result fail_exchange(std::string_view step, const boost::system::error_code& ec, bool sent, bool got_bytes)
+{
+    if (ec == beast::error::timeout) {
+        return fail(errc::timed_out, fmt::format("{} timed out", step), sent, got_bytes);
+    }
+    // Beast's http errors are parse errors, except the two that say the peer went away.
+    const bool parse_error = ec.category() == http::make_error_code(http::error::end_of_stream).category() &&
+                             ec != http::error::end_of_stream && ec != http::error::partial_message;
+    return fail(parse_error ? errc::bad_response : errc::connection_lost, fmt::format("{}: {}", step, ec.message()),
+                sent, got_bytes);
 }
 
 clock::time_point step_deadline(clock::time_point overall, milliseconds step)
@@ -131,8 +143,7 @@ net::awaitable<attempt_result> exchange(Stream& stream, const request& req, cons
     beast::get_lowest_layer(stream).expires_at(step);
     auto [wec, wn] = co_await http::async_write(stream, msg, use_tuple);
     if (wec) {
-        co_return fail(errc::key_fetch_failed,
-                       wec == beast::error::timeout ? std::string("write timed out") : "write: " + wec.message(), true);
+        co_return fail_exchange("write", wec, true, false);
     }
 
     beast::flat_buffer buffer;
@@ -147,9 +158,7 @@ net::awaitable<attempt_result> exchange(Stream& stream, const request& req, cons
                        true);
     }
     if (rec) {
-        co_return fail(errc::key_fetch_failed,
-                       rec == beast::error::timeout ? std::string("timed out") : "read: " + rec.message(), true,
-                       got_bytes);
+        co_return fail_exchange("read", rec, true, got_bytes);
     }
     auto res = parser.release();
     *reusable = opt.keep_alive && res.keep_alive() && buffer.size() == 0;
@@ -160,6 +169,17 @@ net::awaitable<attempt_result> exchange(Stream& stream, const request& req, cons
         out.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
     }
     co_return attempt_result{std::move(out), true, true};
+}
+
+attempt_result handshake_failure(const boost::system::error_code& ec, void* native_handle)
+{
+    if (ec == beast::error::timeout) {
+        return fail(errc::timed_out, "TLS handshake timed out");
+    }
+    if (auto why = crypto::peer_verify_failure(native_handle)) {
+        return fail(errc::certificate_rejected, "TLS: certificate rejected: " + *why);
+    }
+    return fail(errc::tls_handshake_failed, "TLS: " + ec.message());
 }
 
 std::string pool_key(const request& req, const options& opt)
@@ -389,11 +409,6 @@ https_client::https_client(net::any_io_executor ex, std::shared_ptr<ssl::context
 
 https_client::~https_client() = default;
 
-std::string https_client::last_error()
-{
-    return t_last_error;
-}
-
 std::size_t https_client::idle_connections() const
 {
     return pool_->size();
@@ -405,6 +420,65 @@ void https_client::close_idle()
 }
 
 namespace {
+
+// A fresh connection: resolve and connect under the connect deadline, leaving out
+// special-purpose destinations unless allowed; for TLS with SNI and the peer name armed.
+net::awaitable<boost::system::result<std::unique_ptr<connection>, failure>>
+open_connection(const net::any_io_executor& ex, const std::shared_ptr<ssl::context>& tls, const request& req,
+                const options& opt, clock::time_point deadline)
+{
+    // Resolve under the connect deadline: a timer cancels a hanging lookup.
+    const auto connect_by = step_deadline(deadline, opt.connect_timeout);
+    tcp::resolver resolver(ex);
+    net::steady_timer resolve_timer(ex, connect_by);
+    resolve_timer.async_wait([&resolver](boost::system::error_code ec) {
+        if (!ec) {
+            resolver.cancel();
+        }
+    });
+    const auto service = std::to_string(req.port); // not a temporary inside co_await (GCC 12)
+    auto [rec, results] = co_await resolver.async_resolve(req.host, service, use_tuple);
+    resolve_timer.cancel();
+    if (rec == net::error::operation_aborted) {
+        co_return failure{errc::timed_out, fmt::format("resolve {}: timed out", req.host)};
+    }
+    if (rec) {
+        co_return failure{errc::resolve_failed, fmt::format("resolve {}: {}", req.host, rec.message())};
+    }
+    std::vector<tcp::endpoint> endpoints;
+    for (const auto& r : results) {
+        if (opt.allow_private || !is_private_address(r.endpoint().address())) {
+            endpoints.push_back(r.endpoint());
+        }
+    }
+    if (endpoints.empty()) {
+        co_return failure{errc::special_address,
+                          fmt::format("{} resolves only to special-purpose addresses", req.host)};
+    }
+
+    auto conn = std::make_unique<connection>();
+    if (req.tls) {
+        if (!tls) {
+            co_return failure{errc::tls_setup_failed, "no TLS context"};
+        }
+        conn->secure = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(ex, *tls);
+        if (!crypto::set_peer_name(conn->secure->native_handle(), req.host)) {
+            co_return failure{errc::tls_setup_failed, "cannot set TLS peer name"};
+        }
+    } else {
+        conn->plain = std::make_unique<beast::tcp_stream>(ex);
+    }
+    auto& lowest = conn->lowest();
+    lowest.expires_at(connect_by);
+    auto [cec, ep] = co_await lowest.async_connect(endpoints, use_tuple);
+    if (cec == beast::error::timeout) {
+        co_return failure{errc::timed_out, "connect timed out"};
+    }
+    if (cec) {
+        co_return failure{errc::connect_failed, "connect: " + cec.message()};
+    }
+    co_return std::move(conn);
+}
 
 // One attempt: a pooled connection when one is alive, else a fresh one.
 // Everything by reference: the caller's locals outlive the awaited call (GCC 12 destroys
@@ -420,7 +494,7 @@ net::awaitable<attempt_result> attempt(const net::any_io_executor& ex, const std
     if (opt.keep_alive) {
         if (auto pooled = pool->take(key)) {
             bool reusable = false;
-            attempt_result r{errc::key_fetch_failed};
+            attempt_result r;
             if (pooled->plain) {
                 r = co_await exchange(*pooled->plain, req, opt, deadline, &reusable);
             } else {
@@ -447,63 +521,22 @@ net::awaitable<attempt_result> attempt(const net::any_io_executor& ex, const std
         }
     }
 
-    // Resolve under the connect deadline: a timer cancels a hanging lookup.
-    const auto connect_by = step_deadline(deadline, opt.connect_timeout);
-    tcp::resolver resolver(ex);
-    net::steady_timer resolve_timer(ex, connect_by);
-    resolve_timer.async_wait([&resolver](boost::system::error_code ec) {
-        if (!ec) {
-            resolver.cancel();
-        }
-    });
-    const auto service = std::to_string(req.port); // not a temporary inside co_await (GCC 12)
-    auto [rec, results] = co_await resolver.async_resolve(req.host, service, use_tuple);
-    resolve_timer.cancel();
-    if (rec) {
-        co_return fail(errc::key_fetch_failed,
-                       fmt::format("resolve {}: {}", req.host,
-                                   rec == net::error::operation_aborted ? "timed out" : rec.message()));
+    auto opened = co_await open_connection(ex, tls, req, opt, deadline);
+    if (!opened) {
+        co_return attempt_result{fetch_result(boost::system::in_place_error, std::move(opened.error()))};
     }
-    std::vector<tcp::endpoint> endpoints;
-    for (const auto& r : results) {
-        if (opt.allow_private || !is_private_address(r.endpoint().address())) {
-            endpoints.push_back(r.endpoint());
-        }
-    }
-    if (endpoints.empty()) {
-        co_return fail(errc::private_address, fmt::format("{} resolves only to private addresses", req.host));
-    }
-
-    auto conn = std::make_unique<connection>();
-    if (req.tls) {
-        if (!tls) {
-            co_return fail(errc::key_fetch_failed, "no TLS context");
-        }
-        conn->secure = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(ex, *tls);
-        if (!crypto::set_peer_name(conn->secure->native_handle(), req.host)) {
-            co_return fail(errc::key_fetch_failed, "cannot set TLS peer name");
-        }
-    } else {
-        conn->plain = std::make_unique<beast::tcp_stream>(ex);
-    }
-    auto& lowest = conn->lowest();
-    lowest.expires_at(connect_by);
-    auto [cec, ep] = co_await lowest.async_connect(endpoints, use_tuple);
-    if (cec) {
-        co_return fail(errc::key_fetch_failed,
-                       cec == beast::error::timeout ? std::string("connect timed out") : "connect: " + cec.message());
-    }
+    auto conn = std::move(*opened);
     if (metrics != nullptr) {
         metrics->get_counter("cwhook_client_connections_opened_total").inc();
     }
-    attempt_result r{errc::key_fetch_failed};
+    auto& lowest = conn->lowest();
+    attempt_result r;
     bool reusable = false;
     if (conn->secure) {
         lowest.expires_at(step_deadline(deadline, opt.handshake_timeout));
         auto [hec] = co_await conn->secure->async_handshake(ssl::stream_base::client, use_tuple);
         if (hec) {
-            co_return fail(errc::key_fetch_failed, hec == beast::error::timeout ? std::string("TLS handshake timed out")
-                                                                                : "TLS: " + hec.message());
+            co_return handshake_failure(hec, conn->secure->native_handle());
         }
         r = co_await exchange(*conn->secure, req, opt, deadline, &reusable);
     } else {
@@ -529,7 +562,7 @@ std::string_view path_only(std::string_view target)
 
 } // namespace
 
-net::awaitable<result<response>> https_client::fetch(const request& req_in, const options& opt_in)
+net::awaitable<fetch_result> https_client::fetch(const request& req_in, const options& opt_in)
 {
     // Own copies: by-value class parameters of coroutines awaited in place are destroyed
     // twice by GCC 12, so the caller passes references and we copy here.
@@ -561,8 +594,8 @@ net::awaitable<result<response>> https_client::fetch(const request& req_in, cons
                 }
             }
         } else {
-            // Too large or private: retrying gives the same answer.
-            if (a.r.error() != errc::key_fetch_failed) {
+            // Too large, special address, TLS set-up or certificate: retrying fails the same way.
+            if (!is_transient(a.r.error().code)) {
                 co_return std::move(a.r);
             }
             if (a.sent && !idempotent) {
@@ -585,7 +618,7 @@ net::awaitable<result<response>> https_client::fetch(const request& req_in, cons
                                        {"path", std::string(path_only(req.target))},
                                        {"reason", reason},
                                        {"status", a.r ? a.r->status : 0u},
-                                       {"error", a.r ? std::string() : t_last_error},
+                                       {"error", a.r ? std::string() : a.r.error().detail},
                                        {"attempt", n + 2},
                                        {"delay_ms", static_cast<std::int64_t>(delay->count())}});
         if (opt.retry.sleep) {

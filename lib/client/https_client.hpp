@@ -6,18 +6,19 @@
 // Retry-After), 5xx and connection failures with jittered exponential backoff; other 4xx are
 // never retried, and a request that may have reached the server is retried only when its
 // method is idempotent or the caller says so. Redirects are never followed (a 3xx is returned
-// as is). No exceptions: failures are errc values (key_fetch_failed for transport/TLS/
-// timeouts, response_too_large, private_address).
+// as is). No exceptions: a request without an HTTP answer is a client::failure (error.hpp)
+// holding a client::errc and the detail for logs.
 // Thread-safe: an https_client may be used by many coroutines at once.
 #pragma once
 
-#include "core/error.hpp"
+#include "client/error.hpp"
 #include "core/metrics.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <boost/system/result.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -72,6 +73,9 @@ struct response {
     std::string_view header(std::string_view name) const; // case-insensitive, "" when absent
 };
 
+// An HTTP answer (any status), or why there is none.
+using fetch_result = boost::system::result<response, failure>;
+
 // Bounds of the idle connection pool of one client.
 struct pool_settings {
     std::size_t max_idle_per_host = 4;
@@ -107,11 +111,9 @@ public:
     https_client& operator=(const https_client&) = delete;
 
     // Arguments are copied before the first suspension; the caller need not keep them.
-    // A 429/5xx that exhausted its retries is returned as a response (the caller maps it).
-    boost::asio::awaitable<result<response>> fetch(const request& req, const options& opt);
-
-    // Why the last failure happened, for logs (thread-local, human text, never secrets).
-    static std::string last_error();
+    // A 429/5xx that exhausted its retries is returned as a response (the caller maps it);
+    // a failure is the last attempt's.
+    boost::asio::awaitable<fetch_result> fetch(const request& req, const options& opt);
 
     // Idle pooled connections right now (tests, status).
     std::size_t idle_connections() const;

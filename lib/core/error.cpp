@@ -13,24 +13,15 @@ public:
     {
         switch (static_cast<errc>(ev)) {
         case errc::ok: return "success";
-        case errc::malformed_payload: return "malformed payload";
-        case errc::key_url_not_allowed: return "key_url not allowed";
-        case errc::missing_signature: return "missing x-content-signature";
-        case errc::bad_signature: return "signature does not match";
         case errc::key_unavailable: return "key server gave no usable key";
         case errc::key_fetch_failed: return "key fetch failed";
         case errc::key_fetch_busy: return "no key fetch possible before the answer deadline";
-        case errc::response_too_large: return "response too large";
         case errc::redirect_refused: return "redirect refused";
-        case errc::private_address: return "host resolves to a private address";
         case errc::storage_busy: return "database is locked";
         case errc::storage_full: return "database or disk is full";
         case errc::storage_queue_full: return "storage queue is full";
-        case errc::storage_closed: return "storage is closed";
         case errc::storage_error: return "storage error";
-        case errc::pending_limit: return "too many events pending verification";
         case errc::invalid_argument: return "invalid argument";
-        case errc::not_found: return "not found";
         }
         return "unknown cwhook error";
     }

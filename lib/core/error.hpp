@@ -12,24 +12,15 @@ namespace cwhook {
 
 enum class errc {
     ok = 0,
-    malformed_payload,       // body is not a callback payload
-    key_url_not_allowed,     // key_url fails the allowlist / scheme / shape rules
-    missing_signature,       // no x-content-signature header
-    bad_signature,           // signature does not match the body
-    key_unavailable,         // key server gave a definitive non-key answer (4xx, not JSON, ...)
-    key_fetch_failed,        // transient: connect/TLS/timeout/5xx/429
-    key_fetch_busy,          // no key fetch possible before the deadline (per-host budget, refetch interval)
-    response_too_large,      // upstream answer exceeds the configured bound
-    redirect_refused,        // upstream answered 3xx; redirects are never followed
-    private_address,         // host resolved to a private/loopback address not explicitly allowed
-    storage_busy,            // database locked by someone else
-    storage_full,            // disk or page limit reached
-    storage_queue_full,      // writer queue at its bound
-    storage_closed,          // store is shutting down
-    storage_error,           // any other SQLite failure
-    pending_limit,           // too many events awaiting verification
+    key_unavailable,    // key server gave a definitive non-key answer (4xx, not JSON, too large, ...)
+    key_fetch_failed,   // transient: the key server could not be reached, or answered 5xx/429
+    key_fetch_busy,     // no key fetch possible before the deadline (per-host budget, refetch interval)
+    redirect_refused,   // key server answered 3xx; redirects are never followed
+    storage_busy,       // database locked by someone else
+    storage_full,       // disk or page limit reached
+    storage_queue_full, // writer queue at its bound
+    storage_error,      // any other SQLite failure
     invalid_argument,
-    not_found,
 };
 
 const boost::system::error_category& error_category() noexcept;

@@ -432,6 +432,19 @@ bool set_peer_name(void* native_handle, const std::string& host)
     return true;
 }
 
+std::optional<std::string> peer_verify_failure(void* native_handle)
+{
+    const auto* ssl = static_cast<const SSL*>(native_handle);
+    if (ssl == nullptr) {
+        return std::nullopt;
+    }
+    const long result = SSL_get_verify_result(ssl);
+    if (result == X509_V_OK) {
+        return std::nullopt;
+    }
+    return std::string(X509_verify_cert_error_string(result));
+}
+
 boost::system::result<void, tls_error>
 write_self_signed(const std::string& cert_file, const std::string& key_file, const std::vector<std::string>& names,
                   int valid_days)

@@ -9,6 +9,7 @@
 #include <boost/asio/ssl/context.hpp>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,10 @@ make_client_context(const std::string& ca_file);
 // Arms SNI and host-name (or IP address) verification on one outbound connection.
 // native_handle is the SSL* of the stream. Returns false when OpenSSL refuses.
 bool set_peer_name(void* native_handle, const std::string& host);
+
+// After a failed handshake: why the peer certificate was rejected ("certificate has
+// expired", "hostname mismatch", ...), or nullopt when verification did not fail.
+std::optional<std::string> peer_verify_failure(void* native_handle);
 
 // Writes a fresh EC P-256 key and a self-signed certificate valid for `names` (DNS names or
 // IP literals, as subjectAltName) to the two paths. For tests and the emulator.

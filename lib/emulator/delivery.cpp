@@ -155,7 +155,7 @@ awaitable<void> deliver_one(emulator::impl* im, callback_entry sub, std::string 
                 r.error.clear();
             } else {
                 r.status = 0;
-                r.error = client::https_client::last_error();
+                r.error = res.error().detail;
             }
             r.delivered = r.status >= 200 && r.status < 300;
             if (r.delivered || !retryable(r.status) || attempt >= im->cfg.retry_delays.size()) {

@@ -152,10 +152,7 @@ net::awaitable<void> replay_one(replay_state& state, std::int64_t id)
                 st->stop = st->stop || st->opt.stop_on_error;
             }
         } else {
-            attempt.error = client::https_client::last_error();
-            if (attempt.error.empty()) {
-                attempt.error = res.error().message();
-            }
+            attempt.error = res.error().detail;
             ++st->summary.failed;
             st->stop = st->stop || st->opt.stop_on_error;
         }

@@ -11,13 +11,13 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
-#include <boost/asio/detached.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/_experimental/test/stream.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/empty_body.hpp>
@@ -25,7 +25,6 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
-#include <boost/beast/_experimental/test/stream.hpp>
 #include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <fmt/format.h>
@@ -106,6 +105,10 @@ struct server::state : std::enable_shared_from_this<server::state> {
     // loops may still be completing with operation_aborted.
     std::vector<std::unique_ptr<tcp::acceptor>> retired;
 
+    // Supervision of the accept loops (supervise_accept()).
+    std::string accept_task = "accept";
+    task::policy accept_policy;
+
     std::atomic<std::size_t> open{0};
     std::atomic<bool> draining{false};
     // Requests by route and status, and their latency by route (route = registered path).
@@ -146,6 +149,7 @@ struct server::state : std::enable_shared_from_this<server::state> {
           open_gauge(m.get_gauge("cwhook_open_connections"))
     {
         live.store(make_limits(cfg));
+        accept_policy.metrics = &metrics;
         id_prefix = crypto::random_hex(4);
     }
 
@@ -603,7 +607,10 @@ void start_accepting(const state_ptr& st, tcp::acceptor* acc, bool tls)
 {
     log::info(tls ? "listening (https)" : "listening (http)",
               {{"address", fmt::format("{}:{}", acc->local_endpoint().address().to_string(), acc->local_endpoint().port())}});
-    net::co_spawn(acc->get_executor(), accept_loop(st, acc, tls), net::detached);
+    // An acceptor outlives its loop (a reload retires it, never destroys it), so a restarted
+    // loop may take the same pointer.
+    task::spawn_supervised(
+        acc->get_executor(), st->accept_task, [st, acc, tls] { return accept_loop(st, acc, tls); }, st->accept_policy);
 }
 
 } // namespace
@@ -615,6 +622,12 @@ server::server(net::io_context& ioc, settings s, std::shared_ptr<router> routes,
 }
 
 server::~server() = default;
+
+void server::supervise_accept(std::string task_name, task::policy p)
+{
+    state_->accept_task = std::move(task_name);
+    state_->accept_policy = std::move(p);
+}
 
 boost::system::result<void, std::string> server::start()
 {

@@ -6,6 +6,7 @@
 
 #include "core/error.hpp"
 #include "core/metrics.hpp"
+#include "core/task.hpp"
 #include "http/address.hpp"
 #include "http/router.hpp"
 #include "http/settings.hpp"
@@ -34,6 +35,11 @@ public:
     server(boost::asio::io_context& ioc, settings s, std::shared_ptr<router> routes,
            std::shared_ptr<boost::asio::ssl::context> tls, metrics::registry& metrics);
     ~server();
+
+    // How an accept loop that throws is handled (start() and rebind() run one per listener).
+    // Default: restarted after a backoff, counted as task "accept" in this server's metrics.
+    // Call before start().
+    void supervise_accept(std::string task_name, task::policy p);
 
     // Binds every listener and starts accepting. Errors name the address and the reason.
     boost::system::result<void, std::string> start();

@@ -127,8 +127,7 @@ net::awaitable<std::optional<std::string>> api::discover_codebase()
     const client::options opt = opt_;
     auto res = co_await http_.fetch(req, opt);
     if (!res) {
-        log::warn("manage companyinfo failed",
-                  {{"site", site_ep_->display()}, {"error", client::https_client::last_error()}});
+        log::warn("manage companyinfo failed", {{"site", site_ep_->display()}, {"error", res.error().detail}});
         co_return std::nullopt;
     }
     if (res->status != 200) {
@@ -204,7 +203,7 @@ net::awaitable<outcome<api::answer>> api::call(std::string_view method_in, std::
         opt.retry.retry_non_idempotent = retry_writes;
         auto res = co_await http_.fetch(req, opt);
         if (!res) {
-            co_return transport_failure(fmt::format("{}:{}", ep.host, ep.port), client::https_client::last_error());
+            co_return transport_failure(fmt::format("{}:{}", ep.host, ep.port), res.error().detail);
         }
         if (res->status >= 200 && res->status < 300) {
             co_return answer{std::move(*res)};

@@ -6,6 +6,7 @@
 
 #include "client/https_client.hpp"
 #include "core/metrics.hpp"
+#include "crypto/tls.hpp"
 #include "http/router.hpp"
 #include "http/server.hpp"
 
@@ -142,7 +143,7 @@ protected:
         return o;
     }
 
-    result<client::response> fetch(const client::request& r, const client::options& o)
+    client::fetch_result fetch(const client::request& r, const client::options& o)
     {
         auto fut = net::co_spawn(ioc, http.fetch(r, o), net::use_future);
         ioc.restart();
@@ -165,7 +166,7 @@ TEST_F(Client, KeepAliveReusesOneConnectionPerHost)
     scripted_server server;
     for (int i = 0; i < 3; ++i) {
         auto r = fetch(req(server), opts());
-        ASSERT_TRUE(r) << client::https_client::last_error();
+        ASSERT_TRUE(r) << r.error().detail;
         EXPECT_EQ(r->status, 200u);
         EXPECT_EQ(r->reused, i > 0);
     }
@@ -192,7 +193,7 @@ TEST_F(Client, ConnectionClosedByTheServerWhileIdleIsReplacedTransparently)
     ASSERT_TRUE(fetch(req(server), opts()));
     ASSERT_TRUE(eventually([&] { return server.open_connections() == 0; }));
     auto r = fetch(req(server), opts());
-    ASSERT_TRUE(r) << client::https_client::last_error();
+    ASSERT_TRUE(r) << r.error().detail;
     EXPECT_EQ(r->status, 200u);
     EXPECT_EQ(r->attempts, 1u);
     EXPECT_EQ(metrics.counter_value("cwhook_client_connections_opened_total"), 2u);
@@ -303,7 +304,8 @@ TEST_F(Client, RefusedConnectionsAreRetriedEvenForPost)
     r.target = "/r";
     auto res = fetch(r, opts(3));
     ASSERT_FALSE(res);
-    EXPECT_EQ(res.error(), errc::key_fetch_failed);
+    EXPECT_EQ(res.error().code, client::errc::connect_failed);
+    EXPECT_NE(res.error().detail.find("connect: "), std::string::npos) << res.error().detail;
     EXPECT_EQ(retries("transport"), 2u);
     EXPECT_EQ(recorded_sleeps().size(), 2u);
 }
@@ -317,8 +319,56 @@ TEST_F(Client, ExchangeDeadlineCutsASlowAnswer)
     const auto started = std::chrono::steady_clock::now();
     auto r = fetch(req(server), o);
     ASSERT_FALSE(r);
-    EXPECT_EQ(client::https_client::last_error(), "timed out");
+    EXPECT_EQ(r.error().code, client::errc::timed_out);
+    EXPECT_EQ(r.error().detail, "read timed out");
     EXPECT_LT(std::chrono::steady_clock::now() - started, 2500ms);
+}
+
+TEST_F(Client, SpecialAddressIsRefusedWithoutRetry)
+{
+    scripted_server server;
+    auto o = opts(3);
+    o.allow_private = false;
+    auto r = fetch(req(server), o);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, client::errc::special_address);
+    EXPECT_EQ(r.error().detail, "127.0.0.1 resolves only to special-purpose addresses");
+    EXPECT_EQ(server.hits(), 0);
+    EXPECT_EQ(retries("transport"), 0u);
+}
+
+TEST_F(Client, OversizedAnswerIsResponseTooLarge)
+{
+    scripted_server server;
+    auto o = opts(3);
+    o.max_response_bytes = 4;
+    auto r = fetch(req(server), o);
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error().code, client::errc::response_too_large);
+    EXPECT_EQ(server.hits(), 1);
+}
+
+TEST_F(Client, CertificateForAnotherNameIsRejectedWithoutRetry)
+{
+    temp_dir dir;
+    const auto wrong = make_cert(dir, "wrong", {"other.example"});
+    fake_key_server impostor(wrong);
+    auto tls = crypto::make_client_context(wrong.cert); // trusted, but not issued for 127.0.0.1
+    ASSERT_TRUE(tls) << tls.error().message;
+    client::https_client secure{ioc.get_executor(), *tls, &metrics};
+    client::request r;
+    r.host = "127.0.0.1";
+    r.port = impostor.port();
+    r.target = "/key";
+    auto fut = net::co_spawn(ioc, secure.fetch(r, opts(3)), net::use_future);
+    ioc.restart();
+    ioc.run();
+    const auto res = fut.get();
+    ASSERT_FALSE(res);
+    EXPECT_EQ(res.error().code, client::errc::certificate_rejected);
+    EXPECT_EQ(res.error().detail, "TLS: certificate rejected: IP address mismatch");
+    EXPECT_EQ(impostor.fetches(), 0);
+    EXPECT_EQ(retries("transport"), 0u);
 }
 
 TEST_F(Client, NoRetryPolicyMeansOneAttempt)
