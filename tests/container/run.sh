@@ -129,10 +129,10 @@ COPY . /ctx
 RUN for p in build build-asan .git var; do if [ -e /ctx/$p ]; then echo "context has $p" >&2; exit 1; fi; done \
  && test -f /ctx/CMakeLists.txt && echo "context: $(du -sh /ctx | cut -f1), $(find /ctx -type f | wc -l) files"
 EOF
-podman build -q --no-cache -f "$work/Containerfile.context" -t localhost/cwhook-context-check:test . >"$work/context.log" 2>&1 \
+podman build --no-cache -f "$work/Containerfile.context" -t localhost/cwhook-context-check:test . >"$work/context.log" 2>&1 \
   || { cat "$work/context.log"; fail ".dockerignore lets build trees into the context"; }
 podman rmi -f localhost/cwhook-context-check:test >/dev/null 2>&1 || true
-grep '^context:' "$work/context.log" || true
+step "$(grep "^context:" "$work/context.log")"
 
 step "image: docker/Dockerfile --target runtime-from-binary ($build_dir/daemon/cwhook, stripped)"
 mkdir -p "$work/binary"
