@@ -77,10 +77,10 @@ test-package: package
 # docker/Dockerfile's image and docker/compose.yaml on a real engine (rootful podman, root):
 # behind Caddy terminating TLS, signed callbacks stored byte-exact, SIGTERM, restart on the
 # same volume. The image's runtime stage wraps this build's cwhook (no second compile). Base
-# images come from debootstrap, cached in ~/.cache/cwhook-container. About a minute warm.
+# images come from debootstrap, cached in ~/.cache/cwhook-container (COLD=1 makes them again).
 test-container: daemon
 	@./tools/install-deps.sh container
-	./tests/container/run.sh $(BUILD_DIR)
+	./tests/container/run.sh $(BUILD_DIR) $(if $(COLD),--cold)
 
 clean:
 	rm -rf $(BUILD_DIR) build-asan build-tsan build-release build-package
