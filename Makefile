@@ -78,9 +78,10 @@ test-package: package
 # behind Caddy terminating TLS, signed callbacks stored byte-exact, SIGTERM, restart on the
 # same volume. The image's runtime stage wraps this build's cwhook (no second compile). Base
 # images come from debootstrap, cached in ~/.cache/cwhook-container (COLD=1 makes them again).
+# FROM_SOURCE=1 tests the default target instead, compiling cwhook in the image (nightly-sized).
 test-container: daemon
 	@./tools/install-deps.sh container
-	./tests/container/run.sh $(BUILD_DIR) $(if $(COLD),--cold)
+	./tests/container/run.sh $(BUILD_DIR) $(if $(COLD),--cold) $(if $(FROM_SOURCE),--from-source)
 
 clean:
 	rm -rf $(BUILD_DIR) build-asan build-tsan build-release build-package

@@ -2,13 +2,16 @@
 # `make test-container`: docker/Dockerfile and docker/compose.yaml on a real engine (rootful
 # podman with runc), behind a real TLS-terminating proxy (Caddy from Debian's package).
 #
-#   tests/container/run.sh [BUILD_DIR] [--cold]
+#   tests/container/run.sh [BUILD_DIR] [--cold] [--from-source | --image NAME]
 #
 # 1. Base images debian:12 and debian:12-slim from debootstrap, cached as tarballs in
 #    $CWHOOK_CONTAINER_CACHE (default ~/.cache/cwhook-container); --cold rebuilds them.
 # 2. The image: the Dockerfile's runtime stage around BUILD_DIR's cwhook (target
 #    runtime-from-binary: the test does not compile cwhook a second time), built from the
 #    source tree, which has a build/ folder (.dockerignore keeps it out; checked).
+#    --from-source builds the default target instead: the image users build, compiling cwhook
+#    in the build stage (about 25 minutes on two cores when its layers are not cached);
+#    --image NAME tests an image built before (e.g. `podman build -f docker/Dockerfile .`).
 # 3. docker/compose.yaml under podman-compose plus a test override (test CA, key host), with a
 #    `cwhook emulate` on the host as the Manage key server over verified HTTPS.
 # 4. Checks: uid 10001, read-only root, named volume, HEALTHCHECK passes; signed callbacks from
@@ -21,10 +24,15 @@ cd "$(dirname "$0")/../.."
 root=$PWD
 build_dir=build
 cold=0
-for a in "$@"; do
+from_source=0
+given_image=
+while [ $# -gt 0 ]; do
+  a=$1; shift
   case "$a" in
+    --image) given_image=${1:?--image NAME}; shift ;;
     --cold) cold=1 ;;
-    -*) echo "usage: $0 [BUILD_DIR] [--cold]" >&2; exit 2 ;;
+    --from-source) from_source=1 ;;
+    -*) echo "usage: $0 [BUILD_DIR] [--cold] [--from-source | --image NAME]" >&2; exit 2 ;;
     *) build_dir=$a ;;
   esac
 done
@@ -134,12 +142,20 @@ podman build --no-cache -f "$work/Containerfile.context" -t localhost/cwhook-con
 podman rmi -f localhost/cwhook-context-check:test >/dev/null 2>&1 || true
 step "$(grep "^context:" "$work/context.log")"
 
-step "image: docker/Dockerfile --target runtime-from-binary ($build_dir/daemon/cwhook, stripped)"
-mkdir -p "$work/binary"
-strip -o "$work/binary/cwhook" "$binary"
-cp "$build_dir/config/cwhook.toml" "$work/binary/cwhook.toml"
-podman build --target runtime-from-binary --build-context binary="$work/binary" \
-  -f docker/Dockerfile -t "$image" . >"$work/build.log" 2>&1 || { tail -20 "$work/build.log"; fail "podman build"; }
+if [ -n "$given_image" ]; then
+  step "image: $given_image (built before)"
+  podman tag "$given_image" "$image"
+elif [ $from_source -eq 1 ]; then
+  step "image: docker/Dockerfile, default target (cwhook compiled in the build stage)"
+  podman build -f docker/Dockerfile -t "$image" . >"$work/build.log" 2>&1 || { tail -20 "$work/build.log"; fail "podman build"; }
+else
+  step "image: docker/Dockerfile --target runtime-from-binary ($build_dir/daemon/cwhook, stripped)"
+  mkdir -p "$work/binary"
+  strip -o "$work/binary/cwhook" "$binary"
+  cp "$build_dir/config/cwhook.toml" "$work/binary/cwhook.toml"
+  podman build --target runtime-from-binary --build-context binary="$work/binary" \
+    -f docker/Dockerfile -t "$image" . >"$work/build.log" 2>&1 || { tail -20 "$work/build.log"; fail "podman build"; }
+fi
 step "proxy image: docker/caddy (Debian's caddy package)"
 podman build -t "$proxy_image" docker/caddy >"$work/build-caddy.log" 2>&1 || { tail -20 "$work/build-caddy.log"; fail "caddy build"; }
 size=$(podman image inspect -f '{{.Size}}' "$image")
