@@ -210,8 +210,11 @@ emulator_port=$(sed 's/.*://' "$work/emulator/url")
 emulator_local=https://127.0.0.1:$emulator_port
 
 # ---------------------------------------------------------------- 4. compose up
-# podman-compose 1.0.3 ignores `ipam`: the network is made with the compose file's subnet first.
+# A run that failed with KEEP=1 may have left its containers, volumes and network behind.
+podman rm -f ${project}_cwhook_1 ${project}_caddy_1 >/dev/null 2>&1 || true
+podman volume rm -f "$volume" ${project}_caddy-data >/dev/null 2>&1 || true
 podman network rm -f ${project}_proxy >/dev/null 2>&1 || true
+# podman-compose 1.0.3 ignores `ipam`: the network is made with the compose file's subnet first.
 podman network create --subnet $subnet --ip-range $ip_range ${project}_proxy >/dev/null
 cat > "$work/compose.test.yaml" <<EOF
 services:
