@@ -251,6 +251,8 @@ wait_healthy
 user=$(podman top "$cwhook" huser user | awk 'NR==2 {print $1" "$2}')
 [ "$user" = "10001 cwhook" ] || fail "daemon runs as '$user', not 10001 cwhook"
 [ "$(podman inspect -f '{{.HostConfig.ReadonlyRootfs}}' "$cwhook")" = true ] || fail "root file system is writable"
+podman inspect -f '{{range $k, $v := .HostConfig.Tmpfs}}{{$k}} {{end}}' "$cwhook" | grep -qw /tmp || fail "no tmpfs at /tmp"
+podman inspect -f '{{.Config.StopSignal}}' "$cwhook" | grep -qx '15\|SIGTERM' || fail "stop signal is not SIGTERM"
 podman inspect -f '{{range .Mounts}}{{.Type}}:{{.Name}}:{{.Destination}} {{end}}' "$cwhook" | grep -q "volume:$volume:/var/lib/cwhook" \
   || fail "no named volume at /var/lib/cwhook"
 step "running as uid 10001 (cwhook), read-only root, tmpfs /tmp, volume $volume"
@@ -351,7 +353,7 @@ python3 tests/container/payloads.py check "$work/export3.jsonl" "$work/bodies" "
 step "every acknowledged callback is in the volume ($(wc -l < "$work/export3.jsonl") events)"
 
 # ---------------------------------------------------------------- 7. a new container, same volume
-"${compose[@]}" down >"$work/compose-down.log" 2>&1 || { cat "$work/compose-down.log"; fail "podman-compose down"; }
+"${compose[@]}" down -t "$stop_timeout" >"$work/compose-down.log" 2>&1 || { cat "$work/compose-down.log"; fail "podman-compose down"; }
 podman volume exists "$volume" || fail "podman-compose down removed the volume"
 "${compose[@]}" up -d >"$work/compose-up2.log" 2>&1 || { cat "$work/compose-up2.log"; fail "podman-compose up (again)"; }
 wait_healthy
