@@ -10,7 +10,8 @@ export CCACHE_BASEDIR := $(CURDIR)
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?=
 
-.PHONY: all deps test-deps configure build daemon run test test-asan test-tsan fuzz clean package test-package
+.PHONY: all deps test-deps configure build daemon run test test-asan test-tsan fuzz clean package test-package \
+        test-container
 
 all: build
 
@@ -72,6 +73,15 @@ package: deps
 # Installs that .deb on this machine, checks the installed files and commands, then purges it.
 test-package: package
 	./tests/package/install_test.sh build-package
+
+# docker/Dockerfile's image and docker/compose.yaml on a real engine (rootful podman, root):
+# behind Caddy terminating TLS, signed callbacks stored byte-exact, SIGTERM, restart on the
+# same volume. The image's runtime stage wraps this build's cwhook (no second compile). Base
+# images come from debootstrap, cached in ~/.cache/cwhook-container (COLD=1 makes them again).
+# FROM_SOURCE=1 tests the default target instead, compiling cwhook in the image (nightly-sized).
+test-container: daemon
+	@./tools/install-deps.sh container
+	./tests/container/run.sh $(BUILD_DIR) $(if $(COLD),--cold) $(if $(FROM_SOURCE),--from-source)
 
 clean:
 	rm -rf $(BUILD_DIR) build-asan build-tsan build-release build-package

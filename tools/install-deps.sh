@@ -10,6 +10,8 @@
 #   fuzz     build + clang 16 with libFuzzer and the sanitizers (make fuzz)
 #   bench    build + wrk, nginx, taskset, python3, /usr/bin/time (bench/*.sh)
 #   profile  bench + perf (bench/ingest.sh profile)
+#   container build + podman (runc, netavark, iptables), podman-compose, debootstrap, curl
+#            (make test-container)
 set -euo pipefail
 
 build=(
@@ -27,6 +29,9 @@ lint=(clang-tidy-14 cppcheck)
 fuzz=(clang-16 libclang-rt-16-dev)
 bench=(wrk nginx-light python3 util-linux time)
 profile=("${bench[@]}" linux-perf)
+# Rootful podman with runc (crun fails on hybrid cgroups); netavark needs iptables. debootstrap
+# makes the debian:12 base images locally (no registry is reachable).
+container=(podman runc netavark aardvark-dns iptables podman-compose debootstrap curl)
 
 groups=("$@")
 [ ${#groups[@]} -eq 0 ] && groups=(build)
@@ -39,7 +44,8 @@ for g in "${groups[@]}"; do
     fuzz) packages+=("${fuzz[@]}") ;;
     bench) packages+=("${bench[@]}") ;;
     profile) packages+=("${profile[@]}") ;;
-    *) echo "install-deps: unknown group '$g' (build, test, lint, fuzz, bench, profile)" >&2; exit 2 ;;
+    container) packages+=("${container[@]}") ;;
+    *) echo "install-deps: unknown group '$g' (build, test, lint, fuzz, bench, profile, container)" >&2; exit 2 ;;
   esac
 done
 
