@@ -159,7 +159,10 @@ struct make_key {
     static key<S> list(std::string_view section, std::string_view name, F field, string_check each = {},
                        list_check whole = {})
     {
-        key<S> k{.section = section, .name = name, .type = kind::string_list};
+        key<S> k;
+        k.section = section;
+        k.name = name;
+        k.type = kind::string_list;
         k.set = [field, each = std::move(each), whole = std::move(whole)](S& s, const value& v) -> verdict {
             const auto& items = std::get<std::vector<std::string>>(v);
             if (each) {
@@ -192,7 +195,10 @@ struct make_key {
                       static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
             max = std::min<std::int64_t>(max, static_cast<std::int64_t>(std::numeric_limits<member>::max()));
         }
-        key<S> k{.section = section, .name = name, .type = kind::integer};
+        key<S> k;
+        k.section = section;
+        k.name = name;
+        k.type = kind::integer;
         k.set = [field, min, max](S& s, const value& v) -> verdict {
             const auto n = std::get<std::int64_t>(v);
             if (n < min) {
@@ -219,7 +225,10 @@ struct make_key {
     template <class F>
     static key<S> flag(std::string_view section, std::string_view name, F field)
     {
-        key<S> k{.section = section, .name = name, .type = kind::boolean};
+        key<S> k;
+        k.section = section;
+        k.name = name;
+        k.type = kind::boolean;
         k.set = [field](S& s, const value& v) -> verdict {
             field(s) = std::get<bool>(v);
             return std::nullopt;
@@ -234,7 +243,10 @@ struct make_key {
     static key<S> duration(std::string_view section, std::string_view name, F field, millis min = millis{0},
                            millis max = millis::max())
     {
-        key<S> k{.section = section, .name = name, .type = kind::string};
+        key<S> k;
+        k.section = section;
+        k.name = name;
+        k.type = kind::string;
         k.set = [field, min, max](S& s, const value& v) -> verdict {
             const auto& text = std::get<std::string>(v);
             const auto d = parse_duration(text);
@@ -268,7 +280,10 @@ struct make_key {
             }
             expected += choices[i].first;
         }
-        key<S> k{.section = section, .name = name, .type = kind::string};
+        key<S> k;
+        k.section = section;
+        k.name = name;
+        k.type = kind::string;
         k.set = [field, choices, expected](S& s, const value& v) -> verdict {
             const auto& text = std::get<std::string>(v);
             for (const auto& [word, e] : choices) {
@@ -304,7 +319,10 @@ private:
     template <class F>
     static key<S> string_like(std::string_view section, std::string_view name, F field, string_check check, bool quoted)
     {
-        key<S> k{.section = section, .name = name, .type = kind::string};
+        key<S> k;
+        k.section = section;
+        k.name = name;
+        k.type = kind::string;
         k.set = [field, check = std::move(check), quoted](S& s, const value& v) -> verdict {
             const auto& text = std::get<std::string>(v);
             if (check) {
