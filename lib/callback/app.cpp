@@ -203,19 +203,9 @@ net::awaitable<void> retention_loop(app::impl* p)
     }
 }
 
-} // namespace
-
-boost::system::result<std::unique_ptr<app>, std::string> app::create(app_settings s)
+// The callback listener's TLS context: for tls_listen, or for inherited TLS sockets.
+boost::system::result<std::shared_ptr<net::ssl::context>, std::string> listener_tls(const app_settings& cfg)
 {
-    const unsigned threads = worker_threads(s.server.threads);
-    auto policy = key_url_policy::make(s.verify.allowed_key_hosts, trusted_companies(s));
-    if (!policy) {
-        return "verify.allowed_key_hosts/companies: " + policy.error();
-    }
-    auto p = std::make_unique<impl>(std::move(s), threads, std::move(*policy));
-    auto& cfg = p->cfg;
-
-    std::shared_ptr<net::ssl::context> server_tls;
     const bool inherited_tls = std::any_of(cfg.server.inherited.begin(), cfg.server.inherited.end(),
                                            [](const auto& in) { return in.tls; });
     if (!cfg.server.tls_listen.empty() || (inherited_tls && !cfg.server.tls_cert.empty())) {
@@ -223,17 +213,19 @@ boost::system::result<std::unique_ptr<app>, std::string> app::create(app_setting
         if (!ctx) {
             return "server.tls_cert/tls_key: " + ctx.error().message;
         }
-        server_tls = *ctx;
+        return *ctx;
     }
-    auto client_ctx = crypto::make_client_context(cfg.verify.ca_file);
-    if (!client_ctx) {
-        return "verify.ca_file: " + client_ctx.error().message;
-    }
-    p->client_tls = *client_ctx;
+    return std::shared_ptr<net::ssl::context>();
+}
 
-    auto& batch_sizes = p->metrics.get_histogram("cwhook_store_commit_batch_size", {}, metrics::size_buckets());
+// The event store, its commit metrics, the readiness probe and the unsettled counts.
+boost::system::result<void, std::string> open_store(app::impl* raw)
+{
+    auto& p = *raw;
+    const auto& cfg = p.cfg;
+    auto& batch_sizes = p.metrics.get_histogram("cwhook_store_commit_batch_size", {}, metrics::size_buckets());
     auto& commit_seconds =
-        p->metrics.get_histogram("cwhook_store_commit_duration_seconds", {}, metrics::latency_buckets());
+        p.metrics.get_histogram("cwhook_store_commit_duration_seconds", {}, metrics::latency_buckets());
     auto st = store::event_store::open(cfg.storage, [&batch_sizes, &commit_seconds](std::size_t n, auto took) {
         batch_sizes.observe(static_cast<double>(n));
         commit_seconds.observe(took.count());
@@ -241,43 +233,46 @@ boost::system::result<std::unique_ptr<app>, std::string> app::create(app_setting
     if (!st) {
         return "storage.path: " + st.error();
     }
-    p->store = std::move(*st);
+    p.store = std::move(*st);
     {
-        auto& probes = p->metrics.get_counter("cwhook_readiness_probes_total");
-        p->readiness = std::make_unique<readiness_cache>([raw = p.get(), &probes](readiness_cache::done_fn done) {
+        auto& probes = p.metrics.get_counter("cwhook_readiness_probes_total");
+        p.readiness = std::make_unique<readiness_cache>([raw, &probes](readiness_cache::done_fn done) {
             probes.inc();
             return raw->store->probe(std::move(done));
         });
     }
-    const auto unsettled = p->store->unsettled_at_open();
-    p->counts.pending = unsettled.pending;
-    p->counts.failed = unsettled.failed;
+    const auto unsettled = p.store->unsettled_at_open();
+    p.counts.pending = unsettled.pending;
+    p.counts.failed = unsettled.failed;
+    return {};
+}
 
-    p->client = std::make_unique<client::https_client>(p->ioc.get_executor(), p->client_tls, &p->metrics);
-    p->keys = std::make_unique<key_cache>(p->ioc.get_executor(),
-                                          key_cache::https_fetcher(*p->client, p->verify, p->metrics), cfg.verify,
-                                          p->metrics);
-    p->pipeline = std::make_unique<ingest>(p->verify, p->policy, *p->keys, *p->store, p->counts, p->metrics);
-    p->rever = std::make_unique<reverifier>(net::make_strand(p->ioc), p->verify, p->policy, *p->keys, *p->store,
-                                            p->counts, p->metrics);
-
-    if (cfg.manage.check_interval.count() > 0) {
-        if (auto missing = manage::missing_keys(cfg.manage)) {
-            return "manage.check_interval is set, but " + *missing;
-        }
-        auto manage_tls = crypto::make_client_context(cfg.manage.ca_file);
-        if (!manage_tls) {
-            return "manage.ca_file: " + manage_tls.error().message;
-        }
-        p->manage_client = std::make_unique<client::https_client>(p->ioc.get_executor(), *manage_tls, &p->metrics);
-        p->manage_api = std::make_unique<manage::api>(*p->manage_client, cfg.manage);
-        p->checker = std::make_unique<subscription_check>(net::make_strand(p->ioc), *p->manage_api,
-                                                          cfg.subscriptions, cfg.manage.check_interval,
-                                                          cfg.manage.auto_heal, p->metrics);
+// The Manage client and the subscription check, when manage.check_interval is set.
+boost::system::result<void, std::string> make_subscription_check(app::impl& p)
+{
+    const auto& cfg = p.cfg;
+    if (cfg.manage.check_interval.count() <= 0) {
+        return {};
     }
+    if (auto missing = manage::missing_keys(cfg.manage)) {
+        return "manage.check_interval is set, but " + *missing;
+    }
+    auto manage_tls = crypto::make_client_context(cfg.manage.ca_file);
+    if (!manage_tls) {
+        return "manage.ca_file: " + manage_tls.error().message;
+    }
+    p.manage_client = std::make_unique<client::https_client>(p.ioc.get_executor(), *manage_tls, &p.metrics);
+    p.manage_api = std::make_unique<manage::api>(*p.manage_client, cfg.manage);
+    p.checker = std::make_unique<subscription_check>(net::make_strand(p.ioc), *p.manage_api, cfg.subscriptions,
+                                                     cfg.manage.check_interval, cfg.manage.auto_heal, p.metrics);
+    return {};
+}
 
+// POST callback_path, /healthz and /readyz; 413s on the callback path reach the rejections.
+std::shared_ptr<http::router> callback_routes(app::impl* raw)
+{
+    const auto& cfg = raw->cfg;
     auto routes = std::make_shared<http::router>();
-    auto* raw = p.get();
     routes->add(bhttp::verb::post, cfg.callback_path,
                 [raw](http::request& req) { return raw->pipeline->handle(req); }, true);
     routes->set_rejection_hook([raw](http::request& req, unsigned status, std::string_view reason) {
@@ -287,9 +282,9 @@ boost::system::result<std::unique_ptr<app>, std::string> app::create(app_setting
             }
         }
     });
-    p->metrics.get_gauge("cwhook_build_info", "version=\"" CWHOOK_VERSION "\"").set(1);
+    raw->metrics.get_gauge("cwhook_build_info", "version=\"" CWHOOK_VERSION "\"").set(1);
     for (const auto* result : {"applied", "restart_needed", "rejected"}) {
-        p->metrics.get_counter("cwhook_reloads_total", fmt::format("result=\"{}\"", result));
+        raw->metrics.get_counter("cwhook_reloads_total", fmt::format("result=\"{}\"", result));
     }
 
     routes->add(bhttp::verb::get, "/healthz", [](http::request&) -> net::awaitable<http::response> {
@@ -311,55 +306,102 @@ boost::system::result<std::unique_ptr<app>, std::string> app::create(app_setting
         }
         co_return http::json_response(200, R"({"status":"ready"})");
     });
+    return routes;
+}
 
-    p->server = std::make_unique<http::server>(p->ioc, cfg.server, routes, server_tls, p->metrics);
+// The admin API on its own listener, with /metrics, behind its token.
+boost::system::result<void, std::string> start_admin(app::impl* raw)
+{
+    auto& p = *raw;
+    const auto& cfg = p.cfg;
+    if (cfg.admin.listen.empty()) {
+        return {};
+    }
+    // A token always, loopback included: any local process, and any web page the operator
+    // opens, can reach a loopback port.
+    p.admin_token = cfg.admin.token;
+    if (p.admin_token.empty()) {
+        const auto file = admin_token_file(cfg.storage.path);
+        auto token = load_or_create_admin_token(file);
+        if (!token) {
+            return "admin token: " + token.error() + " (or set admin.token_file)";
+        }
+        p.admin_token = std::move(*token);
+        log::info("admin token (none configured) is in a file; `cwhook admin token` prints it", {{"file", file}});
+    }
+    auto admin = admin_api::create(cfg.admin, p.admin_token, cfg.storage.path, p.ioc, *p.client, p.metrics);
+    if (!admin) {
+        return admin.error();
+    }
+    p.admin = std::move(*admin);
+    auto admin_routes = std::make_shared<http::router>();
+    p.admin->set_reverifier(
+        *p.keys, p.policy, cfg.verify.key_fetch_timeout + cfg.verify.key_refetch_interval + cfg.verify.answer_deadline);
+    p.admin->add_routes(*admin_routes);
+    // Prometheus scrape endpoint (text format 0.0.4), behind the admin gate and token.
+    admin_routes->add(bhttp::verb::get, "/metrics", [raw](http::request&) -> net::awaitable<http::response> {
+        auto res = http::json_response(200, app::render_metrics(*raw));
+        res.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+        co_return res;
+    });
+    p.admin_server =
+        std::make_unique<http::server>(p.ioc, admin_http_settings(cfg), admin_routes, nullptr, p.admin_server_metrics);
+    p.admin_server->supervise_accept("admin_accept", p.fatal_policy());
+    if (auto r = p.admin_server->start(); !r) {
+        // The server names its own key; this listener's is admin.listen.
+        std::string why = r.error();
+        constexpr std::string_view own = "server.listen: ";
+        if (why.starts_with(own)) {
+            why.erase(0, own.size());
+        }
+        return "admin.listen: " + why;
+    }
+    p.admin->set_listener(p.admin_server->plain_endpoints());
+    return {};
+}
+
+} // namespace
+
+boost::system::result<std::unique_ptr<app>, std::string> app::create(app_settings s)
+{
+    const unsigned threads = worker_threads(s.server.threads);
+    auto policy = key_url_policy::make(s.verify.allowed_key_hosts, trusted_companies(s));
+    if (!policy) {
+        return "verify.allowed_key_hosts/companies: " + policy.error();
+    }
+    auto p = std::make_unique<impl>(std::move(s), threads, std::move(*policy));
+    auto& cfg = p->cfg;
+    auto server_tls = listener_tls(cfg);
+    if (!server_tls) {
+        return server_tls.error();
+    }
+    auto client_ctx = crypto::make_client_context(cfg.verify.ca_file);
+    if (!client_ctx) {
+        return "verify.ca_file: " + client_ctx.error().message;
+    }
+    p->client_tls = *client_ctx;
+
+    if (auto r = open_store(p.get()); !r) {
+        return r.error();
+    }
+    p->client = std::make_unique<client::https_client>(p->ioc.get_executor(), p->client_tls, &p->metrics);
+    p->keys = std::make_unique<key_cache>(
+        p->ioc.get_executor(), key_cache::https_fetcher(*p->client, p->verify, p->metrics), cfg.verify, p->metrics);
+    p->pipeline = std::make_unique<ingest>(p->verify, p->policy, *p->keys, *p->store, p->counts, p->metrics);
+    p->rever = std::make_unique<reverifier>(net::make_strand(p->ioc), p->verify, p->policy, *p->keys, *p->store,
+                                            p->counts, p->metrics);
+
+    if (auto r = make_subscription_check(*p); !r) {
+        return r.error();
+    }
+    auto routes = callback_routes(p.get());
+    p->server = std::make_unique<http::server>(p->ioc, cfg.server, routes, *server_tls, p->metrics);
     p->server->supervise_accept("accept", p->fatal_policy());
     if (auto r = p->server->start(); !r) {
         return r.error();
     }
-
-    if (!cfg.admin.listen.empty()) {
-        // A token always, loopback included: any local process, and any web page the operator
-        // opens, can reach a loopback port.
-        p->admin_token = cfg.admin.token;
-        if (p->admin_token.empty()) {
-            const auto file = admin_token_file(cfg.storage.path);
-            auto token = load_or_create_admin_token(file);
-            if (!token) {
-                return "admin token: " + token.error() + " (or set admin.token_file)";
-            }
-            p->admin_token = std::move(*token);
-            log::info("admin token (none configured) is in a file; `cwhook admin token` prints it", {{"file", file}});
-        }
-        auto admin = admin_api::create(cfg.admin, p->admin_token, cfg.storage.path, p->ioc, *p->client, p->metrics);
-        if (!admin) {
-            return admin.error();
-        }
-        p->admin = std::move(*admin);
-        auto admin_routes = std::make_shared<http::router>();
-        p->admin->set_reverifier(*p->keys, p->policy,
-                                 cfg.verify.key_fetch_timeout + cfg.verify.key_refetch_interval + cfg.verify.answer_deadline);
-        p->admin->add_routes(*admin_routes);
-        // Prometheus scrape endpoint (text format 0.0.4), behind the admin gate and token.
-        admin_routes->add(bhttp::verb::get, "/metrics",
-                          [raw = p.get()](http::request&) -> net::awaitable<http::response> {
-                              auto res = http::json_response(200, app::render_metrics(*raw));
-                              res.set(bhttp::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
-                              co_return res;
-                          });
-        p->admin_server = std::make_unique<http::server>(p->ioc, admin_http_settings(cfg), admin_routes, nullptr,
-                                                         p->admin_server_metrics);
-        p->admin_server->supervise_accept("admin_accept", p->fatal_policy());
-        if (auto r = p->admin_server->start(); !r) {
-            // The server names its own key; this listener's is admin.listen.
-            std::string why = r.error();
-            constexpr std::string_view own = "server.listen: ";
-            if (why.starts_with(own)) {
-                why.erase(0, own.size());
-            }
-            return "admin.listen: " + why;
-        }
-        p->admin->set_listener(p->admin_server->plain_endpoints());
+    if (auto r = start_admin(p.get()); !r) {
+        return r.error();
     }
     p->retention_timer = std::make_unique<net::steady_timer>(p->ioc);
     return std::unique_ptr<app>(new app(std::move(p)));

@@ -225,6 +225,84 @@ void ingest::record_rejection(http::request& req, refusal why, std::string_view 
     (void)reject(req, why, detail);
 }
 
+namespace {
+
+// What is stored of a delivery, but its body (moved in last, once nothing can refuse it).
+store::event_record to_record(const http::request& req, json::payload&& p, event_status status, std::string_view reason,
+                              const verify_settings& cfg)
+{
+    store::event_record ev;
+    ev.received_at_us = now_us();
+    ev.status = status;
+    ev.verify_reason = std::string(reason);
+    ev.body_sha256 = crypto::hex(crypto::sha256(req.msg.body()));
+    ev.dedupe_key = p.message_id ? "m:" + *p.message_id : "b:" + ev.body_sha256;
+    ev.method = std::string(std::string_view(bhttp::to_string(req.msg.method())));
+    ev.path = std::string(req.path());
+    ev.query = std::string(req.query());
+    ev.client_addr = req.client_addr;
+    ev.headers = header_lines(req);
+    ev.content_type = std::string(std::string_view(req.msg[bhttp::field::content_type]));
+    ev.signature = std::string(std::string_view(req.msg["x-content-signature"]));
+    ev.message_id = std::move(p.message_id);
+    ev.type = std::move(p.type);
+    ev.action = std::move(p.action);
+    ev.entity_id = p.id;
+    ev.company_id = std::move(p.company_id);
+    ev.member_id = std::move(p.member_id);
+    ev.from_url = std::move(p.from_url);
+    ev.product_instance_id = std::move(p.product_instance_id);
+    ev.partner_id = std::move(p.partner_id);
+    ev.callback_id = p.callback_id;
+    ev.key_url = std::move(p.key_url);
+    ev.next_verify_at_us =
+        status == event_status::pending
+            ? ev.received_at_us + std::chrono::duration_cast<std::chrono::microseconds>(cfg.pending_retry_min).count()
+            : 0;
+    return ev;
+}
+
+} // namespace
+
+http::response ingest::answer(http::request& req, const store::insert_outcome& o, const verdict& v,
+                              std::string_view type, std::string_view action, verify_mode mode)
+{
+    req.log_fields.emplace_back("event", o.id);
+    if (o.duplicate) {
+        duplicates_.inc();
+        req.log_fields.emplace_back("reason", "duplicate");
+        return stored_response(200, "duplicate", o.id);
+    }
+    if (o.upgraded_from) {
+        // A verified redelivery settled an unsettled row.
+        upgraded_.inc();
+        (*o.upgraded_from == event_status::pending ? counts_.pending : counts_.failed).fetch_sub(1);
+        req.log_fields.emplace_back("upgraded_from", store::to_string(*o.upgraded_from));
+        return stored_response(200, "stored", o.id);
+    }
+    stored_.inc();
+    by_status_[static_cast<int>(v.status)]->inc();
+    count_by_type(type, action, v.status);
+    if (v.status == event_status::pending) {
+        counts_.pending.fetch_add(1, std::memory_order_relaxed);
+        req.log_fields.emplace_back("reason", v.reason);
+        return stored_response(202, "pending", o.id);
+    }
+    if (v.status == event_status::failed) {
+        counts_.failed.fetch_add(1, std::memory_order_relaxed);
+        req.log_fields.emplace_back("reason", v.reason);
+        if (mode == verify_mode::enforce) {
+            // Quarantined: acknowledged (Manage would not retry a refusal), never verified.
+            return http::json_response(
+                202, fmt::format("{{\"status\":\"failed\",\"id\":{},\"reason\":\"{}\"}}", o.id, v.reason));
+        }
+        return http::json_response(
+            200, fmt::format("{{\"status\":\"stored\",\"id\":{},\"verification\":\"failed\",\"reason\":\"{}\"}}", o.id,
+                             v.reason));
+    }
+    return stored_response(200, "stored", o.id);
+}
+
 net::awaitable<http::response> ingest::handle(http::request& req)
 {
     const std::string& body = req.msg.body();
@@ -249,7 +327,7 @@ net::awaitable<http::response> ingest::handle(http::request& req)
         if (cfg.mode == verify_mode::enforce) {
             co_return reject(req, v.why, v.detail, p.key_url);
         }
-        v.status = event_status::failed;  // report mode: keep it, flagged
+        v.status = event_status::failed; // report mode: keep it, flagged
         v.reason = describe(v.why).code;
     }
     if (v.status == event_status::pending &&
@@ -258,36 +336,10 @@ net::awaitable<http::response> ingest::handle(http::request& req)
         co_return defer(req, refusal::pending_limit, "too many events await verification; retry later");
     }
 
-    store::event_record ev;
-    ev.received_at_us = now_us();
-    ev.status = v.status;
-    ev.verify_reason = std::string(v.reason);
-    ev.body_sha256 = crypto::hex(crypto::sha256(body));
-    ev.dedupe_key = p.message_id ? "m:" + *p.message_id : "b:" + ev.body_sha256;
-    ev.method = std::string(std::string_view(bhttp::to_string(req.msg.method())));
-    ev.path = std::string(req.path());
-    ev.query = std::string(req.query());
-    ev.client_addr = req.client_addr;
-    ev.headers = header_lines(req);
-    ev.content_type = std::string(std::string_view(req.msg[bhttp::field::content_type]));
-    ev.signature = std::string(signature);
-    ev.message_id = std::move(p.message_id);
-    const std::string labels_type = p.type;  // for the metric, after the event is stored
+    const std::string labels_type = p.type; // for the metric, after the event is stored
     const std::string labels_action = p.action;
-    ev.type = std::move(p.type);
-    ev.action = std::move(p.action);
-    ev.entity_id = p.id;
-    ev.company_id = std::move(p.company_id);
-    ev.member_id = std::move(p.member_id);
-    ev.from_url = std::move(p.from_url);
-    ev.product_instance_id = std::move(p.product_instance_id);
-    ev.partner_id = std::move(p.partner_id);
-    ev.callback_id = p.callback_id;
-    ev.key_url = std::move(p.key_url);
-    ev.next_verify_at_us = v.status == event_status::pending
-                               ? ev.received_at_us + std::chrono::duration_cast<std::chrono::microseconds>(cfg.pending_retry_min).count()
-                               : 0;
-    ev.body = std::move(req.msg.body());  // no rejection can follow from here on
+    store::event_record ev = to_record(req, std::move(p), v.status, v.reason, cfg);
+    ev.body = std::move(req.msg.body()); // no rejection can follow from here on
 
     auto outcome = co_await detail::await_completion<result<store::insert_outcome>>(
         [&](auto done) { return store_.submit_event(std::move(ev), std::move(done)); });
@@ -297,40 +349,7 @@ net::awaitable<http::response> ingest::handle(http::request& req)
         warn_busy(why);
         co_return defer(req, refusal::storage_unavailable, why + "; retry later");
     }
-    const auto& o = outcome->value();
-    req.log_fields.emplace_back("event", o.id);
-    if (o.duplicate) {
-        duplicates_.inc();
-        req.log_fields.emplace_back("reason", "duplicate");
-        co_return stored_response(200, "duplicate", o.id);
-    }
-    if (o.upgraded_from) {
-        // A verified redelivery settled an unsettled row.
-        upgraded_.inc();
-        (*o.upgraded_from == event_status::pending ? counts_.pending : counts_.failed).fetch_sub(1);
-        req.log_fields.emplace_back("upgraded_from", store::to_string(*o.upgraded_from));
-        co_return stored_response(200, "stored", o.id);
-    }
-    stored_.inc();
-    by_status_[static_cast<int>(v.status)]->inc();
-    count_by_type(labels_type, labels_action, v.status);
-    if (v.status == event_status::pending) {
-        counts_.pending.fetch_add(1, std::memory_order_relaxed);
-        req.log_fields.emplace_back("reason", v.reason);
-        co_return stored_response(202, "pending", o.id);
-    }
-    if (v.status == event_status::failed) {
-        counts_.failed.fetch_add(1, std::memory_order_relaxed);
-        req.log_fields.emplace_back("reason", v.reason);
-        if (cfg.mode == verify_mode::enforce) {
-            // Quarantined: acknowledged (Manage would not retry a refusal), never verified.
-            co_return http::json_response(
-                202, fmt::format("{{\"status\":\"failed\",\"id\":{},\"reason\":\"{}\"}}", o.id, v.reason));
-        }
-        co_return http::json_response(
-            200, fmt::format("{{\"status\":\"stored\",\"id\":{},\"verification\":\"failed\",\"reason\":\"{}\"}}", o.id, v.reason));
-    }
-    co_return stored_response(200, "stored", o.id);
+    co_return answer(req, outcome->value(), v, labels_type, labels_action, cfg.mode);
 }
 
 } // namespace cwhook::callback

@@ -44,6 +44,9 @@ private:
     void count_by_type(std::string_view type, std::string_view action, store::event_status status);
     http::response reject(http::request& req, refusal why, std::string_view detail, std::string_view key_url = {});
     http::response defer(http::request& req, refusal why, std::string_view detail);
+    // The answer for a delivery the store took (counted and logged).
+    http::response answer(http::request& req, const store::insert_outcome& o, const verdict& v, std::string_view type,
+                          std::string_view action, verify_mode mode);
 
     const live_value<verify_settings>& cfg_;
     const key_url_policy& policy_;
