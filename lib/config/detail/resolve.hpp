@@ -10,6 +10,7 @@
 #include <boost/system/result.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <charconv>
 #include <filesystem>
 #include <fstream>
@@ -202,6 +203,89 @@ inline outcome<value> value_from_env(kind k, const std::string& text)
     return {boost::system::in_place_error, "unsupported kind"};
 }
 
+// A value chosen for one key of the table, and where it came from.
+struct given {
+    value v;
+    std::string origin;    // "server.listen" or "CWHOOK_SERVER_LISTEN": errors name it
+    bool is_path = false;  // v is the path of a secret's file, read only if this value wins
+};
+using choices = std::vector<std::optional<given>>;  // one a key of the table
+
+// The file's values into `chosen`; the first problem (unknown section or key, wrong type, a
+// secret given twice) otherwise.
+template <class S>
+std::optional<std::string> choose_from_file(const std::vector<key<S>>& table, const document& file, choices& chosen)
+{
+    constexpr auto none = static_cast<std::size_t>(-1);
+    std::vector<bool> set_here(table.size(), false);
+    for (const auto& section : file.sections) {
+        const bool known =
+            std::any_of(table.begin(), table.end(), [&](const key<S>& k) { return k.section == section.name; });
+        if (!known) {
+            return section.name + ": unknown section";
+        }
+        if (!section.is_table) {
+            return section.name + ": expected a table";
+        }
+        for (const auto& item : section.items) {
+            const std::string dotted = section.name + "." + item.name;
+            std::size_t index = none;
+            bool via_file = false;
+            for (std::size_t i = 0; i < table.size() && index == none; ++i) {
+                const auto& k = table[i];
+                if (k.section != section.name) {
+                    continue;
+                }
+                if (k.name == item.name) {
+                    index = i;
+                } else if (k.secret && item.name == fmt::format("{}_file", k.name)) {
+                    index = i;
+                    via_file = true;
+                }
+            }
+            if (index == none) {
+                return dotted + ": unknown key";
+            }
+            const auto& k = table[index];
+            if (set_here[index]) {
+                return fmt::format("{0}.{1} and {0}.{1}_file: give one, not both", k.section, k.name);
+            }
+            const kind wanted = via_file ? kind::string : k.type;
+            if (!item.v || item.v->index() != static_cast<std::size_t>(wanted)) {
+                return fmt::format("{}: {}", dotted, expected_text(wanted));
+            }
+            chosen[index] = given{*item.v, dotted, via_file};
+            set_here[index] = true;
+        }
+    }
+    return std::nullopt;
+}
+
+// The environment's values into `chosen` (they win over the file's); the first problem otherwise.
+template <class S>
+std::optional<std::string> choose_from_env(const std::vector<key<S>>& table, const env_lookup& env, choices& chosen)
+{
+    for (std::size_t i = 0; i < table.size(); ++i) {
+        const auto& k = table[i];
+        const auto name = env_name(k.section, k.name);
+        const auto direct = env(name);
+        const auto path = k.secret ? env(name + "_FILE") : std::nullopt;
+        if (direct && path) {
+            return fmt::format("{0} and {0}_FILE: give one, not both", name);
+        }
+        if (direct) {
+            auto v = value_from_env(k.type, *direct);
+            if (!v) {
+                return fmt::format("{}: {}: {}", name, k.secret ? "<redacted>" : quote(*direct), v.error());
+            }
+            chosen[i] = given{std::move(*v), name, false};
+        } else if (path) {
+            chosen[i] = given{*path, name + "_FILE", true};
+        }
+    }
+    return std::nullopt;
+}
+
 // The settings `defaults` changed by the file (may be null) and then the environment (which
 // wins). Values are applied once, after both sources are merged, so a file value that the
 // environment overrides is never checked. The first problem is returned as one line naming
@@ -209,82 +293,18 @@ inline outcome<value> value_from_env(kind k, const std::string& text)
 template <class S>
 outcome<S> resolve(const std::vector<key<S>>& table, const document* file, const env_lookup& env, S defaults = S{})
 {
-    struct given {
-        value v;
-        std::string origin;     // "server.listen" or "CWHOOK_SERVER_LISTEN": errors name it
-        bool is_path = false;   // v is the path of a secret's file, read only if this value wins
-    };
-    std::vector<std::optional<given>> chosen(table.size());
-    constexpr auto none = static_cast<std::size_t>(-1);
-
     const auto error = [](std::string text) { return outcome<S>{boost::system::in_place_error, std::move(text)}; };
-
+    choices chosen(table.size());
     if (file != nullptr) {
-        std::vector<bool> set_here(table.size(), false);
-        for (const auto& section : file->sections) {
-            bool known = false;
-            for (const auto& k : table) {
-                known = known || k.section == section.name;
-            }
-            if (!known) {
-                return error(section.name + ": unknown section");
-            }
-            if (!section.is_table) {
-                return error(section.name + ": expected a table");
-            }
-            for (const auto& item : section.items) {
-                const std::string dotted = section.name + "." + item.name;
-                std::size_t index = none;
-                bool via_file = false;
-                for (std::size_t i = 0; i < table.size() && index == none; ++i) {
-                    const auto& k = table[i];
-                    if (k.section != section.name) {
-                        continue;
-                    }
-                    if (k.name == item.name) {
-                        index = i;
-                    } else if (k.secret && item.name == fmt::format("{}_file", k.name)) {
-                        index = i;
-                        via_file = true;
-                    }
-                }
-                if (index == none) {
-                    return error(dotted + ": unknown key");
-                }
-                const auto& k = table[index];
-                if (set_here[index]) {
-                    return error(fmt::format("{0}.{1} and {0}.{1}_file: give one, not both", k.section, k.name));
-                }
-                const kind wanted = via_file ? kind::string : k.type;
-                if (!item.v || item.v->index() != static_cast<std::size_t>(wanted)) {
-                    return error(fmt::format("{}: {}", dotted, expected_text(wanted)));
-                }
-                chosen[index] = given{*item.v, dotted, via_file};
-                set_here[index] = true;
-            }
+        if (auto why = choose_from_file(table, *file, chosen)) {
+            return error(std::move(*why));
         }
     }
-
     std::optional<std::string> credentials_dir;
     if (env) {
         credentials_dir = env("CREDENTIALS_DIRECTORY");
-        for (std::size_t i = 0; i < table.size(); ++i) {
-            const auto& k = table[i];
-            const auto name = env_name(k.section, k.name);
-            const auto direct = env(name);
-            const auto path = k.secret ? env(name + "_FILE") : std::nullopt;
-            if (direct && path) {
-                return error(fmt::format("{0} and {0}_FILE: give one, not both", name));
-            }
-            if (direct) {
-                auto v = value_from_env(k.type, *direct);
-                if (!v) {
-                    return error(fmt::format("{}: {}: {}", name, k.secret ? "<redacted>" : quote(*direct), v.error()));
-                }
-                chosen[i] = given{std::move(*v), name, false};
-            } else if (path) {
-                chosen[i] = given{*path, name + "_FILE", true};
-            }
+        if (auto why = choose_from_env(table, env, chosen)) {
+            return error(std::move(*why));
         }
     }
 
