@@ -168,7 +168,7 @@ net::awaitable<void> retention_loop(app::impl* p)
     while (!p->stopping) {
         const std::int64_t cutoff = now_us() - retention_us;
         std::int64_t total = 0;
-        // A named callable, not a temporary inside co_await (GCC 12).
+        // A named callable, not a temporary inside co_await (GCC 12: docs/STYLE.md).
         const auto submit = [p, cutoff, batch](auto done) {
             return p->store->submit_prune(cutoff, batch, std::move(done));
         };

@@ -436,7 +436,7 @@ open_connection(const net::any_io_executor& ex, const std::shared_ptr<ssl::conte
             resolver.cancel();
         }
     });
-    const auto service = std::to_string(req.port); // not a temporary inside co_await (GCC 12)
+    const auto service = std::to_string(req.port); // named (GCC 12: docs/STYLE.md)
     auto [rec, results] = co_await resolver.async_resolve(req.host, service, use_tuple);
     resolve_timer.cancel();
     if (rec == net::error::operation_aborted) {
@@ -481,8 +481,7 @@ open_connection(const net::any_io_executor& ex, const std::shared_ptr<ssl::conte
 }
 
 // One attempt: a pooled connection when one is alive, else a fresh one.
-// Everything by reference: the caller's locals outlive the awaited call (GCC 12 destroys
-// by-value class parameters of coroutines awaited in place twice).
+// Everything by reference: the caller's locals outlive the awaited call (GCC 12: docs/STYLE.md).
 net::awaitable<attempt_result> attempt(const net::any_io_executor& ex, const std::shared_ptr<ssl::context>& tls,
                                        https_client::pool* pool, metrics::registry* metrics, const request& req,
                                        const options& opt)
@@ -564,8 +563,7 @@ std::string_view path_only(std::string_view target)
 
 net::awaitable<fetch_result> https_client::fetch(const request& req_in, const options& opt_in)
 {
-    // Own copies: by-value class parameters of coroutines awaited in place are destroyed
-    // twice by GCC 12, so the caller passes references and we copy here.
+    // Own copies of the caller's references (GCC 12: docs/STYLE.md).
     const request req = req_in;
     const options opt = opt_in;
     const bool idempotent = is_idempotent(req.method) || opt.retry.retry_non_idempotent;

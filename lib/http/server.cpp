@@ -302,8 +302,7 @@ awaitable<void> refuse_transfer_encoding(const state_ptr& st, const settings& cf
 }
 
 // Serves requests until the client closes, a deadline passes, or the server drains.
-// Parameters are references into the awaiting session's frame: GCC 12 may destroy
-// by-value class arguments of a coroutine called inside co_await twice.
+// Parameters are references into the awaiting session's frame (GCC 12: docs/STYLE.md).
 template <class Stream>
 awaitable<void> serve_requests(const state_ptr& st, Stream& stream, const std::shared_ptr<connection>& conn,
                                net::ip::address peer, bool tls)
@@ -505,8 +504,7 @@ awaitable<void> tls_session(state_ptr st, tcp::socket socket, std::shared_ptr<co
 awaitable<void> accept_loop(state_ptr st, tcp::acceptor* acceptor, bool tls)
 {
     for (;;) {
-        // No class-type temporaries inside a co_await expression: GCC 12 destroys them twice
-        // (here that would drop a strand reference it never took).
+        // A named strand, not a temporary inside co_await (GCC 12: docs/STYLE.md).
         auto strand = net::make_strand(st->ioc);
         auto [ec, socket] = co_await acceptor->async_accept(strand, use_tuple);
         if (ec) {
