@@ -65,6 +65,28 @@ void add_filter_options(CLI::App& cmd, filter_options& f, bool with_limit = true
 }
 
 // The filter, or a usage error naming the option (exit 2).
+// The event ids given on the command line; nullopt (said on stderr) when one is not an id.
+std::optional<std::vector<std::int64_t>> parse_ids(const std::vector<std::string>& texts)
+{
+    std::vector<std::int64_t> ids;
+    for (const auto& text : texts) {
+        const auto id = parse_id(text);
+        if (!id) {
+            std::fprintf(stderr, "cwhook: ID: \"%s\": expected a positive integer\n", text.c_str());
+            return std::nullopt;
+        }
+        ids.push_back(*id);
+    }
+    return ids;
+}
+
+// Whether any selecting filter option was given (--limit only selects when asked to).
+bool any_filter(const filter_options& o, bool count_limit)
+{
+    return o.type || o.action || o.entity_id || o.company || o.status || o.since || o.until || o.callback_id ||
+           (count_limit && o.limit);
+}
+
 std::optional<store::event_filter> to_filter(const filter_options& o, std::size_t default_limit)
 {
     store::event_filter f;
@@ -548,22 +570,16 @@ int run_replay(const common_options& common, const replay_cli& o)
         std::fprintf(stderr, "cwhook: --to: \"%s\": %s\n", o.to.c_str(), checked.error().c_str());
         return usage_error;
     }
-    std::vector<std::int64_t> ids;
-    for (const auto& text : o.ids) {
-        const auto id = parse_id(text);
-        if (!id) {
-            std::fprintf(stderr, "cwhook: ID: \"%s\": expected a positive integer\n", text.c_str());
-            return usage_error;
-        }
-        ids.push_back(*id);
+    auto given_ids = parse_ids(o.ids);
+    if (!given_ids) {
+        return usage_error;
     }
+    std::vector<std::int64_t> ids = std::move(*given_ids);
     auto f = to_filter(o.filter, 0);
     if (!f) {
         return usage_error;
     }
-    const bool any_filter = o.filter.type || o.filter.action || o.filter.entity_id || o.filter.company ||
-                            o.filter.status || o.filter.since || o.filter.until || o.filter.callback_id;
-    if (ids.empty() == !any_filter) {
+    if (ids.empty() == !any_filter(o.filter, false)) {
         std::fprintf(stderr, "cwhook: give event ids or filters (--type, --since, ...), not both and not neither\n");
         return usage_error;
     }
@@ -673,15 +689,11 @@ int run_reverify(const common_options& common, const reverify_cli& o)
         std::fprintf(stderr, "cwhook: %s\n", cfg.error().c_str());
         return 1;
     }
-    std::vector<std::int64_t> ids;
-    for (const auto& text : o.ids) {
-        const auto id = parse_id(text);
-        if (!id) {
-            std::fprintf(stderr, "cwhook: ID: \"%s\": expected a positive integer\n", text.c_str());
-            return usage_error;
-        }
-        ids.push_back(*id);
+    auto given_ids = parse_ids(o.ids);
+    if (!given_ids) {
+        return usage_error;
     }
+    std::vector<std::int64_t> ids = std::move(*given_ids);
     auto f = to_filter(o.filter, 0);
     if (!f) {
         return usage_error;
@@ -691,10 +703,7 @@ int run_reverify(const common_options& common, const reverify_cli& o)
                      o.filter.status->c_str());
         return usage_error;
     }
-    const bool any_filter = o.filter.type || o.filter.action || o.filter.entity_id || o.filter.company ||
-                            o.filter.status || o.filter.since || o.filter.until || o.filter.callback_id ||
-                            o.filter.limit;
-    if (!ids.empty() && any_filter) {
+    if (!ids.empty() && any_filter(o.filter, true)) {
         std::fprintf(stderr, "cwhook: give event ids or filters (--status, --since, ...), not both\n");
         return usage_error;
     }
