@@ -42,19 +42,6 @@ using tcp = net::ip::tcp;
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 
 // ---------------------------------------------------------------------------------------
-temp_dir::temp_dir()
-{
-    std::random_device rd;
-    path_ = std::filesystem::temp_directory_path() / fmt::format("cwhook-test-{:x}{:x}", rd(), rd());
-    std::filesystem::create_directories(path_);
-}
-
-temp_dir::~temp_dir()
-{
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-}
-
 std::string read_file(const std::string& path)
 {
     std::ifstream in(path, std::ios::binary);
