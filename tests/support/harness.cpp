@@ -201,6 +201,8 @@ struct fake_key_server::impl {
     std::string key = "test-signing-key";
     mode m = mode::normal;
     std::chrono::milliseconds delay{0};
+    bool held = false;
+    std::vector<net::steady_timer*> parked;  // requests waiting for release(); on the ioc thread
     std::atomic<int>* fetches = nullptr;
 
     net::awaitable<void> session(tcp::socket sock)
@@ -217,15 +219,26 @@ struct fake_key_server::impl {
         if (rec) {
             co_return;
         }
-        fetches->fetch_add(1);
         mode cur;
         std::string k;
         std::chrono::milliseconds d;
+        bool wait = false;
         {
             std::lock_guard lock(mutex);
             cur = m;
             k = key;
             d = delay;
+            wait = held;
+        }
+        if (wait) {
+            // Parked before it is counted: once fetches() shows it, release() answers it.
+            net::steady_timer gate(stream.get_executor(), net::steady_timer::time_point::max());
+            parked.push_back(&gate);
+            fetches->fetch_add(1);
+            co_await gate.async_wait(use_tuple);
+            beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(10));  // for the answer
+        } else {
+            fetches->fetch_add(1);
         }
         if (cur == mode::slow && d.count() == 0) {
             d = std::chrono::seconds(30);
@@ -322,6 +335,26 @@ void fake_key_server::set_delay(std::chrono::milliseconds d)
 {
     std::lock_guard lock(impl_->mutex);
     impl_->delay = d;
+}
+
+void fake_key_server::hold()
+{
+    std::lock_guard lock(impl_->mutex);
+    impl_->held = true;
+}
+
+void fake_key_server::release()
+{
+    {
+        std::lock_guard lock(impl_->mutex);
+        impl_->held = false;
+    }
+    net::post(impl_->ioc, [i = impl_.get()] {
+        for (auto* gate : i->parked) {
+            gate->cancel();
+        }
+        i->parked.clear();
+    });
 }
 
 // ---------------------------------------------------------------------------------------

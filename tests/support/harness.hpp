@@ -89,6 +89,11 @@ public:
     std::string key() const;
     void set_mode(mode m);
     void set_delay(std::chrono::milliseconds d);  // added before every answer
+    // hold(): every request from now on is counted, then waits unanswered until release()
+    // (which answers the waiting ones and stops holding). Tests order events on a fetch
+    // having started, instead of a delay chosen to outlast something else.
+    void hold();
+    void release();
     int fetches() const { return fetches_.load(); }
 
     struct impl;
