@@ -27,7 +27,7 @@ void require(bool ok, const char* what)
 void check_quote_round_trip(std::string_view text)
 {
     using namespace cwhook::json;
-    const std::string body = R"({"Action":)" + quote(text) +
+    const std::string body = R"({"Action":)" + cwhook::json_quoted(text) +
                              R"(,"Type":"ticket","ID":1,"Metadata":{"key_url":"https://na.myconnectwise.net/"}})";
     const auto parsed = parse_payload(body);
     require(std::holds_alternative<payload>(parsed), "a quoted string made the payload invalid");
@@ -38,7 +38,7 @@ void check_quote_round_trip(std::string_view text)
     }
 
     // The key parser is strict about UTF-8 and refuses an empty key.
-    const auto key = parse_signing_key(R"({"signing_key":)" + quote(text) + "}");
+    const auto key = parse_signing_key(R"({"signing_key":)" + cwhook::json_quoted(text) + "}");
     if (p.utf8_valid && !text.empty()) {
         require(key && *key == text, "a quoted signing key did not read back as itself");
     } else {
