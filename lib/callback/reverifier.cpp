@@ -36,25 +36,37 @@ struct reverifier::state : std::enable_shared_from_this<reverifier::state> {
     metrics::gauge& pending_gauge;
     metrics::gauge& failed_gauge;
     net::steady_timer timer;
+    timing time;
     std::atomic<bool> stopped{false};
     std::minstd_rand rng{std::random_device{}()};
 
     state(net::any_io_executor e, const live_value<verify_settings>& c, const key_url_policy& p, key_cache& k,
-          store::event_store& s, status_counts& t, metrics::registry& m)
+          store::event_store& s, status_counts& t, metrics::registry& m, timing tm)
         : ex(std::move(e)), settings(c), policy(p), keys(k), store(s), counts(t), registry(m),
           verified(m.get_counter("cwhook_reverify_total", "outcome=\"verified\"")),
           failed(m.get_counter("cwhook_reverify_total", "outcome=\"failed\"")),
           retried(m.get_counter("cwhook_reverify_total", "outcome=\"retry\"")),
           pending_gauge(m.get_gauge("cwhook_pending_events")), failed_gauge(m.get_gauge("cwhook_failed_events")),
-          timer(ex)
+          timer(ex), time(std::move(tm))
     {
+        if (!time.now_us) {
+            time.now_us = [] {
+                return std::chrono::duration_cast<std::chrono::microseconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+            };
+        }
+        if (!time.sleep) {
+            time.sleep = [this](std::chrono::milliseconds d) { return sleep_on_timer(d); };
+        }
     }
 
-    static std::int64_t now_us()
+    std::int64_t now_us() const { return time.now_us(); }
+
+    net::awaitable<void> sleep_on_timer(std::chrono::milliseconds d)
     {
-        return std::chrono::duration_cast<std::chrono::microseconds>(
-                   std::chrono::system_clock::now().time_since_epoch())
-            .count();
+        timer.expires_after(d);
+        co_await timer.async_wait(net::as_tuple(net::use_awaitable));
     }
 
     // min * 2^attempts, capped, with +-20% jitter so a recovering key server is not hit by
@@ -116,11 +128,13 @@ struct reverifier::state : std::enable_shared_from_this<reverifier::state> {
     net::awaitable<void> run()
     {
         auto self = shared_from_this();
-        auto next_resync = std::chrono::steady_clock::now() + resync_interval;
+        const std::int64_t resync_us = std::chrono::duration_cast<std::chrono::microseconds>(resync_interval).count();
+        auto next_resync = now_us() + resync_us;
         while (!stopped) {
-            if (std::chrono::steady_clock::now() >= next_resync) {
+            // A wall clock set back also brings the next resync (it would wait for ever).
+            if (const auto now = now_us(); now >= next_resync || now < next_resync - resync_us) {
                 co_await resync();
-                next_resync = std::chrono::steady_clock::now() + resync_interval;
+                next_resync = now_us() + resync_us;
             }
             pending_gauge.set(counts.pending.load());
             failed_gauge.set(counts.failed.load());
@@ -157,15 +171,16 @@ struct reverifier::state : std::enable_shared_from_this<reverifier::state> {
                     }
                 }
             }
-            timer.expires_after(std::min<std::chrono::milliseconds>(settings.get()->pending_retry_min, std::chrono::milliseconds(1000)));
-            co_await timer.async_wait(net::as_tuple(net::use_awaitable));
+            co_await time.sleep(
+                std::min<std::chrono::milliseconds>(settings.get()->pending_retry_min, std::chrono::milliseconds(1000)));
         }
     }
 };
 
 reverifier::reverifier(net::any_io_executor ex, const live_value<verify_settings>& cfg, const key_url_policy& policy,
-                       key_cache& keys, store::event_store& store, status_counts& counts, metrics::registry& metrics)
-    : state_(std::make_shared<state>(std::move(ex), cfg, policy, keys, store, counts, metrics))
+                       key_cache& keys, store::event_store& store, status_counts& counts, metrics::registry& metrics,
+                       timing t)
+    : state_(std::make_shared<state>(std::move(ex), cfg, policy, keys, store, counts, metrics, std::move(t)))
 {
 }
 

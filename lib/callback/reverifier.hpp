@@ -11,15 +11,27 @@
 #include "core/live_value.hpp"
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
 
+#include <chrono>
+#include <cstdint>
+#include <functional>
 #include <memory>
 
 namespace cwhook::callback {
 
 class reverifier {
 public:
+    // Time as the loop sees it; tests inject a clock whose sleep advances it.
+    struct timing {
+        std::function<std::int64_t()> now_us;  // wall clock in microseconds since the epoch, as rows store it
+        std::function<boost::asio::awaitable<void>(std::chrono::milliseconds)> sleep;
+    };
+
+    // timing left empty: system_clock and a steady_timer on `ex` (which stop() cancels).
     reverifier(boost::asio::any_io_executor ex, const live_value<verify_settings>& cfg, const key_url_policy& policy,
-               key_cache& keys, store::event_store& store, status_counts& counts, metrics::registry& metrics);
+               key_cache& keys, store::event_store& store, status_counts& counts, metrics::registry& metrics,
+               timing t = {});
     ~reverifier();
 
     void start();

@@ -11,6 +11,7 @@
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/compose.hpp>
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl/stream.hpp>
@@ -245,13 +246,11 @@ beast::tcp_stream& lowest(Stream& s)
     return beast::get_lowest_layer(s);
 }
 
-// Arms the deadline of the next operation. In-memory test streams have no timer: no-op.
+// Arms the deadline of the next operation.
 template <class Stream>
 void arm(Stream& s, std::chrono::milliseconds d)
 {
-    if constexpr (requires { beast::get_lowest_layer(s).expires_after(d); }) {
-        beast::get_lowest_layer(s).expires_after(d);
-    }
+    beast::get_lowest_layer(s).expires_after(d);
 }
 
 template <class Stream>
@@ -795,10 +794,98 @@ std::vector<tcp::endpoint> server::tls_endpoints() const
 
 std::size_t server::open_connections() const noexcept { return state_->open.load(); }
 
+namespace {
+
+// An in-memory test stream with the deadline of a beast::tcp_stream, so that serve_stream()
+// runs the session's timeouts too: once the armed deadline passes, the stream is closed and
+// the operation in progress, and every later one, fails with beast::error::timeout.
+class timed_test_stream {
+public:
+    using executor_type = net::any_io_executor;
+    using test_stream = beast::test::basic_stream<executor_type>;
+
+    explicit timed_test_stream(test_stream& s) : next_(s), deadline_(std::make_shared<deadline>(s)) {}
+    ~timed_test_stream()
+    {
+        deadline_->stream = nullptr;
+        deadline_->timer.cancel();
+    }
+    timed_test_stream(const timed_test_stream&) = delete;
+    timed_test_stream& operator=(const timed_test_stream&) = delete;
+
+    executor_type get_executor() noexcept { return next_.get_executor(); }
+
+    void expires_after(std::chrono::steady_clock::duration d)
+    {
+        deadline_->timer.expires_after(d);
+        // A wait that completed before this re-arm finds the expiry moved and does nothing.
+        deadline_->timer.async_wait([d = deadline_](boost::system::error_code ec) {
+            if (ec || d->stream == nullptr || d->timer.expiry() > std::chrono::steady_clock::now()) {
+                return;
+            }
+            d->expired = true;
+            d->stream->close();         // fails the pending read, tells the peer
+            d->stream->close_remote();  // and later reads end instead of waiting
+        });
+    }
+
+    template <class MutableBuffers, class Token>
+    auto async_read_some(const MutableBuffers& buffers, Token&& token)
+    {
+        return net::async_compose<Token, void(boost::system::error_code, std::size_t)>(
+            [this, buffers, started = false](auto& self, boost::system::error_code ec = {},
+                                             std::size_t n = 0) mutable {
+                if (!started) {
+                    started = true;
+                    next_.async_read_some(buffers, std::move(self));
+                    return;
+                }
+                self.complete(outcome(ec), n);
+            },
+            token, next_);
+    }
+
+    template <class ConstBuffers, class Token>
+    auto async_write_some(const ConstBuffers& buffers, Token&& token)
+    {
+        return net::async_compose<Token, void(boost::system::error_code, std::size_t)>(
+            [this, buffers, started = false](auto& self, boost::system::error_code ec = {},
+                                             std::size_t n = 0) mutable {
+                if (!started) {
+                    started = true;
+                    next_.async_write_some(buffers, std::move(self));
+                    return;
+                }
+                self.complete(outcome(ec), n);
+            },
+            token, next_);
+    }
+
+private:
+    struct deadline {
+        explicit deadline(test_stream& s) : stream(&s), timer(s.get_executor()) {}
+        test_stream* stream;
+        net::steady_timer timer;
+        bool expired = false;
+    };
+
+    boost::system::error_code outcome(boost::system::error_code ec) const
+    {
+        return deadline_->expired ? boost::system::error_code(beast::error::timeout) : ec;
+    }
+
+    test_stream& next_;
+    std::shared_ptr<deadline> deadline_;
+};
+
+} // namespace
+
 awaitable<void> server::serve_stream(beast::test::basic_stream<net::any_io_executor>& stream)
 {
     auto conn = std::make_shared<connection>();
-    co_await serve_requests(state_, stream, conn, net::ip::make_address("127.0.0.1"), false);
+    timed_test_stream timed(stream);
+    co_await serve_requests(state_, timed, conn, net::ip::make_address("127.0.0.1"), false);
+    stream.close();  // the peer sees the end, as a socket session shuts its sending side down
 }
 
 void server::shutdown(std::function<void(bool clean)> drained)

@@ -70,8 +70,9 @@ public:
     std::size_t open_connections() const noexcept;
 
     // Serves requests read from an in-memory stream with exactly the session code of an
-    // accepted socket (peer 127.0.0.1, no deadlines). For fuzzing and tests; start() is not
-    // needed. Completes when the stream closes or the session ends.
+    // accepted socket (peer 127.0.0.1; the deadlines of the settings apply: when one passes,
+    // the stream is closed). For fuzzing and tests; start() is not needed. Completes when the
+    // stream closes or the session ends.
     boost::asio::awaitable<void> serve_stream(boost::beast::test::basic_stream<boost::asio::any_io_executor>& stream);
 
     struct state;

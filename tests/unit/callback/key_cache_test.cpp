@@ -253,5 +253,135 @@ TEST_F(KeyCache, FetchesPerHostFollowTheTokenBucket)
     EXPECT_EQ(metrics.get_counter("cwhook_key_fetch_busy_total").value(), 1u);
 }
 
+// A lookup that found no budget leaves nothing cached: the next one with time fetches.
+TEST_F(KeyCache, BusyIsNotCached)
+{
+    cfg.key_fetch_rate = 1;
+    auto c = make();
+    ASSERT_TRUE(get(*c, target("first")).key);
+    EXPECT_EQ(get(*c, target("a"), 0ms).key.error(), errc::key_fetch_busy);
+    EXPECT_EQ(fetches, 1);
+    const auto later = get(*c, target("a"), 4s);  // waits for the next token, then fetches
+    ASSERT_TRUE(later.key);
+    EXPECT_FALSE(later.from_cache);
+    EXPECT_EQ(fetches, 2);
+}
+
+// key_fetch_concurrency fetches in flight per host: another lookup waits for a slot and is
+// busy when none frees before its deadline.
+TEST_F(KeyCache, LookupWithoutAFreeSlotIsBusyAtItsDeadline)
+{
+    cfg.key_fetch_concurrency = 1;
+    auto c = make();
+    net::steady_timer gate(ioc, clock::time_point::max());
+    hold = &gate;
+    // The lookups take their targets by reference: they must outlive the spawned coroutines.
+    const auto a = target("a");
+    const auto b = target("b");
+    auto held = net::co_spawn(ioc, c->get(a, now + 4s), net::use_future);
+    while (ioc.poll() > 0) {
+    }
+    EXPECT_EQ(fetches, 1);
+    const auto start = now;
+    auto waiting = net::co_spawn(ioc, c->get(b, now + 1s), net::use_future);
+    while (ioc.poll() > 0) {
+    }
+    EXPECT_EQ(waiting.get().key.error(), errc::key_fetch_busy);
+    EXPECT_GE(now, start + 1s);  // it waited (in simulated time) until its deadline
+    EXPECT_EQ(fetches, 1);
+    gate.cancel();
+    ioc.restart();
+    ioc.run();
+    EXPECT_TRUE(held.get().key);
+}
+
+// Waiters joined to a fetch that fails all get that failure; it is then cached for them all.
+TEST_F(KeyCache, ConcurrentLookupsShareOneFailure)
+{
+    answer = errc::key_fetch_failed;
+    auto c = make();
+    net::steady_timer gate(ioc, clock::time_point::max());
+    hold = &gate;
+    const auto t = target("a");
+    auto first = net::co_spawn(ioc, c->get(t, now + 4s), net::use_future);
+    auto second = net::co_spawn(ioc, c->get(t, now + 4s), net::use_future);
+    while (ioc.poll() > 0) {
+    }
+    gate.cancel();
+    ioc.restart();
+    ioc.run();
+    EXPECT_EQ(first.get().key.error(), errc::key_fetch_failed);
+    EXPECT_EQ(second.get().key.error(), errc::key_fetch_failed);
+    EXPECT_TRUE(get(*c, t).from_cache);
+    EXPECT_EQ(fetches, 1);
+}
+
+// Deliveries that all found the cached key wrong share one refetch.
+TEST_F(KeyCache, ConcurrentFreshLookupsShareOneRefetch)
+{
+    cfg.key_refetch_interval = 0ms;
+    auto c = make();
+    const auto t = target("a");
+    get(*c, t);
+    now += 1s;
+    answer = digest_of(2);
+    net::steady_timer gate(ioc, clock::time_point::max());
+    hold = &gate;
+    auto first = net::co_spawn(ioc, c->get_fresh(t, now, now + 4s), net::use_future);
+    auto second = net::co_spawn(ioc, c->get_fresh(t, now, now + 4s), net::use_future);
+    ioc.restart();  // the first lookup ran it out of work
+    while (ioc.poll() > 0) {
+    }
+    gate.cancel();
+    ioc.restart();
+    ioc.run();
+    EXPECT_EQ(*first.get().key, digest_of(2));
+    EXPECT_EQ(*second.get().key, digest_of(2));
+    EXPECT_EQ(fetches, 2);
+    EXPECT_EQ(metrics.get_counter("cwhook_key_refreshes_total").value(), 1u);
+}
+
+// Past its TTL a key is not served stale when the fetch that should replace it fails.
+TEST_F(KeyCache, ExpiredKeyIsNotServedWhenItsRefetchFails)
+{
+    cfg.key_cache_ttl = 1h;
+    cfg.key_failure_ttl = 5s;
+    auto c = make();
+    const auto t = target("a");
+    get(*c, t);
+    now += 1h;
+    answer = errc::key_fetch_failed;
+    EXPECT_EQ(get(*c, t).key.error(), errc::key_fetch_failed);
+    const auto cached = get(*c, t);
+    EXPECT_TRUE(cached.from_cache);
+    EXPECT_EQ(cached.key.error(), errc::key_fetch_failed);
+    EXPECT_EQ(fetches, 2);
+}
+
+// An entry whose fetch is in flight is never evicted: the fetch completes into it.
+TEST_F(KeyCache, EntryBeingFetchedIsNotEvicted)
+{
+    cfg.key_cache_entries = 1;
+    auto c = make();
+    net::steady_timer gate(ioc, clock::time_point::max());
+    hold = &gate;
+    const auto a = target("a");
+    const auto b = target("b");
+    auto held = net::co_spawn(ioc, c->get(a, now + 4s), net::use_future);
+    while (ioc.poll() > 0) {
+    }
+    auto other = net::co_spawn(ioc, c->get(b, now + 4s), net::use_future);
+    while (ioc.poll() > 0) {
+    }
+    EXPECT_TRUE(other.get().key);
+    EXPECT_EQ(c->size(), 2u);  // over the bound for as long as a's fetch runs
+    gate.cancel();
+    ioc.restart();
+    ioc.run();
+    EXPECT_TRUE(held.get().key);
+    EXPECT_TRUE(get(*c, target("a")).from_cache);
+    EXPECT_EQ(fetches, 2);
+}
+
 } // namespace
 } // namespace cwhook::callback

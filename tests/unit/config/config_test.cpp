@@ -1,6 +1,8 @@
 #include "config/config.hpp"
 #include "core/error.hpp"
 
+#include "support/temp_dir.hpp"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -17,35 +19,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::testing::StartsWith;
-
-// A fresh directory per test, removed with everything in it.
-class temp_dir {
-public:
-    temp_dir()
-    {
-        std::string pattern = (fs::temp_directory_path() / "cwhook-config-XXXXXX").string();
-        CWHOOK_CHECK(::mkdtemp(pattern.data()) != nullptr);
-        path_ = pattern;
-    }
-    ~temp_dir()
-    {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
-
-    std::string write(const std::string& name, const std::string& content) const
-    {
-        const auto p = path_ / name;
-        std::ofstream(p, std::ios::binary) << content;
-        return p.string();
-    }
-    std::string path(const std::string& name) const { return (path_ / name).string(); }
-
-private:
-    fs::path path_;
-};
+using test::temp_dir;
 
 env_lookup fake_env(std::map<std::string, std::string> vars = {})
 {
@@ -323,14 +297,14 @@ TEST(Config, EnvTomlArrayCannotSmuggleKeys)
 TEST(Config, EnvMissingFileNamesVariable)
 {
     temp_dir dir;
-    const auto missing = dir.path("cert.pem");
+    const auto missing = dir.file("cert.pem");
     EXPECT_EQ(env_error({{"CWHOOK_SERVER_TLS_CERT", missing}}), "CWHOOK_SERVER_TLS_CERT: " + missing + ": no such file");
 }
 
 TEST(Config, MissingConfigFile)
 {
     temp_dir dir;
-    const auto missing = dir.path("cwhook.toml");
+    const auto missing = dir.file("cwhook.toml");
     const auto r = load(missing, fake_env());
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error(), missing + ": no such file");
@@ -455,7 +429,7 @@ TEST(Config, PendingRetryMinAboveMax)
 TEST(Config, TlsCertMissing)
 {
     temp_dir dir;
-    const auto missing = dir.path("y.pem");
+    const auto missing = dir.file("y.pem");
     EXPECT_EQ(file_error("[server]\ntls_cert = \"" + missing + "\"\n"), "server.tls_cert: " + missing + ": no such file");
 }
 
@@ -768,8 +742,8 @@ TEST(Config, EmptySystemdCredentialIsRefused)
 {
     temp_dir dir;
     dir.write("admin-token", "\n");
-    EXPECT_EQ(file_error("[admin]\ntoken_file = \"admin-token\"\n", {{"CREDENTIALS_DIRECTORY", dir.path("")}}),
-              "admin.token_file: " + (fs::path(dir.path("")) / "admin-token").string() +
+    EXPECT_EQ(file_error("[admin]\ntoken_file = \"admin-token\"\n", {{"CREDENTIALS_DIRECTORY", dir.file("")}}),
+              "admin.token_file: " + (fs::path(dir.file("")) / "admin-token").string() +
                   ": is empty (a secret file must hold the secret; remove the key to leave it unset)");
 }
 

@@ -2,6 +2,7 @@
 // have yet), the *_file forms, $CREDENTIALS_DIRECTORY and redaction.
 #include "config/detail/key_table.hpp"
 #include "config/detail/resolve.hpp"
+#include "support/temp_dir.hpp"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -44,34 +45,7 @@ const std::vector<key<fake_settings>>& fake_keys()
     return table;
 }
 
-class temp_dir {
-public:
-    temp_dir()
-    {
-        std::string pattern = (fs::temp_directory_path() / "cwhook-resolve-XXXXXX").string();
-        CWHOOK_CHECK(::mkdtemp(pattern.data()) != nullptr);
-        path_ = pattern;
-    }
-    ~temp_dir()
-    {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    temp_dir(const temp_dir&) = delete;
-    temp_dir& operator=(const temp_dir&) = delete;
-
-    std::string write(const std::string& name, const std::string& content) const
-    {
-        const auto p = path_ / name;
-        std::ofstream(p, std::ios::binary) << content;
-        return p.string();
-    }
-    std::string path(const std::string& name) const { return (path_ / name).string(); }
-    const fs::path& root() const { return path_; }
-
-private:
-    fs::path path_;
-};
+using test::temp_dir;
 
 env_lookup fake_env(std::map<std::string, std::string> vars = {})
 {
@@ -116,7 +90,7 @@ TEST(Resolve, SecretFileRelativeIsFoundInCredentialsDirectory)
     temp_dir dir;
     dir.write("cwhook-test-token", "from-credentials\r\n");
     const auto r = resolve_text("[admin]\ntoken_file = \"cwhook-test-token\"\n",
-                                {{"CREDENTIALS_DIRECTORY", dir.root().string()}});
+                                {{"CREDENTIALS_DIRECTORY", dir.path().string()}});
     ASSERT_TRUE(r) << r.error();
     EXPECT_EQ(r->token, "from-credentials");
 }
@@ -129,7 +103,7 @@ TEST(Resolve, SecretFileFoundAsGivenBeatsCredentialsDirectory)
     credentials.write("token", "from-credentials");
     const auto relative = fs::relative(file).string();
     const auto r = resolve_text("[admin]\ntoken_file = " + toml_string(relative) + "\n",
-                                {{"CREDENTIALS_DIRECTORY", credentials.root().string()}});
+                                {{"CREDENTIALS_DIRECTORY", credentials.path().string()}});
     ASSERT_TRUE(r) << r.error();
     EXPECT_EQ(r->token, "as-given");
 }
@@ -137,7 +111,7 @@ TEST(Resolve, SecretFileFoundAsGivenBeatsCredentialsDirectory)
 TEST(Resolve, SecretFileMissing)
 {
     temp_dir dir;
-    const auto missing = dir.path("token");
+    const auto missing = dir.file("token");
     const auto r = resolve_text("[admin]\ntoken_file = " + toml_string(missing) + "\n");
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error(), "admin.token_file: " + missing + ": no such file");
@@ -147,9 +121,9 @@ TEST(Resolve, SecretFileMissingInCredentialsDirectory)
 {
     temp_dir dir;
     const auto r = resolve_text("[admin]\ntoken_file = \"cwhook-test-token\"\n",
-                                {{"CREDENTIALS_DIRECTORY", dir.root().string()}});
+                                {{"CREDENTIALS_DIRECTORY", dir.path().string()}});
     ASSERT_FALSE(r);
-    EXPECT_EQ(r.error(), "admin.token_file: cwhook-test-token: no such file (nor in " + dir.root().string() + ")");
+    EXPECT_EQ(r.error(), "admin.token_file: cwhook-test-token: no such file (nor in " + dir.path().string() + ")");
 }
 
 TEST(Resolve, SecretAndSecretFileBothGiven)

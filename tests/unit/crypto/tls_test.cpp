@@ -1,6 +1,7 @@
 #include "crypto/tls.hpp"
 
 #include "crypto/digest.hpp"
+#include "support/temp_dir.hpp"
 
 #include <gtest/gtest.h>
 
@@ -42,19 +43,7 @@ struct store_ctx_deleter {
 
 class Tls : public testing::Test {
 protected:
-    void SetUp() override
-    {
-        dir_ = fs::temp_directory_path() / ("cwhook-tls-test-" + random_hex(8));
-        fs::create_directories(dir_);
-    }
-
-    void TearDown() override
-    {
-        std::error_code ec;
-        fs::remove_all(dir_, ec);
-    }
-
-    std::string path(const std::string& name) const { return (dir_ / name).string(); }
+    std::string path(const std::string& name) const { return dir_.file(name); }
 
     void write_text(const std::string& name, const std::string& text) const
     {
@@ -81,7 +70,7 @@ protected:
         return cert;
     }
 
-    fs::path dir_;
+    test::temp_dir dir_;
 };
 
 TEST_F(Tls, ServerContextLoadsSelfSignedPair)
@@ -183,9 +172,9 @@ TEST_F(Tls, UnreadableFileIsReported)
 TEST_F(Tls, DirectoryIsNotACertificate)
 {
     write_pair();
-    const auto context = make_server_context(dir_.string(), path("key.pem"));
+    const auto context = make_server_context(dir_.path().string(), path("key.pem"));
     ASSERT_FALSE(context);
-    EXPECT_EQ(context.error().message, dir_.string() + ": is a directory");
+    EXPECT_EQ(context.error().message, dir_.path().string() + ": is a directory");
 }
 
 TEST_F(Tls, GarbageCertificateFileIsReported)

@@ -2,6 +2,7 @@
 
 #include "store/event_store.hpp"
 #include "store/sqlite.hpp"
+#include "support/temp_dir.hpp"
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -28,23 +29,13 @@ namespace {
 constexpr std::int64_t t0 = 1'764'302'400'000'000;  // 2025-11-28T04:00:00Z
 constexpr std::int64_t hour = 3'600'000'000;
 
+// A database file in a directory of its own.
 class temp_db {
 public:
-    temp_db()
-    {
-        dir_ = fs::temp_directory_path() / fmt::format("cwhook-db-test-{}-{}", ::getpid(), counter_++);
-        fs::create_directories(dir_);
-    }
-    ~temp_db()
-    {
-        std::error_code ec;
-        fs::remove_all(dir_, ec);
-    }
-    std::string path() const { return (dir_ / "events.db").string(); }
+    std::string path() const { return dir_.file("events.db"); }
 
 private:
-    static inline int counter_ = 0;
-    fs::path dir_;
+    cwhook::test::temp_dir dir_;
 };
 
 stored_event make(std::int64_t n, std::int64_t at_us, std::string type = "ticket", std::string action = "updated",

@@ -1,6 +1,7 @@
 #include "store/event_store.hpp"
 
 #include "store/sqlite.hpp"
+#include "support/temp_dir.hpp"
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -190,20 +191,6 @@ private:
 
 class EventStore : public ::testing::Test {
 protected:
-    void SetUp() override
-    {
-        const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-        dir_ = fs::temp_directory_path() / fmt::format("cwhook-store-test-{}-{}", ::getpid(), info->name());
-        fs::remove_all(dir_);
-        fs::create_directories(dir_);
-    }
-
-    void TearDown() override
-    {
-        std::error_code ec;
-        fs::remove_all(dir_, ec);
-    }
-
     settings file_settings() const
     {
         settings s;
@@ -218,7 +205,8 @@ protected:
         return s;
     }
 
-    fs::path dir_;
+    cwhook::test::temp_dir tmp_;
+    fs::path dir_ = tmp_.path();
 };
 
 TEST_F(EventStore, OpenCreatesFolderAndSchemaVersionTwo)
