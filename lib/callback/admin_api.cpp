@@ -182,6 +182,7 @@ net::awaitable<void> record_attempt(store::db_worker* worker, const store::repla
         log::warn("admin: cannot record replay attempt",
                   {{"error", !r ? std::string("the admin database queue is full") : r->error()}});
     }
+    co_return;
 }
 
 // `u` lives in the re-checking coroutine's frame, which awaits this.

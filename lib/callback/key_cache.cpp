@@ -415,7 +415,11 @@ net::awaitable<key_cache::lookup> key_cache::get(const key_target& target, clock
         e.fetching = true;
         host = e.host;
     }
-    const auto f = join ? co_await st->join(key) : co_await st->run_fetch(target, key, host, deadline);
+    if (join) {
+        const auto f = co_await st->join(key);
+        co_return lookup{f.key, f.started, false};
+    }
+    const auto f = co_await st->run_fetch(target, key, host, deadline);
     co_return lookup{f.key, f.started, false};
 }
 
@@ -458,7 +462,12 @@ net::awaitable<key_cache::lookup> key_cache::get_fresh(const key_target& target,
             co_await st->time.sleep(wait);
             continue;
         }
-        const auto f = next == step::join ? co_await st->join(key) : co_await st->run_fetch(target, key, host, deadline);
+        fetched f;
+        if (next == step::join) {
+            f = co_await st->join(key);
+        } else {
+            f = co_await st->run_fetch(target, key, host, deadline);
+        }
         if (f.started >= since || f.key.error() == errc::key_fetch_busy) {
             co_return lookup{f.key, f.started, false};
         }

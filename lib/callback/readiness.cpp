@@ -29,7 +29,7 @@ void readiness_cache::check(done_fn done)
     // Outside the lock: the store may complete the probe on its thread before submit returns.
     // A failed outcome is cached too: a probe against a locked database holds the writer for
     // up to storage.busy_timeout, the last thing to repeat for every request.
-    if (!probe_([this](result<void> r) { finished(std::move(r)); })) {
+    if (!probe_([this](result<void> r) { finished(r); })) {
         std::vector<done_fn> waiters;
         {
             std::lock_guard lock(mutex_);

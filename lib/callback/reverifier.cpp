@@ -123,6 +123,7 @@ struct reverifier::state : std::enable_shared_from_this<reverifier::state> {
             counts.pending.store((*r)->pending);
             counts.failed.store((*r)->failed);
         }
+        co_return;
     }
 
     net::awaitable<void> run()

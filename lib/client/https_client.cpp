@@ -461,6 +461,7 @@ open_connection(const net::any_io_executor& ex, const std::shared_ptr<ssl::conte
         if (!tls) {
             co_return failure{errc::tls_setup_failed, "no TLS context"};
         }
+        // cppcheck-suppress nullPointerRedundantCheck ; the co_return above leaves when tls is null
         conn->secure = std::make_unique<beast::ssl_stream<beast::tcp_stream>>(ex, *tls);
         if (!crypto::set_peer_name(conn->secure->native_handle(), req.host)) {
             co_return failure{errc::tls_setup_failed, "cannot set TLS peer name"};

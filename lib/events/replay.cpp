@@ -78,7 +78,7 @@ boost::system::result<client::request, std::string> replay_request_for(const rep
 namespace {
 
 struct replay_state {
-    replay_state(net::any_io_executor ex, client::https_client& c) : strand(ex), client(c), page_ready(std::move(ex))
+    replay_state(const net::any_io_executor& ex, client::https_client& c) : strand(ex), client(c), page_ready(ex)
     {
     }
 

@@ -40,7 +40,7 @@ struct db_worker::impl {
     }
 };
 
-db_worker::db_worker(std::unique_ptr<event_db> db, std::string thread_name, std::size_t queue_limit)
+db_worker::db_worker(std::unique_ptr<event_db> db, const std::string& thread_name, std::size_t queue_limit)
     : impl_(std::make_unique<impl>())
 {
     impl_->db = std::move(db);

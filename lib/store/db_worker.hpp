@@ -20,7 +20,7 @@ public:
 
     // Takes the connection; the thread (named `thread_name`, at most 15 characters, as
     // shown by top -H) starts at once. At most `queue_limit` jobs wait.
-    db_worker(std::unique_ptr<event_db> db, std::string thread_name, std::size_t queue_limit = 1024);
+    db_worker(std::unique_ptr<event_db> db, const std::string& thread_name, std::size_t queue_limit = 1024);
     // Finishes the job that is running, drops the queued ones (their completions never run)
     // and joins the thread.
     ~db_worker();
