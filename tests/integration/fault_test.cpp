@@ -157,17 +157,7 @@ protected:
     std::string write_config()
     {
         const auto path = dir.file("cwhook.toml");
-        write_file(path, fmt::format(R"([server]
-listen = ["127.0.0.1:0"]
-[verify]
-companies = ["Cobalt"]
-allowed_key_hosts = ["{}"]
-ca_file = "{}"
-[storage]
-path = "{}"
-synchronous = "full"
-)",
-                                     keys.host_entry(), cert.cert, db));
+        write_file(path, config_for(db, keys.host_entry(), cert.cert) + "synchronous = \"full\"\n");
         return path;
     }
 };

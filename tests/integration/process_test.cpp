@@ -15,19 +15,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string config_for(const std::string& db, const std::string& key_host, const std::string& ca)
-{
-    return fmt::format(R"([server]
-listen = ["127.0.0.1:0"]
-[verify]
-companies = ["Cobalt"]
-allowed_key_hosts = ["{}"]
-ca_file = "{}"
-[storage]
-path = "{}"
-)",
-                       key_host, ca, db);
-}
 
 // Deadlines no test run comes near: a held key fetch is answered when the test releases it.
 const std::map<std::string, std::string> patient{{"CWHOOK_VERIFY_KEY_FETCH_TIMEOUT", "60s"},

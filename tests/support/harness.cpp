@@ -424,6 +424,20 @@ std::string column_text(sqlite3_stmt* st, int i)
 
 } // namespace
 
+std::string config_for(const std::string& db, const std::string& key_host, const std::string& ca)
+{
+    return fmt::format(R"([server]
+listen = ["127.0.0.1:0"]
+[verify]
+companies = ["Cobalt"]
+allowed_key_hosts = ["{}"]
+ca_file = "{}"
+[storage]
+path = "{}"
+)",
+                       key_host, ca, db);
+}
+
 // The rows are read by the store's own reader (store/event_fields.hpp), as `cwhook events`
 // reads them; only the selection is SQL.
 std::vector<db_row> query_events(const std::string& path, const std::string& where)

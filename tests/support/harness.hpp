@@ -163,6 +163,10 @@ struct db_row {
     std::string action;
     std::int64_t entity_id = 0;
 };
+// The smallest daemon configuration: 127.0.0.1:0, company Cobalt, one allowlisted key host
+// with its CA bundle, the database at db.
+std::string config_for(const std::string& db, const std::string& key_host, const std::string& ca);
+
 std::vector<db_row> query_events(const std::string& db, const std::string& where = "1=1");
 std::int64_t count_rows(const std::string& db, const std::string& table, const std::string& where = "1=1");
 std::string integrity_check(const std::string& db);

@@ -1,6 +1,7 @@
 #include "config/config.hpp"
 #include "core/error.hpp"
 
+#include "support/fake_env.hpp"
 #include "support/temp_dir.hpp"
 
 #include <gmock/gmock.h>
@@ -21,16 +22,7 @@ namespace fs = std::filesystem;
 using ::testing::StartsWith;
 using test::temp_dir;
 
-env_lookup fake_env(std::map<std::string, std::string> vars = {})
-{
-    return [vars = std::move(vars)](std::string_view name) -> std::optional<std::string> {
-        const auto it = vars.find(std::string(name));
-        if (it == vars.end()) {
-            return std::nullopt;
-        }
-        return it->second;
-    };
-}
+using test::fake_env;
 
 // The error of loading `toml` as a file (the test fails if it loads).
 std::string file_error(const std::string& toml, std::map<std::string, std::string> env = {})

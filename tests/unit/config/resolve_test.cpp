@@ -2,6 +2,7 @@
 // have yet), the *_file forms, $CREDENTIALS_DIRECTORY and redaction.
 #include "config/detail/key_table.hpp"
 #include "config/detail/resolve.hpp"
+#include "support/fake_env.hpp"
 #include "support/temp_dir.hpp"
 
 #include <gmock/gmock.h>
@@ -47,16 +48,7 @@ const std::vector<key<fake_settings>>& fake_keys()
 
 using test::temp_dir;
 
-env_lookup fake_env(std::map<std::string, std::string> vars = {})
-{
-    return [vars = std::move(vars)](std::string_view name) -> std::optional<std::string> {
-        const auto it = vars.find(std::string(name));
-        if (it == vars.end()) {
-            return std::nullopt;
-        }
-        return it->second;
-    };
-}
+using test::fake_env;
 
 outcome<fake_settings> resolve_text(const std::string& toml, std::map<std::string, std::string> env = {})
 {
