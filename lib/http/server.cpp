@@ -300,6 +300,125 @@ awaitable<void> refuse_transfer_encoding(const state_ptr& st, const settings& cf
     co_await write_response(stream, res, cfg);
 }
 
+using request_parser = beast_http::request_parser<beast_http::string_body>;
+
+// After the header was read: true when the request was refused (answered or dropped) and the
+// session ends. A body over the limit is not refused here: its answer needs the request.
+template <class Stream>
+awaitable<bool> header_refused(const state_ptr& st, const settings& cfg, Stream& stream, request_parser& parser,
+                               const beast::error_code& hec)
+{
+    if (!hec) {
+        if (!acceptable_transfer_encoding(parser.get())) {
+            co_await refuse_transfer_encoding(st, cfg, stream);
+            co_return true;
+        }
+        co_return false;
+    }
+    if (is_timeout(hec)) {
+        st->timeouts.inc();
+        co_return true;
+    }
+    if (hec == beast_http::error::end_of_stream || hec == net::error::eof || hec == net::error::operation_aborted ||
+        hec == net::error::connection_reset) {
+        co_return true;
+    }
+    if (hec == beast_http::error::bad_transfer_encoding ||
+        (hec == beast_http::error::bad_content_length &&
+         parser.get().count(beast_http::field::transfer_encoding) > 0)) {
+        // Beast's own refusals: a second chunked coding, or Transfer-Encoding next to
+        // Content-Length (either order). The same smuggling guard as acceptable_transfer_encoding.
+        co_await refuse_transfer_encoding(st, cfg, stream);
+        co_return true;
+    }
+    if (hec == beast_http::error::body_limit) {
+        co_return false; // a Content-Length over the limit: refused before any body byte is read
+    }
+    auto res = hec == beast_http::error::header_limit ? error_response(431, "header_too_large")
+                                                      : error_response(400, "bad_request", hec.message());
+    res.keep_alive(false);
+    co_await write_response(stream, res, cfg);
+    co_return true;
+}
+
+// The body could not be read: 413 past the limit, 400 when malformed, nothing when the client
+// went away or the deadline passed.
+template <class Stream>
+awaitable<void> end_on_body_error(const state_ptr& st, const settings& cfg, Stream& stream, request& req,
+                                  request_parser& parser, const beast::error_code& bec)
+{
+    if (bec == beast_http::error::body_limit) {
+        co_await refuse_oversize(st, cfg, stream, req, parser);
+    } else if (is_timeout(bec)) {
+        st->timeouts.inc();
+    } else if (bec != beast_http::error::end_of_stream && bec != net::error::eof &&
+               bec != net::error::connection_reset && bec != net::error::operation_aborted) {
+        auto res = error_response(400, "bad_request", bec.message());
+        res.keep_alive(false);
+        co_await write_response(stream, res, cfg);
+    }
+}
+
+// What the handlers see of a request whose header has been read.
+request request_for(server::state& st, const server::state::limits& live, const beast_http::request_header<>& h,
+                    const net::ip::address& peer, bool tls)
+{
+    request req;
+    req.tls = tls;
+    req.peer_addr = peer.to_string();
+    req.client_addr = client_address(peer, h["X-Forwarded-For"], live.trusted);
+    req.request_id = request_id_for(st, h["X-Request-Id"]);
+    return req;
+}
+
+// The gate, then the route's handler (a handler that throws is a 500), 405 or 404. `route`
+// names the matched route for the metrics.
+awaitable<response> dispatch(const state_ptr& st, request& req, std::string_view& route)
+{
+    unsigned status = 0;
+    std::string allow;
+    const handler* h = st->routes->find(req.msg.method(), req.path(), &status, &allow, &route);
+    if (const auto& gate = st->routes->gate()) {
+        if (auto refused = gate(req)) {
+            co_return std::move(*refused);
+        }
+    }
+    if (h != nullptr) {
+        try {
+            co_return co_await (*h)(req);
+        } catch (const std::exception& e) {
+            log::error("handler failed", {{"path", req.path()}, {"what", e.what()}, {"request_id", req.request_id}});
+            co_return error_response(500, "internal_error");
+        }
+    }
+    if (status == 405) {
+        auto res = error_response(405, "method_not_allowed", fmt::format("use {}", allow));
+        res.set(beast_http::field::allow, allow);
+        co_return res;
+    }
+    co_return error_response(404, "not_found");
+}
+
+// One access-log line a request (info level).
+void log_request(request& req, beast_http::verb method, unsigned status, double ms)
+{
+    if (!log::enabled(log::level::info)) {
+        return;
+    }
+    std::vector<log::field> fields;
+    fields.reserve(8 + req.log_fields.size());
+    fields.emplace_back("method", std::string_view(beast_http::to_string(method)));
+    fields.emplace_back("path", req.path());
+    fields.emplace_back("status", status);
+    fields.emplace_back("ms", ms);
+    fields.emplace_back("client", req.client_addr);
+    fields.emplace_back("request_id", req.request_id);
+    for (auto& f : req.log_fields) {
+        fields.push_back(std::move(f));
+    }
+    log::write(log::level::info, "request", fields);
+}
+
 // Serves requests until the client closes, a deadline passes, or the server drains.
 // Parameters are references into the awaiting session's frame (GCC 12: docs/STYLE.md).
 template <class Stream>
@@ -338,47 +457,11 @@ awaitable<void> serve_requests(const state_ptr& st, Stream& stream, const std::s
 
         arm(stream, cfg.header_timeout);
         auto [hec, hn] = co_await beast_http::async_read_header(stream, buffer, parser, use_tuple);
-        if (hec) {
-            if (is_timeout(hec)) {
-                st->timeouts.inc();
-                co_return;
-            }
-            if (hec == beast_http::error::end_of_stream || hec == net::error::eof ||
-                hec == net::error::operation_aborted || hec == net::error::connection_reset) {
-                co_return;
-            }
-            if (hec == beast_http::error::bad_transfer_encoding ||
-                (hec == beast_http::error::bad_content_length &&
-                 parser.get().count(beast_http::field::transfer_encoding) > 0)) {
-                // Beast's own refusals: a second chunked coding, or Transfer-Encoding next
-                // to Content-Length (either order). The same smuggling guard as below.
-                co_await refuse_transfer_encoding(st, cfg, stream);
-                co_return;
-            }
-            if (hec != beast_http::error::body_limit) {
-                auto res = hec == beast_http::error::header_limit
-                               ? error_response(431, "header_too_large")
-                               : error_response(400, "bad_request", hec.message());
-                res.keep_alive(false);
-                co_await write_response(stream, res, cfg);
-                co_return;
-            }
-            // A Content-Length over the limit is refused before any body byte is read.
-        } else if (!acceptable_transfer_encoding(parser.get())) {
-            co_await refuse_transfer_encoding(st, cfg, stream);
+        if (co_await header_refused(st, cfg, stream, parser, hec)) {
             co_return;
         }
 
-        request req;
-        req.tls = tls;
-        req.peer_addr = peer.to_string();
-        {
-            const auto& h = parser.get();
-            const std::string_view xff = h["X-Forwarded-For"];
-            req.client_addr = client_address(peer, xff, snapshot->trusted);
-            req.request_id = request_id_for(*st, h["X-Request-Id"]);
-        }
-
+        request req = request_for(*st, *snapshot, parser.get(), peer, tls);
         if (hec == beast_http::error::body_limit) {
             co_await refuse_oversize(st, cfg, stream, req, parser);
             co_return;
@@ -395,46 +478,14 @@ awaitable<void> serve_requests(const state_ptr& st, Stream& stream, const std::s
         arm(stream, cfg.body_timeout);
         auto [bec, bn] = co_await beast_http::async_read(stream, buffer, parser, use_tuple);
         if (bec) {
-            if (bec == beast_http::error::body_limit) {
-                co_await refuse_oversize(st, cfg, stream, req, parser);
-            } else if (is_timeout(bec)) {
-                st->timeouts.inc();
-            } else if (bec != beast_http::error::end_of_stream && bec != net::error::eof &&
-                       bec != net::error::connection_reset && bec != net::error::operation_aborted) {
-                auto res = error_response(400, "bad_request", bec.message());
-                res.keep_alive(false);
-                co_await write_response(stream, res, cfg);
-            }
+            co_await end_on_body_error(st, cfg, stream, req, parser, bec);
             co_return;
         }
         req.msg = parser.release();
 
-        response res;
-        unsigned status = 0;
-        std::string allow;
-        const auto method = req.msg.method();
         std::string_view route = "unmatched";
-        const handler* h = st->routes->find(method, req.path(), &status, &allow, &route);
-        std::optional<response> refused;
-        if (const auto& gate = st->routes->gate()) {
-            refused = gate(req);
-        }
-        if (refused) {
-            res = std::move(*refused);
-        } else if (h != nullptr) {
-            try {
-                res = co_await (*h)(req);
-            } catch (const std::exception& e) {
-                log::error("handler failed",
-                           {{"path", req.path()}, {"what", e.what()}, {"request_id", req.request_id}});
-                res = error_response(500, "internal_error");
-            }
-        } else if (status == 405) {
-            res = error_response(405, "method_not_allowed", fmt::format("use {}", allow));
-            res.set(beast_http::field::allow, allow);
-        } else {
-            res = error_response(404, "not_found");
-        }
+        response res = co_await dispatch(st, req, route);
+        const auto method = req.msg.method();
         res.version(req.msg.version());
         res.set("X-Request-Id", req.request_id);
         res.keep_alive(req.msg.keep_alive() && !st->draining);
@@ -445,20 +496,7 @@ awaitable<void> serve_requests(const state_ptr& st, Stream& stream, const std::s
         const bool ok = co_await write_response(stream, res, cfg);
         const auto elapsed = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started);
         st->observe(route, res.result_int(), elapsed.count() / 1000);
-        if (log::enabled(log::level::info)) {
-            std::vector<log::field> fields;
-            fields.reserve(8 + req.log_fields.size());
-            fields.emplace_back("method", std::string_view(beast_http::to_string(method)));
-            fields.emplace_back("path", req.path());
-            fields.emplace_back("status", res.result_int());
-            fields.emplace_back("ms", elapsed.count());
-            fields.emplace_back("client", req.client_addr);
-            fields.emplace_back("request_id", req.request_id);
-            for (auto& f : req.log_fields) {
-                fields.push_back(std::move(f));
-            }
-            log::write(log::level::info, "request", fields);
-        }
+        log_request(req, method, res.result_int(), elapsed.count());
         if (!ok || !res.keep_alive()) {
             co_return;
         }
