@@ -96,6 +96,41 @@ net::awaitable<std::optional<T>> on_db(store::db_worker& worker, F fn)
     });
 }
 
+// GET /api/rejections?reason=&since=&until=&limit=&before= into a filter; the problem with
+// the query otherwise ("limit: at most 1000").
+std::optional<std::string> read_rejection_query(const query_params& params, std::int64_t now,
+                                                store::rejection_filter& f)
+{
+    for (const auto& [name, value] : params) {
+        store::event_filter scratch;
+        if (name == "reason") {
+            f.reason = value;
+        } else if (name == "since" || name == "until" || name == "limit") {
+            if (auto why = events::set_filter(scratch, name, value, now)) {
+                return fmt::format("{}: {}", name, *why);
+            }
+            if (name == "since") {
+                f.since_us = scratch.since_us;
+            } else if (name == "until") {
+                f.until_us = scratch.until_us;
+            } else if (scratch.limit > events::max_api_page) {
+                return fmt::format("limit: at most {}", events::max_api_page);
+            } else {
+                f.limit = scratch.limit;
+            }
+        } else if (name == "before") {
+            const auto id = parse_id(value);
+            if (!id) {
+                return std::string("before: expected an id");
+            }
+            f.before_id = *id;
+        } else {
+            return fmt::format("{}: unknown parameter", name);
+        }
+    }
+    return std::nullopt;
+}
+
 // A replay filter read in pages, oldest first; touched by the worker while the replay waits.
 struct page_cursor {
     store::event_filter filter;
@@ -642,34 +677,8 @@ net::awaitable<http::response> admin_api::impl::rejections(http::request& req)
         co_return http::error_response(400, "bad_query", "malformed percent-encoding", v);
     }
     store::rejection_filter f;
-    const auto now = now_us();
-    for (const auto& [name, value] : *params) {
-        store::event_filter scratch;
-        if (name == "reason") {
-            f.reason = value;
-        } else if (name == "since" || name == "until" || name == "limit") {
-            if (auto why = events::set_filter(scratch, name, value, now)) {
-                co_return http::error_response(400, "bad_query", fmt::format("{}: {}", name, *why), v);
-            }
-            if (name == "since") {
-                f.since_us = scratch.since_us;
-            } else if (name == "until") {
-                f.until_us = scratch.until_us;
-            } else if (scratch.limit > events::max_api_page) {
-                co_return http::error_response(400, "bad_query",
-                                               fmt::format("limit: at most {}", events::max_api_page), v);
-            } else {
-                f.limit = scratch.limit;
-            }
-        } else if (name == "before") {
-            const auto id = parse_id(value);
-            if (!id) {
-                co_return http::error_response(400, "bad_query", "before: expected an id", v);
-            }
-            f.before_id = *id;
-        } else {
-            co_return http::error_response(400, "bad_query", fmt::format("{}: unknown parameter", name), v);
-        }
+    if (auto why = read_rejection_query(*params, now_us(), f)) {
+        co_return http::error_response(400, "bad_query", *why, v);
     }
     const std::size_t wanted = f.limit;
     f.limit = wanted + 1;
