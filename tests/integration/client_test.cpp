@@ -358,7 +358,8 @@ TEST_F(Client, CertificateForAnotherNameIsRejectedWithoutRetry)
     r.host = "127.0.0.1";
     r.port = impostor.port();
     r.target = "/key";
-    auto fut = net::co_spawn(ioc, secure.fetch(r, opts(3)), net::use_future);
+    const auto o = opts(3);  // fetch takes it by reference: it must outlive the coroutine
+    auto fut = net::co_spawn(ioc, secure.fetch(r, o), net::use_future);
     ioc.restart();
     ioc.run();
     const auto res = fut.get();
