@@ -357,6 +357,7 @@ awaitable<void> end_on_body_error(const state_ptr& st, const settings& cfg, Stre
         res.keep_alive(false);
         co_await write_response(stream, res, cfg);
     }
+    co_return;
 }
 
 // What the handlers see of a request whose header has been read.
