@@ -12,6 +12,8 @@
 #include <gtest/gtest.h>
 
 #include <deque>
+#include <future>
+#include <optional>
 
 namespace cwhook::callback {
 namespace {
@@ -47,6 +49,7 @@ protected:
     std::deque<result<crypto::key_digest>> script;    // answers in order; then `answer`
     result<crypto::key_digest> answer{digest_of(1)};
     net::steady_timer* hold = nullptr;  // set: the next fetch waits until it is cancelled
+    std::optional<net::steady_timer> gate;  // hold_fetches()' timer
 
     std::unique_ptr<key_cache> make()
     {
@@ -83,7 +86,7 @@ protected:
     template <class T>
     T run(net::awaitable<T> a)
     {
-        auto f = net::co_spawn(ioc, std::move(a), net::use_future);
+        auto f = spawn(std::move(a));
         ioc.restart();
         ioc.run();
         return f.get();
@@ -92,6 +95,36 @@ protected:
     key_cache::lookup get(key_cache& c, const key_target& t, clock::duration budget = 4s)
     {
         return run(c.get(t, now + budget));
+    }
+
+    // Starts a lookup without waiting for it (its target must outlive it).
+    template <class T>
+    std::future<T> spawn(net::awaitable<T> a)
+    {
+        return net::co_spawn(ioc, std::move(a), net::use_future);
+    }
+
+    // Runs the io_context until every started lookup waits.
+    void settle()
+    {
+        ioc.restart();
+        while (ioc.poll() > 0) {
+        }
+    }
+
+    // The next fetch waits until release_fetches().
+    void hold_fetches()
+    {
+        gate.emplace(ioc, clock::time_point::max());
+        hold = &*gate;
+    }
+
+    // Lets the held fetch answer and runs everything to completion.
+    void release_fetches()
+    {
+        gate->cancel();
+        ioc.restart();
+        ioc.run();
     }
 };
 
@@ -133,17 +166,14 @@ TEST_F(KeyCache, FailureIsCachedForTheFailureTtlOnly)
 TEST_F(KeyCache, ConcurrentLookupsShareOneFetch)
 {
     auto c = make();
-    net::steady_timer gate(ioc, clock::time_point::max());
-    hold = &gate;
+    hold_fetches();
     const auto t = target("a");
-    auto first = net::co_spawn(ioc, c->get(t, now + 4s), net::use_future);
-    auto second = net::co_spawn(ioc, c->get(t, now + 4s), net::use_future);
+    auto first = spawn(c->get(t, now + 4s));
+    auto second = spawn(c->get(t, now + 4s));
     while (ioc.poll() > 0) {
     }  // both are waiting now: the first in its fetch, the second on the first
     EXPECT_EQ(fetches, 1);
-    gate.cancel();
-    ioc.restart();
-    ioc.run();
+    release_fetches();
     EXPECT_EQ(*first.get().key, digest_of(1));
     EXPECT_EQ(*second.get().key, digest_of(1));
     EXPECT_EQ(fetches, 1);
@@ -273,25 +303,20 @@ TEST_F(KeyCache, LookupWithoutAFreeSlotIsBusyAtItsDeadline)
 {
     cfg.key_fetch_concurrency = 1;
     auto c = make();
-    net::steady_timer gate(ioc, clock::time_point::max());
-    hold = &gate;
+    hold_fetches();
     // The lookups take their targets by reference: they must outlive the spawned coroutines.
     const auto a = target("a");
     const auto b = target("b");
-    auto held = net::co_spawn(ioc, c->get(a, now + 4s), net::use_future);
-    while (ioc.poll() > 0) {
-    }
+    auto held = spawn(c->get(a, now + 4s));
+    settle();
     EXPECT_EQ(fetches, 1);
     const auto start = now;
-    auto waiting = net::co_spawn(ioc, c->get(b, now + 1s), net::use_future);
-    while (ioc.poll() > 0) {
-    }
+    auto waiting = spawn(c->get(b, now + 1s));
+    settle();
     EXPECT_EQ(waiting.get().key.error(), errc::key_fetch_busy);
     EXPECT_GE(now, start + 1s);  // it waited (in simulated time) until its deadline
     EXPECT_EQ(fetches, 1);
-    gate.cancel();
-    ioc.restart();
-    ioc.run();
+    release_fetches();
     EXPECT_TRUE(held.get().key);
 }
 
@@ -300,16 +325,12 @@ TEST_F(KeyCache, ConcurrentLookupsShareOneFailure)
 {
     answer = errc::key_fetch_failed;
     auto c = make();
-    net::steady_timer gate(ioc, clock::time_point::max());
-    hold = &gate;
+    hold_fetches();
     const auto t = target("a");
-    auto first = net::co_spawn(ioc, c->get(t, now + 4s), net::use_future);
-    auto second = net::co_spawn(ioc, c->get(t, now + 4s), net::use_future);
-    while (ioc.poll() > 0) {
-    }
-    gate.cancel();
-    ioc.restart();
-    ioc.run();
+    auto first = spawn(c->get(t, now + 4s));
+    auto second = spawn(c->get(t, now + 4s));
+    settle();
+    release_fetches();
     EXPECT_EQ(first.get().key.error(), errc::key_fetch_failed);
     EXPECT_EQ(second.get().key.error(), errc::key_fetch_failed);
     EXPECT_TRUE(get(*c, t).from_cache);
@@ -325,16 +346,11 @@ TEST_F(KeyCache, ConcurrentFreshLookupsShareOneRefetch)
     get(*c, t);
     now += 1s;
     answer = digest_of(2);
-    net::steady_timer gate(ioc, clock::time_point::max());
-    hold = &gate;
-    auto first = net::co_spawn(ioc, c->get_fresh(t, now, now + 4s), net::use_future);
-    auto second = net::co_spawn(ioc, c->get_fresh(t, now, now + 4s), net::use_future);
-    ioc.restart();  // the first lookup ran it out of work
-    while (ioc.poll() > 0) {
-    }
-    gate.cancel();
-    ioc.restart();
-    ioc.run();
+    hold_fetches();
+    auto first = spawn(c->get_fresh(t, now, now + 4s));
+    auto second = spawn(c->get_fresh(t, now, now + 4s));
+    settle();
+    release_fetches();
     EXPECT_EQ(*first.get().key, digest_of(2));
     EXPECT_EQ(*second.get().key, digest_of(2));
     EXPECT_EQ(fetches, 2);
@@ -363,21 +379,16 @@ TEST_F(KeyCache, EntryBeingFetchedIsNotEvicted)
 {
     cfg.key_cache_entries = 1;
     auto c = make();
-    net::steady_timer gate(ioc, clock::time_point::max());
-    hold = &gate;
+    hold_fetches();
     const auto a = target("a");
     const auto b = target("b");
-    auto held = net::co_spawn(ioc, c->get(a, now + 4s), net::use_future);
-    while (ioc.poll() > 0) {
-    }
-    auto other = net::co_spawn(ioc, c->get(b, now + 4s), net::use_future);
-    while (ioc.poll() > 0) {
-    }
+    auto held = spawn(c->get(a, now + 4s));
+    settle();
+    auto other = spawn(c->get(b, now + 4s));
+    settle();
     EXPECT_TRUE(other.get().key);
     EXPECT_EQ(c->size(), 2u);  // over the bound for as long as a's fetch runs
-    gate.cancel();
-    ioc.restart();
-    ioc.run();
+    release_fetches();
     EXPECT_TRUE(held.get().key);
     EXPECT_TRUE(get(*c, target("a")).from_cache);
     EXPECT_EQ(fetches, 2);
