@@ -4,30 +4,37 @@
 #
 #   tools/install-deps.sh [group...]     default: build
 #
-#   build    compilers, CMake, the libraries cwhook links (make run, make build)
-#   test     build + systemd-analyze (unit checks) and nginx (reverse-proxy test) (make test)
+#   build    compilers, CMake, the libraries cwhook links, libpq headers (make run, make build)
+#   test     build + systemd-analyze (unit checks), nginx (reverse-proxy test) and the
+#            PostgreSQL 15 server binaries the tests start their own clusters with (make test)
 #   lint     build + clang-tidy and cppcheck (make lint)
 #   fuzz     build + clang 16 with libFuzzer and the sanitizers (make fuzz)
-#   bench    build + wrk, nginx, taskset, python3, /usr/bin/time (bench/*.sh)
+#   bench    build + wrk, nginx, taskset, python3, /usr/bin/time, PostgreSQL 15 server and
+#            client (bench/*.sh)
 #   profile  bench + perf (bench/ingest.sh profile)
 #   container build + podman (runc, netavark, iptables), podman-compose, debootstrap, curl
 #            (make test-container)
+#
+# No PostgreSQL package here may leave a system cluster behind: tests and benchmarks initdb
+# their own throwaway clusters, so a "15/main" cluster started at boot is only in the way.
 set -euo pipefail
 
 build=(
   build-essential cmake ninja-build ccache pkg-config
   libboost1.81-dev libssl-dev libsimdjson-dev libsqlite3-dev
   libtomlplusplus-dev libcli11-dev libfmt-dev
-  libgtest-dev libgmock-dev libsystemd-dev
+  libgtest-dev libgmock-dev libsystemd-dev libpq-dev
   sqlite3 openssl ca-certificates
 )
-test=(systemd nginx-light)
+# postgresql-15: initdb, pg_ctl, postgres and the client programs tests drive it with (createdb,
+# dropdb, psql, pg_isready) under /usr/lib/postgresql/15/bin.
+test=(systemd nginx-light postgresql-15)
 lint=(clang-tidy-14 cppcheck)
 # clang 16, not Debian 12's default clang 14: clang 14 cannot build the project (no
 # parenthesised aggregate initialisation, and "Cannot represent a difference across sections"
 # on coroutine code). libclang-rt-16-dev carries libFuzzer and the sanitizers.
 fuzz=(clang-16 libclang-rt-16-dev)
-bench=(wrk nginx-light python3 util-linux time)
+bench=(wrk nginx-light python3 util-linux time postgresql-15 postgresql-client-15)
 profile=("${bench[@]}" linux-perf)
 # Rootful podman with runc (crun fails on hybrid cgroups); netavark needs iptables. debootstrap
 # makes the debian:12 base images locally (no registry is reachable).
@@ -63,6 +70,23 @@ if [ "$(id -u)" -ne 0 ]; then
   command -v sudo >/dev/null || { echo "install-deps: not root and no sudo; install: ${missing[*]}" >&2; exit 1; }
   sudo="sudo"
 fi
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq
-$sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# Through env: sudo resets the environment.
+apt_env=(env DEBIAN_FRONTEND=noninteractive)
+
+# Installing a postgresql-NN server package creates and starts a "main" cluster unless
+# create_main_cluster is false in /etc/postgresql-common/createcluster.conf (documented in
+# pg_createcluster(1), "DEFAULT VALUES"). postgresql-common installs that file through ucf,
+# which keeps a version already present (UCF_FORCE_CONFFOLD says so without asking), so
+# writing it first is enough. An existing file that does not set the knob gets it appended.
+if printf '%s\n' "${missing[@]}" | grep -q '^postgresql-[0-9]'; then
+  conf=/etc/postgresql-common/createcluster.conf
+  if [ ! -e "$conf" ]; then
+    $sudo mkdir -p "$(dirname "$conf")"
+    echo "create_main_cluster = false" | $sudo tee "$conf" >/dev/null
+  elif ! grep -Eq '^[[:space:]]*create_main_cluster[[:space:]]*=' "$conf"; then
+    echo "create_main_cluster = false" | $sudo tee -a "$conf" >/dev/null
+  fi
+  apt_env+=(UCF_FORCE_CONFFOLD=1)
+fi
+$sudo "${apt_env[@]}" apt-get update -qq
+$sudo "${apt_env[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
