@@ -35,7 +35,8 @@ daemon: configure
 run: daemon
 	./$(BUILD_DIR)/daemon/cwhook serve $(if $(CONFIG),--config $(CONFIG))
 
-# Test-only tools: systemd-analyze (unit checks) and nginx (reverse-proxy test).
+# Test-only tools: systemd-analyze (unit checks), nginx (reverse-proxy test) and PostgreSQL 15
+# (the throwaway clusters of the PostgreSQL tests).
 test-deps:
 	@./tools/install-deps.sh test
 
