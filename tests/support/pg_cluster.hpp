@@ -41,8 +41,9 @@ public:
 
     // The ctest fixture (cwhook_test_pg). start_fixture stops what an interrupted run left in
     // state_dir (and throws if the run that left it is still going), starts a cluster,
-    // describes it there for shared(), leaves it running and returns its conninfo. stop_fixture stops it and every
-    // private cluster a crashed test left behind, removing their directories; nothing running is not an error.
+    // describes it there for shared(), leaves it running and returns its conninfo.
+    // stop_fixture stops it and every private cluster a crashed test left behind, removing
+    // their directories; nothing running is not an error.
     static std::string start_fixture(const std::string& state_dir);
     static void stop_fixture(const std::string& state_dir);
 
