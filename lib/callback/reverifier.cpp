@@ -141,7 +141,7 @@ struct reverifier::state : std::enable_shared_from_this<reverifier::state> {
             failed_gauge.set(counts.failed.load());
             if (counts.pending.load() > 0) {
                 auto rows = co_await detail::await_completion<result<std::vector<store::pending_event>>>(
-                    [&](auto done) { return store.load_due_pending(now_us(), 100, std::move(done)); });
+                    [&](auto done) { return store.claim_due_pending(now_us(), 100, std::move(done)); });
                 if (rows && *rows && !(*rows)->empty()) {
                     std::vector<store::status_update> updates;
                     std::int64_t verified_now = 0;

@@ -20,6 +20,7 @@ public:
         case errc::storage_busy: return "database is locked";
         case errc::storage_full: return "database or disk is full";
         case errc::storage_queue_full: return "storage queue is full";
+        case errc::storage_unavailable: return "database is unreachable or read-only";
         case errc::storage_error: return "storage error";
         case errc::invalid_argument: return "invalid argument";
         }

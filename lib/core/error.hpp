@@ -19,7 +19,8 @@ enum class errc {
     storage_busy,       // database locked by someone else
     storage_full,       // disk or page limit reached
     storage_queue_full, // writer queue at its bound
-    storage_error,      // any other SQLite failure
+    storage_unavailable, // database server unreachable, read-only (failover) or shutting down
+    storage_error,      // any other database failure
     invalid_argument,
 };
 

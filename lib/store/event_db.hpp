@@ -1,8 +1,10 @@
 // Operators' access to the stored events: filtered listing with keyset pagination, one event
 // with its replay history, streaming scans for export and replay, import, prune, statistics
-// and the rejected requests. It opens its own connection (WAL: readers never block the
-// daemon's writer, and writes here wait at most busy_timeout for its lock), separate from the
-// ingest writer of event_store. Not thread-safe: one thread at a time per event_db.
+// and the rejected requests. One interface, two implementations (sqlite_db.cpp,
+// postgres_db.cpp) that answer the same filters with the same order, cursors and rows. It
+// opens its own connection, separate from the ingest writer of event_store (SQLite: WAL, so
+// readers never block the daemon's writer, and writes here wait at most busy_timeout for its
+// lock). Not thread-safe: one thread at a time per event_db.
 #pragma once
 
 #include "store/event_store.hpp"
@@ -112,60 +114,69 @@ enum class db_access { read_only, read_write };
 
 class event_db {
 public:
-    // read_only: never creates or changes the file (a database of an older schema is read as
-    // far as it goes). read_write: creates and migrates like the daemon does.
+    // SQLite file. read_only: never creates or changes the file (a database of an older
+    // schema is read as far as it goes). read_write: creates and migrates like the daemon does.
     static db_result<std::unique_ptr<event_db>> open(const std::string& path, db_access access,
                                                      std::chrono::milliseconds busy_timeout = std::chrono::seconds(5));
-    ~event_db();
+    // The backend s names (s.path or s.url). PostgreSQL: read_write migrates like the daemon;
+    // read_only opens a read-only session and refuses a schema this cwhook does not know.
+    static db_result<std::unique_ptr<event_db>> open(const settings& s, db_access access);
+
+    virtual ~event_db() = default;
     event_db(const event_db&) = delete;
     event_db& operator=(const event_db&) = delete;
 
-    db_result<std::vector<event_summary>> list(const event_filter& f, scan_order order = scan_order::newest_first);
-    db_result<std::int64_t> count(const event_filter& f);
+    virtual db_result<std::vector<event_summary>> list(const event_filter& f,
+                                                       scan_order order = scan_order::newest_first) = 0;
+    virtual db_result<std::int64_t> count(const event_filter& f) = 0;
     // Ids of the matching rows (replay selects with it), in `order`.
-    db_result<std::vector<std::int64_t>> ids(const event_filter& f, scan_order order = scan_order::oldest_first);
+    virtual db_result<std::vector<std::int64_t>> ids(const event_filter& f,
+                                                     scan_order order = scan_order::oldest_first) = 0;
     // nullopt when no such row.
-    db_result<std::optional<stored_event>> get(std::int64_t id, bool with_replays = true);
+    virtual db_result<std::optional<stored_event>> get(std::int64_t id, bool with_replays = true) = 0;
 
     // Calls `each` for every matching row (f.limit caps the total, 0 = all) without holding
     // more than one page in memory; pages are separate read transactions, so a long export
-    // never pins the WAL. `each` returns false to stop.
+    // never pins the WAL (or holds back PostgreSQL's vacuum). `each` returns false to stop.
     db_result<void> scan(const event_filter& f, scan_order order, const std::function<bool(const stored_event&)>& each,
                          std::size_t page_size = 500);
 
     // Inserts rows as given (received time, status, body ...); a dedupe_key already present
     // is a duplicate and leaves the existing row alone. One transaction for the whole span.
-    db_result<import_outcome> import(std::span<const stored_event> rows);
+    virtual db_result<import_outcome> import(std::span<const stored_event> rows) = 0;
 
     // Deletes rows received before cutoff_us (optionally only of one status), oldest first, in
     // transactions of `batch` rows so the daemon's writer never waits long. Returns how many.
-    db_result<std::int64_t> prune(std::int64_t cutoff_us, std::optional<event_status> status, std::size_t batch = 1000);
-    db_result<std::int64_t> count_older(std::int64_t cutoff_us, std::optional<event_status> status);
+    virtual db_result<std::int64_t> prune(std::int64_t cutoff_us, std::optional<event_status> status,
+                                          std::size_t batch = 1000) = 0;
+    virtual db_result<std::int64_t> count_older(std::int64_t cutoff_us, std::optional<event_status> status) = 0;
 
-    db_result<event_stats> stats(std::optional<std::int64_t> since_us);
+    virtual db_result<event_stats> stats(std::optional<std::int64_t> since_us) = 0;
 
-    db_result<void> record_replay(const replay_attempt& a);
+    virtual db_result<void> record_replay(const replay_attempt& a) = 0;
 
     // Applies one re-verification result to a row that still has status u.from; false when
     // it no longer has (someone else settled it).
-    db_result<bool> settle(const status_update& u);
+    virtual db_result<bool> settle(const status_update& u) = 0;
 
-    db_result<std::vector<stored_rejection>> rejections(const rejection_filter& f);
-    db_result<std::optional<stored_rejection>> rejection(std::int64_t id);
+    virtual db_result<std::vector<stored_rejection>> rejections(const rejection_filter& f) = 0;
+    virtual db_result<std::optional<stored_rejection>> rejection(std::int64_t id) = 0;
 
-    // EXPLAIN QUERY PLAN of the statement list() runs for f (one "detail" text per line).
-    db_result<std::vector<std::string>> explain_list(const event_filter& f);
+    // The plan of the statement list() runs for f, one line per plan node (SQLite: EXPLAIN
+    // QUERY PLAN's "detail"; PostgreSQL: EXPLAIN's text lines).
+    virtual db_result<std::vector<std::string>> explain_list(const event_filter& f) = 0;
 
-    // PRAGMA integrity_check and foreign_key_check: "ok" or the problems found.
-    db_result<std::vector<std::string>> check();
+    // Integrity checks ("ok" or the problems found): SQLite's integrity_check and
+    // foreign_key_check; PostgreSQL's catalog view of the tables and the schema version.
+    virtual db_result<std::vector<std::string>> check() = 0;
 
-    std::int64_t schema_version() const noexcept;
+    virtual std::int64_t schema_version() const noexcept = 0;
 
-    struct impl;
+protected:
+    event_db() = default;
 
-private:
-    explicit event_db(std::unique_ptr<impl> p);
-    std::unique_ptr<impl> impl_;
+    // One page of whole rows for scan(): f.limit rows (never 0) after f.after in `order`.
+    virtual db_result<std::vector<stored_event>> page(const event_filter& f, scan_order order) = 0;
 };
 
 } // namespace cwhook::store

@@ -1,9 +1,12 @@
-// Durable event storage. The only module that includes sqlite3.h.
+// Durable event storage, on SQLite (embedded, the default) or PostgreSQL (shared by several
+// instances); settings.backend chooses. lib/store is the only module that knows either
+// client library.
 //
-// One writer thread owns the SQLite connection (WAL mode). Callers submit jobs from any
+// One writer thread owns the backend's write connection. Callers submit jobs from any
 // thread; the writer takes everything queued (up to max_batch), runs it in ONE transaction
 // (group commit), commits, and only then invokes each job's completion callback on the
-// writer thread. A completion therefore means "durable" (with synchronous=full).
+// writer thread. A completion therefore means "durable" (SQLite with synchronous=full;
+// PostgreSQL with synchronous_commit on).
 // Callbacks must be cheap and must not block: post to your own executor from them.
 // Thread-safe: every public member may be called from any thread.
 #pragma once
@@ -111,8 +114,8 @@ struct prune_outcome {
 
 class event_store {
 public:
-    // Opens (creating folder and file), applies pragmas and migrations, starts the writer.
-    // Errors name the path and SQLite's reason.
+    // Opens (SQLite: creating folder and file), applies settings and migrations, starts the
+    // writer. Errors name the file or server (never a password) and the database's reason.
     // Called on the writer thread after every committed write transaction: the number of
     // jobs in it and how long BEGIN..COMMIT took (for metrics). Must not block.
     using commit_observer = std::function<void(std::size_t jobs, std::chrono::duration<double> took)>;
@@ -145,21 +148,25 @@ public:
     // Counts the pending and failed rows (a read between write transactions).
     bool count_unsettled(counts_callback done);
 
-    // Loads up to `limit` pending rows whose next_verify_at_us <= now_us, oldest first.
-    bool load_due_pending(std::int64_t now_us, std::size_t limit, pending_callback done);
+    // Claims up to `limit` pending rows whose next_verify_at_us <= now_us, oldest first: their
+    // next_verify_at_us moves to now_us + settings.claim_lease, so that no other instance (nor
+    // the next round) takes them before the claimer settles them with submit_status_updates.
+    bool claim_due_pending(std::int64_t now_us, std::size_t limit, pending_callback done);
 
     // Retention: deletes at most `limit` rows received before cutoff_us (oldest first, never
-    // pending rows) inside one group-commit batch; the callback gets what was deleted.
+    // pending rows) inside one group-commit batch; the callback gets what was deleted. Rows
+    // another instance is deleting at the same time are skipped, not waited for.
     bool submit_prune(std::int64_t cutoff_us, std::size_t limit, prune_callback done);
 
-    // Readiness probe: takes and releases the write lock (BEGIN IMMEDIATE; ROLLBACK).
+    // Readiness probe: proves a write could commit now (SQLite: takes and releases the write
+    // lock; PostgreSQL: the server answers and is not read-only).
     bool probe(done_callback done);
 
     // Pending and failed rows at open() (the caller tracks them from then on).
     unsettled_counts unsettled_at_open() const noexcept;
     std::size_t queue_depth() const noexcept;
 
-    // Finishes every queued job, checkpoints the WAL and closes. Idempotent. Later submits fail.
+    // Finishes every queued job, closes (SQLite: checkpoints the WAL first). Idempotent. Later submits fail.
     void stop();
 
     struct impl;

@@ -2,8 +2,6 @@
 
 #include "store/event_fields.hpp"
 
-#include <fmt/format.h>
-
 #include <optional>
 #include <type_traits>
 
@@ -65,52 +63,6 @@ struct reader {
 };
 
 } // namespace
-
-std::string record_columns()
-{
-    std::string out;
-    const event_record r;
-    for_each_field(r, [&out](const field_info& f, const auto&) {
-        if (!out.empty()) {
-            out += ", ";
-        }
-        out += f.name;
-    });
-    return out;
-}
-
-std::string record_assignments(int first)
-{
-    std::string out;
-    const event_record r;
-    for_each_field(r, [&](const field_info& f, const auto&) {
-        if (f.use == field_use::identity) {
-            return;
-        }
-        if (!out.empty()) {
-            out += ", ";
-        }
-        out += fmt::format("{} = ?{}", f.name, first++);
-    });
-    return out;
-}
-
-std::string placeholders(int first, int count)
-{
-    std::string out;
-    for (int i = 0; i < count; ++i) {
-        out += fmt::format("{}?{}", i == 0 ? "" : ", ", first + i);
-    }
-    return out;
-}
-
-int record_field_count()
-{
-    int n = 0;
-    const event_record r;
-    for_each_field(r, [&n](const field_info&, const auto&) { ++n; });
-    return n;
-}
 
 int bind_record(sqlite::statement& s, const event_record& e, int first, bool skip_identity)
 {

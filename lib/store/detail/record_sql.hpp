@@ -1,25 +1,12 @@
-// SQL text, bindings and reading of event_record, derived from store/event_fields.hpp.
-// Internal to lib/store.
+// Binding and reading an event_record on a SQLite statement, derived from
+// store/event_fields.hpp (the column text is in detail/query.hpp). Internal to lib/store.
 #pragma once
 
 #include "store/event_store.hpp"
 #include "store/sqlite.hpp"
 
-#include <string>
 
 namespace cwhook::store::detail {
-
-// "received_at_us, status, ...": every field's column, in order.
-std::string record_columns();
-
-// "status = ?2, verify_reason = ?3, ...": every field but the identity ones, numbered from first.
-std::string record_assignments(int first);
-
-// "?first, ?first+1, ..." (count of them).
-std::string placeholders(int first, int count);
-
-// How many fields the record has (the number of record_columns()).
-int record_field_count();
 
 // Binds every field of e (identity fields too, unless skip_identity), numbered from first;
 // returns the next free index.

@@ -1,0 +1,98 @@
+// What the ingest queue (event_store) asks of a backend: the queued jobs, and the one
+// connection that runs them. Internal to lib/store; each backend's writer is in
+// sqlite_writer.cpp or postgres_writer.cpp, the only files that know its client library.
+// Not thread-safe: a writer is used by the store's writer thread only.
+#pragma once
+
+#include "core/error.hpp"
+#include "store/event_store.hpp"
+
+#include <boost/system/result.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace cwhook::store::detail {
+
+struct event_job {
+    event_record record;
+    event_store::insert_callback done;
+    insert_outcome outcome{};  // filled inside the transaction, reported after COMMIT
+};
+
+struct rejection_job {
+    rejection_record record;
+};
+
+struct status_job {
+    std::vector<status_update> updates;
+    event_store::done_callback done;
+};
+
+struct pending_job {
+    std::int64_t now_us = 0;
+    std::size_t limit = 0;
+    event_store::pending_callback done;
+};
+
+struct probe_job {
+    event_store::done_callback done;
+};
+
+struct counts_job {
+    event_store::counts_callback done;
+};
+
+struct prune_job {
+    std::int64_t cutoff_us = 0;
+    std::size_t limit = 0;
+    event_store::prune_callback done;
+    prune_outcome outcome{};  // filled inside the transaction, reported after COMMIT
+};
+
+using job = std::variant<event_job, rejection_job, status_job, pending_job, probe_job, prune_job, counts_job>;
+
+bool is_read(const job& j) noexcept;
+
+// A failed database operation: the project code callers act on (busy, full, unavailable...)
+// and the database's own words for the log (never a body, never a password).
+struct failure {
+    errc code = errc::storage_error;
+    std::string message;
+};
+
+template <class T>
+using outcome = boost::system::result<T, failure>;
+
+class writer {
+public:
+    virtual ~writer() = default;
+
+    // Runs every job (writes only: event, rejection, status, prune) in ONE transaction and
+    // commits; fills each job's outcome. On failure nothing of the batch is kept.
+    virtual outcome<void> write(std::span<job> jobs) = 0;
+
+    // Claims up to `limit` pending rows due at now_us, oldest first: each comes back with its
+    // next_verify_at_us moved to now_us + lease_us, so that no other claimer (another instance)
+    // gets it before the lease ends. Committed before it returns.
+    virtual outcome<std::vector<pending_event>> claim_due_pending(std::int64_t now_us, std::size_t limit,
+                                                                  std::int64_t lease_us) = 0;
+
+    // Proves a write could be committed now (the write lock can be taken, the server is
+    // reachable and not read-only).
+    virtual outcome<void> probe() = 0;
+
+    virtual outcome<unsettled_counts> count_unsettled() = 0;
+
+    // Last words before the thread ends (SQLite: checkpoint the WAL); then closes.
+    virtual void close() = 0;
+
+    // What the log names: the file, or the server without credentials.
+    virtual const std::string& name() const = 0;
+};
+
+} // namespace cwhook::store::detail

@@ -1,0 +1,158 @@
+#include "store/detail/query.hpp"
+
+#include "core/time.hpp"
+#include "store/event_fields.hpp"
+
+#include <fmt/format.h>
+
+namespace cwhook::store::detail {
+
+std::string placeholder(dialect d, int n)
+{
+    return fmt::format("{}{}", d == dialect::sqlite ? '?' : '$', n);
+}
+
+std::string record_columns()
+{
+    std::string out;
+    const event_record r;
+    for_each_field(r, [&out](const field_info& f, const auto&) {
+        if (!out.empty()) {
+            out += ", ";
+        }
+        out += f.name;
+    });
+    return out;
+}
+
+std::string record_assignments(dialect d, int first)
+{
+    std::string out;
+    const event_record r;
+    for_each_field(r, [&](const field_info& f, const auto&) {
+        if (f.use == field_use::identity) {
+            return;
+        }
+        if (!out.empty()) {
+            out += ", ";
+        }
+        out += fmt::format("{} = {}", f.name, placeholder(d, first++));
+    });
+    return out;
+}
+
+std::string placeholders(dialect d, int first, int count)
+{
+    std::string out;
+    for (int i = 0; i < count; ++i) {
+        out += fmt::format("{}{}", i == 0 ? "" : ", ", placeholder(d, first + i));
+    }
+    return out;
+}
+
+int record_field_count()
+{
+    int n = 0;
+    const event_record r;
+    for_each_field(r, [&n](const field_info&, const auto&) { ++n; });
+    return n;
+}
+
+const std::string& full_columns()
+{
+    static const std::string columns = "id, deliveries, last_delivery_at_us, verify_attempts, " + record_columns();
+    return columns;
+}
+
+void where_clause::add(std::string_view term, std::initializer_list<param> values)
+{
+    sql += sql.empty() ? " WHERE " : " AND ";
+    auto value = values.begin();
+    for (const char c : term) {
+        if (c == '?' && value != values.end()) {
+            params.push_back(*value++);
+            sql += placeholder(d, static_cast<int>(params.size()));
+        } else {
+            sql += c;
+        }
+    }
+}
+
+where_clause event_where(const event_filter& f, scan_order order, dialect d, bool with_cursor)
+{
+    where_clause w{d};
+    if (f.type) {
+        w.add("type = ?", {*f.type});
+    }
+    if (f.action) {
+        w.add("action = ?", {*f.action});
+    }
+    if (f.entity_id) {
+        w.add("entity_id = ?", {*f.entity_id});
+    }
+    if (f.company_id) {
+        w.add("company_id = ?", {*f.company_id});
+    }
+    if (f.status) {
+        w.add("status = ?", {std::string(to_string(*f.status))});
+    }
+    if (f.callback_id) {
+        w.add("callback_id = ?", {*f.callback_id});
+    }
+    if (f.since_us) {
+        w.add("received_at_us >= ?", {*f.since_us});
+    }
+    if (f.until_us) {
+        w.add("received_at_us < ?", {*f.until_us});
+    }
+    if (with_cursor && f.after) {
+        // A row value: one index range on (..., received_at_us, id) in both databases.
+        w.add(order == scan_order::newest_first ? "(received_at_us, id) < (?, ?)" : "(received_at_us, id) > (?, ?)",
+              {f.after->received_at_us, f.after->id});
+    }
+    return w;
+}
+
+std::string_view order_by(scan_order order)
+{
+    return order == scan_order::newest_first ? " ORDER BY received_at_us DESC, id DESC"
+                                             : " ORDER BY received_at_us, id";
+}
+
+where_clause rejection_where(const rejection_filter& f, dialect d)
+{
+    where_clause w{d};
+    if (f.reason) {
+        w.add("reason = ?", {*f.reason});
+    }
+    if (f.since_us) {
+        w.add("received_at_us >= ?", {*f.since_us});
+    }
+    if (f.until_us) {
+        w.add("received_at_us < ?", {*f.until_us});
+    }
+    if (f.before_id) {
+        w.add("id < ?", {*f.before_id});
+    }
+    return w;
+}
+
+where_clause prune_where(std::int64_t cutoff_us, std::optional<event_status> status, dialect d)
+{
+    where_clause w{d};
+    w.add("received_at_us < ?", {cutoff_us});
+    if (status) {
+        w.add("status = ?", {std::string(to_string(*status))});
+    } else {
+        w.add("status <> 'pending'", {});
+    }
+    return w;
+}
+
+std::string day_of(std::int64_t day_number)
+{
+    constexpr std::int64_t us_per_day = 86'400'000'000;
+    return format_time(day_number * us_per_day, time_precision::seconds).substr(0, 10);
+}
+
+} // namespace cwhook::store::detail
