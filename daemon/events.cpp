@@ -34,7 +34,7 @@ namespace {
 constexpr int usage_error = 2;
 
 struct db_options {
-    std::optional<std::string> db;  // --db, else storage.path of the configuration
+    std::optional<std::string> db;  // --db, else the configuration's storage
 };
 
 struct filter_options {
@@ -44,7 +44,10 @@ struct filter_options {
 void add_db_options(CLI::App& cmd, common_options& common, db_options& o)
 {
     add_config_option(cmd, common);
-    cmd.add_option("--db", o.db, "Database file (default: storage.path of the configuration)")->type_name("FILE");
+    cmd.add_option("--db", o.db,
+                   "SQLite file, or a postgresql:// URL (default: the configuration's storage; a password is "
+                   "best given by PGPASSWORD or ~/.pgpass, not here)")
+        ->type_name("FILE|URL");
 }
 
 void add_filter_options(CLI::App& cmd, filter_options& f, bool with_limit = true)
@@ -111,22 +114,30 @@ std::optional<store::event_filter> to_filter(const filter_options& o, std::size_
 
 std::unique_ptr<store::event_db> open_db(const common_options& common, const db_options& o, store::db_access access)
 {
-    std::string path;
+    store::settings storage;
     if (o.db) {
-        path = *o.db;
+        const std::string_view db = *o.db;
+        if (db.starts_with("postgresql://") || db.starts_with("postgres://")) {
+            storage.backend = store::backend::postgres;
+            storage.url = *o.db;
+        } else {
+            storage.path = *o.db;
+        }
     } else {
         auto cfg = config::load(config_path(common), config::process_env());
         if (!cfg) {
             std::fprintf(stderr, "cwhook: %s\n", cfg.error().c_str());
             return nullptr;
         }
-        path = cfg->app.storage.path;
+        storage = cfg->app.storage;
     }
-    if (access == store::db_access::read_only && path != ":memory:" && ::access(path.c_str(), F_OK) != 0) {
+    const std::string& path = storage.path;
+    if (storage.backend == store::backend::sqlite && access == store::db_access::read_only && path != ":memory:" &&
+        ::access(path.c_str(), F_OK) != 0) {
         std::fprintf(stderr, "cwhook: %s: no such database\n", path.c_str());
         return nullptr;
     }
-    auto db = store::event_db::open(path, access);
+    auto db = store::event_db::open(storage, access);
     if (!db) {
         std::fprintf(stderr, "cwhook: %s\n", db.error().c_str());
         return nullptr;

@@ -711,7 +711,7 @@ net::awaitable<http::response> admin_api::impl::rejections(http::request& req)
 }
 
 boost::system::result<std::unique_ptr<admin_api>, std::string>
-admin_api::create(const admin_settings& s, std::string_view token, const std::string& db_path, net::io_context& ioc,
+admin_api::create(const admin_settings& s, std::string_view token, const store::settings& storage, net::io_context& ioc,
                   client::https_client& client, metrics::registry& metrics)
 {
     using out = boost::system::result<std::unique_ptr<admin_api>, std::string>;
@@ -724,11 +724,18 @@ admin_api::create(const admin_settings& s, std::string_view token, const std::st
     }
     auto p = std::make_unique<impl>(s, std::move(*policy), ioc, client, metrics);
     p->token_digest = crypto::sha256(token);
-    auto db = store::event_db::open(db_path, store::db_access::read_write);
-    if (!db) {
-        return out(boost::system::in_place_error, "admin: " + db.error());
+    // SQLite: one connection (its writes would only queue for the file's lock); PostgreSQL:
+    // storage.pool, so that a slow export does not hold up every other request.
+    const std::size_t connections = storage.backend == store::backend::postgres ? storage.pool : 1;
+    std::vector<std::unique_ptr<store::event_db>> pool;
+    for (std::size_t i = 0; i < connections; ++i) {
+        auto db = store::event_db::open(storage, store::db_access::read_write);
+        if (!db) {
+            return out(boost::system::in_place_error, "admin: " + db.error());
+        }
+        pool.push_back(std::move(*db));
     }
-    p->db = std::make_unique<store::db_worker>(std::move(*db), std::string(admin_db_thread_name));
+    p->db = std::make_unique<store::db_worker>(std::move(pool), std::string(admin_db_thread_name));
     return std::unique_ptr<admin_api>(new admin_api(std::move(p)));
 }
 

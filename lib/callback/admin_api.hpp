@@ -15,6 +15,8 @@
 #include "core/metrics.hpp"
 #include "http/router.hpp"
 
+#include "store/settings.hpp"
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
@@ -30,9 +32,10 @@ inline constexpr std::string_view admin_db_thread_name = "cwhook-admin-db";
 class admin_api {
 public:
     // token: the bearer token in force (configured or generated; never empty).
-    // db_path: the database the store already opened (and migrated).
+    // storage: the database the store already opened (and migrated); PostgreSQL gets
+    // storage.pool reader connections.
     static boost::system::result<std::unique_ptr<admin_api>, std::string>
-    create(const admin_settings& s, std::string_view token, const std::string& db_path, boost::asio::io_context& ioc,
+    create(const admin_settings& s, std::string_view token, const store::settings& storage, boost::asio::io_context& ioc,
            client::https_client& client, metrics::registry& metrics);
     ~admin_api();
 

@@ -231,7 +231,7 @@ boost::system::result<void, std::string> open_store(app::impl* raw)
         commit_seconds.observe(took.count());
     });
     if (!st) {
-        return "storage.path: " + st.error();
+        return (cfg.storage.backend == store::backend::postgres ? "storage.url: " : "storage.path: ") + st.error();
     }
     p.store = std::move(*st);
     {
@@ -329,7 +329,7 @@ boost::system::result<void, std::string> start_admin(app::impl* raw)
         p.admin_token = std::move(*token);
         log::info("admin token (none configured) is in a file; `cwhook admin token` prints it", {{"file", file}});
     }
-    auto admin = admin_api::create(cfg.admin, p.admin_token, cfg.storage.path, p.ioc, *p.client, p.metrics);
+    auto admin = admin_api::create(cfg.admin, p.admin_token, cfg.storage, p.ioc, *p.client, p.metrics);
     if (!admin) {
         return admin.error();
     }
@@ -439,7 +439,7 @@ void app::start(fatal_fn on_fatal)
                                  {"mode", p.cfg.verify.mode == verify_mode::enforce  ? "enforce"
                                           : p.cfg.verify.mode == verify_mode::report ? "report"
                                                                                       : "off"},
-                                 {"database", p.cfg.storage.path}});
+                                 {"database", store::describe(p.cfg.storage)}});
     for (const auto& ep : admin_endpoints()) {
         log::info("admin listening (http)", {{"address", ep.address().to_string()}, {"port", ep.port()}});
     }

@@ -337,6 +337,23 @@ const std::vector<detail::key<settings>>& settings_keys()
                        positive).live(),
 
         // [storage]
+        make::choice("storage", "backend", [](auto& s) -> auto& { return s.app.storage.backend; },
+                     std::vector<std::pair<std::string_view, store::backend>>{
+                         {"sqlite", store::backend::sqlite}, {"postgres", store::backend::postgres}}).needs_restart(),
+        // A secret: it may hold a password (url_file and systemd credentials as for the others).
+        make::secret("storage", "url", [](auto& s) -> auto& { return s.app.storage.url; },
+                     [](std::string_view v) -> std::optional<std::string> {
+                         if (v.empty()) {
+                             return std::nullopt;  // backend = "sqlite"; cross_check() wants one for postgres
+                         }
+                         if (auto why = store::check_url(v); !why.empty()) {
+                             return "not a PostgreSQL connection string: " + why;
+                         }
+                         return std::nullopt;
+                     }).needs_restart(),
+        make::count("storage", "pool", [](auto& s) -> auto& { return s.app.storage.pool; }, 1, 64).needs_restart(),
+        make::duration("storage", "claim_lease", [](auto& s) -> auto& { return s.app.storage.claim_lease; },
+                       positive).needs_restart(),
         make::string("storage", "path", [](auto& s) -> auto& { return s.app.storage.path; }, not_empty).needs_restart(),
         make::choice("storage", "synchronous", [](auto& s) -> auto& { return s.app.storage.synchronous; },
                      std::vector<std::pair<std::string_view, store::synchronous_mode>>{
@@ -422,6 +439,9 @@ std::optional<std::string> cross_check(const settings& s)
         if (auto missing = manage::missing_keys(s.app.manage)) {
             return "manage.check_interval: set, but " + *missing;
         }
+    }
+    if (s.app.storage.backend == store::backend::postgres && s.app.storage.url.empty()) {
+        return "storage.backend: \"postgres\" needs storage.url (or storage.url_file)";
     }
     const auto& verify = s.app.verify;
     if (verify.pending_retry_min > verify.pending_retry_max) {

@@ -594,6 +594,7 @@ TEST(Config, RenderListsEveryKey)
         "verify.ca_file", "verify.max_pending", "verify.pending_retry_min", "verify.pending_retry_max",
         "verify.pending_max_age", "verify.companies", "verify.answer_deadline", "verify.key_fetch_rate",
         "verify.key_fetch_concurrency", "verify.max_failed",
+        "storage.backend", "storage.url", "storage.pool", "storage.claim_lease",
         "storage.path", "storage.synchronous", "storage.busy_timeout", "storage.queue_limit", "storage.max_batch",
         "storage.cache_mib", "storage.max_rejections",
         "storage.rejection_queue_limit", "storage.retention", "storage.retention_batch", "storage.retention_interval",

@@ -107,6 +107,10 @@ protected:
         {"verify.pending_retry_min", "2s"},
         {"verify.pending_retry_max", "10m"},
         {"verify.pending_max_age", "1h"},
+        {"storage.backend", "postgres"},
+        {"storage.url", "postgresql://cwhook@db2/cwhook"},
+        {"storage.pool", "5"},
+        {"storage.claim_lease", "5m"},
         {"storage.path", "/var/lib/other/cwhook.db"},
         {"storage.synchronous", "normal"},
         {"storage.busy_timeout", "1s"},
@@ -148,7 +152,9 @@ protected:
     {
         return "[server]\ntls_cert = \"" + dir.write("cert.pem") + "\"\ntls_key = \"" + dir.write("key.pem") +
                "\"\n[manage]\nsite = \"na.myconnectwise.net\"\ncompany_id = \"cobalt\"\npublic_key = \"pub\"\n"
-               "private_key = \"priv\"\nclient_id = \"client\"\n";
+               "private_key = \"priv\"\nclient_id = \"client\"\n"
+               // A URL already (unused with sqlite), so that backend = "postgres" alone is valid.
+               "[storage]\nurl = \"postgresql://cwhook@db1/cwhook\"\n";
     }
 
     settings load_base() const
