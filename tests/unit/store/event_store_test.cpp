@@ -121,7 +121,7 @@ result<void> update_status(event_store& store, std::vector<status_update> update
 result<std::vector<pending_event>> load_due(event_store& store, std::int64_t now_us, std::size_t limit)
 {
     awaiter<result<std::vector<pending_event>>> done;
-    if (!store.load_due_pending(now_us, limit, done.callback())) {
+    if (!store.claim_due_pending(now_us, limit, done.callback())) {
         return errc::storage_queue_full;
     }
     return done.get();
@@ -700,7 +700,12 @@ TEST_F(EventStore, DuePendingRowsLoadOldestFirst)
     EXPECT_EQ((*due)[0].signature, "c2lnbmF0dXJl");
     EXPECT_EQ((*due)[0].verify_attempts, 0);
     EXPECT_EQ((*due)[1].id, ids[2]);
-    EXPECT_EQ(load_due(*store, 300, 10)->size(), 3u);
+    // Claimed rows wait for their lease; the one still due comes next, then none.
+    auto rest = load_due(*store, 300, 10);
+    ASSERT_TRUE(rest);
+    ASSERT_EQ(rest->size(), 1u);
+    EXPECT_EQ((*rest)[0].id, ids[0]);
+    EXPECT_TRUE(load_due(*store, 300, 10)->empty());
 }
 
 TEST_F(EventStore, StatusUpdateSettlesPendingRow)
@@ -873,7 +878,7 @@ TEST_F(EventStore, SubmitAfterStopReturnsFalse)
     EXPECT_FALSE(store->submit_rejection(make_rejection(1)));
     EXPECT_FALSE(store->submit_status_updates({}, [&called](result<void>) { called = true; }));
     EXPECT_FALSE(
-        store->load_due_pending(0, 1, [&called](result<std::vector<pending_event>>) { called = true; }));
+        store->claim_due_pending(0, 1, [&called](result<std::vector<pending_event>>) { called = true; }));
     EXPECT_FALSE(store->probe([&called](result<void>) { called = true; }));
     EXPECT_FALSE(called);
 }
