@@ -32,9 +32,19 @@ std::uint64_t read_be(const char* p, int n) noexcept
 
 std::string trimmed(const char* message)
 {
-    std::string m = message != nullptr ? message : "";
-    while (!m.empty() && (m.back() == '\n' || m.back() == ' ')) {
-        m.pop_back();
+    // libpq's messages span lines ("...\n\tThis probably means..."): one line for the log.
+    std::string m;
+    bool space = false;
+    for (const char* p = message != nullptr ? message : ""; *p != '\0'; ++p) {
+        if (*p == '\n' || *p == '\t' || *p == '\r' || *p == ' ') {
+            space = !m.empty();
+            continue;
+        }
+        if (space) {
+            m += ' ';
+            space = false;
+        }
+        m += *p;
     }
     return m;
 }

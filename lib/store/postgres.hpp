@@ -147,7 +147,7 @@ private:
     connection* c_ = nullptr;
 };
 
-// message without its trailing newline(s).
+// libpq's message on one line: runs of newlines, tabs and spaces become one space, none at the ends.
 std::string trimmed(const char* message);
 
 // Replaces bytes that are not valid UTF-8, and NUL (which PostgreSQL text cannot hold), with

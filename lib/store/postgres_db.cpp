@@ -208,15 +208,32 @@ private:
         return {};
     }
 
+    // One statement on its own (autocommit). A connection found dead (the server restarted, a
+    // failover, an idle timeout) is replaced and the statement sent once more: it never
+    // reached a server that could have run it, or its effect is one a repeat does not change
+    // (reads, conditional updates; a replay attempt recorded twice at worst).
+    pg::outcome<pg::rows> run(const std::string& sql, const pg::params& p)
+    {
+        if (auto c = connect(); !c) {
+            return c.error();
+        }
+        auto r = conn_.query(sql, p);
+        if (!r && r.error().connection_lost) {
+            conn_.close();
+            if (auto c = connect(); !c) {
+                return c.error();
+            }
+            r = conn_.query(sql, p);
+        }
+        return r;
+    }
+
     template <class T, class Read>
     db_result<std::vector<T>> collect(const std::string& sql, const std::vector<param>& values, Read read)
     {
-        if (auto c = connect(); !c) {
-            return fail(c.error());
-        }
         pg::params p;
         bind_all(p, values);
-        auto r = conn_.query(sql, p);
+        auto r = run(sql, p);
         if (!r) {
             return fail(r.error());
         }
@@ -353,12 +370,9 @@ db_result<std::int64_t> postgres_db::prune(std::int64_t cutoff_us, std::optional
         w.sql, batch);
     std::int64_t total = 0;
     for (;;) {
-        if (auto c = connect(); !c) {
-            return fail(c.error());
-        }
         pg::params p;
         bind_all(p, w.params);
-        auto r = conn_.query(sql, p);  // autocommit: each batch is its own short transaction
+        auto r = run(sql, p);  // autocommit: each batch is its own short transaction
         if (!r) {
             return fail(r.error());
         }
@@ -403,9 +417,6 @@ db_result<event_stats> postgres_db::stats(std::optional<std::int64_t> since_us)
 
 db_result<void> postgres_db::record_replay(const replay_attempt& a)
 {
-    if (auto c = connect(); !c) {
-        return fail(c.error());
-    }
     pg::params p;
     p.add(a.event_id);
     p.add(a.at_us);
@@ -413,7 +424,7 @@ db_result<void> postgres_db::record_replay(const replay_attempt& a)
     p.add(std::int64_t{a.http_status});
     p.add_text(std::string_view(a.error));
     p.add_text(std::string_view(a.job));
-    if (auto r = conn_.query(
+    if (auto r = run(
             "INSERT INTO replays (event_id, at_us, target, http_status, error, job) VALUES ($1, $2, $3, $4, $5, $6)", p);
         !r) {
         return fail(r.error());
@@ -423,16 +434,13 @@ db_result<void> postgres_db::record_replay(const replay_attempt& a)
 
 db_result<bool> postgres_db::settle(const status_update& u)
 {
-    if (auto c = connect(); !c) {
-        return fail(c.error());
-    }
     pg::params p;
     p.add(u.id);
     p.add_text(to_string(u.status));
     p.add_text(std::string_view(u.verify_reason));
     p.add(u.next_verify_at_us);
     p.add_text(to_string(u.from));
-    auto r = conn_.query(R"sql(
+    auto r = run(R"sql(
 UPDATE events
 SET status = $2, verify_reason = $3, next_verify_at_us = $4, verify_attempts = verify_attempts + 1
 WHERE id = $1 AND status = $5

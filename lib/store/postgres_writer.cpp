@@ -135,6 +135,7 @@ public:
 
 private:
     outcome<void> connected();
+    pg::outcome<pg::transaction> begin();
     boost::system::result<void, std::string> configure_session();
     failure fail(const pg::error& e);
     outcome<void> insert_events(std::span<job> jobs);
@@ -242,12 +243,29 @@ boost::system::result<void, std::string> postgres_writer::open()
     return {};
 }
 
+// A connection found dead at BEGIN (the server restarted since the last batch, or an idle
+// timeout closed it) has run nothing of this batch: replaced at once, not after a failure.
+pg::outcome<pg::transaction> postgres_writer::begin()
+{
+    {
+        auto t = pg::transaction::begin(conn_);
+        if (t || !t.error().connection_lost) {
+            return t;
+        }
+    }
+    conn_.close();
+    if (auto r = connected(); !r) {
+        return pg::error("", r.error().message, true);
+    }
+    return pg::transaction::begin(conn_);
+}
+
 outcome<void> postgres_writer::write(std::span<job> jobs)
 {
     if (auto r = connected(); !r) {
         return r;
     }
-    auto txn = pg::transaction::begin(conn_);
+    auto txn = begin();
     if (!txn) {
         return fail(txn.error());
     }

@@ -45,7 +45,9 @@ inline constexpr std::string_view rejection_columns =
 using param = std::variant<std::int64_t, std::string>;
 
 struct where_clause {
-    dialect d = dialect::sqlite;
+    explicit where_clause(dialect spelling) : d(spelling) {}
+
+    dialect d;
     std::string sql;  // "" or " WHERE ..."
     std::vector<param> params;
 
