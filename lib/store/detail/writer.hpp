@@ -68,6 +68,11 @@ struct failure {
 template <class T>
 using outcome = boost::system::result<T, failure>;
 
+// Room for the next speed step: a writer answers each event_job from write() with only its
+// dedupe key decided (stored or duplicate, and the row id), which one unique index settles.
+// A later writer may therefore append a batch to a lean table keyed by dedupe_key alone,
+// complete the jobs after that commit, and build the secondary indexes (move rows into
+// `events`) behind it as a job of its own in the same queue; callers see no difference.
 class writer {
 public:
     virtual ~writer() = default;
