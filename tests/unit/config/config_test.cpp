@@ -847,4 +847,24 @@ TEST(Config, SubscriptionErrorsNameTheEntry)
 }
 
 } // namespace
+TEST(Config, PostgresUrlIsCheckedWithoutShowingItsPassword)
+{
+    const auto bad = env_error({{"CWHOOK_STORAGE_BACKEND", "postgres"},
+                                {"CWHOOK_STORAGE_URL", "postgresql://cwhook:s3cret@db1/cwhook?no_such_option=1"}});
+    EXPECT_THAT(bad, StartsWith("CWHOOK_STORAGE_URL: <redacted>: not a PostgreSQL connection string: "));
+    EXPECT_EQ(bad.find("s3cret"), std::string::npos) << bad;
+    EXPECT_EQ(env_error({{"CWHOOK_STORAGE_BACKEND", "postgres"}}),
+              "storage.backend: \"postgres\" needs storage.url (or storage.url_file)");
+    temp_dir dir;
+    const auto url_file =
+        dir.write("pg-url", "postgresql://cwhook:s3cret@db1,db2/cwhook?target_session_attrs=read-write\n");
+    const auto s = load_ok(fmt::format("[storage]\nbackend = \"postgres\"\nurl_file = \"{}\"\npool = 2\n", url_file));
+    EXPECT_EQ(s.app.storage.backend, store::backend::postgres);
+    EXPECT_EQ(s.app.storage.url, "postgresql://cwhook:s3cret@db1,db2/cwhook?target_session_attrs=read-write");
+    EXPECT_EQ(s.app.storage.pool, 2u);
+    const auto text = render(s);
+    EXPECT_THAT(text, ::testing::HasSubstr("url = \"<redacted>\"\n"));
+    EXPECT_EQ(text.find("s3cret"), std::string::npos);
+}
+
 } // namespace cwhook::config
