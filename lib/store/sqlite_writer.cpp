@@ -532,6 +532,9 @@ outcome<std::vector<pending_event>> sqlite_writer::claim_due_pending(std::int64_
             return fail(db_.last_error(rc));
         }
     }
+    if (rows.empty()) {
+        return rows;  // nothing due: rolled back, no commit to wait for
+    }
     for (const pending_event& p : rows) {
         sqlite::statement& u = extend_claim_;
         sqlite::reset_guard guard(u);

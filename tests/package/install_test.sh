@@ -11,7 +11,7 @@ echo "install_test: $deb"
 info=$(dpkg-deb --info "$deb")
 contents=$(dpkg-deb --contents "$deb")
 sed -n 's/^ \(Package\|Version\|Depends\):/  \1:/p' <<<"$info"
-grep -q '^ Depends:.*libsqlite3' <<<"$info" || fail "Depends does not name the runtime libraries"
+grep -q '^ Depends:.*libsqlite3' <<<"$info" && grep -q '^ Depends:.*libpq5' <<<"$info" || fail "Depends does not name the runtime libraries"
 grep -q '\./etc/cwhook/cwhook.toml' <<<"$contents" || fail "no /etc/cwhook/cwhook.toml in the package"
 dpkg-deb -e "$deb" "$BUILD_DIR/control" && grep -qx '/etc/cwhook/cwhook.toml' "$BUILD_DIR/control/conffiles" ||
   fail "/etc/cwhook/cwhook.toml is not a conffile"
