@@ -460,14 +460,14 @@ outcome<std::vector<pending_event>> postgres_writer::claim_due_pending(std::int6
     std::vector<std::pair<std::int64_t, pending_event>> claimed;  // (due_at, row)
     claimed.reserve(static_cast<std::size_t>(r->size()));
     for (int row = 0; row < r->size(); ++row) {
-        auto& [due_at, e] = claimed.emplace_back();
-        due_at = r->int64(row, 6);
+        pending_event e;
         e.id = r->int64(row, 0);
         e.received_at_us = r->int64(row, 1);
         e.key_url = r->text(row, 2);
         e.signature = r->text(row, 3);
         e.body = r->text(row, 4);
         e.verify_attempts = r->int64(row, 5);
+        claimed.emplace_back(r->int64(row, 6), std::move(e));
     }
     std::sort(claimed.begin(), claimed.end(), [](const auto& a, const auto& b) {
         return std::pair(a.first, a.second.id) < std::pair(b.first, b.second.id);
