@@ -58,7 +58,7 @@ const std::string& upgrade_event_sql()
     return sql;
 }
 
-const std::string bump_duplicate_sql = R"sql(
+constexpr const char* bump_duplicate_sql = R"sql(
 UPDATE events SET
     deliveries = deliveries + 1,
     last_delivery_at_us = greatest(last_delivery_at_us, $2)
@@ -66,7 +66,7 @@ WHERE dedupe_key = $1
 RETURNING id, deliveries, status
 )sql";
 
-const std::string insert_rejection_sql = R"sql(
+constexpr const char* insert_rejection_sql = R"sql(
 INSERT INTO rejections (
     received_at_us, http_status, reason, detail, client_addr, path, key_url, body_sha256,
     body_size, body_head)
@@ -75,10 +75,10 @@ VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
 
 // Several instances insert rejections: ids come from one sequence, so the newest rows are
 // still the highest ids (up to the few in flight).
-const std::string prune_rejections_sql =
+constexpr const char* prune_rejections_sql =
     "DELETE FROM rejections WHERE id <= (SELECT max(id) FROM rejections) - $1";
 
-const std::string prune_events_sql = R"sql(
+constexpr const char* prune_events_sql = R"sql(
 DELETE FROM events WHERE id IN (
     SELECT id FROM events
     WHERE received_at_us < $1 AND status <> 'pending'
@@ -88,19 +88,19 @@ DELETE FROM events WHERE id IN (
 RETURNING status
 )sql";
 
-const std::string update_status_sql = R"sql(
+constexpr const char* update_status_sql = R"sql(
 UPDATE events
 SET status = $2, verify_reason = $3, next_verify_at_us = $4, verify_attempts = verify_attempts + 1
 WHERE id = $1 AND status = $5
 )sql";
 
-const std::string count_unsettled_sql = R"sql(
+constexpr const char* count_unsettled_sql = R"sql(
 SELECT (SELECT count(*) FROM events WHERE status = 'pending'),
        (SELECT count(*) FROM events WHERE status = 'failed')
 )sql";
 
 // Most overdue first, as on SQLite: due_at is the row's next look before the claim moved it.
-const std::string claim_due_pending_sql = R"sql(
+constexpr const char* claim_due_pending_sql = R"sql(
 WITH due AS (
     SELECT id, next_verify_at_us AS due_at FROM events
     WHERE status = 'pending' AND next_verify_at_us <= $1
