@@ -139,7 +139,9 @@ struct reverifier::state : std::enable_shared_from_this<reverifier::state> {
             }
             pending_gauge.set(counts.pending.load());
             failed_gauge.set(counts.failed.load());
-            if (counts.pending.load() > 0) {
+            // A shared database may hold pending rows another instance stored (and died
+            // before settling): look every round, not only when this process knows of some.
+            if (counts.pending.load() > 0 || store.shared()) {
                 auto rows = co_await detail::await_completion<result<std::vector<store::pending_event>>>(
                     [&](auto done) { return store.claim_due_pending(now_us(), 100, std::move(done)); });
                 if (rows && *rows && !(*rows)->empty()) {
@@ -163,7 +165,13 @@ struct reverifier::state : std::enable_shared_from_this<reverifier::state> {
                     auto done = co_await detail::await_completion<result<void>>(
                         [&](auto cb) { return store.submit_status_updates(std::move(updates), std::move(cb)); });
                     if (done && *done) {
-                        counts.pending.fetch_sub(verified_now + failed_now);
+                        // Rows another instance stored are not in this count: never below 0
+                        // (the next resync brings the exact figure).
+                        if (counts.pending.fetch_sub(verified_now + failed_now) < verified_now + failed_now) {
+                            std::int64_t n = counts.pending.load();
+                            while (n < 0 && !counts.pending.compare_exchange_weak(n, 0)) {
+                            }
+                        }
                         counts.failed.fetch_add(failed_now);
                         if (verified_now + failed_now > 0) {
                             log::info("pending events re-verified", {{"verified", verified_now}, {"failed", failed_now}});

@@ -396,6 +396,11 @@ bool event_store::probe(done_callback done)
     return impl_->enqueue<probe_job>(std::move(done));
 }
 
+bool event_store::shared() const noexcept
+{
+    return impl_->settings_.backend == backend::postgres;
+}
+
 unsettled_counts event_store::unsettled_at_open() const noexcept
 {
     return impl_->unsettled_at_open_;

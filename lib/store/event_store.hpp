@@ -162,6 +162,10 @@ public:
     // lock; PostgreSQL: the server answers and is not read-only).
     bool probe(done_callback done);
 
+    // Other instances may write the same database (PostgreSQL): rows this process did not
+    // store, pending ones included, can appear at any time.
+    bool shared() const noexcept;
+
     // Pending and failed rows at open() (the caller tracks them from then on).
     unsettled_counts unsettled_at_open() const noexcept;
     std::size_t queue_depth() const noexcept;
