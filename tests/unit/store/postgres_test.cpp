@@ -2,11 +2,13 @@
 #include "store/event_db.hpp"
 #include "store/event_store.hpp"
 
+#include "support/eventually.hpp"
 #include "support/pg_cluster.hpp"
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <future>
 #include <string>
 #include <vector>
 
@@ -138,4 +140,48 @@ TEST(PostgresStore, AnUnreachableServerIsAClearErrorAtStart)
     ASSERT_FALSE(store);
     EXPECT_EQ(store.error().find("s3cret"), std::string::npos) << store.error();
     EXPECT_NE(store.error().find("127.0.0.1"), std::string::npos) << store.error();
+}
+
+TEST(PostgresStore, AReadOnlyServerIsRefusedWithARetryableErrorUntilItIsWritable)
+{
+    // What a failover looks like while the old primary (or a standby) still answers: every
+    // new session is read-only.
+    test::pg_database pg;
+    settings s;
+    s.backend = backend::postgres;
+    s.url = pg.conninfo();
+    auto opened = event_store::open(s);
+    ASSERT_TRUE(opened) << opened.error();
+    auto& store = **opened;
+    const auto insert = [&store](const std::string& key) {
+        event_record ev;
+        ev.received_at_us = t0;
+        ev.status = event_status::verified;
+        ev.dedupe_key = "m:" + key;
+        ev.body = "{}";
+        ev.type = "ticket";
+        ev.action = "added";
+        std::promise<result<insert_outcome>> done;
+        auto f = done.get_future();
+        EXPECT_TRUE(store.submit_event(ev, [&done](result<insert_outcome> r) { done.set_value(std::move(r)); }));
+        return f.get();
+    };
+    ASSERT_TRUE(insert("before"));
+    pg.cluster().psql("postgres",
+                      fmt::format("ALTER DATABASE \"{}\" SET default_transaction_read_only = on", pg.name()));
+    pg.cluster().psql(
+        "postgres",
+        fmt::format("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'", pg.name()));
+    auto refused = insert("during");
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error(), errc::storage_unavailable) << refused.error().message();
+    pg.cluster().psql("postgres", fmt::format("ALTER DATABASE \"{}\" RESET default_transaction_read_only", pg.name()));
+    result<insert_outcome> after;
+    ASSERT_TRUE(test::eventually(
+        [&] {
+            after = insert("during");
+            return static_cast<bool>(after);
+        },
+        std::chrono::seconds(30)));
+    EXPECT_FALSE(after->duplicate);
 }
