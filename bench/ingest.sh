@@ -528,6 +528,7 @@ $servers    keepalive 512;
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       proxy_set_header Host \$http_host;
+      proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
     }
   }
 }
@@ -570,6 +571,14 @@ backend_run() {
     db="bench_$BACKEND_RUN"
     without_pg_env "$PG_BIN/createdb" -h "$PG_DIR" -p "$PG_PORT" -U postgres "$db" || die "createdb $db failed"
     extra=(CWHOOK_STORAGE_BACKEND=postgres "CWHOOK_STORAGE_URL=$(pg_conninfo "$db")")
+  fi
+  # wrk is one address standing in for Manage's many: its connections must not meet the
+  # per-client cap (server.max_connections_per_client, 64). Behind nginx the daemons trust it
+  # as a deployment trusts its proxy, which exempts it from that cap.
+  if [ "$via" = nginx ]; then
+    extra+=(CWHOOK_SERVER_TRUSTED_PROXIES=127.0.0.1/32)
+  else
+    extra+=(CWHOOK_SERVER_MAX_CONNECTIONS_PER_CLIENT=$((conns > 64 ? conns : 64)))
   fi
   # The instances start together: their schema migrations meet on PostgreSQL's advisory lock.
   for i in $(seq 1 "$n"); do
