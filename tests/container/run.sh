@@ -54,14 +54,14 @@ image=localhost/cwhook:test
 proxy_image=localhost/cwhook-caddy:test
 work=$(mktemp -d /tmp/cwhook-container.XXXXXX)
 if [ $scale -eq 0 ]; then
-  project=cwhook-test
+  project="cwhook-test"
   subnet=172.30.0.0/24
   ip_range=172.30.0.128/25
   gateway=172.30.0.1
   compose_file=$root/docker/compose.yaml
 else
   # Its own project and subnet: both tests may run on one machine at once.
-  project=cwhook-scale-test
+  project="cwhook-scale-test"
   subnet=172.31.0.0/24
   ip_range=172.31.0.128/25
   gateway=172.31.0.1

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154  # sourced by run.sh, which sets $work, $project, ...
 # docker/compose.scale.yaml on the real engine: Caddy in front of two cwhook replicas that share
 # one PostgreSQL (docker/postgres). Sourced by tests/container/run.sh --scale once the images,
 # the test CA and the key server are ready; it uses run.sh's variables and helpers (step, fail,
