@@ -111,8 +111,8 @@ key_url=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readli
 signing_key=$(curl -fsS --cacert "$work/ca.pem" --resolve "manage.test:$emulator_port:127.0.0.1" "$key_url" \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["signing_key"])')
 python3 tests/container/payloads.py make "$work/export1.jsonl" "$signing_key" "$work/bodies" 8000 20
-python3 tests/container/payloads.py make "$work/export1.jsonl" "$signing_key" "$work/bodies" 9000 600
-python3 tests/container/payloads.py make "$work/export1.jsonl" "$signing_key" "$work/bodies" 9700 20
+python3 tests/container/payloads.py make "$work/export1.jsonl" "$signing_key" "$work/bodies" 9000 4000
+python3 tests/container/payloads.py make "$work/export1.jsonl" "$signing_key" "$work/bodies" 13600 20
 
 : >"$work/pending.ids"
 ack() { # ID: posts it through Caddy; 200, or 202 (stored, key not fetched yet: noted in pending.ids)
@@ -139,9 +139,10 @@ served_b=$(served "$b")
 step "2 emulated + 20 signed deliveries through Caddy: all 200, replica a served $served_a, b $served_b (round-robin)"
 
 # ---------------------------------------------------------------- a crash and a redeploy mid-burst
-burst() { # sequential signed deliveries through Caddy: "id status seconds" per line
+burst() { # sequential signed deliveries through Caddy until told to stop: "id status seconds" per line
   local id out
-  for id in $(seq 9000 9599); do
+  for id in $(seq 9000 12999); do
+    [ ! -e "$work/burst.stop" ] || return 0
     out=$(curl -sS -o /dev/null -w '%{http_code} %{time_total}' --max-time 20 --cacert "$work/ca.pem" \
       -H 'Content-Type: application/json' -H "x-content-signature: $(cat "$work/bodies/$id.sig")" \
       --data-binary "@$work/bodies/$id.json" "$url?recordId=$id" 2>>"$work/burst.err" || true)
@@ -186,6 +187,10 @@ during_stop=$(( $(sent) - stop_at ))
 podman start "$b" >/dev/null 2>>"$work/podman.log"
 wait_healthy_named "$b" 60
 b_back=$(ms_since "$t_stop")
+# A hundred more with both replicas back, then the burst stops. Had it run out of deliveries
+# before that, the steps above would not all have been under load.
+wait_sent $(($(sent) + 100))
+touch "$work/burst.stop"
 wait "$burst_pid"
 
 read -r total ok pending deferred max_s < <(awk '{ n++; if ($2 == 200) ok++; else if ($2 == 202) p++; else bad++;
@@ -233,7 +238,7 @@ step "every delivery is in PostgreSQL once and byte-exact ($(wc -l <"$work/expor
 # The restarted replica takes deliveries again.
 served_a=$(served "$a")
 : >"$work/after.ids"
-for id in $(seq 9700 9719); do
+for id in $(seq 13600 13619); do
   ack "$id" || fail "signed callback $id after the restart"
   echo "$id" >>"$work/after.ids"
 done
