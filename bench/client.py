@@ -8,6 +8,8 @@
                                            n signed deliveries, delivery i names key URL
                                            number i % urls (its id= differs); prints
                                            "COLD key=value ..." with latency percentiles
+  client.py metrics URL --token T NAME...  the values of those series (no labels) in the
+                                           admin listener's /metrics, one "NAME VALUE" a line
 
 Signatures follow docs/PROTOCOL.md section 2: base64(HMAC-SHA256(SHA256(key), body)). The key
 server (bench/keyserver.py) answers "<key>.<id>" for a key URL with id=<id>.
@@ -79,6 +81,20 @@ def cmd_deliver(a) -> int:
         status, text = e.code, e.read().decode(errors="replace")
     print(f"{status} {text}")
     return 0 if status == 200 and '"status":"stored"' in text and "verification" not in text else 1
+
+
+def cmd_metrics(a) -> int:
+    req = urllib.request.Request(a.url, headers={"Authorization": f"Bearer {a.token}"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        text = r.read().decode()
+    values = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in a.names:
+            values[name] = value
+    for name in a.names:
+        print(f"{name} {values.get(name, 0)}")
+    return 0
 
 
 async def cold(a) -> dict:
@@ -171,8 +187,12 @@ def main() -> int:
     c.add_argument("--n", type=int, default=1000)
     c.add_argument("--urls", type=int, default=100)
     c.add_argument("--concurrency", type=int, default=32)
+    m = sub.add_parser("metrics")
+    m.add_argument("url")
+    m.add_argument("--token", required=True)
+    m.add_argument("names", nargs="+")
     a = ap.parse_args()
-    return {"ready": cmd_ready, "deliver": cmd_deliver, "cold": cmd_cold}[a.cmd](a)
+    return {"ready": cmd_ready, "deliver": cmd_deliver, "cold": cmd_cold, "metrics": cmd_metrics}[a.cmd](a)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 # `make test-container`: docker/Dockerfile and docker/compose.yaml on a real engine (rootful
 # podman with runc), behind a real TLS-terminating proxy (Caddy from Debian's package).
 #
-#   tests/container/run.sh [BUILD_DIR] [--cold] [--from-source | --image NAME]
+#   tests/container/run.sh [BUILD_DIR] [--cold] [--from-source | --image NAME] [--scale]
 #
 # 1. Base images debian:12 and debian:12-slim from debootstrap, cached as tarballs in
 #    $CWHOOK_CONTAINER_CACHE (default ~/.cache/cwhook-container); --cold rebuilds them.
@@ -18,6 +18,8 @@
 #    the host through Caddy are stored byte-exact and verified; X-Forwarded-For is believed
 #    from the proxy only; SIGTERM mid-burst exits 0 within the stop timeout and loses nothing
 #    acknowledged; a new container on the same volume still has every event.
+# --scale: steps 1-3 alike, then docker/compose.scale.yaml instead (tests/container/scale.sh):
+#    Caddy, two replicas, PostgreSQL; one replica killed mid-burst (`make test-container-scale`).
 # Needs root (rootful podman) and `tools/install-deps.sh container`.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -25,6 +27,7 @@ root=$PWD
 build_dir=build
 cold=0
 from_source=0
+scale=0
 given_image=
 while [ $# -gt 0 ]; do
   a=$1; shift
@@ -32,7 +35,8 @@ while [ $# -gt 0 ]; do
     --image) given_image=${1:?--image NAME}; shift ;;
     --cold) cold=1 ;;
     --from-source) from_source=1 ;;
-    -*) echo "usage: $0 [BUILD_DIR] [--cold] [--from-source | --image NAME]" >&2; exit 2 ;;
+    --scale) scale=1 ;;
+    -*) echo "usage: $0 [BUILD_DIR] [--cold] [--from-source | --image NAME] [--scale]" >&2; exit 2 ;;
     *) build_dir=$a ;;
   esac
 done
@@ -46,15 +50,25 @@ step() { printf '== [%4ds] %s\n' $((SECONDS - start)) "$*"; }
 fail() { printf '!! FAILED: %s\n' "$*" >&2; exit 1; }
 
 cache=${CWHOOK_CONTAINER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cwhook-container}
-project=cwhook-test
 image=localhost/cwhook:test
 proxy_image=localhost/cwhook-caddy:test
-subnet=172.30.0.0/24
-ip_range=172.30.0.128/25
-gateway=172.30.0.1
-volume=${project}_cwhook-data
 work=$(mktemp -d /tmp/cwhook-container.XXXXXX)
-compose=(podman-compose -p "$project" -f "$root/docker/compose.yaml" -f "$work/compose.test.yaml")
+if [ $scale -eq 0 ]; then
+  project="cwhook-test"
+  subnet=172.30.0.0/24
+  ip_range=172.30.0.128/25
+  gateway=172.30.0.1
+  compose_file=$root/docker/compose.yaml
+else
+  # Its own project and subnet: both tests may run on one machine at once.
+  project="cwhook-scale-test"
+  subnet=172.31.0.0/24
+  ip_range=172.31.0.128/25
+  gateway=172.31.0.1
+  compose_file=$root/docker/compose.scale.yaml
+fi
+volume=${project}_cwhook-data
+compose=(podman-compose -p "$project" -f "$compose_file" -f "$work/compose.test.yaml")
 emulator_pid=
 
 mkdir -p "$cache"
@@ -74,18 +88,32 @@ cleanup() {
   local rc=$?
   set +e
   if [ $rc -ne 0 ]; then
-    echo "-- cwhook log (tail)"; podman logs --tail 30 ${project}_cwhook_1 2>&1
-    echo "-- caddy log (tail)"; podman logs --tail 15 ${project}_caddy_1 2>&1
+    local c
+    for c in $(podman ps -a --format '{{.Names}}' | grep "^${project}_"); do
+      echo "-- $c log (tail)"; podman logs --tail 20 "$c" 2>&1
+      # KEEP=1: the whole logs stay with the work dir.
+      [ -z "${KEEP:-}" ] || podman logs "$c" >"$work/$c.log" 2>&1
+    done
     echo "-- emulator log (tail)"; tail -n 15 "$work/emulator.log" 2>/dev/null
   fi
   [ -n "$emulator_pid" ] && kill "$emulator_pid" 2>/dev/null && wait "$emulator_pid" 2>/dev/null
-  "${compose[@]}" down -v >/dev/null 2>&1
-  podman volume rm -f "$volume" ${project}_caddy-data >/dev/null 2>&1
-  podman network rm -f ${project}_proxy >/dev/null 2>&1
+  [ -e "$work/compose.test.yaml" ] && "${compose[@]}" down -v >/dev/null 2>&1
+  remove_project_leftovers
   if [ $rc -eq 0 ] || [ -z "${KEEP:-}" ]; then rm -rf "$work"; else echo "kept $work"; fi
   exit $rc
 }
 trap cleanup EXIT
+
+remove_project_leftovers() { # containers, volumes and networks named after the project
+  local names
+  names=$(podman ps -a --format '{{.Names}}' | grep "^${project}_" || true)
+  [ -z "$names" ] || podman rm -f $names >/dev/null 2>&1
+  names=$(podman volume ls --format '{{.Name}}' | grep "^${project}_" || true)
+  [ -z "$names" ] || podman volume rm -f $names >/dev/null 2>&1
+  names=$(podman network ls --format '{{.Name}}' | grep "^${project}_" || true)
+  [ -z "$names" ] || podman network rm -f $names >/dev/null 2>&1
+  true
+}
 
 free_port() {
   local p
@@ -209,11 +237,29 @@ for _ in $(seq 50); do [ -s "$work/emulator/url" ] && break; sleep 0.2; done
 emulator_port=$(sed 's/.*://' "$work/emulator/url")
 emulator_local=https://127.0.0.1:$emulator_port
 
+cw() { # cwhook commands on the host against the emulator (Manage API) as the deployment would
+  CWHOOK_MANAGE_SITE=$emulator_local CWHOOK_MANAGE_COMPANY_ID=cwhook_emulator \
+  CWHOOK_MANAGE_PUBLIC_KEY=emulatorpublic CWHOOK_MANAGE_PRIVATE_KEY=emulatorprivate \
+  CWHOOK_MANAGE_CLIENT_ID=9b0e8d9e-7b0a-4f5e-9a63-3d1c7f7c2a11 CWHOOK_MANAGE_CA_FILE=$work/ca.pem \
+  "$binary" "$@"
+}
+
+post() { # url id [curl args...]: prints the HTTP status
+  local url=$1 id=$2; shift 2
+  curl -sS -o /dev/null -w '%{http_code}' --max-time 20 --cacert "$work/ca.pem" "$@" \
+    -H 'Content-Type: application/json' -H "x-content-signature: $(cat "$work/bodies/$id.sig")" \
+    --data-binary "@$work/bodies/$id.json" "$url?recordId=$id" || true
+}
+
+if [ $scale -eq 1 ]; then
+  . tests/container/scale.sh
+  step "PASSED in $((SECONDS - start))s"
+  exit 0
+fi
+
 # ---------------------------------------------------------------- 4. compose up
 # A run that failed with KEEP=1 may have left its containers, volumes and network behind.
-podman rm -f ${project}_cwhook_1 ${project}_caddy_1 >/dev/null 2>&1 || true
-podman volume rm -f "$volume" ${project}_caddy-data >/dev/null 2>&1 || true
-podman network rm -f ${project}_proxy >/dev/null 2>&1 || true
+remove_project_leftovers
 # podman-compose 1.0.3 ignores `ipam`: the network is made with the compose file's subnet first.
 podman network create --subnet $subnet --ip-range $ip_range ${project}_proxy >/dev/null
 cat > "$work/compose.test.yaml" <<EOF
@@ -258,12 +304,6 @@ podman inspect -f '{{range .Mounts}}{{.Type}}:{{.Name}}:{{.Destination}} {{end}}
 step "running as uid 10001 (cwhook), read-only root, tmpfs /tmp, volume $volume"
 
 # ---------------------------------------------------------------- 5. deliveries through the proxy
-cw() { # cwhook commands on the host against the emulator (Manage API) as the deployment would
-  CWHOOK_MANAGE_SITE=$emulator_local CWHOOK_MANAGE_COMPANY_ID=cwhook_emulator \
-  CWHOOK_MANAGE_PUBLIC_KEY=emulatorpublic CWHOOK_MANAGE_PRIVATE_KEY=emulatorprivate \
-  CWHOOK_MANAGE_CLIENT_ID=9b0e8d9e-7b0a-4f5e-9a63-3d1c7f7c2a11 CWHOOK_MANAGE_CA_FILE=$work/ca.pem \
-  "$binary" "$@"
-}
 cw subscriptions create --type ticket --level owner --url "https://localhost:$https_port/callbacks?recordId=" >/dev/null \
   || fail "subscriptions create"
 for id in 5001 5002 5003; do
@@ -283,12 +323,6 @@ python3 tests/container/payloads.py make "$work/export1.jsonl" "$signing_key" "$
 python3 tests/container/payloads.py make "$work/export1.jsonl" "$signing_key" "$work/bodies" 6100 1
 python3 tests/container/payloads.py make "$work/export1.jsonl" "$signing_key" "$work/bodies" 7000 400
 
-post() { # url id [curl args...]: prints the HTTP status
-  local url=$1 id=$2; shift 2
-  curl -sS -o /dev/null -w '%{http_code}' --max-time 20 --cacert "$work/ca.pem" "$@" \
-    -H 'Content-Type: application/json' -H "x-content-signature: $(cat "$work/bodies/$id.sig")" \
-    --data-binary "@$work/bodies/$id.json" "$url?recordId=$id" || true
-}
 forged=203.0.113.9
 for id in 6001 6002 6003; do
   [ "$(post "https://localhost:$https_port/callbacks" $id -H "X-Forwarded-For: $forged")" = 200 ] \
