@@ -35,6 +35,7 @@
 
 #include <charconv>
 #include <deque>
+#include <future>
 #include <map>
 #include <mutex>
 #include <type_traits>
@@ -726,14 +727,26 @@ admin_api::create(const admin_settings& s, std::string_view token, const store::
     p->token_digest = crypto::sha256(token);
     // SQLite: one connection (its writes would only queue for the file's lock); PostgreSQL:
     // storage.pool, so that a slow export does not hold up every other request.
+    // Opened side by side: start-up waits for one connection's set-up, not `pool` of them.
     const std::size_t connections = storage.backend == store::backend::postgres ? storage.pool : 1;
-    std::vector<std::unique_ptr<store::event_db>> pool;
+    std::vector<std::future<store::db_result<std::unique_ptr<store::event_db>>>> opening;
     for (std::size_t i = 0; i < connections; ++i) {
-        auto db = store::event_db::open(storage, store::db_access::read_write);
+        opening.push_back(std::async(std::launch::async, [&storage] {
+            return store::event_db::open(storage, store::db_access::read_write);
+        }));
+    }
+    std::vector<std::unique_ptr<store::event_db>> pool;
+    std::string failure;
+    for (auto& f : opening) {
+        auto db = f.get();
         if (!db) {
-            return out(boost::system::in_place_error, "admin: " + db.error());
+            failure = db.error();
+        } else {
+            pool.push_back(std::move(*db));
         }
-        pool.push_back(std::move(*db));
+    }
+    if (!failure.empty()) {
+        return out(boost::system::in_place_error, "admin: " + failure);
     }
     p->db = std::make_unique<store::db_worker>(std::move(pool), std::string(admin_db_thread_name));
     return std::unique_ptr<admin_api>(new admin_api(std::move(p)));

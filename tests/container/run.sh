@@ -380,6 +380,12 @@ acked=$(wc -l < "$work/acked.ids")
 [ "$acked" -gt 0 ] || fail "no delivery acknowledged before the stop"
 step "SIGTERM mid-burst: exit 0 after ${stop_secs}s (stop timeout ${stop_timeout}s); $acked callbacks acknowledged before it"
 
+# cwhook is down, Caddy is not: Manage must get a status it retries (429), never a 502.
+code=$(post "https://localhost:$https_port/callbacks" 7399 -D "$work/down.headers" 2>>"$work/burst.log")
+[ "$code" = 429 ] && grep -qi '^retry-after:' "$work/down.headers" \
+  || fail "with cwhook stopped Caddy answered $code (want 429 with Retry-After: Manage never retries a 5xx)"
+step "cwhook stopped: Caddy answers 429 with Retry-After, which Manage retries"
+
 # Read the volume with the image while no daemon runs.
 podman run --rm --read-only --no-healthcheck -v "$volume:/var/lib/cwhook" "$image" events export --format jsonl >"$work/export3.jsonl"
 python3 tests/container/payloads.py check "$work/export3.jsonl" "$work/bodies" "$work/acked.ids" > "$work/check-acked.txt" \
