@@ -6,6 +6,7 @@
 // it (operators' commands print the reason, the admin API answers 503) and the next call
 // connects again.
 #include "store/detail/backends.hpp"
+#include "store/detail/db_failure.hpp"
 #include "store/detail/postgres_record.hpp"
 #include "store/detail/postgres_schema.hpp"
 #include "store/detail/query.hpp"
@@ -21,15 +22,6 @@ namespace cwhook::store::detail {
 namespace {
 
 constexpr dialect pgsql = dialect::postgres;
-
-struct failure_text {
-    std::string text;
-    template <class T>
-    operator db_result<T>() const  // NOLINT(google-explicit-constructor): return-statement sugar
-    {
-        return db_result<T>(boost::system::in_place_error, text);
-    }
-};
 
 void bind_all(pg::params& p, const std::vector<param>& values)
 {

@@ -11,6 +11,7 @@
 #include "store/event_db.hpp"
 
 #include "store/detail/backends.hpp"
+#include "store/detail/db_failure.hpp"
 #include "store/detail/files.hpp"
 #include "store/detail/query.hpp"
 #include "store/detail/record_sql.hpp"
@@ -29,16 +30,6 @@ namespace cwhook::store::detail {
 namespace {
 
 constexpr dialect lite = dialect::sqlite;
-
-// Converts to any db_result<T> as its error, so one helper serves every return type.
-struct failure_text {
-    std::string text;
-    template <class T>
-    operator db_result<T>() const  // NOLINT(google-explicit-constructor): return-statement sugar
-    {
-        return db_result<T>(boost::system::in_place_error, text);
-    }
-};
 
 failure_text fail(std::string_view what, const sqlite::error& e)
 {

@@ -5,6 +5,7 @@
 #include "store/event_db.hpp"
 #include "store/event_store.hpp"
 
+#include "store_calls.hpp"
 #include "support/eventually.hpp"
 #include "support/pg_cluster.hpp"
 #include "support/temp_dir.hpp"
@@ -25,25 +26,9 @@ using namespace std::string_literals;
 using namespace std::chrono_literals;
 using namespace cwhook;
 using namespace cwhook::store;
+using namespace cwhook::store::test_calls;
 
 namespace {
-
-// A filter (event_filter, or rejection_filter) with the members `set` sets, the others at
-// their defaults.
-template <class Filter = event_filter, class Set> Filter filter_of(Set set)
-{
-    Filter f;
-    set(f);
-    return f;
-}
-
-// Every row: no filter, no limit.
-event_filter all_rows()
-{
-    event_filter f;
-    f.limit = 0;
-    return f;
-}
 
 constexpr std::int64_t t0 = 1'700'000'000'000'000;
 
@@ -71,64 +56,6 @@ event_record make_event(std::string key, std::int64_t at_us = t0, event_status s
     ev.key_url = "https://eu.myconnectwise.net/v4_6_release/apis/3.0/system/callbackkey/index.rails";
     ev.next_verify_at_us = status == event_status::pending ? at_us : 0;
     return ev;
-}
-
-template <class T> class awaiter {
-public:
-    std::function<void(T)> callback()
-    {
-        return [p = promise_](T r) { p->set_value(std::move(r)); };
-    }
-    T get() { return future_.get(); }
-
-private:
-    std::shared_ptr<std::promise<T>> promise_ = std::make_shared<std::promise<T>>();
-    std::future<T> future_ = promise_->get_future();
-};
-
-result<insert_outcome> insert(event_store& store, event_record ev)
-{
-    awaiter<result<insert_outcome>> done;
-    if (!store.submit_event(std::move(ev), done.callback())) {
-        return errc::storage_queue_full;
-    }
-    return done.get();
-}
-
-result<std::vector<pending_event>> claim(event_store& store, std::int64_t now_us, std::size_t limit)
-{
-    awaiter<result<std::vector<pending_event>>> done;
-    if (!store.claim_due_pending(now_us, limit, done.callback())) {
-        return errc::storage_queue_full;
-    }
-    return done.get();
-}
-
-result<void> probe(event_store& store)
-{
-    awaiter<result<void>> done;
-    if (!store.probe(done.callback())) {
-        return errc::storage_queue_full;
-    }
-    return done.get();
-}
-
-result<void> update(event_store& store, std::vector<status_update> u)
-{
-    awaiter<result<void>> done;
-    if (!store.submit_status_updates(std::move(u), done.callback())) {
-        return errc::storage_queue_full;
-    }
-    return done.get();
-}
-
-result<prune_outcome> prune(event_store& store, std::int64_t cutoff_us, std::size_t limit)
-{
-    awaiter<result<prune_outcome>> done;
-    if (!store.submit_prune(cutoff_us, limit, done.callback())) {
-        return errc::storage_queue_full;
-    }
-    return done.get();
 }
 
 // The failures ingest answers with 429 (+ Retry-After), so that Manage delivers again.
@@ -483,12 +410,12 @@ TEST_P(StoreConformance, PendingClaimsAreExclusiveUntilTheLeaseEnds)
     }
     ASSERT_TRUE(insert(*a, make_event("later", t0 + 10, event_status::pending))); // due at t0 + 10
     const std::int64_t now = t0 + 5;
-    auto first = claim(*a, now, 3);
+    auto first = claim_due(*a, now, 3);
     ASSERT_TRUE(first);
     ASSERT_EQ(first->size(), 3u);
     EXPECT_EQ((*first)[0].received_at_us, t0); // oldest first
     EXPECT_EQ((*first)[2].received_at_us, t0 + 2);
-    auto second = claim(*b, now, 10);
+    auto second = claim_due(*b, now, 10);
     ASSERT_TRUE(second);
     ASSERT_EQ(second->size(), 2u); // the other two due rows, none of a's
     std::set<std::int64_t> ids;
@@ -498,11 +425,11 @@ TEST_P(StoreConformance, PendingClaimsAreExclusiveUntilTheLeaseEnds)
             EXPECT_FALSE(p.body.empty());
         }
     }
-    auto none = claim(*b, now, 10);
+    auto none = claim_due(*b, now, 10);
     ASSERT_TRUE(none);
     EXPECT_TRUE(none->empty());
     // The lease ends: unsettled claims come back (a claimer that died lets go of its rows).
-    auto again = claim(*b, now + 60'000'000, 10);
+    auto again = claim_due(*b, now + 60'000'000, 10);
     ASSERT_TRUE(again);
     EXPECT_EQ(again->size(), 6u);
 }
@@ -513,12 +440,10 @@ TEST_P(StoreConformance, StatusUpdatesApplyOnlyFromTheExpectedStatus)
     ASSERT_TRUE(store);
     auto p = insert(*store, make_event("s1", t0, event_status::pending));
     ASSERT_TRUE(p);
-    ASSERT_TRUE(update(*store, {{p->id, event_status::verified, "", 0, event_status::pending}}));
+    ASSERT_TRUE(update_status(*store, {{p->id, event_status::verified, "", 0, event_status::pending}}));
     // A second decision that started from "pending" no longer applies.
-    ASSERT_TRUE(update(*store, {{p->id, event_status::failed, "bad_signature", 0, event_status::pending}}));
-    awaiter<result<unsettled_counts>> counts;
-    ASSERT_TRUE(store->count_unsettled(counts.callback()));
-    auto c = counts.get();
+    ASSERT_TRUE(update_status(*store, {{p->id, event_status::failed, "bad_signature", 0, event_status::pending}}));
+    auto c = count_unsettled(*store);
     ASSERT_TRUE(c);
     EXPECT_EQ(c->pending, 0);
     EXPECT_EQ(c->failed, 0);
@@ -671,7 +596,7 @@ TEST_P(StoreConformance, AnOutageFailsWithARetryableErrorAndHealsByItself)
         };
     }
     auto outage_event = make_event("during-outage");
-    outage_event.body.assign(16 * 1024, 'y');  // as large as the rows that filled the disk
+    outage_event.body.assign(16 * 1024, 'y'); // as large as the rows that filled the disk
     auto during = insert(*store, outage_event);
     ASSERT_FALSE(during);
     EXPECT_TRUE(retryable(during.error())) << during.error().message();

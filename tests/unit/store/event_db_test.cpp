@@ -26,7 +26,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr std::int64_t t0 = 1'764'302'400'000'000;  // 2025-11-28T04:00:00Z
+constexpr std::int64_t t0 = 1'764'302'400'000'000; // 2025-11-28T04:00:00Z
 constexpr std::int64_t hour = 3'600'000'000;
 
 // A database file in a directory of its own.
@@ -144,7 +144,7 @@ TEST(EventDb, ListIsNewestFirstAndFilters)
     f = {};
     f.limit = 0;
     f.entity_id = 1003;
-    EXPECT_EQ(db->list(f)->size(), 4u);  // n = 3, 10, 17, 24
+    EXPECT_EQ(db->list(f)->size(), 4u); // n = 3, 10, 17, 24
     f = {};
     f.limit = 0;
     f.callback_id = 0;
@@ -285,23 +285,25 @@ TEST(EventDb, ScanPagesThroughEverythingInOrder)
     ASSERT_TRUE(db);
     fill(*db, 23);
     std::vector<std::int64_t> times;
-    auto r = db->scan(event_filter{.limit = 0}, scan_order::oldest_first,
-                      [&](const stored_event& e) {
-                          times.push_back(e.record.received_at_us);
-                          return true;
-                      },
-                      5);
+    auto r = db->scan(
+        event_filter{.limit = 0}, scan_order::oldest_first,
+        [&](const stored_event& e) {
+            times.push_back(e.record.received_at_us);
+            return true;
+        },
+        5);
     ASSERT_TRUE(r) << r.error();
     ASSERT_EQ(times.size(), 23u);
     EXPECT_TRUE(std::is_sorted(times.begin(), times.end()));
 
     std::size_t n = 0;
-    ASSERT_TRUE(db->scan(event_filter{.limit = 7}, scan_order::newest_first,
-                         [&](const stored_event&) {
-                             ++n;
-                             return true;
-                         },
-                         3));
+    ASSERT_TRUE(db->scan(
+        event_filter{.limit = 7}, scan_order::newest_first,
+        [&](const stored_event&) {
+            ++n;
+            return true;
+        },
+        3));
     EXPECT_EQ(n, 7u);
 }
 
@@ -310,17 +312,17 @@ TEST(EventDb, PruneKeepsNewerRowsPendingAndConsistency)
     temp_db t;
     auto db = open_rw(t.path());
     ASSERT_TRUE(db);
-    fill(*db, 120);  // two hours, one a minute; every fifth pending
+    fill(*db, 120); // two hours, one a minute; every fifth pending
     auto oldest = db->list(event_filter{.limit = 1}, scan_order::oldest_first);
     ASSERT_TRUE(db->record_replay({oldest->front().id, t0, "http://x/", 200, "", ""}));
 
-    const std::int64_t cutoff = t0 - hour;  // rows 61..119 are older
+    const std::int64_t cutoff = t0 - hour; // rows 61..119 are older
     auto would = db->count_older(cutoff, std::nullopt);
     ASSERT_TRUE(would);
     auto n = db->prune(cutoff, std::nullopt, 7);
     ASSERT_TRUE(n) << n.error();
     EXPECT_EQ(*n, *would);
-    EXPECT_EQ(*n, 59 - 11);  // the 11 pending ones among 61..119 stay
+    EXPECT_EQ(*n, 59 - 11); // the 11 pending ones among 61..119 stay
 
     auto left = db->list(event_filter{.limit = 0});
     for (const auto& r : *left) {
@@ -352,7 +354,7 @@ TEST(EventDb, StatsCountByTypeActionStatusDay)
     EXPECT_EQ(s->by_type[0].key, "ticket");
     EXPECT_EQ(s->by_type[0].count, 2);
     ASSERT_EQ(s->by_day.size(), 2u);
-    EXPECT_EQ(s->by_day[0].key, "2025-11-27");  // 23:00 and 03:00
+    EXPECT_EQ(s->by_day[0].key, "2025-11-27"); // 23:00 and 03:00
     EXPECT_EQ(s->by_day[0].count, 2);
     EXPECT_EQ(s->by_day[1].key, "2025-11-28");
     EXPECT_EQ(s->by_day[1].count, 1);
@@ -379,7 +381,7 @@ TEST(EventDb, MigratesAVersion1DatabaseInPlace)
         auto ro = event_db::open(t.path(), db_access::read_only);
         ASSERT_TRUE(ro) << ro.error();
         EXPECT_EQ((*ro)->schema_version(), 1);
-        EXPECT_EQ((*ro)->list(event_filter{.type = "ticket", .limit = 0})->size(), 4u);  // still readable
+        EXPECT_EQ((*ro)->list(event_filter{.type = "ticket", .limit = 0})->size(), 4u); // still readable
     }
     settings s;
     s.path = t.path();
@@ -421,9 +423,11 @@ TEST(EventDb, ReadWriteCreatesAPrivateFolderAndFile)
         ASSERT_TRUE(db);
         fill(*db, 1);
         struct stat st {};
-        for (const auto& [p, want] : std::initializer_list<std::pair<fs::path, unsigned>>{
-                 {path.parent_path(), 0700u}, {path, 0600u}, {path.string() + "-wal", 0600u},
-                 {path.string() + "-shm", 0600u}}) {
+        for (const auto& [p, want] :
+             std::initializer_list<std::pair<fs::path, unsigned>>{{path.parent_path(), 0700u},
+                                                                  {path, 0600u},
+                                                                  {path.string() + "-wal", 0600u},
+                                                                  {path.string() + "-shm", 0600u}}) {
             ASSERT_EQ(::stat(p.c_str(), &st), 0) << p;
             EXPECT_EQ(st.st_mode & 07777, want) << p;
         }

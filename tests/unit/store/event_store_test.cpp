@@ -1,6 +1,7 @@
 #include "store/event_store.hpp"
 
 #include "store/sqlite.hpp"
+#include "store_calls.hpp"
 #include "support/temp_dir.hpp"
 
 #include <fmt/format.h>
@@ -24,6 +25,7 @@
 using namespace std::string_literals;
 using namespace cwhook;
 using namespace cwhook::store;
+using namespace cwhook::store::test_calls;
 namespace fs = std::filesystem;
 
 namespace {
@@ -73,58 +75,6 @@ rejection_record make_rejection(std::int64_t n)
     r.body_size = 3;
     r.body_head = "x\0\xff"s;
     return r;
-}
-
-// One completion, awaited with a future; a second call would throw on the writer thread and
-// abort the test binary, which is what "called exactly once" deserves.
-template <class T>
-class awaiter {
-public:
-    std::function<void(T)> callback()
-    {
-        return [p = promise_](T r) { p->set_value(std::move(r)); };
-    }
-    T get() { return future_.get(); }
-
-private:
-    std::shared_ptr<std::promise<T>> promise_ = std::make_shared<std::promise<T>>();
-    std::future<T> future_ = promise_->get_future();
-};
-
-result<insert_outcome> insert(event_store& store, event_record ev)
-{
-    awaiter<result<insert_outcome>> done;
-    if (!store.submit_event(std::move(ev), done.callback())) {
-        return errc::storage_queue_full;
-    }
-    return done.get();
-}
-
-result<void> probe(event_store& store)
-{
-    awaiter<result<void>> done;
-    if (!store.probe(done.callback())) {
-        return errc::storage_queue_full;
-    }
-    return done.get();
-}
-
-result<void> update_status(event_store& store, std::vector<status_update> updates)
-{
-    awaiter<result<void>> done;
-    if (!store.submit_status_updates(std::move(updates), done.callback())) {
-        return errc::storage_queue_full;
-    }
-    return done.get();
-}
-
-result<std::vector<pending_event>> load_due(event_store& store, std::int64_t now_us, std::size_t limit)
-{
-    awaiter<result<std::vector<pending_event>>> done;
-    if (!store.claim_due_pending(now_us, limit, done.callback())) {
-        return errc::storage_queue_full;
-    }
-    return done.get();
 }
 
 std::unique_ptr<event_store> open_store(const settings& s)
@@ -250,7 +200,7 @@ TEST_F(EventStore, DatabaseFolderAndFilesArePrivateWhateverTheUmask)
     auto s = file_settings();
     s.path = (dir_ / "new" / "var" / "cwhook.db").string();
     auto store = open_store(s);
-    ASSERT_TRUE(insert(*store, make_event("m:mode")));  // the WAL and its index exist now
+    ASSERT_TRUE(insert(*store, make_event("m:mode"))); // the WAL and its index exist now
     EXPECT_EQ(mode_of(dir_ / "new"), 0700u);
     EXPECT_EQ(mode_of(dir_ / "new" / "var"), 0700u);
     EXPECT_EQ(mode_of(s.path), 0600u);
@@ -268,7 +218,7 @@ TEST_F(EventStore, ExistingFolderKeepsItsMode)
     auto s = file_settings();
     s.path = (dir_ / "shared" / "cwhook.db").string();
     open_store(s)->stop();
-    EXPECT_EQ(mode_of(dir_ / "shared"), 0750u);  // the operator's (e.g. StateDirectory=)
+    EXPECT_EQ(mode_of(dir_ / "shared"), 0750u); // the operator's (e.g. StateDirectory=)
     EXPECT_EQ(mode_of(s.path), 0600u);
 }
 
@@ -278,10 +228,9 @@ TEST_F(EventStore, StatusValuesAreChecked)
     open_store(s)->stop();
 
     auto db = open_raw(s.path);
-    auto r = db.exec(
-        "INSERT INTO events (received_at_us, status, dedupe_key, last_delivery_at_us, body_sha256, body, "
-        "method, path, query, client_addr, headers, content_type, signature, type, action, key_url) "
-        "VALUES (0, 'bogus', 'k', 0, '', x'', '', '', '', '', '', '', '', '', '', '')");
+    auto r = db.exec("INSERT INTO events (received_at_us, status, dedupe_key, last_delivery_at_us, body_sha256, body, "
+                     "method, path, query, client_addr, headers, content_type, signature, type, action, key_url) "
+                     "VALUES (0, 'bogus', 'k', 0, '', x'', '', '', '', '', '', '', '', '', '', '')");
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error().code, SQLITE_CONSTRAINT_CHECK);
 }
@@ -347,7 +296,7 @@ TEST_F(EventStore, FolderFailureNamesPathAndReason)
 TEST_F(EventStore, UnopenableFileNamesPathAndReason)
 {
     settings s;
-    s.path = dir_.string();  // a folder, not a file
+    s.path = dir_.string(); // a folder, not a file
     auto store = event_store::open(s);
     ASSERT_FALSE(store);
     EXPECT_EQ(store.error(), s.path + ": unable to open database file");
@@ -378,7 +327,7 @@ TEST_F(EventStore, DuplicateDedupeKeyBumpsDeliveries)
     EXPECT_TRUE(second->duplicate);
     EXPECT_EQ(second->id, first->id);
     EXPECT_EQ(second->deliveries, 2);
-    EXPECT_EQ(second->status, event_status::verified);  // the stored row's, not the redelivery's
+    EXPECT_EQ(second->status, event_status::verified); // the stored row's, not the redelivery's
 }
 
 TEST_F(EventStore, RedeliveryRecordsLatestDeliveryTime)
@@ -392,7 +341,7 @@ TEST_F(EventStore, RedeliveryRecordsLatestDeliveryTime)
         early.received_at_us += 1'000'000;
         ASSERT_TRUE(insert(*store, make_event("m:dup")));
         ASSERT_TRUE(insert(*store, late));
-        ASSERT_TRUE(insert(*store, early));  // committed last, received earlier
+        ASSERT_TRUE(insert(*store, early)); // committed last, received earlier
     }
     auto db = open_raw(s.path);
     EXPECT_EQ(query_int64(db, "SELECT deliveries FROM events"), 3);
@@ -415,9 +364,8 @@ TEST_F(EventStore, BodyBytesRoundTripExactly)
     sqlite3* raw = nullptr;
     ASSERT_EQ(sqlite3_open_v2(s.path.c_str(), &raw, SQLITE_OPEN_READONLY, nullptr), SQLITE_OK);
     sqlite3_stmt* stmt = nullptr;
-    ASSERT_EQ(
-        sqlite3_prepare_v2(raw, "SELECT typeof(body), body FROM events WHERE id = ?", -1, &stmt, nullptr),
-        SQLITE_OK);
+    ASSERT_EQ(sqlite3_prepare_v2(raw, "SELECT typeof(body), body FROM events WHERE id = ?", -1, &stmt, nullptr),
+              SQLITE_OK);
     sqlite3_bind_int64(stmt, 1, id);
     ASSERT_EQ(sqlite3_step(stmt), SQLITE_ROW);
     EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0)), "blob");
@@ -445,10 +393,9 @@ TEST_F(EventStore, AbsentPayloadFieldsAreNull)
         ASSERT_TRUE(insert(*store, std::move(ev)));
     }
     auto db = open_raw(s.path);
-    EXPECT_EQ(query_int64(db,
-                          "SELECT count(*) FROM events WHERE message_id IS NULL AND entity_id IS NULL AND "
-                          "company_id IS NULL AND member_id IS NULL AND from_url IS NULL AND "
-                          "product_instance_id IS NULL AND partner_id IS NULL AND callback_id IS NULL"),
+    EXPECT_EQ(query_int64(db, "SELECT count(*) FROM events WHERE message_id IS NULL AND entity_id IS NULL AND "
+                              "company_id IS NULL AND member_id IS NULL AND from_url IS NULL AND "
+                              "product_instance_id IS NULL AND partner_id IS NULL AND callback_id IS NULL"),
               1);
 }
 
@@ -514,9 +461,8 @@ TEST_F(EventStore, QueueBoundHoldsWhileDatabaseIsLocked)
     }
     EXPECT_EQ(store->queue_depth(), 3u);
     bool called = false;
-    EXPECT_FALSE(
-        store->submit_event(make_event("m:over"), [&called](result<insert_outcome>) { called = true; }));
-    EXPECT_TRUE(store->submit_rejection(make_rejection(1)));  // a queue of its own
+    EXPECT_FALSE(store->submit_event(make_event("m:over"), [&called](result<insert_outcome>) { called = true; }));
+    EXPECT_TRUE(store->submit_rejection(make_rejection(1))); // a queue of its own
 
     blocker.release();
     for (auto& d : done) {
@@ -594,16 +540,15 @@ TEST_F(EventStore, RejectionTableStaysBounded)
         for (int i = 1; i <= 20; ++i) {
             ASSERT_TRUE(store->submit_rejection(make_rejection(i)));
         }
-        ASSERT_TRUE(probe(*store));  // queue order: every rejection is committed by now
+        ASSERT_TRUE(probe(*store)); // queue order: every rejection is committed by now
         for (int i = 21; i <= 23; ++i) {
             ASSERT_TRUE(store->submit_rejection(make_rejection(i)));
         }
     }
     auto db = open_raw(s.path);
     EXPECT_EQ(query_int64(db, "SELECT count(*) FROM rejections"), 5);
-    EXPECT_EQ(
-        query_text(db, "SELECT group_concat(detail, ',') FROM (SELECT detail FROM rejections ORDER BY id)"),
-        "attempt 19,attempt 20,attempt 21,attempt 22,attempt 23");
+    EXPECT_EQ(query_text(db, "SELECT group_concat(detail, ',') FROM (SELECT detail FROM rejections ORDER BY id)"),
+              "attempt 19,attempt 20,attempt 21,attempt 22,attempt 23");
 }
 
 TEST_F(EventStore, RejectionFloodCannotFillTheEventQueue)
@@ -618,13 +563,13 @@ TEST_F(EventStore, RejectionFloodCannotFillTheEventQueue)
         for (int i = 1; i <= 1000; ++i) {
             accepted += store->submit_rejection(make_rejection(i)) ? 1 : 0;
         }
-        EXPECT_EQ(accepted, 10);  // the rest dropped, counted by the caller
+        EXPECT_EQ(accepted, 10); // the rest dropped, counted by the caller
         EXPECT_EQ(store->queue_depth(), 0u);
         std::vector<awaiter<result<insert_outcome>>> done(4);
         for (int i = 0; i < 4; ++i) {
             EXPECT_TRUE(store->submit_event(make_event(fmt::format("m:genuine-{}", i)), done[i].callback()));
         }
-        EXPECT_FALSE(store->submit_event(make_event("m:over"), [](result<insert_outcome>) {}));  // its own bound
+        EXPECT_FALSE(store->submit_event(make_event("m:over"), [](result<insert_outcome>) {})); // its own bound
         blocker.release();
         for (auto& d : done) {
             EXPECT_TRUE(d.get());
@@ -660,7 +605,7 @@ TEST_F(EventStore, RejectionsAndEventsShareTransactions)
     store.stop();
     std::lock_guard lock(m);
     ASSERT_EQ(batches.size(), 1u);
-    EXPECT_EQ(batches[0], 6u);  // one transaction: five rejection rows and the event
+    EXPECT_EQ(batches[0], 6u); // one transaction: five rejection rows and the event
 }
 
 TEST_F(EventStore, RejectionBodyHeadIsStoredAsBlob)
@@ -692,7 +637,7 @@ TEST_F(EventStore, DuePendingRowsLoadOldestFirst)
     settled.next_verify_at_us = 50;
     ASSERT_TRUE(insert(*store, std::move(settled)));
 
-    auto due = load_due(*store, 300, 2);
+    auto due = claim_due(*store, 300, 2);
     ASSERT_TRUE(due);
     ASSERT_EQ(due->size(), 2u);
     EXPECT_EQ((*due)[0].id, ids[1]);
@@ -701,11 +646,11 @@ TEST_F(EventStore, DuePendingRowsLoadOldestFirst)
     EXPECT_EQ((*due)[0].verify_attempts, 0);
     EXPECT_EQ((*due)[1].id, ids[2]);
     // Claimed rows wait for their lease; the one still due comes next, then none.
-    auto rest = load_due(*store, 300, 10);
+    auto rest = claim_due(*store, 300, 10);
     ASSERT_TRUE(rest);
     ASSERT_EQ(rest->size(), 1u);
     EXPECT_EQ((*rest)[0].id, ids[0]);
-    EXPECT_TRUE(load_due(*store, 300, 10)->empty());
+    EXPECT_TRUE(claim_due(*store, 300, 10)->empty());
 }
 
 TEST_F(EventStore, StatusUpdateSettlesPendingRow)
@@ -716,16 +661,15 @@ TEST_F(EventStore, StatusUpdateSettlesPendingRow)
     ASSERT_TRUE(a);
     ASSERT_TRUE(b);
     const std::int64_t now = 1'800'000'000'000'000;
-    ASSERT_TRUE(
-        update_status(*store, {{a->id, event_status::verified, "", 0},
-                               {b->id, event_status::pending, "key_fetch_failed", now + 60'000'000}}));
+    ASSERT_TRUE(update_status(*store, {{a->id, event_status::verified, "", 0},
+                                       {b->id, event_status::pending, "key_fetch_failed", now + 60'000'000}}));
 
-    auto due = load_due(*store, now + 60'000'000, 10);
+    auto due = claim_due(*store, now + 60'000'000, 10);
     ASSERT_TRUE(due);
     ASSERT_EQ(due->size(), 1u);
     EXPECT_EQ((*due)[0].id, b->id);
     EXPECT_EQ((*due)[0].verify_attempts, 1);
-    EXPECT_TRUE(load_due(*store, now, 10)->empty());
+    EXPECT_TRUE(claim_due(*store, now, 10)->empty());
     EXPECT_EQ(insert(*store, make_event("m:a"))->status, event_status::verified);
 }
 
@@ -734,7 +678,7 @@ TEST_F(EventStore, StatusUpdateLeavesSettledRowsAlone)
     auto store = open_store(memory_settings());
     auto a = insert(*store, make_event("m:a", event_status::failed));
     ASSERT_TRUE(a);
-    ASSERT_TRUE(update_status(*store, {{a->id, event_status::verified, "", 0}}));  // from pending: not this row
+    ASSERT_TRUE(update_status(*store, {{a->id, event_status::verified, "", 0}})); // from pending: not this row
     EXPECT_EQ(insert(*store, make_event("m:a", event_status::failed))->status, event_status::failed);
 }
 
@@ -839,14 +783,13 @@ TEST_F(EventStore, StopFlushesEverythingQueued)
     auto store = open_store(s);
     std::atomic<int> succeeded{0};
     {
-        writer_blocker blocker(*store);  // so that every job below is still queued at stop()
+        writer_blocker blocker(*store); // so that every job below is still queued at stop()
         for (int i = 0; i < total; ++i) {
-            ASSERT_TRUE(store->submit_event(make_event(fmt::format("m:{}", i)),
-                                            [&succeeded](result<insert_outcome> r) {
-                                                if (r) {
-                                                    succeeded.fetch_add(1);
-                                                }
-                                            }));
+            ASSERT_TRUE(store->submit_event(make_event(fmt::format("m:{}", i)), [&succeeded](result<insert_outcome> r) {
+                if (r) {
+                    succeeded.fetch_add(1);
+                }
+            }));
         }
         EXPECT_EQ(store->queue_depth(), static_cast<std::size_t>(total));
     }
@@ -871,14 +814,12 @@ TEST_F(EventStore, SubmitAfterStopReturnsFalse)
 {
     auto store = open_store(memory_settings());
     store->stop();
-    store->stop();  // idempotent
+    store->stop(); // idempotent
     bool called = false;
-    EXPECT_FALSE(
-        store->submit_event(make_event("m:late"), [&called](result<insert_outcome>) { called = true; }));
+    EXPECT_FALSE(store->submit_event(make_event("m:late"), [&called](result<insert_outcome>) { called = true; }));
     EXPECT_FALSE(store->submit_rejection(make_rejection(1)));
     EXPECT_FALSE(store->submit_status_updates({}, [&called](result<void>) { called = true; }));
-    EXPECT_FALSE(
-        store->claim_due_pending(0, 1, [&called](result<std::vector<pending_event>>) { called = true; }));
+    EXPECT_FALSE(store->claim_due_pending(0, 1, [&called](result<std::vector<pending_event>>) { called = true; }));
     EXPECT_FALSE(store->probe([&called](result<void>) { called = true; }));
     EXPECT_FALSE(called);
 }

@@ -2,6 +2,7 @@
 #include "store/event_db.hpp"
 #include "store/event_store.hpp"
 
+#include "store_calls.hpp"
 #include "support/eventually.hpp"
 #include "support/pg_cluster.hpp"
 
@@ -14,17 +15,9 @@
 
 using namespace cwhook;
 using namespace cwhook::store;
+using namespace cwhook::store::test_calls;
 
 namespace {
-
-// A filter (event_filter, or rejection_filter) with the members `set` sets, the others at
-// their defaults.
-template <class Filter = event_filter, class Set> Filter filter_of(Set set)
-{
-    Filter f;
-    set(f);
-    return f;
-}
 
 constexpr std::int64_t t0 = 1'700'000'000'000'000;
 
@@ -161,10 +154,7 @@ TEST(PostgresStore, AReadOnlyServerIsRefusedWithARetryableErrorUntilItIsWritable
         ev.body = "{}";
         ev.type = "ticket";
         ev.action = "added";
-        std::promise<result<insert_outcome>> done;
-        auto f = done.get_future();
-        EXPECT_TRUE(store.submit_event(ev, [&done](result<insert_outcome> r) { done.set_value(std::move(r)); }));
-        return f.get();
+        return test_calls::insert(store, ev);
     };
     ASSERT_TRUE(insert("before"));
     pg.cluster().psql("postgres",

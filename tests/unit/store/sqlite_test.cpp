@@ -171,7 +171,7 @@ TEST(Sqlite, TransactionToleratesRollbackDoneBySqlite)
     ASSERT_TRUE(db.exec("CREATE TABLE t (a INTEGER)"));
     auto txn = sqlite::transaction::begin(db);
     ASSERT_TRUE(txn);
-    ASSERT_TRUE(db.exec("ROLLBACK"));  // as SQLite does by itself after some errors
+    ASSERT_TRUE(db.exec("ROLLBACK")); // as SQLite does by itself after some errors
     txn->rollback();
     EXPECT_FALSE(txn->active());
     EXPECT_NE(sqlite3_get_autocommit(db.handle()), 0);

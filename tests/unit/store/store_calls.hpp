@@ -1,0 +1,89 @@
+// Blocking calls on an event_store for tests: each submits one job and waits for its
+// completion (a second completion would throw on the writer thread and abort the test binary,
+// which is what "called exactly once" deserves). A job the store refuses to queue comes back
+// as storage_queue_full. Also the filter builders the store tests share.
+#pragma once
+
+#include "store/event_db.hpp"
+#include "store/event_store.hpp"
+
+#include <functional>
+#include <future>
+#include <memory>
+#include <vector>
+
+namespace cwhook::store::test_calls {
+
+// One completion, awaited with a future.
+template <class T> class awaiter {
+public:
+    std::function<void(T)> callback()
+    {
+        return [p = promise_](T r) { p->set_value(std::move(r)); };
+    }
+    T get() { return future_.get(); }
+
+private:
+    std::shared_ptr<std::promise<T>> promise_ = std::make_shared<std::promise<T>>();
+    std::future<T> future_ = promise_->get_future();
+};
+
+// Submits with `submit(store, callback)` and waits.
+template <class T, class Submit> T call(Submit submit)
+{
+    awaiter<T> done;
+    if (!submit(done.callback())) {
+        return T(errc::storage_queue_full);
+    }
+    return done.get();
+}
+
+inline result<insert_outcome> insert(event_store& store, event_record ev)
+{
+    return call<result<insert_outcome>>([&](auto cb) { return store.submit_event(std::move(ev), std::move(cb)); });
+}
+
+inline result<void> probe(event_store& store)
+{
+    return call<result<void>>([&](auto cb) { return store.probe(std::move(cb)); });
+}
+
+inline result<void> update_status(event_store& store, std::vector<status_update> updates)
+{
+    return call<result<void>>([&](auto cb) { return store.submit_status_updates(std::move(updates), std::move(cb)); });
+}
+
+inline result<std::vector<pending_event>> claim_due(event_store& store, std::int64_t now_us, std::size_t limit)
+{
+    return call<result<std::vector<pending_event>>>(
+        [&](auto cb) { return store.claim_due_pending(now_us, limit, std::move(cb)); });
+}
+
+inline result<prune_outcome> prune(event_store& store, std::int64_t cutoff_us, std::size_t limit)
+{
+    return call<result<prune_outcome>>([&](auto cb) { return store.submit_prune(cutoff_us, limit, std::move(cb)); });
+}
+
+inline result<unsettled_counts> count_unsettled(event_store& store)
+{
+    return call<result<unsettled_counts>>([&](auto cb) { return store.count_unsettled(std::move(cb)); });
+}
+
+// A filter (event_filter or rejection_filter) with the members `set` sets, the others at
+// their defaults.
+template <class Filter = event_filter, class Set> Filter filter_of(Set set)
+{
+    Filter f;
+    set(f);
+    return f;
+}
+
+// Every row: no filter, no limit.
+inline event_filter all_rows()
+{
+    event_filter f;
+    f.limit = 0;
+    return f;
+}
+
+} // namespace cwhook::store::test_calls
