@@ -379,24 +379,19 @@ db_result<std::int64_t> postgres_db::prune(std::int64_t cutoff_us, std::optional
 db_result<event_stats> postgres_db::stats(std::optional<std::int64_t> since_us)
 {
     event_stats out;
-    where_clause since{pgsql};
-    if (since_us) {
-        since.add("received_at_us >= ?", {*since_us});
-    }
-    const auto count_rows = [](const pg::rows& r, int row) { return count_row{r.text(row, 0), r.int64(row, 1)}; };
-    for (auto [column, target] : {std::pair{"type", &out.by_type}, std::pair{"action", &out.by_action},
-                                  std::pair{"status", &out.by_status}}) {
-        auto rows = collect<count_row>(
-            fmt::format("SELECT {0}, count(*) FROM events{1} GROUP BY {0} ORDER BY 2 DESC, 1", column, since.sql),
-            since.params, count_rows);
+    const auto q = stats_sql(since_us, pgsql);
+    for (const auto& [sql, member] : q.by_key) {
+        auto rows = collect<count_row>(sql, q.since.params, [](const pg::rows& r, int row) {
+            return count_row{r.text(row, 0), r.int64(row, 1)};
+        });
         if (!rows) {
             return failure_text{rows.error()};
         }
-        *target = std::move(*rows);
+        out.*member = std::move(*rows);
     }
-    auto days = collect<count_row>(
-        fmt::format("SELECT received_at_us / 86400000000, count(*) FROM events{} GROUP BY 1 ORDER BY 1", since.sql),
-        since.params, [](const pg::rows& r, int row) { return count_row{day_of(r.int64(row, 0)), r.int64(row, 1)}; });
+    auto days = collect<count_row>(q.by_day, q.since.params, [](const pg::rows& r, int row) {
+        return count_row{day_of(r.int64(row, 0)), r.int64(row, 1)};
+    });
     if (!days) {
         return failure_text{days.error()};
     }
@@ -427,17 +422,8 @@ db_result<void> postgres_db::record_replay(const replay_attempt& a)
 db_result<bool> postgres_db::settle(const status_update& u)
 {
     pg::params p;
-    p.add(u.id);
-    p.add_text(to_string(u.status));
-    p.add_text(std::string_view(u.verify_reason));
-    p.add(u.next_verify_at_us);
-    p.add_text(to_string(u.from));
-    auto r = run(R"sql(
-UPDATE events
-SET status = $2, verify_reason = $3, next_verify_at_us = $4, verify_attempts = verify_attempts + 1
-WHERE id = $1 AND status = $5
-)sql",
-                         p);
+    bind_status_update(p, u);
+    auto r = run(update_status_sql, p);
     if (!r) {
         return fail(r.error());
     }

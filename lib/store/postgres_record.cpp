@@ -7,6 +7,21 @@
 
 namespace cwhook::store::detail {
 
+const char* const update_status_sql = R"sql(
+UPDATE events
+SET status = $2, verify_reason = $3, next_verify_at_us = $4, verify_attempts = verify_attempts + 1
+WHERE id = $1 AND status = $5
+)sql";
+
+void bind_status_update(pg::params& p, const status_update& u)
+{
+    p.add(u.id);
+    p.add_text(to_string(u.status));
+    p.add_text(std::string_view(u.verify_reason));
+    p.add(u.next_verify_at_us);
+    p.add_text(to_string(u.from));
+}
+
 void bind_record(pg::params& p, const event_record& e, bool skip_identity)
 {
     for_each_field(e, [&](const field_info& f, const auto& v) {

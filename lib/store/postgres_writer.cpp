@@ -88,12 +88,6 @@ DELETE FROM events WHERE id IN (
 RETURNING status
 )sql";
 
-constexpr const char* update_status_sql = R"sql(
-UPDATE events
-SET status = $2, verify_reason = $3, next_verify_at_us = $4, verify_attempts = verify_attempts + 1
-WHERE id = $1 AND status = $5
-)sql";
-
 constexpr const char* count_unsettled_sql = R"sql(
 SELECT (SELECT count(*) FROM events WHERE status = 'pending'),
        (SELECT count(*) FROM events WHERE status = 'failed')
@@ -412,11 +406,7 @@ outcome<void> postgres_writer::execute(const status_job& j)
 {
     for (const status_update& u : j.updates) {
         pg::params p;
-        p.add(u.id);
-        p.add_text(to_string(u.status));
-        p.add_text(std::string_view(u.verify_reason));
-        p.add(u.next_verify_at_us);
-        p.add_text(to_string(u.from));
+        bind_status_update(p, u);
         if (auto r = conn_.query(update_status_sql, p); !r) {
             return fail(r.error());
         }

@@ -149,6 +149,24 @@ where_clause prune_where(std::int64_t cutoff_us, std::optional<event_status> sta
     return w;
 }
 
+stats_statements stats_sql(std::optional<std::int64_t> since_us, dialect d)
+{
+    stats_statements out{where_clause(d), {}, {}};
+    if (since_us) {
+        out.since.add("received_at_us >= ?", {*since_us});
+    }
+    for (auto [column, member] :
+         {std::pair{"type", &event_stats::by_type}, std::pair{"action", &event_stats::by_action},
+          std::pair{"status", &event_stats::by_status}}) {
+        out.by_key.emplace_back(
+            fmt::format("SELECT {0}, count(*) FROM events{1} GROUP BY {0} ORDER BY 2 DESC, 1", column, out.since.sql),
+            member);
+    }
+    out.by_day =
+        fmt::format("SELECT received_at_us / 86400000000, count(*) FROM events{} GROUP BY 1 ORDER BY 1", out.since.sql);
+    return out;
+}
+
 std::string day_of(std::int64_t day_number)
 {
     constexpr std::int64_t us_per_day = 86'400'000'000;

@@ -432,26 +432,16 @@ db_result<std::int64_t> sqlite_db::prune(std::int64_t cutoff_us, std::optional<e
 db_result<event_stats> sqlite_db::stats(std::optional<std::int64_t> since_us)
 {
     event_stats out;
-    where_clause since{lite};
-    if (since_us) {
-        since.add("received_at_us >= ?", {*since_us});
-    }
-    const std::string& where = since.sql;
-    const std::vector<param>& params = since.params;
-    const auto text_key = [](const sqlite::statement& s) { return std::string(s.column_text(0)); };
-    for (auto [column, target] : {std::pair{"type", &out.by_type}, std::pair{"action", &out.by_action},
-                                  std::pair{"status", &out.by_status}}) {
-        auto rows = counts(
-            fmt::format("SELECT {0}, count(*) FROM events{1} GROUP BY {0} ORDER BY 2 DESC, 1", column, where), params,
-            text_key);
+    const auto q = stats_sql(since_us, lite);
+    for (const auto& [sql, member] : q.by_key) {
+        auto rows =
+            counts(sql, q.since.params, [](const sqlite::statement& s) { return std::string(s.column_text(0)); });
         if (!rows) {
             return failure_text{rows.error()};
         }
-        *target = std::move(*rows);
+        out.*member = std::move(*rows);
     }
-    auto days = counts(
-        fmt::format("SELECT received_at_us / 86400000000, count(*) FROM events{} GROUP BY 1 ORDER BY 1", where),
-        params, [](const sqlite::statement& s) { return day_of(s.column_int64(0)); });
+    auto days = counts(q.by_day, q.since.params, [](const sqlite::statement& s) { return day_of(s.column_int64(0)); });
     if (!days) {
         return failure_text{days.error()};
     }

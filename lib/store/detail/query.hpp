@@ -11,6 +11,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <variant>
 #include <vector>
 
@@ -67,6 +68,15 @@ where_clause rejection_where(const rejection_filter& f, dialect d);
 // Rows `prune` and `count_older` select: received before the cutoff, of one status or, without
 // one, any but pending (the daemon's re-verifier owns those).
 where_clause prune_where(std::int64_t cutoff_us, std::optional<event_status> status, dialect d);
+
+// event_db::stats's statements, each bound with since.params: (key, count) rows by type, by
+// action and by status, most frequent first, and (day number, count) rows oldest first.
+struct stats_statements {
+    where_clause since;
+    std::vector<std::pair<std::string, std::vector<count_row> event_stats::*>> by_key;
+    std::string by_day;
+};
+stats_statements stats_sql(std::optional<std::int64_t> since_us, dialect d);
 
 // "YYYY-MM-DD" of a day number since the epoch (UTC).
 std::string day_of(std::int64_t day_number);
