@@ -15,6 +15,7 @@
 #include "callback/subscription_check.hpp"
 #include "callback/verifier.hpp"
 #include "client/https_client.hpp"
+#include "core/duration.hpp"
 #include "core/log.hpp"
 #include "core/task.hpp"
 #include "core/time.hpp"
@@ -458,6 +459,13 @@ bool app::shutdown()
         return p.clean;
     }
     bool clean = true;
+    if (!p.threads.empty() && p.cfg.server.drain_grace.count() > 0) {
+        // /readyz already says 503 (stopping); everything else is still served. A second
+        // signal ends the wait at once (serve.cpp).
+        log::info("shutting down: /readyz answers 503; listeners close after the grace",
+                  {{"grace", format_duration(p.cfg.server.drain_grace)}});
+        std::this_thread::sleep_for(p.cfg.server.drain_grace);
+    }
     if (!p.threads.empty()) {
         std::promise<bool> drained;
         auto fut = drained.get_future();

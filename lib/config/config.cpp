@@ -276,145 +276,278 @@ const std::vector<detail::key<settings>>& settings_keys()
 {
     static const std::vector<detail::key<settings>> table{
         // [server]
-        make::list("server", "listen", [](auto& s) -> auto& { return s.app.server.listen; }, listen_problem).live(),
-        make::list("server", "tls_listen", [](auto& s) -> auto& { return s.app.server.tls_listen; }, listen_problem).live(),
-        make::path("server", "tls_cert", [](auto& s) -> auto& { return s.app.server.tls_cert; }, existing_file).live(),
-        make::path("server", "tls_key", [](auto& s) -> auto& { return s.app.server.tls_key; }, existing_file).live(),
-        make::string("server", "callback_path", [](auto& s) -> auto& { return s.app.callback_path; },
-                     callback_path_problem).needs_restart(),
-        make::count("server", "max_body_bytes", [](auto& s) -> auto& { return s.app.server.max_body_bytes; }, 1).live(),
-        make::count("server", "max_header_bytes", [](auto& s) -> auto& { return s.app.server.max_header_bytes; }, 1).live(),
-        make::count("server", "max_connections", [](auto& s) -> auto& { return s.app.server.max_connections; }, 1).live(),
-        make::count("server", "max_connections_per_client",
-                    [](auto& s) -> auto& { return s.app.server.max_connections_per_client; }, 1).live(),
-        make::list("server", "trusted_proxies", [](auto& s) -> auto& { return s.app.server.trusted_proxies; },
-                   cidr_problem).live(),
+        make::list(
+            "server", "listen", [](auto& s) -> auto& { return s.app.server.listen; }, listen_problem)
+            .live(),
+        make::list(
+            "server", "tls_listen", [](auto& s) -> auto& { return s.app.server.tls_listen; }, listen_problem)
+            .live(),
+        make::path(
+            "server", "tls_cert", [](auto& s) -> auto& { return s.app.server.tls_cert; }, existing_file)
+            .live(),
+        make::path(
+            "server", "tls_key", [](auto& s) -> auto& { return s.app.server.tls_key; }, existing_file)
+            .live(),
+        make::string(
+            "server", "callback_path", [](auto& s) -> auto& { return s.app.callback_path; }, callback_path_problem)
+            .needs_restart(),
+        make::count(
+            "server", "max_body_bytes", [](auto& s) -> auto& { return s.app.server.max_body_bytes; }, 1)
+            .live(),
+        make::count(
+            "server", "max_header_bytes", [](auto& s) -> auto& { return s.app.server.max_header_bytes; }, 1)
+            .live(),
+        make::count(
+            "server", "max_connections", [](auto& s) -> auto& { return s.app.server.max_connections; }, 1)
+            .live(),
+        make::count(
+            "server", "max_connections_per_client",
+            [](auto& s) -> auto& { return s.app.server.max_connections_per_client; }, 1)
+            .live(),
+        make::list(
+            "server", "trusted_proxies", [](auto& s) -> auto& { return s.app.server.trusted_proxies; }, cidr_problem)
+            .live(),
         // A zero per-operation timeout would fail every connection at once.
-        make::duration("server", "handshake_timeout", [](auto& s) -> auto& { return s.app.server.handshake_timeout; },
-                       positive).live(),
-        make::duration("server", "header_timeout", [](auto& s) -> auto& { return s.app.server.header_timeout; },
-                       positive).live(),
-        make::duration("server", "body_timeout", [](auto& s) -> auto& { return s.app.server.body_timeout; }, positive).live(),
-        make::duration("server", "write_timeout", [](auto& s) -> auto& { return s.app.server.write_timeout; },
-                       positive).live(),
-        make::duration("server", "idle_timeout", [](auto& s) -> auto& { return s.app.server.idle_timeout; }, positive).live(),
-        make::duration("server", "drain_timeout", [](auto& s) -> auto& { return s.app.server.drain_timeout; }).live(),
-        make::count("server", "threads", [](auto& s) -> auto& { return s.app.server.threads; }, 0, 256).needs_restart(),
+        make::duration(
+            "server", "handshake_timeout", [](auto& s) -> auto& { return s.app.server.handshake_timeout; }, positive)
+            .live(),
+        make::duration(
+            "server", "header_timeout", [](auto& s) -> auto& { return s.app.server.header_timeout; }, positive)
+            .live(),
+        make::duration(
+            "server", "body_timeout", [](auto& s) -> auto& { return s.app.server.body_timeout; }, positive)
+            .live(),
+        make::duration(
+            "server", "write_timeout", [](auto& s) -> auto& { return s.app.server.write_timeout; }, positive)
+            .live(),
+        make::duration(
+            "server", "idle_timeout", [](auto& s) -> auto& { return s.app.server.idle_timeout; }, positive)
+            .live(),
+        make::duration(
+            "server", "drain_grace", [](auto& s) -> auto& { return s.app.server.drain_grace; }, millis{0},
+            millis{600'000})
+            .needs_restart(),
+        make::duration(
+            "server", "drain_timeout", [](auto& s) -> auto& { return s.app.server.drain_timeout; })
+            .live(),
+        make::count(
+            "server", "threads", [](auto& s) -> auto& { return s.app.server.threads; }, 0, 256)
+            .needs_restart(),
 
         // [verify]
-        make::choice("verify", "mode", [](auto& s) -> auto& { return s.app.verify.mode; },
-                     std::vector<std::pair<std::string_view, callback::verify_mode>>{
-                         {"enforce", callback::verify_mode::enforce},
-                         {"report", callback::verify_mode::report},
-                         {"off", callback::verify_mode::off}}).live(),
-        make::list("verify", "allowed_key_hosts", [](auto& s) -> auto& { return s.app.verify.allowed_key_hosts; }, {},
-                   key_hosts_problem).live(),
-        make::list("verify", "companies", [](auto& s) -> auto& { return s.app.verify.companies; }, company_problem).live(),
-        make::duration("verify", "key_cache_ttl", [](auto& s) -> auto& { return s.app.verify.key_cache_ttl; }).live(),
+        make::choice(
+            "verify", "mode", [](auto& s) -> auto& { return s.app.verify.mode; },
+            std::vector<std::pair<std::string_view, callback::verify_mode>>{{"enforce", callback::verify_mode::enforce},
+                                                                            {"report", callback::verify_mode::report},
+                                                                            {"off", callback::verify_mode::off}})
+            .live(),
+        make::list(
+            "verify", "allowed_key_hosts", [](auto& s) -> auto& { return s.app.verify.allowed_key_hosts; }, {},
+            key_hosts_problem)
+            .live(),
+        make::list(
+            "verify", "companies", [](auto& s) -> auto& { return s.app.verify.companies; }, company_problem)
+            .live(),
+        make::duration(
+            "verify", "key_cache_ttl", [](auto& s) -> auto& { return s.app.verify.key_cache_ttl; })
+            .live(),
         // The fetch runs while a sender waits for its answer; Manage gives up on slow receivers.
-        make::duration("verify", "key_fetch_timeout", [](auto& s) -> auto& { return s.app.verify.key_fetch_timeout; },
-                       positive, millis{60'000}).live(),
-        make::duration("verify", "key_failure_ttl", [](auto& s) -> auto& { return s.app.verify.key_failure_ttl; }).live(),
-        make::duration("verify", "key_refetch_interval",
-                       [](auto& s) -> auto& { return s.app.verify.key_refetch_interval; }).live(),
+        make::duration(
+            "verify", "key_fetch_timeout", [](auto& s) -> auto& { return s.app.verify.key_fetch_timeout; }, positive,
+            millis{60'000})
+            .live(),
+        make::duration(
+            "verify", "key_failure_ttl", [](auto& s) -> auto& { return s.app.verify.key_failure_ttl; })
+            .live(),
+        make::duration(
+            "verify", "key_refetch_interval", [](auto& s) -> auto& { return s.app.verify.key_refetch_interval; })
+            .live(),
         // Manage waits 5 s for an answer; a deadline beyond that only answers a gone sender.
-        make::duration("verify", "answer_deadline", [](auto& s) -> auto& { return s.app.verify.answer_deadline; },
-                       positive, millis{60'000}).live(),
-        make::count("verify", "key_fetch_rate", [](auto& s) -> auto& { return s.app.verify.key_fetch_rate; }, 1, 1000).live(),
-        make::count("verify", "key_fetch_concurrency",
-                    [](auto& s) -> auto& { return s.app.verify.key_fetch_concurrency; }, 1, 64).live(),
-        make::count("verify", "key_max_bytes", [](auto& s) -> auto& { return s.app.verify.key_max_bytes; }, 1).live(),
-        make::count("verify", "key_cache_entries", [](auto& s) -> auto& { return s.app.verify.key_cache_entries; }, 1).live(),
-        make::path("verify", "ca_file", [](auto& s) -> auto& { return s.app.verify.ca_file; }, existing_file).needs_restart(),
-        make::count("verify", "max_pending", [](auto& s) -> auto& { return s.app.verify.max_pending; }, 1).live(),
-        make::count("verify", "max_failed", [](auto& s) -> auto& { return s.app.verify.max_failed; }, 0).live(),
+        make::duration(
+            "verify", "answer_deadline", [](auto& s) -> auto& { return s.app.verify.answer_deadline; }, positive,
+            millis{60'000})
+            .live(),
+        make::count(
+            "verify", "key_fetch_rate", [](auto& s) -> auto& { return s.app.verify.key_fetch_rate; }, 1, 1000)
+            .live(),
+        make::count(
+            "verify", "key_fetch_concurrency", [](auto& s) -> auto& { return s.app.verify.key_fetch_concurrency; }, 1,
+            64)
+            .live(),
+        make::count(
+            "verify", "key_max_bytes", [](auto& s) -> auto& { return s.app.verify.key_max_bytes; }, 1)
+            .live(),
+        make::count(
+            "verify", "key_cache_entries", [](auto& s) -> auto& { return s.app.verify.key_cache_entries; }, 1)
+            .live(),
+        make::path(
+            "verify", "ca_file", [](auto& s) -> auto& { return s.app.verify.ca_file; }, existing_file)
+            .needs_restart(),
+        make::count(
+            "verify", "max_pending", [](auto& s) -> auto& { return s.app.verify.max_pending; }, 1)
+            .live(),
+        make::count(
+            "verify", "max_failed", [](auto& s) -> auto& { return s.app.verify.max_failed; }, 0)
+            .live(),
         // Zero would retry pending events in a tight loop.
-        make::duration("verify", "pending_retry_min", [](auto& s) -> auto& { return s.app.verify.pending_retry_min; },
-                       positive).live(),
-        make::duration("verify", "pending_retry_max", [](auto& s) -> auto& { return s.app.verify.pending_retry_max; },
-                       positive).live(),
-        make::duration("verify", "pending_max_age", [](auto& s) -> auto& { return s.app.verify.pending_max_age; },
-                       positive).live(),
+        make::duration(
+            "verify", "pending_retry_min", [](auto& s) -> auto& { return s.app.verify.pending_retry_min; }, positive)
+            .live(),
+        make::duration(
+            "verify", "pending_retry_max", [](auto& s) -> auto& { return s.app.verify.pending_retry_max; }, positive)
+            .live(),
+        make::duration(
+            "verify", "pending_max_age", [](auto& s) -> auto& { return s.app.verify.pending_max_age; }, positive)
+            .live(),
 
         // [storage]
-        make::choice("storage", "backend", [](auto& s) -> auto& { return s.app.storage.backend; },
-                     std::vector<std::pair<std::string_view, store::backend>>{
-                         {"sqlite", store::backend::sqlite}, {"postgres", store::backend::postgres}}).needs_restart(),
+        make::choice(
+            "storage", "backend", [](auto& s) -> auto& { return s.app.storage.backend; },
+            std::vector<std::pair<std::string_view, store::backend>>{{"sqlite", store::backend::sqlite},
+                                                                     {"postgres", store::backend::postgres}})
+            .needs_restart(),
         // A secret: it may hold a password (url_file and systemd credentials as for the others).
-        make::secret("storage", "url", [](auto& s) -> auto& { return s.app.storage.url; },
-                     [](std::string_view v) -> std::optional<std::string> {
-                         if (v.empty()) {
-                             return std::nullopt;  // backend = "sqlite"; cross_check() wants one for postgres
-                         }
-                         if (auto why = store::check_url(v); !why.empty()) {
-                             return "not a PostgreSQL connection string: " + why;
-                         }
-                         return std::nullopt;
-                     }).needs_restart(),
-        make::count("storage", "pool", [](auto& s) -> auto& { return s.app.storage.pool; }, 1, 64).needs_restart(),
-        make::duration("storage", "claim_lease", [](auto& s) -> auto& { return s.app.storage.claim_lease; },
-                       positive).needs_restart(),
-        make::string("storage", "path", [](auto& s) -> auto& { return s.app.storage.path; }, not_empty).needs_restart(),
-        make::choice("storage", "synchronous", [](auto& s) -> auto& { return s.app.storage.synchronous; },
-                     std::vector<std::pair<std::string_view, store::synchronous_mode>>{
-                         {"full", store::synchronous_mode::full}, {"normal", store::synchronous_mode::normal}}).needs_restart(),
-        make::duration("storage", "busy_timeout", [](auto& s) -> auto& { return s.app.storage.busy_timeout; }).needs_restart(),
-        make::count("storage", "queue_limit", [](auto& s) -> auto& { return s.app.storage.queue_limit; }, 1).needs_restart(),
-        make::count("storage", "max_batch", [](auto& s) -> auto& { return s.app.storage.max_batch; }, 1).needs_restart(),
-        make::count("storage", "cache_mib", [](auto& s) -> auto& { return s.app.storage.cache_mib; }, 1, 4096).needs_restart(),
-        make::count("storage", "max_rejections", [](auto& s) -> auto& { return s.app.storage.max_rejections; }, 1).needs_restart(),
-        make::count("storage", "rejection_queue_limit",
-                    [](auto& s) -> auto& { return s.app.storage.rejection_queue_limit; }, 1).needs_restart(),
-        make::duration("storage", "retention", [](auto& s) -> auto& { return s.app.storage.retention; }).needs_restart(),
-        make::count("storage", "retention_batch", [](auto& s) -> auto& { return s.app.storage.retention_batch; }, 1,
-                    100'000).needs_restart(),
-        make::duration("storage", "retention_interval",
-                       [](auto& s) -> auto& { return s.app.storage.retention_interval; }, positive).needs_restart(),
+        make::secret(
+            "storage", "url", [](auto& s) -> auto& { return s.app.storage.url; },
+            [](std::string_view v) -> std::optional<std::string> {
+                if (v.empty()) {
+                    return std::nullopt; // backend = "sqlite"; cross_check() wants one for postgres
+                }
+                if (auto why = store::check_url(v); !why.empty()) {
+                    return "not a PostgreSQL connection string: " + why;
+                }
+                return std::nullopt;
+            })
+            .needs_restart(),
+        make::count(
+            "storage", "pool", [](auto& s) -> auto& { return s.app.storage.pool; }, 1, 64)
+            .needs_restart(),
+        make::duration(
+            "storage", "claim_lease", [](auto& s) -> auto& { return s.app.storage.claim_lease; }, positive)
+            .needs_restart(),
+        make::string(
+            "storage", "path", [](auto& s) -> auto& { return s.app.storage.path; }, not_empty)
+            .needs_restart(),
+        make::choice(
+            "storage", "synchronous", [](auto& s) -> auto& { return s.app.storage.synchronous; },
+            std::vector<std::pair<std::string_view, store::synchronous_mode>>{
+                {"full", store::synchronous_mode::full}, {"normal", store::synchronous_mode::normal}})
+            .needs_restart(),
+        make::duration(
+            "storage", "busy_timeout", [](auto& s) -> auto& { return s.app.storage.busy_timeout; })
+            .needs_restart(),
+        make::count(
+            "storage", "queue_limit", [](auto& s) -> auto& { return s.app.storage.queue_limit; }, 1)
+            .needs_restart(),
+        make::count(
+            "storage", "max_batch", [](auto& s) -> auto& { return s.app.storage.max_batch; }, 1)
+            .needs_restart(),
+        make::count(
+            "storage", "cache_mib", [](auto& s) -> auto& { return s.app.storage.cache_mib; }, 1, 4096)
+            .needs_restart(),
+        make::count(
+            "storage", "max_rejections", [](auto& s) -> auto& { return s.app.storage.max_rejections; }, 1)
+            .needs_restart(),
+        make::count(
+            "storage", "rejection_queue_limit", [](auto& s) -> auto& { return s.app.storage.rejection_queue_limit; }, 1)
+            .needs_restart(),
+        make::duration(
+            "storage", "retention", [](auto& s) -> auto& { return s.app.storage.retention; })
+            .needs_restart(),
+        make::count(
+            "storage", "retention_batch", [](auto& s) -> auto& { return s.app.storage.retention_batch; }, 1, 100'000)
+            .needs_restart(),
+        make::duration(
+            "storage", "retention_interval", [](auto& s) -> auto& { return s.app.storage.retention_interval; },
+            positive)
+            .needs_restart(),
 
         // [admin]
-        make::string("admin", "listen", [](auto& s) -> auto& { return s.app.admin.listen; }, optional_listen_problem).needs_restart(),
-        make::secret("admin", "token", [](auto& s) -> auto& { return s.app.admin.token; }).needs_restart(),
-        make::list("admin", "hosts", [](auto& s) -> auto& { return s.app.admin.hosts; }, host_port_problem).needs_restart(),
-        make::list("admin", "origins", [](auto& s) -> auto& { return s.app.admin.origins; }, origin_problem).needs_restart(),
-        make::list("admin", "replay_targets", [](auto& s) -> auto& { return s.app.admin.replay_targets; },
-                   host_port_problem).needs_restart(),
+        make::string(
+            "admin", "listen", [](auto& s) -> auto& { return s.app.admin.listen; }, optional_listen_problem)
+            .needs_restart(),
+        make::secret(
+            "admin", "token", [](auto& s) -> auto& { return s.app.admin.token; })
+            .needs_restart(),
+        make::list(
+            "admin", "hosts", [](auto& s) -> auto& { return s.app.admin.hosts; }, host_port_problem)
+            .needs_restart(),
+        make::list(
+            "admin", "origins", [](auto& s) -> auto& { return s.app.admin.origins; }, origin_problem)
+            .needs_restart(),
+        make::list(
+            "admin", "replay_targets", [](auto& s) -> auto& { return s.app.admin.replay_targets; }, host_port_problem)
+            .needs_restart(),
 
         // [manage]
-        make::string("manage", "site", [](auto& s) -> auto& { return s.app.manage.site; }, site_problem).needs_restart(),
-        make::string("manage", "company_id", [](auto& s) -> auto& { return s.app.manage.company_id; }).needs_restart(),
-        make::string("manage", "public_key", [](auto& s) -> auto& { return s.app.manage.public_key; }).needs_restart(),
-        make::secret("manage", "private_key", [](auto& s) -> auto& { return s.app.manage.private_key; }).needs_restart(),
-        make::secret("manage", "client_id", [](auto& s) -> auto& { return s.app.manage.client_id; }).needs_restart(),
-        make::string("manage", "api_version", [](auto& s) -> auto& { return s.app.manage.api_version; },
-                     api_version_problem).needs_restart(),
-        make::string("manage", "api_host", [](auto& s) -> auto& { return s.app.manage.api_host; }, site_problem).needs_restart(),
-        make::string("manage", "codebase", [](auto& s) -> auto& { return s.app.manage.codebase; },
-                     codebase_problem).needs_restart(),
-        make::path("manage", "ca_file", [](auto& s) -> auto& { return s.app.manage.ca_file; }, existing_file).needs_restart(),
-        make::duration("manage", "timeout", [](auto& s) -> auto& { return s.app.manage.timeout; }, positive,
-                       millis{600'000}).needs_restart(),
-        make::duration("manage", "connect_timeout", [](auto& s) -> auto& { return s.app.manage.connect_timeout; },
-                       positive, millis{600'000}).needs_restart(),
-        make::count("manage", "max_attempts", [](auto& s) -> auto& { return s.app.manage.max_attempts; }, 1, 20).needs_restart(),
-        make::duration("manage", "retry_max_delay", [](auto& s) -> auto& { return s.app.manage.retry_max_delay; },
-                       positive).needs_restart(),
-        make::count("manage", "page_size", [](auto& s) -> auto& { return s.app.manage.page_size; }, 1, 1000).needs_restart(),
-        make::choice("manage", "paging", [](auto& s) -> auto& { return s.app.manage.paging; },
-                     std::vector<std::pair<std::string_view, manage::paging_mode>>{
-                         {"forward-only", manage::paging_mode::forward_only},
-                         {"navigable", manage::paging_mode::navigable}}).needs_restart(),
-        make::duration("manage", "check_interval", [](auto& s) -> auto& { return s.app.manage.check_interval; }).needs_restart(),
-        make::flag("manage", "auto_heal", [](auto& s) -> auto& { return s.app.manage.auto_heal; }).needs_restart(),
+        make::string(
+            "manage", "site", [](auto& s) -> auto& { return s.app.manage.site; }, site_problem)
+            .needs_restart(),
+        make::string(
+            "manage", "company_id", [](auto& s) -> auto& { return s.app.manage.company_id; })
+            .needs_restart(),
+        make::string(
+            "manage", "public_key", [](auto& s) -> auto& { return s.app.manage.public_key; })
+            .needs_restart(),
+        make::secret(
+            "manage", "private_key", [](auto& s) -> auto& { return s.app.manage.private_key; })
+            .needs_restart(),
+        make::secret(
+            "manage", "client_id", [](auto& s) -> auto& { return s.app.manage.client_id; })
+            .needs_restart(),
+        make::string(
+            "manage", "api_version", [](auto& s) -> auto& { return s.app.manage.api_version; }, api_version_problem)
+            .needs_restart(),
+        make::string(
+            "manage", "api_host", [](auto& s) -> auto& { return s.app.manage.api_host; }, site_problem)
+            .needs_restart(),
+        make::string(
+            "manage", "codebase", [](auto& s) -> auto& { return s.app.manage.codebase; }, codebase_problem)
+            .needs_restart(),
+        make::path(
+            "manage", "ca_file", [](auto& s) -> auto& { return s.app.manage.ca_file; }, existing_file)
+            .needs_restart(),
+        make::duration(
+            "manage", "timeout", [](auto& s) -> auto& { return s.app.manage.timeout; }, positive, millis{600'000})
+            .needs_restart(),
+        make::duration(
+            "manage", "connect_timeout", [](auto& s) -> auto& { return s.app.manage.connect_timeout; }, positive,
+            millis{600'000})
+            .needs_restart(),
+        make::count(
+            "manage", "max_attempts", [](auto& s) -> auto& { return s.app.manage.max_attempts; }, 1, 20)
+            .needs_restart(),
+        make::duration(
+            "manage", "retry_max_delay", [](auto& s) -> auto& { return s.app.manage.retry_max_delay; }, positive)
+            .needs_restart(),
+        make::count(
+            "manage", "page_size", [](auto& s) -> auto& { return s.app.manage.page_size; }, 1, 1000)
+            .needs_restart(),
+        make::choice(
+            "manage", "paging", [](auto& s) -> auto& { return s.app.manage.paging; },
+            std::vector<std::pair<std::string_view, manage::paging_mode>>{
+                {"forward-only", manage::paging_mode::forward_only}, {"navigable", manage::paging_mode::navigable}})
+            .needs_restart(),
+        make::duration(
+            "manage", "check_interval", [](auto& s) -> auto& { return s.app.manage.check_interval; })
+            .needs_restart(),
+        make::flag(
+            "manage", "auto_heal", [](auto& s) -> auto& { return s.app.manage.auto_heal; })
+            .needs_restart(),
 
         // [log]
-        make::choice("log", "level", [](auto& s) -> auto& { return s.log.level; },
-                     std::vector<std::pair<std::string_view, log::level>>{{"error", log::level::error},
-                                                                          {"warn", log::level::warn},
-                                                                          {"info", log::level::info},
-                                                                          {"debug", log::level::debug}}).live(),
-        make::choice("log", "format", [](auto& s) -> auto& { return s.log.format; },
-                     std::vector<std::pair<std::string_view, log::format>>{{"text", log::format::text},
-                                                                           {"json", log::format::json}}).live(),
+        make::choice(
+            "log", "level", [](auto& s) -> auto& { return s.log.level; },
+            std::vector<std::pair<std::string_view, log::level>>{{"error", log::level::error},
+                                                                 {"warn", log::level::warn},
+                                                                 {"info", log::level::info},
+                                                                 {"debug", log::level::debug}})
+            .live(),
+        make::choice(
+            "log", "format", [](auto& s) -> auto& { return s.log.format; },
+            std::vector<std::pair<std::string_view, log::format>>{{"text", log::format::text},
+                                                                  {"json", log::format::json}})
+            .live(),
     };
     return table;
 }

@@ -26,6 +26,9 @@ struct settings {
     std::chrono::milliseconds body_timeout{30'000};
     std::chrono::milliseconds write_timeout{10'000};
     std::chrono::milliseconds idle_timeout{15'000};    // keep-alive wait for the next request
+    // Shutdown, first: /readyz answers 503 for this long while every listener still serves, so
+    // that a load balancer's health check takes the instance out before its port closes.
+    std::chrono::milliseconds drain_grace{0};
     std::chrono::milliseconds drain_timeout{10'000};   // shutdown: in-flight requests get this long
     unsigned threads = 0;                              // 0 = one per core
 

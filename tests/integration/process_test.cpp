@@ -99,6 +99,38 @@ TEST(Process, EmbeddedDefaultsCreateTheDatabaseFolder)
     EXPECT_TRUE(std::filesystem::exists(dir.path() / "var" / "cwhook.db"));
 }
 
+TEST(Process, SigtermWithAGraceSaysNotReadyWhileStillServing)
+{
+    // A load balancer's health check must see the instance leave before its port closes.
+    temp_dir dir;
+    const auto cert = make_cert(dir);
+    fake_key_server keys(cert);
+    const auto db = dir.file("events.db");
+    write_file(dir.file("c.toml"), config_for(db, keys.host_entry(), cert.cert));
+    auto env = patient;
+    env["CWHOOK_SERVER_DRAIN_GRACE"] = "20s"; // ended by the second signal below
+    child_process p({"serve", "--config", dir.file("c.toml")}, env);
+    const auto port = p.wait_for_http_port();
+    ASSERT_NE(port, 0);
+    const boost::asio::ip::tcp::endpoint ep{boost::asio::ip::make_address("127.0.0.1"), port};
+    http_call ready;
+    ready.method = "GET";
+    ready.target = "/readyz";
+    ASSERT_EQ(send(ep, ready).status, 200);
+
+    p.signal(SIGTERM);
+    ASSERT_FALSE(p.wait_for_line("listeners close after the grace").empty()) << p.output();
+    const auto during = send(ep, ready);
+    EXPECT_EQ(during.status, 503);
+    EXPECT_NE(during.body.find("shutting_down"), std::string::npos) << during.body;
+    // Deliveries still get in, and are stored, during the grace.
+    const auto r = send(ep, signed_call(make_payload(keys.url(), 77, "grace-1"), keys.key()));
+    EXPECT_EQ(r.status, 200) << r.error << r.body;
+    EXPECT_EQ(count_rows(db, "events", "message_id='grace-1'"), 1);
+    p.signal(SIGTERM); // a second signal does not wait out the grace
+    EXPECT_EQ(p.wait(std::chrono::seconds(10)), 128 + SIGTERM) << p.output();
+}
+
 TEST(Process, SigtermAnswersAndStoresEveryRequestInFlight)
 {
     temp_dir dir;

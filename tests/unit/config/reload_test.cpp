@@ -87,6 +87,7 @@ protected:
         {"server.body_timeout", "3s"},
         {"server.write_timeout", "3s"},
         {"server.idle_timeout", "3s"},
+        {"server.drain_grace", "2s"},
         {"server.drain_timeout", "3s"},
         {"server.threads", "3"},
         {"verify.mode", "report"},
