@@ -13,6 +13,7 @@
 #include <chrono>
 #include <csignal>
 #include <future>
+#include <memory>
 #include <thread>
 
 #include <sys/stat.h>
@@ -79,13 +80,19 @@ TEST_F(Hardening, RejectionFloodCannotMakeADeliveryAnswerQueueFull)
     running_app app(options([](auto& s) {
         s.storage.queue_limit = 4;
         s.storage.rejection_queue_limit = 8;
-        s.storage.busy_timeout = 30s; // the writer waits for the lock below instead of failing
+        // The writer waits for the lock below instead of failing, for longer than any wait of
+        // this test: were it to give up, it would take the next delivery at once and the queue
+        // could never hold four (seen once on a loaded machine with 30 s).
+        s.storage.busy_timeout = 10min;
     }));
     ASSERT_EQ(send(app.http(), delivery(1, "warm")).status, 200); // the signing key is cached
 
     // Hold the write lock: the writer stops at its next transaction, and queues fill up.
     sqlite3* other = nullptr;
     ASSERT_EQ(sqlite3_open(db.c_str(), &other), SQLITE_OK);
+    // Closed (its transaction rolled back) however the test ends, so the writer never waits
+    // out its busy_timeout.
+    std::unique_ptr<sqlite3, int (*)(sqlite3*)> lock_holder(other, sqlite3_close);
     ASSERT_EQ(sqlite3_exec(other, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK);
 
     constexpr int junk = 200;
@@ -111,7 +118,7 @@ TEST_F(Hardening, RejectionFloodCannotMakeADeliveryAnswerQueueFull)
         return app.get().metrics().gauge_value("cwhook_store_queue_depth") == 4;
     }));
     sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
-    sqlite3_close(other);
+    lock_holder.reset();
     for (auto& f : genuine) {
         const auto r = f.get();
         EXPECT_EQ(r.status, 200) << r.body;
