@@ -19,33 +19,14 @@ namespace {
 
 namespace net = boost::asio;
 
-constexpr const char* nginx_binary = "/usr/sbin/nginx";
+constexpr const char* nginx_binary = nginx_child::binary;
 
-// nginx in the foreground (master + one worker), everything under `dir`. It inherits its listening
-// socket (bound here to port 0) through the NGINX variable, nginx's own hand-over mechanism,
-// so there is no port race and no wait: connections queue until it accepts.
+// nginx terminating TLS in front of cwhook's plain listener, everything under `dir`.
 class nginx_proxy {
 public:
     nginx_proxy(const temp_dir& dir, const test_cert& cert, std::uint16_t upstream_port)
-    {
-        fd_ = listening_socket(port_, true);  // non-blocking, as nginx's own
-        const auto root = dir.path() / "nginx";
-        std::filesystem::create_directories(root);
-        const auto conf = (root / "nginx.conf").string();
-        write_file(conf, fmt::format(R"(daemon off;
-master_process on;  # a worker accepts on the inherited socket
-worker_processes 1;
-pid {root}/nginx.pid;
-error_log stderr notice;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-    client_body_temp_path {root}/body;
-    proxy_temp_path {root}/proxy;
-    fastcgi_temp_path {root}/fastcgi;
-    uwsgi_temp_path {root}/uwsgi;
-    scgi_temp_path {root}/scgi;
-    server {{
+        : nginx_(dir.path() / "nginx", [&](std::uint16_t port) {
+              return fmt::format(R"(    server {{
         listen 127.0.0.1:{port} ssl;
         ssl_certificate {cert};
         ssl_certificate_key {key};
@@ -58,33 +39,18 @@ http {{
             proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
             proxy_set_header X-Forwarded-Proto $scheme;
         }}
-    }}
-}}
-)",
-                                     fmt::arg("root", root.string()), fmt::arg("port", port_),
-                                     fmt::arg("cert", cert.cert), fmt::arg("key", cert.key),
-                                     fmt::arg("upstream", upstream_port)));
-        process_ = std::make_unique<child_process>(
-            std::vector<std::string>{"-p", root.string(), "-c", conf, "-e", "stderr"},
-            std::map<std::string, std::string>{{"NGINX", "3;"}}, std::vector<int>{fd_}, nginx_binary);
-    }
-    ~nginx_proxy()
+    }})",
+                                 fmt::arg("port", port), fmt::arg("cert", cert.cert), fmt::arg("key", cert.key),
+                                 fmt::arg("upstream", upstream_port));
+          })
     {
-        process_->signal(SIGTERM);  // the master stops its worker too
-        process_->wait();
-        process_.reset();
-        ::close(fd_);
     }
-    nginx_proxy(const nginx_proxy&) = delete;
-    nginx_proxy& operator=(const nginx_proxy&) = delete;
 
-    net::ip::tcp::endpoint endpoint() const { return {net::ip::make_address("127.0.0.1"), port_}; }
-    std::string output() { return process_->output(); }
+    net::ip::tcp::endpoint endpoint() const { return {net::ip::make_address("127.0.0.1"), nginx_.port()}; }
+    std::string output() { return nginx_.process().output(); }
 
 private:
-    int fd_ = -1;
-    std::uint16_t port_ = 0;
-    std::unique_ptr<child_process> process_;
+    nginx_child nginx_;
 };
 
 class Proxy : public ::testing::Test {
@@ -134,7 +100,7 @@ TEST_F(Proxy, TrustedNginxForwardsTheClientAddressAndTheExactBody)
     const auto rows = query_events(db);
     ASSERT_EQ(rows.size(), 1u);
     EXPECT_EQ(rows[0].status, "verified");
-    EXPECT_EQ(rows[0].body, call.body);  // byte-identical through TLS termination and proxying
+    EXPECT_EQ(rows[0].body, call.body); // byte-identical through TLS termination and proxying
     EXPECT_EQ(rows[0].client_addr, "203.0.113.7");
 }
 
@@ -148,7 +114,7 @@ TEST_F(Proxy, UntrustedProxyHeaderIsIgnored)
     const auto rows = query_events(db);
     ASSERT_EQ(rows.size(), 1u);
     EXPECT_EQ(rows[0].body, call.body);
-    EXPECT_EQ(rows[0].client_addr, "127.0.0.1");  // nginx itself
+    EXPECT_EQ(rows[0].client_addr, "127.0.0.1"); // nginx itself
 }
 
 TEST_F(Proxy, ForgedSignatureThroughTheProxyIsRefused)
@@ -156,10 +122,10 @@ TEST_F(Proxy, ForgedSignatureThroughTheProxyIsRefused)
     running_app app(options({"127.0.0.1/32"}));
     nginx_proxy nginx(dir, cert, app.http().port());
     auto call = delivery(4102, "proxy-3");
-    call.body.replace(call.body.find("4102"), 4, "4103");  // one digit changed after signing
+    call.body.replace(call.body.find("4102"), 4, "4103"); // one digit changed after signing
     const auto r = send(nginx.endpoint(), call, cert.cert);
     EXPECT_EQ(r.status, 401) << r.error << r.body;
-    app.stop();  // rejections are written after the answer; stopping flushes them
+    app.stop(); // rejections are written after the answer; stopping flushes them
     EXPECT_EQ(count_rows(db, "events"), 0);
     EXPECT_EQ(count_rows(db, "rejections", "client_addr = '203.0.113.7'"), 1);
 }

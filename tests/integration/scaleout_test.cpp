@@ -31,7 +31,7 @@ using namespace std::chrono_literals;
 namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
-constexpr const char* nginx_binary = "/usr/sbin/nginx";
+constexpr const char* nginx_binary = nginx_child::binary;
 constexpr std::string_view admin_token = "scaleout-test-token";
 constexpr std::string_view stored_total = "cwhook_events_stored_total";
 
@@ -201,31 +201,17 @@ private:
 // is deduplicated by its MessageId. A failed instance is tried again after 1 s.
 class nginx_balancer {
 public:
+    // The error log goes to a file: one line per failed upstream attempt would fill a pipe.
     nginx_balancer(const temp_dir& dir, const std::vector<std::uint16_t>& upstreams)
-    {
-        fd_ = listening_socket(port_, true); // handed over through NGINX (see proxy_test)
-        root_ = dir.path() / "nginx";
-        std::filesystem::create_directories(root_);
-        std::string servers;
-        for (const auto p : upstreams) {
-            servers += fmt::format("        server 127.0.0.1:{} max_fails=1 fail_timeout=1s;\n", p);
-        }
-        const auto conf = (root_ / "nginx.conf").string();
-        // The error log goes to a file: one line per failed upstream attempt would fill a pipe.
-        write_file(conf, fmt::format(R"(daemon off;
-master_process on;
-worker_processes 1;
-pid {root}/nginx.pid;
-error_log {root}/error.log notice;
-events {{ worker_connections 512; }}
-http {{
-    access_log off;
-    client_body_temp_path {root}/body;
-    proxy_temp_path {root}/proxy;
-    fastcgi_temp_path {root}/fastcgi;
-    uwsgi_temp_path {root}/uwsgi;
-    scgi_temp_path {root}/scgi;
-    upstream cwhook {{
+        : root_(dir.path() / "nginx"),
+          nginx_(
+              root_,
+              [&](std::uint16_t port) {
+                  std::string servers;
+                  for (const auto p : upstreams) {
+                      servers += fmt::format("        server 127.0.0.1:{} max_fails=1 fail_timeout=1s;\n", p);
+                  }
+                  return fmt::format(R"(    upstream cwhook {{
 {servers}    }}
     server {{
         listen 127.0.0.1:{port};
@@ -236,32 +222,19 @@ http {{
             proxy_next_upstream error timeout non_idempotent;
             proxy_connect_timeout 2s;
         }}
-    }}
-}}
-)",
-                                     fmt::arg("root", root_.string()), fmt::arg("port", port_),
-                                     fmt::arg("servers", servers)));
-        process_ = std::make_unique<child_process>(
-            std::vector<std::string>{"-p", root_.string(), "-c", conf, "-e", (root_ / "error.log").string()},
-            std::map<std::string, std::string>{{"NGINX", "3;"}}, std::vector<int>{fd_}, nginx_binary);
-    }
-    ~nginx_balancer()
+    }})",
+                                     fmt::arg("servers", servers), fmt::arg("port", port));
+              },
+              (root_ / "error.log").string(), 512)
     {
-        process_->signal(SIGTERM);
-        process_->wait();
-        ::close(fd_);
     }
-    nginx_balancer(const nginx_balancer&) = delete;
-    nginx_balancer& operator=(const nginx_balancer&) = delete;
 
-    tcp::endpoint endpoint() const { return loopback(port_); }
+    tcp::endpoint endpoint() const { return loopback(nginx_.port()); }
     std::string error_log() const { return read_file((root_ / "error.log").string()); }
 
 private:
-    int fd_ = -1;
-    std::uint16_t port_ = 0;
     std::filesystem::path root_;
-    std::unique_ptr<child_process> process_;
+    nginx_child nginx_;
 };
 
 // One answer a load got: which delivery, and what came back.

@@ -770,3 +770,45 @@ void clear_recorded_sleeps()
 }
 
 } // namespace cwhook::test
+
+namespace cwhook::test {
+
+nginx_child::nginx_child(const std::filesystem::path& root,
+                         const std::function<std::string(std::uint16_t port)>& servers, const std::string& error_log,
+                         int worker_connections)
+{
+    fd_ = listening_socket(port_, true); // non-blocking, as nginx's own
+    std::filesystem::create_directories(root);
+    const auto conf = (root / "nginx.conf").string();
+    write_file(conf, fmt::format(R"(daemon off;
+master_process on;  # a worker accepts on the inherited socket
+worker_processes 1;
+pid {root}/nginx.pid;
+error_log {error_log} notice;
+events {{ worker_connections {connections}; }}
+http {{
+    access_log off;
+    client_body_temp_path {root}/body;
+    proxy_temp_path {root}/proxy;
+    fastcgi_temp_path {root}/fastcgi;
+    uwsgi_temp_path {root}/uwsgi;
+    scgi_temp_path {root}/scgi;
+{servers}
+}}
+)",
+                                 fmt::arg("root", root.string()), fmt::arg("error_log", error_log),
+                                 fmt::arg("connections", worker_connections), fmt::arg("servers", servers(port_))));
+    process_ = std::make_unique<child_process>(
+        std::vector<std::string>{"-p", root.string(), "-c", conf, "-e", error_log},
+        std::map<std::string, std::string>{{"NGINX", "3;"}}, std::vector<int>{fd_}, binary);
+}
+
+nginx_child::~nginx_child()
+{
+    process_->signal(SIGTERM);
+    process_->wait();
+    process_.reset();
+    ::close(fd_);
+}
+
+} // namespace cwhook::test

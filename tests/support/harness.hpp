@@ -43,9 +43,9 @@ test_cert make_cert(const temp_dir& dir, std::string_view stem = "server",
                     std::vector<std::string> names = {"127.0.0.1", "localhost"});
 
 struct http_result {
-    int status = 0;  // 0: connection failed or closed without an answer
+    int status = 0; // 0: connection failed or closed without an answer
     std::string body;
-    std::map<std::string, std::string> headers;  // lower-case names
+    std::map<std::string, std::string> headers; // lower-case names
     std::string error;
 };
 
@@ -83,12 +83,12 @@ public:
     // Manage's key_url shape for this server: /v2025_1//system/callbackkey/index.rails?companyName=C&id=ID.
     std::string url(std::string_view id = "e17e6674-42f6-4105-9cff-4cd6cb4e62e8",
                     std::string_view company = "Cobalt") const;
-    std::string host_entry() const;  // "127.0.0.1:<port>" for verify.allowed_key_hosts
+    std::string host_entry() const; // "127.0.0.1:<port>" for verify.allowed_key_hosts
 
     void set_key(std::string key);
     std::string key() const;
     void set_mode(mode m);
-    void set_delay(std::chrono::milliseconds d);  // added before every answer
+    void set_delay(std::chrono::milliseconds d); // added before every answer
     // hold(): every request from now on is counted, then waits unanswered until release()
     // (which answers the waiting ones and stops holding). Tests order events on a fetch
     // having started, instead of a delay chosen to outlast something else.
@@ -206,10 +206,35 @@ private:
     std::optional<int> status_;
 };
 
+// Debian's nginx in the foreground (master + one worker), everything under `root`. It inherits
+// its listening socket (bound here to 127.0.0.1:0) through the NGINX variable, nginx's own
+// hand-over mechanism, so there is no port race and no wait: connections queue until it
+// accepts. `servers(port)` gives what goes in the http block after the temp paths every
+// instance needs ("upstream ...", "server { listen 127.0.0.1:<port> ...; }").
+class nginx_child {
+public:
+    static constexpr const char* binary = "/usr/sbin/nginx";
+
+    // error_log: a file, or "stderr" (captured like the daemon's).
+    nginx_child(const std::filesystem::path& root, const std::function<std::string(std::uint16_t port)>& servers,
+                const std::string& error_log = "stderr", int worker_connections = 64);
+    ~nginx_child(); // SIGTERM: the master stops its worker too
+    nginx_child(const nginx_child&) = delete;
+    nginx_child& operator=(const nginx_child&) = delete;
+
+    std::uint16_t port() const { return port_; }
+    child_process& process() { return *process_; }
+
+private:
+    int fd_ = -1;
+    std::uint16_t port_ = 0;
+    std::unique_ptr<child_process> process_;
+};
+
 // The cwhook binary run to completion with stdout and stderr captured apart (stdout byte for
 // byte) and stdin read from a file ("" = /dev/null). Killed after `timeout`.
 struct command_result {
-    int exit_code = -1;  // 128+signal when killed
+    int exit_code = -1; // 128+signal when killed
     std::string out;
     std::string err;
 };
