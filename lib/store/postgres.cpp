@@ -247,12 +247,12 @@ std::optional<std::string> rows::text_or_null(int row, int col) const
 
 outcome<connection> connection::open(const std::string& url, std::chrono::seconds connect_timeout)
 {
-    const std::string timeout = std::to_string(std::max<std::int64_t>(connect_timeout.count(), 1));
+    const std::string timeout = std::to_string(std::max<std::int64_t>(connect_timeout.count(), 2));
     // Defaults first: dbname (the URL, expanded) comes last, so what the URL says wins.
     const char* keys[] = {"connect_timeout",     "application_name", "keepalives",         "keepalives_idle",
                           "keepalives_interval", "keepalives_count", "tcp_user_timeout",   "dbname",
                           nullptr};
-    const char* values[] = {timeout.c_str(), "cwhook", "1", "10", "5", "3", "20000", url.c_str(), nullptr};
+    const char* values[] = {timeout.c_str(), "cwhook", "1", "5", "1", "2", "3000", url.c_str(), nullptr};
     connection c;
     c.c_.reset(PQconnectdbParams(keys, values, 1));
     if (!c.c_) {

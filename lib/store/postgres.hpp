@@ -102,10 +102,13 @@ class connection {
 public:
     connection() noexcept = default;
 
-    // Connects (blocking, at most connect_timeout unless the URL says otherwise). TCP
-    // keepalives are on so that a server gone mid-statement is noticed; application_name is
+    // Connects (blocking, at most connect_timeout unless the URL says otherwise). A server that
+    // vanished (a black-holed network, not a refused port) is noticed within seconds: data
+    // unacknowledged for 3 s (tcp_user_timeout) or 7 s of silent keepalives end the connection.
+    // Manage waits about 5 s for an answer and never retries a timeout, so the writer must fail
+    // (429, which Manage retries) rather than wait longer. application_name is
     // "cwhook". The URL's own settings win over these defaults.
-    static outcome<connection> open(const std::string& url, std::chrono::seconds connect_timeout = std::chrono::seconds(5));
+    static outcome<connection> open(const std::string& url, std::chrono::seconds connect_timeout = std::chrono::seconds(2));
 
     bool is_open() const noexcept { return c_ != nullptr && PQstatus(c_.get()) == CONNECTION_OK; }
     void close() noexcept { c_.reset(); }
