@@ -168,6 +168,18 @@ boost::system::result<void, std::string> postgres_writer::configure_session()
             return r.error().message;
         }
     }
+    // A lock held elsewhere (an operator's open transaction, a migration) must not hold a
+    // delivery past Manage's 5 s wait: after 2 s the batch fails with 429, which Manage
+    // retries. A lock_timeout from the URL or the server stays.
+    auto lock_wait = conn_.query_text("SHOW lock_timeout");
+    if (!lock_wait) {
+        return lock_wait.error().message;
+    }
+    if (*lock_wait == "0") {
+        if (auto r = conn_.exec("SET lock_timeout = '2s'"); !r) {
+            return r.error().message;
+        }
+    }
     auto read_only = conn_.query_text("SHOW transaction_read_only");
     if (!read_only) {
         return read_only.error().message;

@@ -9,8 +9,10 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <future>
 #include <string>
+#include <thread>
 #include <vector>
 
 using namespace cwhook;
@@ -173,5 +175,40 @@ TEST(PostgresStore, AReadOnlyServerIsRefusedWithARetryableErrorUntilItIsWritable
             return static_cast<bool>(after);
         },
         std::chrono::seconds(30)));
+    EXPECT_FALSE(after->duplicate);
+}
+
+TEST(PostgresStore, ALockHeldElsewhereIsARetryableRefusalNotAnEndlessWait)
+{
+    // An operator's transaction holds the events table: deliveries must get an answer Manage
+    // retries (429) before Manage's own 5 s timeout, which it never retries.
+    test::pg_database pg;
+    settings s;
+    s.backend = backend::postgres;
+    s.url = pg.conninfo();
+    auto opened = event_store::open(s);
+    ASSERT_TRUE(opened) << opened.error();
+    auto& store = **opened;
+    event_record ev;
+    ev.received_at_us = t0;
+    ev.status = event_status::verified;
+    ev.dedupe_key = "m:locked";
+    ev.body = "{}";
+    ev.type = "ticket";
+    ev.action = "added";
+    std::thread holder([&pg] { pg.psql("BEGIN; LOCK TABLE events IN EXCLUSIVE MODE; SELECT pg_sleep(6); COMMIT;"); });
+    ASSERT_TRUE(test::eventually([&pg] {
+        return pg.psql("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                       "WHERE c.relname = 'events' AND l.mode = 'ExclusiveLock' AND l.granted") == "1";
+    }));
+    const auto started = std::chrono::steady_clock::now();
+    auto refused = test_calls::insert(store, ev);
+    const auto waited = std::chrono::steady_clock::now() - started;
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error(), errc::storage_busy) << refused.error().message();
+    EXPECT_LT(waited, std::chrono::seconds(5));
+    holder.join();
+    auto after = test_calls::insert(store, ev);
+    ASSERT_TRUE(after) << after.error().message();
     EXPECT_FALSE(after->duplicate);
 }
