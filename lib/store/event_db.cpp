@@ -3,6 +3,9 @@
 #include "store/event_db.hpp"
 
 #include "store/detail/backends.hpp"
+#include "store/detail/outbox.hpp"
+
+#include <fmt/format.h>
 
 #include <algorithm>
 
@@ -50,6 +53,57 @@ db_result<void> event_db::scan(const event_filter& f, scan_order order,
             return {};
         }
     }
+}
+
+namespace {
+
+// The runner's outcome as a db_result, its failure prefixed with the database's name.
+template <class T>
+db_result<T> named(const std::string& name, detail::outcome<T> r)
+{
+    if (!r) {
+        return db_result<T>(boost::system::in_place_error, fmt::format("{}: {}", name, r.error().message));
+    }
+    return db_result<T>(boost::system::in_place_value, std::move(*r));
+}
+
+} // namespace
+
+db_result<std::vector<delivery_row>> event_db::deliveries(const delivery_filter& f)
+{
+    return named(display_name(), detail::outbox::list(runner(), f));
+}
+
+db_result<std::optional<delivery_row>> event_db::delivery(std::int64_t id)
+{
+    return named(display_name(), detail::outbox::get(runner(), id));
+}
+
+db_result<std::vector<delivery_row>> event_db::deliveries_of(std::int64_t event_id)
+{
+    return named(display_name(), detail::outbox::of_event(runner(), event_id));
+}
+
+db_result<std::int64_t> event_db::retry_deliveries(std::span<const std::int64_t> ids, const delivery_filter& f,
+                                                   bool dry_run)
+{
+    return named(display_name(), detail::outbox::retry(runner(), ids, f, dry_run));
+}
+
+db_result<std::vector<destination_status>> event_db::destinations()
+{
+    return named(display_name(), detail::outbox::destinations(runner()));
+}
+
+db_result<bool> event_db::set_destination_paused(std::string_view name, bool paused, std::string_view reason,
+                                                 std::int64_t now_us)
+{
+    return named(display_name(), detail::outbox::set_paused(runner(), name, paused, reason, now_us));
+}
+
+db_result<std::vector<feed_position>> event_db::feed(std::int64_t after, std::size_t limit)
+{
+    return named(display_name(), detail::outbox::feed(runner(), after, limit));
 }
 
 } // namespace cwhook::store

@@ -8,6 +8,7 @@
 #pragma once
 
 #include "store/event_store.hpp"
+#include "store/outbox.hpp"
 
 #include <boost/system/result.hpp>
 
@@ -21,6 +22,10 @@
 #include <vector>
 
 namespace cwhook::store {
+
+namespace detail {
+class sql_runner;
+} // namespace detail
 
 // Failures carry one line naming what failed and SQLite's reason.
 template <class T>
@@ -156,7 +161,8 @@ public:
     virtual db_result<void> record_replay(const replay_attempt& a) = 0;
 
     // Applies one re-verification result to a row that still has status u.from; false when
-    // it no longer has (someone else settled it).
+    // it no longer has (someone else settled it). A row settled verified gets its deliveries
+    // and feed position in the same transaction.
     virtual db_result<bool> settle(const status_update& u) = 0;
 
     virtual db_result<std::vector<stored_rejection>> rejections(const rejection_filter& f) = 0;
@@ -172,8 +178,31 @@ public:
 
     virtual std::int64_t schema_version() const noexcept = 0;
 
+    // ---- Forwarding (store/outbox.hpp): the same on both backends.
+    db_result<std::vector<delivery_row>> deliveries(const delivery_filter& f);
+    // One delivery with its attempts; nullopt when no such row.
+    db_result<std::optional<delivery_row>> delivery(std::int64_t id);
+    // Every delivery of one event with its attempts, by destination.
+    db_result<std::vector<delivery_row>> deliveries_of(std::int64_t event_id);
+    // Makes the rows given by id (or, with no ids, those `f` selects; its before_id and limit
+    // ignored) pending again and due at once, with a fresh schedule; rows already pending are
+    // left alone. dry_run: only counts them.
+    db_result<std::int64_t> retry_deliveries(std::span<const std::int64_t> ids, const delivery_filter& f,
+                                             bool dry_run);
+    db_result<std::vector<destination_status>> destinations();
+    // false when the database knows no such destination (it was never configured).
+    db_result<bool> set_destination_paused(std::string_view name, bool paused, std::string_view reason,
+                                           std::int64_t now_us);
+    // Positions of forwardable events after `after`, in commit order (a position is given in
+    // the transaction that makes the event forwardable, so none appears later below one seen).
+    db_result<std::vector<feed_position>> feed(std::int64_t after, std::size_t limit);
+
 protected:
     event_db() = default;
+
+    // The runner of this connection (autocommit statements) and the name failures start with.
+    virtual detail::sql_runner& runner() = 0;
+    virtual const std::string& display_name() const noexcept = 0;
 
     // One page of whole rows for scan(): f.limit rows (never 0) after f.after in `order`.
     virtual db_result<std::vector<stored_event>> page(const event_filter& f, scan_order order) = 0;

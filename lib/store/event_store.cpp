@@ -19,6 +19,8 @@
 
 #include "core/log.hpp"
 #include "store/detail/backends.hpp"
+#include "store/detail/outbox.hpp"
+#include "store/outbox.hpp"
 
 #include <fmt/format.h>
 
@@ -116,6 +118,9 @@ struct event_store::impl {
     std::mutex join_mutex_;
     std::thread thread_;
     commit_observer observer_;  // set before the writer starts
+    std::atomic<bool> forward_unverified_{false};
+    std::mutex listener_mutex_;
+    std::function<void()> on_forwardable_;  // guarded by listener_mutex_
     std::thread::id writer_id_;  // set once before the store is handed out
 };
 
@@ -223,6 +228,12 @@ void event_store::impl::run_writes(std::span<job> jobs)
         if (observer_) {
             observer_(jobs.size(), std::chrono::steady_clock::now() - started);
         }
+        if (*r > 0) {
+            std::lock_guard lock(listener_mutex_);
+            if (on_forwardable_) {
+                on_forwardable_();
+            }
+        }
     }
     for (job& j : jobs) {
         if (auto* e = std::get_if<event_job>(&j); e != nullptr && e->done) {
@@ -231,6 +242,8 @@ void event_store::impl::run_writes(std::span<job> jobs)
             u->done(ec ? result<void>(ec) : result<void>());
         } else if (auto* p = std::get_if<prune_job>(&j); p != nullptr && p->done) {
             p->done(ec ? result<prune_outcome>(ec) : result<prune_outcome>(p->outcome));
+        } else if (auto* o = std::get_if<outbox_job>(&j); o != nullptr && o->done) {
+            o->done(ec ? result<void>(ec) : result<void>());
         }
     }
 }
@@ -363,7 +376,92 @@ boost::system::result<std::unique_ptr<event_store>, std::string> event_store::op
 
 bool event_store::submit_event(event_record ev, insert_callback done)
 {
-    return impl_->enqueue<event_job>(std::move(ev), std::move(done));
+    const bool unverified = impl_->forward_unverified_.load(std::memory_order_relaxed);
+    return impl_->enqueue<event_job>(std::move(ev), std::move(done), unverified);
+}
+
+void event_store::set_forward_unverified(bool on) noexcept
+{
+    impl_->forward_unverified_.store(on, std::memory_order_relaxed);
+}
+
+void event_store::on_forwardable(std::function<void()> listener)
+{
+    std::lock_guard lock(impl_->listener_mutex_);
+    impl_->on_forwardable_ = std::move(listener);
+}
+
+namespace {
+
+// An outbox job whose work fills `*value` inside the batch, reported after COMMIT.
+template <class T, class Work, class Done>
+outbox_job outbox_work(Work work, Done done)
+{
+    auto value = std::make_shared<T>();
+    outbox_job j;
+    j.run = [value, work = std::move(work)](sql_runner& db) -> outcome<void> {
+        auto r = work(db);
+        if (!r) {
+            return r.error();
+        }
+        *value = std::move(*r);
+        return {};
+    };
+    j.done = [value, done = std::move(done)](result<void> r) {
+        if (!r) {
+            done(result<T>(r.error()));
+        } else {
+            done(result<T>(std::move(*value)));
+        }
+    };
+    return j;
+}
+
+} // namespace
+
+bool event_store::sync_destinations(std::vector<destination_route> routes, std::int64_t now_us, sync_callback done)
+{
+    return impl_->enqueue<outbox_job>(outbox_work<sync_outcome>(
+        [routes = std::move(routes), now_us](sql_runner& db) { return outbox::sync_destinations(db, routes, now_us); },
+        std::move(done)));
+}
+
+bool event_store::claim_deliveries(std::string destination, bool entity_ordering, std::int64_t now_us,
+                                   std::size_t limit, std::int64_t lease_until_us, claim_callback done)
+{
+    return impl_->enqueue<outbox_job>(outbox_work<std::vector<claimed_delivery>>(
+        [destination = std::move(destination), entity_ordering, now_us, limit, lease_until_us](sql_runner& db) {
+            return outbox::claim(db, destination, entity_ordering, now_us, limit, lease_until_us);
+        },
+        std::move(done)));
+}
+
+bool event_store::submit_delivery_results(std::vector<delivery_result> results, done_callback done)
+{
+    outbox_job j;
+    j.run = [results = std::move(results)](sql_runner& db) { return outbox::apply_results(db, results); };
+    j.done = std::move(done);
+    return impl_->enqueue<outbox_job>(std::move(j));
+}
+
+bool event_store::pause_destination(std::string name, std::string reason, std::int64_t now_us, done_callback done)
+{
+    outbox_job j;
+    j.run = [name = std::move(name), reason = std::move(reason), now_us](sql_runner& db) -> outcome<void> {
+        auto r = outbox::set_paused(db, name, true, reason, now_us);
+        if (!r) {
+            return r.error();
+        }
+        return {};
+    };
+    j.done = std::move(done);
+    return impl_->enqueue<outbox_job>(std::move(j));
+}
+
+bool event_store::read_destinations(destinations_callback done)
+{
+    return impl_->enqueue<outbox_job>(outbox_work<std::vector<destination_status>>(
+        [](sql_runner& db) { return outbox::destinations(db); }, std::move(done)));
 }
 
 bool event_store::submit_rejection(rejection_record rej)

@@ -14,6 +14,14 @@
 #include "core/error.hpp"
 #include "store/settings.hpp"
 
+namespace cwhook::store {
+struct claimed_delivery;
+struct delivery_result;
+struct destination_route;
+struct destination_status;
+struct sync_outcome;
+} // namespace cwhook::store
+
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -161,6 +169,28 @@ public:
     // Readiness probe: proves a write could commit now (SQLite: takes and releases the write
     // lock; PostgreSQL: the server answers and is not read-only).
     bool probe(done_callback done);
+
+    // ---- Forwarding (store/outbox.hpp). Each runs in a group-commit batch; callbacks after COMMIT.
+
+    // An unverified event is forwardable (verify.mode = "off"): applies to events submitted from now on.
+    void set_forward_unverified(bool on) noexcept;
+    // Called on the writer thread after each COMMIT that made events forwardable (new
+    // deliveries may be due). Must not block. Set before events are submitted.
+    void on_forwardable(std::function<void()> listener);
+
+    using claim_callback = std::function<void(result<std::vector<claimed_delivery>>)>;
+    using sync_callback = std::function<void(result<sync_outcome>)>;
+    using destinations_callback = std::function<void(result<std::vector<destination_status>>)>;
+
+    // Makes the database's destinations the configured `routes`; undelivered rows of others are cancelled.
+    bool sync_destinations(std::vector<destination_route> routes, std::int64_t now_us, sync_callback done);
+    // Claims due deliveries of one destination (see outbox::claim).
+    bool claim_deliveries(std::string destination, bool entity_ordering, std::int64_t now_us, std::size_t limit,
+                          std::int64_t lease_until_us, claim_callback done);
+    bool submit_delivery_results(std::vector<delivery_result> results, done_callback done);
+    // Pauses a destination with a reason ("gone": it answered 410), as an operator would.
+    bool pause_destination(std::string name, std::string reason, std::int64_t now_us, done_callback done);
+    bool read_destinations(destinations_callback done);
 
     // Other instances may write the same database (PostgreSQL): rows this process did not
     // store, pending ones included, can appear at any time.

@@ -5,6 +5,9 @@
 // twice, what the daemons' retention is deleting. A lost connection fails the call that found
 // it (operators' commands print the reason, the admin API answers 503) and the next call
 // connects again.
+#include "core/time.hpp"
+#include "store/detail/outbox.hpp"
+#include "store/detail/runners.hpp"
 #include "store/detail/backends.hpp"
 #include "store/detail/db_failure.hpp"
 #include "store/detail/postgres_record.hpp"
@@ -246,7 +249,27 @@ private:
         return rows->empty() ? 0 : rows->front();
     }
 
+    detail::sql_runner& runner() override { return runner_; }
+    const std::string& display_name() const noexcept override { return name_; }
+
     pg::connection conn_;
+    // Autocommit statements (replaced connection and one more try, as run()), and statements
+    // inside a transaction this object began (no retry: the transaction died with the connection).
+    detail::postgres_runner runner_{[this](const std::string& sql, const pg::params& p) -> detail::outcome<pg::rows> {
+        auto r = run(sql, p);
+        if (!r) {
+            return detail::failure{pg::to_errc(r.error()), r.error().message};
+        }
+        return std::move(*r);
+    }};
+    detail::postgres_runner txn_runner_{
+        [this](const std::string& sql, const pg::params& p) -> detail::outcome<pg::rows> {
+            auto r = conn_.query(sql, p);
+            if (!r) {
+                return detail::failure{pg::to_errc(r.error()), r.error().message};
+            }
+            return std::move(*r);
+        }};
     std::string url_;
     db_access access_ = db_access::read_only;
     std::string name_;
@@ -421,13 +444,30 @@ db_result<void> postgres_db::record_replay(const replay_attempt& a)
 
 db_result<bool> postgres_db::settle(const status_update& u)
 {
+    if (auto c = connect(); !c) {
+        return fail(c.error());
+    }
+    auto txn = pg::transaction::begin(conn_);
+    if (!txn) {
+        return fail(txn.error());
+    }
     pg::params p;
     bind_status_update(p, u);
-    auto r = run(update_status_sql, p);
+    auto r = conn_.query(update_status_sql, p);
     if (!r) {
         return fail(r.error());
     }
-    return r->affected() == 1;
+    const bool changed = r->affected() == 1;
+    if (changed && u.status == event_status::verified) {
+        const std::int64_t id = u.id;
+        if (auto f = detail::outbox::make_forwardable(txn_runner_, std::span(&id, 1), now_us()); !f) {
+            return failure_text{fmt::format("{}: {}", name_, f.error().message)};
+        }
+    }
+    if (auto c = txn->commit(); !c) {
+        return fail(c.error());
+    }
+    return changed;
 }
 
 db_result<std::vector<std::string>> postgres_db::check()
@@ -437,7 +477,7 @@ db_result<std::vector<std::string>> postgres_db::check()
     std::vector<std::string> problems;
     auto present = collect<std::string>(
         "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename IN ('events', "
-        "'rejections', 'replays')",
+        "'rejections', 'replays', 'deliveries', 'delivery_attempts')",
         {}, [](const pg::rows& r, int row) { return r.text(row, 0); });
     if (!present) {
         return present;

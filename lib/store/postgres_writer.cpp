@@ -14,7 +14,10 @@
 // target_session_attrs=read-write find the new primary. Claims of pending rows and retention
 // deletes take their rows FOR UPDATE SKIP LOCKED, so instances never work on the same rows.
 #include "core/log.hpp"
+#include "core/time.hpp"
 #include "store/detail/backends.hpp"
+#include "store/detail/outbox.hpp"
+#include "store/detail/runners.hpp"
 #include "store/detail/postgres_record.hpp"
 #include "store/detail/postgres_schema.hpp"
 #include "store/detail/query.hpp"
@@ -82,6 +85,7 @@ constexpr const char* prune_events_sql = R"sql(
 DELETE FROM events WHERE id IN (
     SELECT id FROM events
     WHERE received_at_us < $1 AND status <> 'pending'
+      AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.state IN ('pending', 'failing'))
     ORDER BY received_at_us
     LIMIT $2
     FOR UPDATE SKIP LOCKED)
@@ -116,7 +120,7 @@ class postgres_writer final : public writer {
 public:
     explicit postgres_writer(const settings& s) : settings_(s), name_(redact_url(s.url)) {}
 
-    outcome<void> write(std::span<job> jobs) override;
+    outcome<std::size_t> write(std::span<job> jobs) override;
     outcome<std::vector<pending_event>> claim_due_pending(std::int64_t now_us, std::size_t limit,
                                                           std::int64_t lease_us) override;
     outcome<void> probe() override;
@@ -144,6 +148,14 @@ private:
     std::chrono::steady_clock::time_point next_connect_{};
     std::chrono::milliseconds backoff_{0};
     std::string last_connect_error_;
+    std::vector<std::int64_t> forwardable_;  // events made forwardable in the current batch
+    postgres_runner runner_{[this](const std::string& sql, const pg::params& p) -> outcome<pg::rows> {
+        auto r = conn_.query(sql, p);
+        if (!r) {
+            return fail(r.error());
+        }
+        return std::move(*r);
+    }};
 };
 
 failure postgres_writer::fail(const pg::error& e)
@@ -266,17 +278,18 @@ pg::outcome<pg::transaction> postgres_writer::begin()
     return pg::transaction::begin(conn_);
 }
 
-outcome<void> postgres_writer::write(std::span<job> jobs)
+outcome<std::size_t> postgres_writer::write(std::span<job> jobs)
 {
     if (auto r = connected(); !r) {
-        return r;
+        return r.error();
     }
     auto txn = begin();
     if (!txn) {
         return fail(txn.error());
     }
+    forwardable_.clear();
     if (auto r = insert_events(jobs); !r) {
-        return r;
+        return r.error();
     }
     bool added_rejections = false;
     for (job& j : jobs) {
@@ -288,9 +301,11 @@ outcome<void> postgres_writer::write(std::span<job> jobs)
             r = execute(*u);
         } else if (auto* p = std::get_if<prune_job>(&j)) {
             r = execute(*p);
+        } else if (auto* o = std::get_if<outbox_job>(&j)) {
+            r = o->run(runner_);
         }
         if (!r) {
-            return r;
+            return r.error();
         }
     }
     if (added_rejections) {
@@ -300,10 +315,14 @@ outcome<void> postgres_writer::write(std::span<job> jobs)
             return fail(r.error());
         }
     }
+    // Last: the feed counter's row lock is held from here to COMMIT only.
+    if (auto r = outbox::make_forwardable(runner_, forwardable_, now_us()); !r) {
+        return r.error();
+    }
     if (auto r = txn->commit(); !r) {
         return fail(r.error());
     }
-    return {};
+    return forwardable_.size();
 }
 
 outcome<void> postgres_writer::insert_events(std::span<job> jobs)
@@ -347,6 +366,10 @@ outcome<void> postgres_writer::insert_events(std::span<job> jobs)
             e->outcome.id = r->int64(row, 0);
             e->outcome.status = e->record.status;
             inserted[e] = true;
+            if (e->record.status == event_status::verified ||
+                (e->record.status == event_status::unverified && e->forward_unverified)) {
+                forwardable_.push_back(e->outcome.id);
+            }
         }
     }
     // The others, in queue order: redeliveries of rows stored before (or just now).
@@ -390,6 +413,7 @@ outcome<void> postgres_writer::settle_skipped(event_job& j)
         j.outcome.upgraded_from = j.outcome.status;
         j.outcome.status = event_status::verified;
         j.outcome.duplicate = false;
+        forwardable_.push_back(j.outcome.id);
     }
     return {};
 }
@@ -419,8 +443,12 @@ outcome<void> postgres_writer::execute(const status_job& j)
     for (const status_update& u : j.updates) {
         pg::params p;
         bind_status_update(p, u);
-        if (auto r = conn_.query(update_status_sql, p); !r) {
+        auto r = conn_.query(update_status_sql, p);
+        if (!r) {
             return fail(r.error());
+        }
+        if (u.status == event_status::verified && r->affected() == 1) {
+            forwardable_.push_back(u.id);
         }
     }
     return {};

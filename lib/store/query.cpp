@@ -146,6 +146,9 @@ where_clause prune_where(std::int64_t cutoff_us, std::optional<event_status> sta
     } else {
         w.add("status <> 'pending'", {});
     }
+    // An event still owed to a destination stays until it is delivered, dead or cancelled.
+    w.add("NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.state IN ('pending', 'failing'))",
+          {});
     return w;
 }
 

@@ -8,6 +8,9 @@
 // (scan, prune) work in pages, each its own transaction, so that neither a reader pins the
 // WAL for minutes nor a writer holds the lock the daemon's writer needs for more than one
 // small batch.
+#include "core/time.hpp"
+#include "store/detail/outbox.hpp"
+#include "store/detail/runners.hpp"
 #include "store/event_db.hpp"
 
 #include "store/detail/backends.hpp"
@@ -191,7 +194,11 @@ private:
         });
     }
 
+    detail::sql_runner& runner() override { return runner_; }
+    const std::string& display_name() const noexcept override { return path; }
+
     sqlite::database db;
+    detail::sqlite_runner runner_{db};  // declared after db: its statements are finalized first
     db_access access = db_access::read_only;
     std::int64_t version = 0;
     std::string path;
@@ -476,6 +483,10 @@ db_result<void> sqlite_db::record_replay(const replay_attempt& a)
 
 db_result<bool> sqlite_db::settle(const status_update& u)
 {
+    auto txn = sqlite::transaction::begin(db, sqlite::begin_mode::immediate);
+    if (!txn) {
+        return fail(path, txn.error());
+    }
     auto s = prepare(R"sql(
 UPDATE events
 SET status = ?2, verify_reason = ?3, next_verify_at_us = ?4, verify_attempts = verify_attempts + 1
@@ -492,7 +503,17 @@ WHERE id = ?1 AND status = ?5
     if (const int rc = s->step(); rc != SQLITE_DONE) {
         return fail(path, db.last_error(rc));
     }
-    return sqlite3_changes64(db.handle()) == 1;
+    const bool changed = sqlite3_changes64(db.handle()) == 1;
+    if (changed && u.status == event_status::verified) {
+        const std::int64_t id = u.id;
+        if (auto r = detail::outbox::make_forwardable(runner_, std::span(&id, 1), now_us()); !r) {
+            return failure_text{fmt::format("{}: {}", path, r.error().message)};
+        }
+    }
+    if (auto r = txn->commit(); !r) {
+        return fail(path, r.error());
+    }
+    return changed;
 }
 
 db_result<std::vector<stored_rejection>> sqlite_db::rejections(const rejection_filter& f)

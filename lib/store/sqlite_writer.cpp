@@ -22,13 +22,20 @@
 //               transactions): http_status,
 //               reason, detail, client_addr, path, key_url, body_sha256, body_size and
 //               body_head (BLOB, first bytes of the body). Index: received_at_us.
+//   v3 adds forwarding: events.feed_seq (the feed position, given when an event becomes
+//   forwardable, from counters 'feed'), destinations (the configured ones and their pause),
+//   deliveries (the outbox: one row per event and destination, see store/outbox.hpp) and
+//   delivery_attempts (each attempt's time, status, latency and error).
 //   v2 adds the indexes events (type, received_at_us), events (action, received_at_us) and
 //   rejections (reason, received_at_us) for operators' filters, and
 //   replays     one row per replay attempt of an event (cwhook events replay, the admin API):
 //               event_id (ON DELETE CASCADE), at_us, target, http_status (0: no answer),
 //               error, job. Index: (event_id, at_us).
 #include "core/log.hpp"
+#include "core/time.hpp"
 #include "store/detail/files.hpp"
+#include "store/detail/outbox.hpp"
+#include "store/detail/runners.hpp"
 #include "store/detail/query.hpp"
 #include "store/detail/record_sql.hpp"
 #include "store/detail/schema.hpp"
@@ -123,6 +130,55 @@ CREATE TABLE replays (
 );
 CREATE INDEX replays_event ON replays (event_id, at_us);
 )sql",
+    // v3: forwarding. The feed position of forwardable events, the destinations the
+    // configuration holds (and their pause), the outbox and its attempts.
+    R"sql(
+ALTER TABLE events ADD COLUMN feed_seq INTEGER;
+CREATE UNIQUE INDEX events_feed ON events (feed_seq) WHERE feed_seq IS NOT NULL;
+CREATE TABLE counters (
+    name  TEXT    PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+INSERT INTO counters (name, value) VALUES ('feed', 0);
+CREATE TABLE destinations (
+    name          TEXT    PRIMARY KEY,
+    configured    INTEGER NOT NULL DEFAULT 1,
+    types         TEXT    NOT NULL DEFAULT '',
+    actions       TEXT    NOT NULL DEFAULT '',
+    paused        INTEGER NOT NULL DEFAULT 0,
+    pause_reason  TEXT    NOT NULL DEFAULT '',
+    changed_at_us INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE deliveries (
+    id                 INTEGER PRIMARY KEY,
+    event_id           INTEGER NOT NULL REFERENCES events (id) ON DELETE CASCADE,
+    destination        TEXT    NOT NULL,
+    state              TEXT    NOT NULL
+                       CHECK (state IN ('pending', 'failing', 'done', 'dead', 'cancelled')),
+    ordering_key       TEXT    NOT NULL,
+    created_at_us      INTEGER NOT NULL,
+    next_attempt_at_us INTEGER NOT NULL,
+    attempts           INTEGER NOT NULL DEFAULT 0,
+    tries              INTEGER NOT NULL DEFAULT 0,
+    last_status        INTEGER NOT NULL DEFAULT 0,
+    last_error         TEXT    NOT NULL DEFAULT '',
+    done_at_us         INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (event_id, destination)
+);
+CREATE INDEX deliveries_due    ON deliveries (destination, next_attempt_at_us) WHERE state IN ('pending', 'failing');
+CREATE INDEX deliveries_entity ON deliveries (destination, ordering_key) WHERE state IN ('pending', 'failing');
+CREATE INDEX deliveries_state  ON deliveries (state, destination);
+CREATE INDEX deliveries_dest   ON deliveries (destination, state);
+CREATE TABLE delivery_attempts (
+    id          INTEGER PRIMARY KEY,
+    delivery_id INTEGER NOT NULL REFERENCES deliveries (id) ON DELETE CASCADE,
+    at_us       INTEGER NOT NULL,
+    http_status INTEGER NOT NULL,
+    latency_us  INTEGER NOT NULL,
+    error       TEXT    NOT NULL DEFAULT ''
+);
+CREATE INDEX delivery_attempts_delivery ON delivery_attempts (delivery_id, at_us);
+)sql",
 };
 
 // events_due_pending leads with status although the index only holds pending rows: without
@@ -180,6 +236,7 @@ constexpr std::string_view prune_events_sql = R"sql(
 DELETE FROM events WHERE id IN (
     SELECT id FROM events
     WHERE received_at_us < ?1 AND status != 'pending'
+      AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id AND d.state IN ('pending', 'failing'))
     ORDER BY received_at_us
     LIMIT ?2)
 RETURNING status
@@ -311,7 +368,7 @@ class sqlite_writer final : public writer {
 public:
     explicit sqlite_writer(const settings& s) : settings_(s) {}
 
-    outcome<void> write(std::span<job> jobs) override;
+    outcome<std::size_t> write(std::span<job> jobs) override;
     outcome<std::vector<pending_event>> claim_due_pending(std::int64_t now_us, std::size_t limit,
                                                           std::int64_t lease_us) override;
     outcome<void> probe() override;
@@ -331,9 +388,11 @@ private:
     int prune_rejections();
 
     settings settings_;
+    std::vector<std::int64_t> forwardable_;  // events made forwardable in the current batch
 
     // Declared before the statements so that they are finalized first.
     sqlite::database db_;
+    sqlite_runner runner_{db_};
     sqlite::statement insert_event_;
     sqlite::statement bump_duplicate_;
     sqlite::statement upgrade_event_;
@@ -346,15 +405,22 @@ private:
     sqlite::statement count_unsettled_;
 };
 
-outcome<void> sqlite_writer::write(std::span<job> jobs)
+outcome<std::size_t> sqlite_writer::write(std::span<job> jobs)
 {
     auto txn = sqlite::transaction::begin(db_, sqlite::begin_mode::immediate);
     if (!txn) {
         return fail(txn.error());
     }
+    forwardable_.clear();
     bool added_rejections = false;
     for (job& j : jobs) {
         added_rejections = added_rejections || std::holds_alternative<rejection_job>(j);
+        if (auto* o = std::get_if<outbox_job>(&j)) {
+            if (auto r = o->run(runner_); !r) {
+                return r.error();  // rolled back by txn
+            }
+            continue;
+        }
         if (const int rc = execute(j); rc != SQLITE_OK) {
             return fail(db_.last_error(rc));  // rolled back by txn
         }
@@ -364,10 +430,13 @@ outcome<void> sqlite_writer::write(std::span<job> jobs)
             return fail(db_.last_error(rc));
         }
     }
+    if (auto r = outbox::make_forwardable(runner_, forwardable_, now_us()); !r) {
+        return r.error();
+    }
     if (auto r = txn->commit(); !r) {
         return fail(r.error());
     }
-    return {};
+    return forwardable_.size();
 }
 
 int sqlite_writer::execute(job& j)
@@ -402,6 +471,9 @@ int sqlite_writer::execute(event_job& j)
         j.outcome.deliveries = 1;
         j.outcome.duplicate = false;
         j.outcome.status = e.status;
+        if (e.status == event_status::verified || (e.status == event_status::unverified && j.forward_unverified)) {
+            forwardable_.push_back(j.outcome.id);
+        }
         return SQLITE_OK;
     }
     sqlite::statement& b = bump_duplicate_;
@@ -428,6 +500,7 @@ int sqlite_writer::execute(event_job& j)
         j.outcome.upgraded_from = j.outcome.status;
         j.outcome.status = event_status::verified;
         j.outcome.duplicate = false;
+        forwardable_.push_back(j.outcome.id);
     }
     return SQLITE_OK;
 }
@@ -473,6 +546,9 @@ int sqlite_writer::execute(const status_job& j)
         s.bind_text(5, to_string(u.from));
         if (const int rc = s.step(); rc != SQLITE_DONE) {
             return rc;
+        }
+        if (u.status == event_status::verified && sqlite3_changes64(db_.handle()) == 1) {
+            forwardable_.push_back(u.id);
         }
     }
     return SQLITE_OK;
@@ -571,6 +647,7 @@ outcome<unsettled_counts> sqlite_writer::count_unsettled()
 
 void sqlite_writer::close()
 {
+    runner_.clear();
     insert_event_ = {};
     bump_duplicate_ = {};
     upgrade_event_ = {};

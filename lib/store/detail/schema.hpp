@@ -15,7 +15,8 @@ namespace cwhook::store::detail {
 //   1: events, rejections and their indexes
 //   2: events (type, received_at_us) and (action, received_at_us), rejections (reason, ...),
 //      replays (replay history of events)
-inline constexpr std::int64_t schema_version = 2;
+//   3: forwarding: events.feed_seq, counters, destinations, deliveries, delivery_attempts
+inline constexpr std::int64_t schema_version = 3;
 
 // Upgrades the database in place, one version per write transaction; refuses a newer schema.
 boost::system::result<void, std::string> migrate(sqlite::database& db);

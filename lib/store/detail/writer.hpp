@@ -9,6 +9,8 @@
 
 #include <boost/system/result.hpp>
 
+#include <functional>
+
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -21,6 +23,7 @@ namespace cwhook::store::detail {
 struct event_job {
     event_record record;
     event_store::insert_callback done;
+    bool forward_unverified = false;  // an unverified row is forwardable (verify.mode = "off")
     insert_outcome outcome{};  // filled inside the transaction, reported after COMMIT
 };
 
@@ -54,10 +57,6 @@ struct prune_job {
     prune_outcome outcome{};  // filled inside the transaction, reported after COMMIT
 };
 
-using job = std::variant<event_job, rejection_job, status_job, pending_job, probe_job, prune_job, counts_job>;
-
-bool is_read(const job& j) noexcept;
-
 // A failed database operation: the project code callers act on (busy, full, unavailable...)
 // and the database's own words for the log (never a body, never a password).
 struct failure {
@@ -68,6 +67,20 @@ struct failure {
 template <class T>
 using outcome = boost::system::result<T, failure>;
 
+class sql_runner;
+
+// Outbox work (claims, results, destination changes, reads of its state) run inside the
+// batch's transaction through the writer's sql_runner; `done` after COMMIT (or the failure).
+struct outbox_job {
+    std::function<outcome<void>(sql_runner&)> run;
+    event_store::done_callback done;
+};
+
+using job = std::variant<event_job, rejection_job, status_job, pending_job, probe_job, prune_job, counts_job,
+                         outbox_job>;
+
+bool is_read(const job& j) noexcept;
+
 // Room for the next speed step: a writer answers each event_job from write() with only its
 // dedupe key decided (stored or duplicate, and the row id), which one unique index settles.
 // A later writer may therefore append a batch to a lean table keyed by dedupe_key alone,
@@ -77,9 +90,12 @@ class writer {
 public:
     virtual ~writer() = default;
 
-    // Runs every job (writes only: event, rejection, status, prune) in ONE transaction and
-    // commits; fills each job's outcome. On failure nothing of the batch is kept.
-    virtual outcome<void> write(std::span<job> jobs) = 0;
+    // Runs every job (writes only: event, rejection, status, prune, outbox) in ONE transaction
+    // and commits; fills each job's outcome. Events that became forwardable in it (stored
+    // verified, or unverified with forward_unverified; upgraded; settled verified) get their
+    // deliveries and feed positions in the same transaction (outbox::make_forwardable), and
+    // their number is returned. On failure nothing of the batch is kept.
+    virtual outcome<std::size_t> write(std::span<job> jobs) = 0;
 
     // Claims up to `limit` pending rows due at now_us, oldest first: each comes back with its
     // next_verify_at_us moved to now_us + lease_us, so that no other claimer (another instance)

@@ -659,5 +659,339 @@ TEST_P(StoreConformance, InstancesStartingAtOnceMigrateOnce)
     }
     auto db = open_db(db_access::read_only);
     ASSERT_TRUE(db);
-    EXPECT_EQ(db->schema_version(), 2);
+    EXPECT_EQ(db->schema_version(), 3);
+}
+
+// ---- Forwarding outbox ------------------------------------------------------------------
+
+namespace {
+
+event_record typed_event(std::string key, std::string type, std::int64_t entity,
+                         event_status status = event_status::verified)
+{
+    event_record ev = make_event(std::move(key), t0, status);
+    ev.type = std::move(type);
+    ev.entity_id = entity;
+    return ev;
+}
+
+delivery_result finished(const claimed_delivery& c, delivery_state state, int status, std::int64_t next = 0)
+{
+    delivery_result r;
+    r.id = c.id;
+    r.lease_until_us = c.lease_until_us;
+    r.state = state;
+    r.next_attempt_at_us = next;
+    r.at_us = t0;
+    r.http_status = status;
+    r.latency_us = 1000;
+    r.error = status / 100 == 2 ? "" : fmt::format("HTTP {}", status);
+    return r;
+}
+
+} // namespace
+
+TEST_P(StoreConformance, DeliveriesAreCreatedWithTheForwardableEventOnly)
+{
+    auto store = open_store();
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(sync_destinations(*store, {route("all"), route("companies", {"company"}, {"added"})}));
+    auto ticket = insert(*store, typed_event("t1", "ticket", 1));
+    auto company = insert(*store, typed_event("c1", "company", 2));  // action "updated": not for "companies"
+    auto pending = insert(*store, typed_event("p1", "ticket", 3, event_status::pending));
+    auto unverified = insert(*store, typed_event("u1", "ticket", 4, event_status::unverified));
+    ASSERT_TRUE(ticket && company && pending && unverified);
+    auto added = typed_event("c2", "company", 5);
+    added.action = "added";
+    auto company_added = insert(*store, added);
+    ASSERT_TRUE(company_added);
+    // The pending row verifies later: its deliveries come with the status change.
+    ASSERT_TRUE(update_status(*store, {{pending->id, event_status::verified, "", 0, event_status::pending}}));
+    store->stop();
+
+    auto db = open_db();
+    auto of = [&](std::int64_t id) {
+        std::vector<std::string> names;
+        for (const auto& d : *db->deliveries_of(id)) {
+            names.push_back(d.destination);
+            EXPECT_EQ(d.state, delivery_state::pending);
+        }
+        return names;
+    };
+    EXPECT_EQ(of(ticket->id), std::vector<std::string>{"all"});
+    EXPECT_EQ(of(company->id), std::vector<std::string>{"all"});
+    EXPECT_EQ(of(company_added->id), (std::vector<std::string>{"all", "companies"}));
+    EXPECT_EQ(of(pending->id), std::vector<std::string>{"all"});
+    EXPECT_TRUE(of(unverified->id).empty());
+    // The feed holds the forwardable events in the order they became so.
+    auto feed = db->feed(0, 100);
+    ASSERT_TRUE(feed) << feed.error();
+    std::vector<std::int64_t> ids;
+    for (const auto& f : *feed) {
+        ids.push_back(f.event_id);
+    }
+    EXPECT_EQ(ids, (std::vector<std::int64_t>{ticket->id, company->id, company_added->id, pending->id}));
+    auto rest = db->feed(feed->at(1).seq, 100);
+    ASSERT_TRUE(rest);
+    EXPECT_EQ(rest->size(), 2u);
+}
+
+TEST_P(StoreConformance, UnverifiedEventsAreForwardedWhenVerificationIsOff)
+{
+    auto store = open_store();
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(sync_destinations(*store, {route("all")}));
+    store->set_forward_unverified(true);
+    auto u = insert(*store, typed_event("u1", "ticket", 4, event_status::unverified));
+    auto f = insert(*store, typed_event("f1", "ticket", 5, event_status::failed));
+    ASSERT_TRUE(u && f);
+    store->stop();
+    auto db = open_db();
+    EXPECT_EQ(db->deliveries_of(u->id)->size(), 1u);
+    EXPECT_TRUE(db->deliveries_of(f->id)->empty());
+}
+
+TEST_P(StoreConformance, DeliveryClaimsAreExclusiveAndResultsApplyUnderTheirLease)
+{
+    auto a = open_store();
+    auto b = open_store();  // a second instance on the same database
+    ASSERT_TRUE(a && b);
+    ASSERT_TRUE(sync_destinations(*a, {route("sink")}));
+    for (int i = 0; i < 5; ++i) {
+        ASSERT_TRUE(insert(*a, typed_event(fmt::format("e{}", i), "ticket", i)));
+    }
+    const std::int64_t lease = t0 + 60'000'000;
+    auto first = claim_deliveries(*a, "sink", t0, lease, false, 3);
+    ASSERT_TRUE(first);
+    ASSERT_EQ(first->size(), 3u);
+    EXPECT_FALSE(first->front().body.empty());
+    EXPECT_EQ(first->front().type, "ticket");
+    auto second = claim_deliveries(*b, "sink", t0, lease);
+    ASSERT_TRUE(second);
+    ASSERT_EQ(second->size(), 2u);  // the rest, none of a's
+    auto none = claim_deliveries(*b, "sink", t0, lease);
+    ASSERT_TRUE(none);
+    EXPECT_TRUE(none->empty());
+
+    const auto& c0 = (*first)[0];
+    const auto& c1 = (*first)[1];
+    const auto& c2 = (*first)[2];
+    ASSERT_TRUE(deliver_results(*a, {finished(c0, delivery_state::done, 200),
+                                     finished(c1, delivery_state::failing, 503, t0 + 5'000'000),
+                                     finished(c2, delivery_state::dead, 500)}));
+    // A result under a lease that is no longer the row's (another claim since) changes nothing.
+    auto stale = finished((*second)[0], delivery_state::dead, 500);
+    stale.lease_until_us = lease - 1;
+    ASSERT_TRUE(deliver_results(*b, {stale}));
+
+    auto early = claim_deliveries(*a, "sink", t0 + 4'000'000, lease + 1);
+    ASSERT_TRUE(early);
+    EXPECT_TRUE(early->empty());  // the failing row is due at t0 + 5 s, the others are leased
+    auto retry = claim_deliveries(*a, "sink", t0 + 5'000'000, lease + 1);
+    ASSERT_TRUE(retry);
+    ASSERT_EQ(retry->size(), 1u);
+    EXPECT_EQ(retry->front().id, c1.id);
+    EXPECT_EQ(retry->front().attempts, 1);
+    EXPECT_EQ(retry->front().tries, 1);
+    a->stop();
+    b->stop();
+
+    auto db = open_db();
+    auto done = db->delivery(c0.id);
+    ASSERT_TRUE(done && *done);
+    EXPECT_EQ((*done)->state, delivery_state::done);
+    ASSERT_EQ((*done)->history.size(), 1u);
+    EXPECT_EQ((*done)->history[0].http_status, 200);
+    auto dead = db->delivery(c2.id);
+    EXPECT_EQ((*dead)->state, delivery_state::dead);
+    EXPECT_EQ((*dead)->last_status, 500);
+    auto untouched = db->delivery((*second)[0].id);
+    EXPECT_EQ((*untouched)->state, delivery_state::pending);
+    EXPECT_EQ((*untouched)->history.size(), 1u);  // the attempt is history even when its result was stale
+
+    auto dead_rows = db->deliveries(filter_of<delivery_filter>([](delivery_filter& f) { f.state = delivery_state::dead; }));
+    ASSERT_TRUE(dead_rows);
+    EXPECT_EQ(dead_rows->size(), 1u);
+}
+
+TEST_P(StoreConformance, EntityOrderingHandsOutOneDeliveryPerEntityAtATime)
+{
+    auto store = open_store();
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(sync_destinations(*store, {route("ordered")}));
+    std::vector<std::int64_t> ids;
+    for (int i = 0; i < 3; ++i) {
+        ids.push_back(insert(*store, typed_event(fmt::format("x{}", i), "ticket", 7))->id);
+    }
+    ids.push_back(insert(*store, typed_event("y", "ticket", 8))->id);
+    ids.push_back(insert(*store, typed_event("z", "company", 7))->id);  // another type: another entity
+    const std::int64_t lease = t0 + 60'000'000;
+    auto first = claim_deliveries(*store, "ordered", t0, lease, true);
+    ASSERT_TRUE(first);
+    std::set<std::int64_t> events;
+    for (const auto& c : *first) {
+        events.insert(c.event_id);
+    }
+    EXPECT_EQ(events, (std::set<std::int64_t>{ids[0], ids[3], ids[4]}));
+    auto blocked = claim_deliveries(*store, "ordered", t0, lease, true);
+    ASSERT_TRUE(blocked);
+    EXPECT_TRUE(blocked->empty());  // ticket 7's next waits for its head, even while the head fails
+    const auto head = *std::find_if(first->begin(), first->end(), [&](const auto& c) { return c.event_id == ids[0]; });
+    ASSERT_TRUE(deliver_results(*store, {finished(head, delivery_state::failing, 500, t0)}));
+    auto still = claim_deliveries(*store, "ordered", t0, lease + 1, true);
+    ASSERT_TRUE(still);
+    ASSERT_EQ(still->size(), 1u);
+    EXPECT_EQ(still->front().event_id, ids[0]);  // the failed head again, not its successor
+    ASSERT_TRUE(deliver_results(*store, {finished(still->front(), delivery_state::done, 204)}));
+    auto next = claim_deliveries(*store, "ordered", t0, lease + 2, true);
+    ASSERT_TRUE(next);
+    ASSERT_EQ(next->size(), 1u);
+    EXPECT_EQ(next->front().event_id, ids[1]);
+}
+
+TEST_P(StoreConformance, PausedAndRemovedDestinationsKeepTheirRows)
+{
+    auto store = open_store();
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(sync_destinations(*store, {route("a"), route("b")}));
+    for (int i = 0; i < 3; ++i) {
+        ASSERT_TRUE(insert(*store, typed_event(fmt::format("k{}", i), "ticket", i)));
+    }
+    {
+        auto db = open_db();
+        auto paused = db->set_destination_paused("a", true, "operator", t0);
+        ASSERT_TRUE(paused && *paused);
+        EXPECT_FALSE(*db->set_destination_paused("nope", true, "operator", t0));
+    }
+    auto none = claim_deliveries(*store, "a", t0, t0 + 1);
+    ASSERT_TRUE(none);
+    EXPECT_TRUE(none->empty());
+    {
+        auto db = open_db();
+        ASSERT_TRUE(db->set_destination_paused("a", false, "", t0));
+    }
+    auto some = claim_deliveries(*store, "a", t0, t0 + 1, false, 1);
+    ASSERT_TRUE(some);
+    EXPECT_EQ(some->size(), 1u);
+    ASSERT_TRUE(deliver_results(*store, {finished(some->front(), delivery_state::dead, 500)}));
+
+    // b leaves the configuration: its undelivered rows are cancelled, never dropped.
+    auto sync = sync_destinations(*store, {route("a")});
+    ASSERT_TRUE(sync);
+    EXPECT_EQ(sync->cancelled, 3);
+    auto later = insert(*store, typed_event("k9", "ticket", 9));
+    ASSERT_TRUE(later);
+    store->stop();
+
+    auto db = open_db();
+    EXPECT_EQ(db->deliveries_of(later->id)->size(), 1u);  // a only
+    auto states = db->destinations();
+    ASSERT_TRUE(states);
+    ASSERT_EQ(states->size(), 2u);
+    EXPECT_TRUE((*states)[0].configured);
+    EXPECT_EQ((*states)[0].pending, 3);
+    EXPECT_EQ((*states)[0].dead, 1);
+    ASSERT_TRUE((*states)[0].oldest_due_created_at_us);
+    EXPECT_FALSE((*states)[1].configured);
+    EXPECT_EQ((*states)[1].cancelled, 3);
+
+    // Retry: a dry run counts, then the rows are pending again with a fresh schedule.
+    const auto b_rows = filter_of<delivery_filter>([](delivery_filter& f) { f.destination = "b"; });
+    auto count = db->retry_deliveries({}, b_rows, true);
+    ASSERT_TRUE(count);
+    EXPECT_EQ(*count, 3);
+    EXPECT_EQ(db->deliveries(filter_of<delivery_filter>([](delivery_filter& f) {
+                  f.state = delivery_state::cancelled;
+              }))->size(),
+              3u);
+    const std::int64_t dead_id = some->front().id;
+    auto one = db->retry_deliveries(std::span(&dead_id, 1), {}, false);
+    ASSERT_TRUE(one);
+    EXPECT_EQ(*one, 1);
+    auto row = db->delivery(dead_id);
+    EXPECT_EQ((*row)->state, delivery_state::pending);
+    EXPECT_EQ((*row)->tries, 0);
+    EXPECT_EQ((*row)->attempts, 1);
+    EXPECT_EQ(*db->retry_deliveries(std::span(&dead_id, 1), {}, false), 0);  // already pending
+}
+
+TEST_P(StoreConformance, RetentionKeepsEventsStillOwedToADestination)
+{
+    auto store = open_store();
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(sync_destinations(*store, {route("sink")}));
+    auto owed = insert(*store, typed_event("owed", "ticket", 1));
+    auto delivered = insert(*store, typed_event("delivered", "ticket", 2));
+    ASSERT_TRUE(owed && delivered);
+    auto claimed = claim_deliveries(*store, "sink", t0, t0 + 1);
+    ASSERT_TRUE(claimed);
+    ASSERT_EQ(claimed->size(), 2u);
+    for (const auto& c : *claimed) {
+        if (c.event_id == delivered->id) {
+            ASSERT_TRUE(deliver_results(*store, {finished(c, delivery_state::done, 200)}));
+        }
+    }
+    auto pruned = prune(*store, t0 + 1'000'000, 100);
+    ASSERT_TRUE(pruned);
+    EXPECT_EQ(pruned->deleted, 1);
+    store->stop();
+    auto db = open_db();
+    EXPECT_TRUE(*db->get(owed->id));
+    EXPECT_FALSE(*db->get(delivered->id));
+    EXPECT_EQ(*db->prune(t0 + 1'000'000, std::nullopt, 10), 0);
+}
+
+TEST_P(StoreConformance, TheFeedNeverSkipsAnEventCommittedWhileItIsRead)
+{
+    auto a = open_store();
+    auto b = open_store();
+    ASSERT_TRUE(a && b);
+    ASSERT_TRUE(sync_destinations(*a, {}));
+    constexpr int per_writer = 150;
+    std::atomic<bool> writing{true};
+    std::set<std::int64_t> seen;
+    std::thread reader([&] {
+        auto db = open_db(db_access::read_only);
+        std::int64_t cursor = 0;
+        std::int64_t last_seq = 0;
+        for (;;) {
+            const bool last_round = !writing.load();
+            auto page = db->feed(cursor, 7);
+            ASSERT_TRUE(page) << page.error();
+            for (const auto& f : *page) {
+                EXPECT_GT(f.seq, last_seq);
+                last_seq = f.seq;
+                EXPECT_TRUE(seen.insert(f.event_id).second) << "seen twice: " << f.event_id;
+                cursor = f.seq;
+            }
+            if (last_round && page->empty()) {
+                return;
+            }
+        }
+    });
+    std::set<std::int64_t> stored;
+    std::mutex stored_mutex;
+    auto write = [&](event_store& store, std::string prefix) {
+        std::vector<std::future<result<insert_outcome>>> pending;
+        for (int i = 0; i < per_writer; ++i) {
+            auto p = std::make_shared<std::promise<result<insert_outcome>>>();
+            pending.push_back(p->get_future());
+            ASSERT_TRUE(store.submit_event(typed_event(fmt::format("{}{}", prefix, i), "ticket", i),
+                                           [p](result<insert_outcome> r) { p->set_value(std::move(r)); }));
+        }
+        for (auto& f : pending) {
+            auto r = f.get();
+            ASSERT_TRUE(r);
+            std::lock_guard lock(stored_mutex);
+            stored.insert(r->id);
+        }
+    };
+    std::thread wa([&] { write(*a, "a"); });
+    std::thread wb([&] { write(*b, "b"); });
+    wa.join();
+    wb.join();
+    writing = false;
+    reader.join();
+    EXPECT_EQ(stored.size(), 2u * per_writer);
+    EXPECT_EQ(seen, stored);
 }

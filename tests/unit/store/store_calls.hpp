@@ -6,6 +6,7 @@
 
 #include "store/event_db.hpp"
 #include "store/event_store.hpp"
+#include "store/outbox.hpp"
 
 #include <functional>
 #include <future>
@@ -67,6 +68,38 @@ inline result<prune_outcome> prune(event_store& store, std::int64_t cutoff_us, s
 inline result<unsettled_counts> count_unsettled(event_store& store)
 {
     return call<result<unsettled_counts>>([&](auto cb) { return store.count_unsettled(std::move(cb)); });
+}
+
+inline result<sync_outcome> sync_destinations(event_store& store, std::vector<destination_route> routes,
+                                             std::int64_t now_us = 0)
+{
+    return call<result<sync_outcome>>(
+        [&](auto cb) { return store.sync_destinations(std::move(routes), now_us, std::move(cb)); });
+}
+
+inline result<std::vector<claimed_delivery>> claim_deliveries(event_store& store, const std::string& destination,
+                                                              std::int64_t now_us, std::int64_t lease_until_us,
+                                                              bool entity_ordering = false, std::size_t limit = 100)
+{
+    return call<result<std::vector<claimed_delivery>>>([&](auto cb) {
+        return store.claim_deliveries(destination, entity_ordering, now_us, limit, lease_until_us, std::move(cb));
+    });
+}
+
+inline result<void> deliver_results(event_store& store, std::vector<delivery_result> results)
+{
+    return call<result<void>>(
+        [&](auto cb) { return store.submit_delivery_results(std::move(results), std::move(cb)); });
+}
+
+inline destination_route route(std::string name, std::vector<std::string> types = {},
+                               std::vector<std::string> actions = {})
+{
+    destination_route r;
+    r.name = std::move(name);
+    r.types = std::move(types);
+    r.actions = std::move(actions);
+    return r;
 }
 
 // A filter (event_filter or rejection_filter) with the members `set` sets, the others at
