@@ -159,20 +159,21 @@ protected:
     fs::path dir_ = tmp_.path();
 };
 
-TEST_F(EventStore, OpenCreatesFolderAndSchemaVersionTwo)
+TEST_F(EventStore, OpenCreatesFolderAndTheCurrentSchema)
 {
     const auto s = file_settings();
     open_store(s)->stop();
 
     auto db = open_raw(s.path);
-    EXPECT_EQ(query_int64(db, "PRAGMA user_version"), 2);
+    EXPECT_EQ(query_int64(db, "PRAGMA user_version"), 3);
     EXPECT_EQ(query_text(db, "PRAGMA journal_mode"), "wal");
     EXPECT_EQ(query_int64(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN "
-                              "('events', 'rejections', 'replays')"),
-              3);
+                              "('events', 'rejections', 'replays', 'counters', 'destinations', 'deliveries', "
+                              "'delivery_attempts')"),
+              7);
     EXPECT_EQ(query_int64(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = "
                               "'events' AND name LIKE 'events_%'"),
-              9);
+              10);
 }
 
 // Restores the umask of the test process when the test ends.
