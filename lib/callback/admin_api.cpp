@@ -12,7 +12,7 @@
 #include "callback/admin_api.hpp"
 
 #include "callback/admin_policy.hpp"
-#include "callback/detail/await.hpp"
+#include "core/await.hpp"
 #include "callback/reverify.hpp"
 #include "core/json_string.hpp"
 #include "core/log.hpp"
@@ -92,7 +92,7 @@ template <class T, class F>
 net::awaitable<std::optional<T>> on_db(store::db_worker& worker, F fn)
 {
     static_assert(std::is_trivially_destructible_v<F>, "capture references and scalars only");
-    return detail::await_completion<T>([&worker, fn](auto done) {
+    return await_completion<T>([&worker, fn](auto done) {
         return worker.submit([fn, done](store::event_db& db) mutable { done(fn(db)); });
     });
 }

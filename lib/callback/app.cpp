@@ -7,7 +7,7 @@
 
 #include "callback/admin_api.hpp"
 #include "callback/admin_token.hpp"
-#include "callback/detail/await.hpp"
+#include "core/await.hpp"
 #include "callback/ingest.hpp"
 #include "callback/key_cache.hpp"
 #include "callback/readiness.hpp"
@@ -174,7 +174,7 @@ net::awaitable<void> retention_loop(app::impl* p)
             return p->store->submit_prune(cutoff, batch, std::move(done));
         };
         for (;;) {
-            auto r = co_await detail::await_completion<result<store::prune_outcome>>(submit);
+            auto r = co_await await_completion<result<store::prune_outcome>>(submit);
             if (!r || !*r) {
                 log::warn("retention: prune batch failed; trying again next interval",
                           {{"error", !r ? std::string("storage queue is full") : r->error().message()}});
@@ -297,7 +297,7 @@ std::shared_ptr<http::router> callback_routes(app::impl* raw)
         }
         // Cached for a second and shared by concurrent requests (readiness.hpp): a probe is a
         // job in the writer's queue, and each one would split a group-commit batch.
-        auto r = co_await detail::await_completion<result<void>>([raw](auto done) {
+        auto r = co_await await_completion<result<void>>([raw](auto done) {
             raw->readiness->check(std::move(done));
             return true;
         });

@@ -8,7 +8,7 @@
 // The answer is written only after the writer thread has committed the row.
 #include "callback/ingest.hpp"
 
-#include "callback/detail/await.hpp"
+#include "core/await.hpp"
 #include "callback/verifier.hpp"
 #include "core/log.hpp"
 #include "core/time.hpp"
@@ -341,7 +341,7 @@ net::awaitable<http::response> ingest::handle(http::request& req)
     store::event_record ev = to_record(req, std::move(p), v.status, v.reason, cfg);
     ev.body = std::move(req.msg.body()); // no rejection can follow from here on
 
-    auto outcome = co_await detail::await_completion<result<store::insert_outcome>>(
+    auto outcome = co_await await_completion<result<store::insert_outcome>>(
         [&](auto done) { return store_.submit_event(std::move(ev), std::move(done)); });
     if (!outcome || !*outcome) {
         busy_.inc();

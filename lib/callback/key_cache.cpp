@@ -7,7 +7,7 @@
 // token or for the next allowed re-fetch uses the injected sleep, so tests drive time.
 #include "callback/key_cache.hpp"
 
-#include "callback/detail/await.hpp"
+#include "core/await.hpp"
 #include "core/log.hpp"
 #include "json/signing_key.hpp"
 
@@ -350,7 +350,7 @@ struct key_cache::state {
     net::awaitable<fetched> join(const std::string& key)
     {
         coalesced.inc();
-        auto r = co_await detail::await_completion<fetched>([&](auto done) {
+        auto r = co_await await_completion<fetched>([&](auto done) {
             std::lock_guard lock(mutex);
             const auto it = entries.find(key);
             if (it == entries.end()) {

@@ -1,6 +1,6 @@
 #include "callback/reverifier.hpp"
 
-#include "callback/detail/await.hpp"
+#include "core/await.hpp"
 #include "core/log.hpp"
 #include "core/task.hpp"
 #include "crypto/signature.hpp"
@@ -117,7 +117,7 @@ struct reverifier::state : std::enable_shared_from_this<reverifier::state> {
     // change them behind the daemon's back).
     net::awaitable<void> resync()
     {
-        auto r = co_await detail::await_completion<result<store::unsettled_counts>>(
+        auto r = co_await await_completion<result<store::unsettled_counts>>(
             [this](auto done) { return store.count_unsettled(std::move(done)); });
         if (r && *r) {
             counts.pending.store((*r)->pending);
@@ -142,7 +142,7 @@ struct reverifier::state : std::enable_shared_from_this<reverifier::state> {
             // A shared database may hold pending rows another instance stored (and died
             // before settling): look every round, not only when this process knows of some.
             if (counts.pending.load() > 0 || store.shared()) {
-                auto rows = co_await detail::await_completion<result<std::vector<store::pending_event>>>(
+                auto rows = co_await await_completion<result<std::vector<store::pending_event>>>(
                     [&](auto done) { return store.claim_due_pending(now_us(), 100, std::move(done)); });
                 if (rows && *rows && !(*rows)->empty()) {
                     std::vector<store::status_update> updates;
@@ -162,7 +162,7 @@ struct reverifier::state : std::enable_shared_from_this<reverifier::state> {
                         }
                         updates.push_back(std::move(u));
                     }
-                    auto done = co_await detail::await_completion<result<void>>(
+                    auto done = co_await await_completion<result<void>>(
                         [&](auto cb) { return store.submit_status_updates(std::move(updates), std::move(cb)); });
                     if (done && *done) {
                         // Rows another instance stored are not in this count: never below 0

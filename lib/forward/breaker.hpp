@@ -32,6 +32,8 @@ public:
     // probe; the only effect is that the next probe comes one interval later.)
     void failure(time_point now);
 
+    // The probe allow() granted was not sent (nothing was due): the next allow() may grant it.
+    void release() noexcept { probing_ = false; }
     bool open() const noexcept { return open_; }
     std::size_t consecutive_failures() const noexcept { return failures_; }
 

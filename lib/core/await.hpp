@@ -10,7 +10,7 @@
 #include <memory>
 #include <optional>
 
-namespace cwhook::callback::detail {
+namespace cwhook {
 
 // submit(cb) hands `cb` (copyable, callable once with a T) to some producer and returns
 // whether the producer accepted it. The result is nullopt when it did not.
@@ -33,4 +33,4 @@ boost::asio::awaitable<std::optional<T>> await_completion(Submit submit)
         net::use_awaitable);
 }
 
-} // namespace cwhook::callback::detail
+} // namespace cwhook
