@@ -43,6 +43,9 @@ std::optional<value> from_toml(const toml::node& node)
     if (const auto* n = node.as_integer()) {
         return value{n->get()};
     }
+    if (const auto* f = node.as_floating_point()) {
+        return value{f->get()};
+    }
     if (const auto* b = node.as_boolean()) {
         return value{b->get()};
     }
