@@ -2,6 +2,7 @@
 // (app_settings, which the configuration fills). Plain data.
 #pragma once
 
+#include "forward/settings.hpp"
 #include "http/settings.hpp"
 #include "manage/settings.hpp"
 #include "store/settings.hpp"
@@ -63,6 +64,8 @@ struct app_settings {
     admin_settings admin;
     manage::settings manage;
     std::vector<manage::subscription> subscriptions;  // [[subscriptions]]
+    forward::settings forward;
+    std::vector<forward::destination> destinations; // [[destinations]]
 };
 
 // The Manage company ids whose callbacks are accepted: verify.companies and manage.company_id.

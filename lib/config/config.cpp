@@ -15,9 +15,13 @@
 
 #include "callback/admin_policy.hpp"
 #include "callback/key_url.hpp"
+#include "client/https_client.hpp"
 #include "config/detail/key_table.hpp"
 #include "config/detail/resolve.hpp"
 #include "core/duration.hpp"
+#include "core/text.hpp"
+#include "crypto/standard_webhooks.hpp"
+#include "forward/settings.hpp"
 #include "http/address.hpp"
 #include "manage/site.hpp"
 #include "manage/types.hpp"
@@ -26,6 +30,7 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <utility>
 
@@ -42,6 +47,9 @@ std::optional<value> from_toml(const toml::node& node)
     }
     if (const auto* n = node.as_integer()) {
         return value{n->get()};
+    }
+    if (const auto* f = node.as_floating_point()) {
+        return value{f->get()};
     }
     if (const auto* b = node.as_boolean()) {
         return value{b->get()};
@@ -233,6 +241,9 @@ std::optional<std::string> not_empty(std::string_view text)
 }
 
 constexpr millis positive{1};
+
+// Attempts of one delivery at most: a schedule is a list of delays, not a way to retry forever.
+constexpr std::size_t max_retry_steps = 100;
 
 std::optional<std::string> site_problem(std::string_view text)
 {
@@ -535,6 +546,35 @@ const std::vector<detail::key<settings>>& settings_keys()
             "manage", "auto_heal", [](auto& s) -> auto& { return s.app.manage.auto_heal; })
             .needs_restart(),
 
+        // [forward]: the forwarder takes the whole section at reload; only its TLS context
+        // (ca_file) is built once.
+        make::durations(
+            "forward", "retry_schedule", [](auto& s) -> auto& { return s.app.forward.retries; }, 1, max_retry_steps)
+            .live(),
+        // Below 1: a delay scaled by (1 - jitter) never shrinks to nothing.
+        make::number(
+            "forward", "jitter", [](auto& s) -> auto& { return s.app.forward.jitter; }, 0, 0.9)
+            .live(),
+        make::duration(
+            "forward", "max_retry_after", [](auto& s) -> auto& { return s.app.forward.max_retry_after; })
+            .live(),
+        make::count(
+            "forward", "breaker_threshold", [](auto& s) -> auto& { return s.app.forward.breaker_threshold; }, 0)
+            .live(),
+        make::duration(
+            "forward", "breaker_probe_interval", [](auto& s) -> auto& { return s.app.forward.breaker_probe_interval; },
+            positive)
+            .live(),
+        // Each poll is a query on the shared store: not a busy loop, not so rare that retries
+        // come due long after their time.
+        make::duration(
+            "forward", "poll_interval", [](auto& s) -> auto& { return s.app.forward.poll_interval; }, millis{50},
+            millis{3'600'000})
+            .live(),
+        make::path(
+            "forward", "ca_file", [](auto& s) -> auto& { return s.app.forward.ca_file; }, existing_file)
+            .needs_restart(),
+
         // [log]
         make::choice(
             "log", "level", [](auto& s) -> auto& { return s.log.level; },
@@ -548,6 +588,81 @@ const std::vector<detail::key<settings>>& settings_keys()
             std::vector<std::pair<std::string_view, log::format>>{{"text", log::format::text},
                                                                   {"json", log::format::json}})
             .live(),
+    };
+    return table;
+}
+
+std::optional<std::string> destination_name_problem(std::string_view name)
+{
+    const bool ok = !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
+               c == '-';
+    });
+    if (!ok) {
+        return "expected 1 to 64 letters, digits, '_', '.' or '-'";
+    }
+    return std::nullopt;
+}
+
+std::optional<std::string> destination_url_problem(std::string_view url)
+{
+    if (auto r = client::request_for_url(url); !r) {
+        return r.error();
+    }
+    return std::nullopt;
+}
+
+std::optional<std::string> webhook_secret_problem(std::string_view secret)
+{
+    // webhook_key's reasons never quote the secret; the loader prints <redacted> for the value.
+    if (auto key = crypto::webhook_key(secret); !key) {
+        return key.error();
+    }
+    return std::nullopt;
+}
+
+std::optional<std::string> action_problem(std::string_view action)
+{
+    const auto a = lower_ascii(action);
+    if (a != "added" && a != "updated" && a != "deleted") {
+        return "expected added, updated or deleted";
+    }
+    return std::nullopt;
+}
+
+// [[destinations]]: each table is read through a key table of its own, so its values are
+// checked and rendered like the section keys'. Reload takes the list as a whole (the
+// forwarder adds, changes and removes destinations), so the rows carry no reload marks.
+const std::vector<detail::key<forward::destination>>& destination_keys()
+{
+    using make = detail::make_key<forward::destination>;
+    static const std::vector<detail::key<forward::destination>> table{
+        make::string(
+            "destinations", "name", [](auto& d) -> auto& { return d.name; }, destination_name_problem),
+        make::string(
+            "destinations", "url", [](auto& d) -> auto& { return d.url; }, destination_url_problem),
+        make::secret(
+            "destinations", "secret", [](auto& d) -> auto& { return d.secret; }, webhook_secret_problem),
+        make::list(
+            "destinations", "types", [](auto& d) -> auto& { return d.types; }, not_empty),
+        make::list(
+            "destinations", "actions", [](auto& d) -> auto& { return d.actions; }, action_problem),
+        make::choice(
+            "destinations", "body", [](auto& d) -> auto& { return d.body; },
+            std::vector<std::pair<std::string_view, forward::body_format>>{{"raw", forward::body_format::raw},
+                                                                           {"event", forward::body_format::event}}),
+        make::duration(
+            "destinations", "timeout", [](auto& d) -> auto& { return d.timeout; }, millis{100}, millis{300'000}),
+        make::number(
+            "destinations", "rate", [](auto& d) -> auto& { return d.rate; }, 0),
+        make::count(
+            "destinations", "concurrency", [](auto& d) -> auto& { return d.concurrency; }, 1, 256),
+        make::choice(
+            "destinations", "ordering", [](auto& d) -> auto& { return d.order; },
+            std::vector<std::pair<std::string_view, forward::ordering>>{{"none", forward::ordering::none},
+                                                                        {"entity", forward::ordering::entity}}),
+        make::durations(
+            "destinations", "retry_schedule", [](auto& d) -> auto& { return d.retries; }, 1, max_retry_steps),
     };
     return table;
 }
@@ -595,6 +710,8 @@ std::vector<key_info> keys()
     }
     // The Manage API client and the subscription check are built once at start.
     out.push_back({"subscriptions", reload_effect::restart});
+    // The forwarder adds, changes and removes destinations at reload.
+    out.push_back({"destinations", reload_effect::live});
     return out;
 }
 
@@ -617,6 +734,9 @@ reload_plan plan_reload(const settings& running, const settings& next)
     if (running.app.subscriptions != next.app.subscriptions) {
         plan.restart.emplace_back("subscriptions");
         plan.in_force.app.subscriptions = running.app.subscriptions;
+    }
+    if (running.app.destinations != next.app.destinations) {
+        plan.live.emplace_back("destinations");
     }
     // Not configuration: the sockets the service manager passed at start.
     plan.in_force.app.server.inherited = running.app.server.inherited;
@@ -699,23 +819,123 @@ read_subscriptions(const detail::document::section& section)
     return {boost::system::in_place_value, std::move(out)};
 }
 
+// [[destinations]]: like [[subscriptions]], an array of tables the environment cannot set,
+// errors naming the entry ("destinations[2].url: ..."). Each table's keys go through
+// destination_keys(); `secret` may be given as `secret_file` (a relative name is looked up in
+// $CREDENTIALS_DIRECTORY too), and no message ever holds the secret.
+boost::system::result<std::vector<forward::destination>, std::string>
+read_destinations(const detail::document::section& section, const std::optional<std::string>& credentials_dir)
+{
+    using out_t = boost::system::result<std::vector<forward::destination>, std::string>;
+    const auto error = [](std::string why) { return out_t{boost::system::in_place_error, std::move(why)}; };
+    if (!section.is_table_array) {
+        return error("destinations: expected [[destinations]] tables (an array of tables)");
+    }
+    const auto& table = destination_keys();
+    std::string known;
+    for (const auto& k : table) {
+        known += known.empty() ? "" : ", ";
+        known += k.secret ? fmt::format("{0}, {0}_file", k.name) : std::string(k.name);
+    }
+    std::vector<forward::destination> out;
+    for (std::size_t i = 0; i < section.elements.size(); ++i) {
+        const auto where = fmt::format("destinations[{}]", i + 1);
+        forward::destination d;
+        std::vector<bool> given(table.size(), false);
+        for (const auto& item : section.elements[i]) {
+            const auto dotted = where + "." + item.name;
+            const auto found = std::find_if(table.begin(), table.end(), [&](const auto& k) {
+                return k.name == item.name || (k.secret && item.name == fmt::format("{}_file", k.name));
+            });
+            if (found == table.end()) {
+                return error(fmt::format("{}: unknown key ({})", dotted, known));
+            }
+            const auto& k = *found;
+            const auto index = static_cast<std::size_t>(found - table.begin());
+            const bool via_file = k.name != item.name;
+            if (given[index]) {
+                return error(fmt::format("{0}.{1} and {0}.{1}_file: give one, not both", where, k.name));
+            }
+            given[index] = true;
+            const auto wanted = via_file ? detail::kind::string : k.type;
+            auto v = detail::as_kind(wanted, item.v);
+            if (!v) {
+                return error(fmt::format("{}: {}", dotted, detail::expected_text(wanted)));
+            }
+            // Shown in place of a refused value: a secret file's name, never its content.
+            std::optional<std::string> shown;
+            if (via_file) {
+                const auto path = std::get<std::string>(*v);
+                auto secret = detail::read_secret_file(path, credentials_dir);
+                if (!secret) {
+                    return error(fmt::format("{}: {}", dotted, secret.error()));
+                }
+                // A trailing blank or newline is the editor's, not part of a base64 secret.
+                while (!secret->empty() && std::isspace(static_cast<unsigned char>(secret->back())) != 0) {
+                    secret->pop_back();
+                }
+                *v = std::move(*secret);
+                d.secret_file = path;
+                shown = path;
+            } else if (k.secret) {
+                shown = "<redacted>";
+            }
+            if (auto refused = k.set(d, *v)) {
+                if (refused->shown.empty()) {
+                    return error(fmt::format("{}: {}", dotted, refused->why));
+                }
+                return error(fmt::format("{}: {}: {}", dotted, shown.value_or(refused->shown), refused->why));
+            }
+        }
+        // A given name, url or secret is never empty (each check refuses ""): empty is missing.
+        if (d.name.empty() || d.url.empty()) {
+            return error(where + ": name and url are required");
+        }
+        if (d.secret.empty()) {
+            return error(where + ": secret or secret_file is required");
+        }
+        // Matched against the stored events' lower-case type and action.
+        for (auto& type : d.types) {
+            type = lower_ascii(type);
+        }
+        for (auto& action : d.actions) {
+            action = lower_ascii(action);
+        }
+        for (std::size_t j = 0; j < out.size(); ++j) {
+            if (out[j].name == d.name) {
+                return error(
+                    fmt::format("{}.name: {}: already used by destinations[{}]", where, detail::quote(d.name), j + 1));
+            }
+        }
+        out.push_back(std::move(d));
+    }
+    return {boost::system::in_place_value, std::move(out)};
+}
+
 // Everything after reading and parsing the file (doc null: no file, embedded defaults).
 boost::system::result<settings, std::string> settle(const detail::document* doc_in, const env_lookup& env)
 {
     std::optional<detail::document> rest;
     std::vector<manage::subscription> subscriptions;
+    std::vector<forward::destination> destinations;
     if (doc_in != nullptr) {
         rest.emplace();
         for (const auto& section : doc_in->sections) {
-            if (section.name != "subscriptions") {
+            if (section.name == "subscriptions") {
+                auto subs = read_subscriptions(section);
+                if (!subs) {
+                    return {boost::system::in_place_error, std::move(subs.error())};
+                }
+                subscriptions = std::move(*subs);
+            } else if (section.name == "destinations") {
+                auto dests = read_destinations(section, env ? env("CREDENTIALS_DIRECTORY") : std::nullopt);
+                if (!dests) {
+                    return {boost::system::in_place_error, std::move(dests.error())};
+                }
+                destinations = std::move(*dests);
+            } else {
                 rest->sections.push_back(section);
-                continue;
             }
-            auto subs = read_subscriptions(section);
-            if (!subs) {
-                return {boost::system::in_place_error, std::move(subs.error())};
-            }
-            subscriptions = std::move(*subs);
         }
     }
     const detail::document* doc = rest ? &*rest : nullptr;
@@ -724,6 +944,7 @@ boost::system::result<settings, std::string> settle(const detail::document* doc_
         return {boost::system::in_place_error, std::move(s.error())};
     }
     s->app.subscriptions = std::move(subscriptions);
+    s->app.destinations = std::move(destinations);
     if (auto why = cross_check(*s)) {
         return {boost::system::in_place_error, std::move(*why)};
     }
@@ -767,6 +988,21 @@ std::string render(const settings& s)
                            detail::quote(sub.type), detail::quote(sub.level), sub.object_id, detail::quote(sub.url),
                            detail::quote(sub.description));
     }
+    for (const auto& d : s.app.destinations) {
+        out += "\n[[destinations]]\n";
+        for (const auto& k : destination_keys()) {
+            if (k.secret) {
+                // The file's name is no secret, and render() output must load again.
+                out += d.secret_file.empty() ? fmt::format("{} = {}\n", k.name, detail::quote("<redacted>"))
+                                             : fmt::format("{}_file = {}\n", k.name, detail::quote(d.secret_file));
+                continue;
+            }
+            if (k.name == "retry_schedule" && d.retries.empty()) {
+                continue; // [forward] retry_schedule applies; an empty list is not a valid value
+            }
+            out += fmt::format("{} = {}\n", k.name, detail::toml_literal(k.get(d)));
+        }
+    }
     return out;
 }
 
@@ -776,6 +1012,16 @@ std::vector<std::string> warnings(const settings& s)
     if (s.app.verify.mode != callback::verify_mode::off && callback::trusted_companies(s.app).empty()) {
         out.emplace_back("no Manage company is configured: every callback will be refused with 403 "
                          "company_not_allowed; set verify.companies (or manage.company_id)");
+    }
+    for (std::size_t i = 0; i < s.app.destinations.size(); ++i) {
+        const auto& d = s.app.destinations[i];
+        const auto target = client::request_for_url(d.url);
+        if (target && !target->tls && !manage::is_loopback_host(target->host)) {
+            // Signed, so not alterable unnoticed, but readable by anyone on the path.
+            const bool v6 = target->host.find(':') != std::string::npos;
+            out.push_back(fmt::format("destinations[{}] ({}): events go unencrypted to {}{}{}:{}; use https://", i + 1,
+                                      d.name, v6 ? "[" : "", target->host, v6 ? "]" : "", target->port));
+        }
     }
     return out;
 }

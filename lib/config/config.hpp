@@ -34,11 +34,11 @@ struct settings {
 enum class reload_effect { unclassified, live, restart };
 
 struct key_info {
-    std::string name;  // "server.listen"; "subscriptions" for the [[subscriptions]] tables
+    std::string name; // "server.listen"; "subscriptions", "destinations" for the arrays of tables
     reload_effect effect = reload_effect::unclassified;
 };
 
-// Every configuration key in table order, then "subscriptions".
+// Every configuration key in table order, then "subscriptions" and "destinations".
 std::vector<key_info> keys();
 
 struct reload_plan {

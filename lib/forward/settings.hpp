@@ -41,6 +41,8 @@ struct destination {
     std::size_t concurrency = 4;                // requests in flight at most (per instance)
     ordering order = ordering::none;
     retry_schedule retries;                     // empty: [forward] retry_schedule
+
+    bool operator==(const destination&) const = default;
 };
 
 struct settings {

@@ -1,6 +1,6 @@
 // Fuzz target: the TOML configuration loader on in-memory text with an empty environment.
 // A configuration it accepts must survive the check-config round trip: render() output loads
-// again and renders the same.
+// again (unless a checked secret in it is redacted) and renders the same.
 #include "config/config.hpp"
 
 #include <cstddef>
@@ -42,6 +42,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     const auto rendered = render(*loaded);
     const auto again = load_text(rendered, env);
+    // "<redacted>" is not a valid value of a secret the loader checks (storage.url, a
+    // destination's whsec_ secret): such a rendering need not load again.
+    if (!again && rendered.find("\"<redacted>\"") != std::string::npos) {
+        return 0;
+    }
     if (!again) {
         std::fprintf(stderr, "%s\n%s\n", rendered.c_str(), again.error().c_str());
     }

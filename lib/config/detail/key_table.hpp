@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <functional>
 #include <limits>
@@ -25,11 +26,27 @@
 
 namespace cwhook::config::detail {
 
-// The TOML shapes a key accepts. Durations and choices are strings.
-enum class kind { string, integer, string_list, boolean };
+// The TOML shapes a key accepts. Durations and choices are strings; a number is a float or
+// an integer (jitter = 0 means 0.0).
+enum class kind { string, integer, string_list, boolean, number };
 
 // A value as given; the alternative index equals the kind's value.
-using value = std::variant<std::string, std::int64_t, std::vector<std::string>, bool>;
+using value = std::variant<std::string, std::int64_t, std::vector<std::string>, bool, double>;
+
+// `v` in the shape `wanted`, or nullopt when it has another: an integer is also a number.
+inline std::optional<value> as_kind(kind wanted, const std::optional<value>& v)
+{
+    if (!v) {
+        return std::nullopt;
+    }
+    if (v->index() == static_cast<std::size_t>(wanted)) {
+        return v;
+    }
+    if (const auto* n = std::get_if<std::int64_t>(&*v); n != nullptr && wanted == kind::number) {
+        return value{static_cast<double>(*n)};
+    }
+    return std::nullopt;
+}
 
 inline std::string_view expected_text(kind k)
 {
@@ -38,6 +55,7 @@ inline std::string_view expected_text(kind k)
     case kind::integer: return "expected an integer";
     case kind::string_list: return "expected an array of strings";
     case kind::boolean: return "expected true or false";
+    case kind::number: return "expected a number";
     }
     return "expected a string";
 }
@@ -79,6 +97,10 @@ inline std::string toml_literal(const value& v)
     }
     if (const auto* b = std::get_if<bool>(&v)) {
         return *b ? "true" : "false";
+    }
+    if (const auto* d = std::get_if<double>(&v)) {
+        // The shortest spelling that reads back as the same double ("0.2", "50", "1e+20").
+        return fmt::format("{}", *d);
     }
     std::string out = "[";
     for (const auto& item : std::get<std::vector<std::string>>(v)) {
@@ -238,6 +260,37 @@ struct make_key {
         return k;
     }
 
+    // A finite number (a TOML float or integer) in [min, max].
+    template <class F>
+    static key<S> number(std::string_view section, std::string_view name, F field, double min,
+                         double max = std::numeric_limits<double>::max())
+    {
+        key<S> k;
+        k.section = section;
+        k.name = name;
+        k.type = kind::number;
+        k.set = [field, min, max](S& s, const value& v) -> verdict {
+            const auto n = std::get<double>(v);
+            const auto shown = toml_literal(v);
+            // NaN compares false both ways: test finiteness before the bounds.
+            if (!std::isfinite(n)) {
+                return refusal{shown, "expected a finite number"};
+            }
+            if (n < min) {
+                return refusal{shown, min == 0 ? std::string("must not be negative")
+                                               : fmt::format("must be at least {}", min)};
+            }
+            if (n > max) {
+                return refusal{shown, fmt::format("must be at most {}", max)};
+            }
+            field(s) = n;
+            return std::nullopt;
+        };
+        k.get = [field](const S& s) -> value { return static_cast<double>(field(s)); };
+        project(k, field);
+        return k;
+    }
+
     // A duration string ("500ms", "3s", "1h30m") in [min, max].
     template <class F>
     static key<S> duration(std::string_view section, std::string_view name, F field, millis min = millis{0},
@@ -248,22 +301,56 @@ struct make_key {
         k.name = name;
         k.type = kind::string;
         k.set = [field, min, max](S& s, const value& v) -> verdict {
-            const auto& text = std::get<std::string>(v);
-            const auto d = parse_duration(text);
-            if (!d) {
-                return refusal{quote(text), "expected a duration like 500ms, 3s, 1h"};
+            auto d = duration_in(std::get<std::string>(v), min, max);
+            if (auto* why = std::get_if<refusal>(&d)) {
+                return std::move(*why);
             }
-            if (*d < min) {
-                return refusal{quote(text), min == millis{1} ? std::string("must be positive")
-                                                             : "must be at least " + format_duration(min)};
-            }
-            if (*d > max) {
-                return refusal{quote(text), "must be at most " + format_duration(max)};
-            }
-            field(s) = *d;
+            field(s) = std::get<millis>(d);
             return std::nullopt;
         };
         k.get = [field](const S& s) -> value { return format_duration(field(s)); };
+        project(k, field);
+        return k;
+    }
+
+    // An array of duration strings, each in [min, max], with min_items to max_items entries
+    // (a retry schedule: ["0", "5s", "5m"]).
+    template <class F>
+    static key<S> durations(std::string_view section, std::string_view name, F field, std::size_t min_items,
+                            std::size_t max_items, millis min = millis{0}, millis max = millis::max())
+    {
+        key<S> k;
+        k.section = section;
+        k.name = name;
+        k.type = kind::string_list;
+        k.set = [field, min_items, max_items, min, max](S& s, const value& v) -> verdict {
+            const auto& items = std::get<std::vector<std::string>>(v);
+            std::vector<millis> out;
+            out.reserve(items.size());
+            for (const auto& item : items) {
+                auto d = duration_in(item, min, max);
+                if (auto* why = std::get_if<refusal>(&d)) {
+                    return std::move(*why);
+                }
+                out.push_back(std::get<millis>(d));
+            }
+            if (out.size() < min_items) {
+                return refusal{"", min_items == 1 ? std::string("must not be empty")
+                                                  : fmt::format("needs at least {} entries", min_items)};
+            }
+            if (out.size() > max_items) {
+                return refusal{"", fmt::format("has {} entries; at most {} are allowed", out.size(), max_items)};
+            }
+            field(s) = std::move(out);
+            return std::nullopt;
+        };
+        k.get = [field](const S& s) -> value {
+            std::vector<std::string> out;
+            for (const auto d : field(s)) {
+                out.push_back(format_duration(d));
+            }
+            return out;
+        };
         project(k, field);
         return k;
     }
@@ -308,6 +395,23 @@ struct make_key {
     }
 
 private:
+    // The duration `text` spells when it lies in [min, max]; why not otherwise.
+    static std::variant<millis, refusal> duration_in(const std::string& text, millis min, millis max)
+    {
+        const auto d = parse_duration(text);
+        if (!d) {
+            return refusal{quote(text), "expected a duration like 500ms, 3s, 1h"};
+        }
+        if (*d < min) {
+            return refusal{quote(text), min == millis{1} ? std::string("must be positive")
+                                                         : "must be at least " + format_duration(min)};
+        }
+        if (*d > max) {
+            return refusal{quote(text), "must be at most " + format_duration(max)};
+        }
+        return *d;
+    }
+
     // Comparing and copying go through the member itself, not its rendering.
     template <class F>
     static void project(key<S>& k, F field)

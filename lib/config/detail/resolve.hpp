@@ -31,7 +31,7 @@ using outcome = boost::system::result<T, std::string>;  // error: one line sayin
 struct document {
     struct item {
         std::string name;
-        std::optional<value> v;  // nullopt: a TOML type no key accepts (bool, float, date, table, mixed array)
+        std::optional<value> v; // nullopt: a TOML type no key accepts (date, table, array of non-strings)
     };
     struct section {
         std::string name;
@@ -146,9 +146,9 @@ inline std::string_view trim(std::string_view s)
     return s;
 }
 
-// An environment value as the key's kind: strings raw, integers decimal, arrays either a TOML
-// array literal or a comma-separated list (containers and unit files find the latter easier
-// to write; "" is the empty array). The error says why (no value).
+// An environment value as the key's kind: strings raw, integers and numbers decimal, arrays
+// either a TOML array literal or a comma-separated list (containers and unit files find the
+// latter easier to write; "" is the empty array). The error says why (no value).
 inline outcome<value> value_from_env(kind k, const std::string& text)
 {
     switch (k) {
@@ -163,6 +163,18 @@ inline outcome<value> value_from_env(kind k, const std::string& text)
         }
         if (ec != std::errc{} || ptr != end) {
             return {boost::system::in_place_error, "not an integer"};
+        }
+        return {boost::system::in_place_value, n};
+    }
+    case kind::number: {
+        double n = 0;
+        const auto* end = text.data() + text.size();
+        const auto [ptr, ec] = std::from_chars(text.data(), end, n);
+        if (ec == std::errc::result_out_of_range) {
+            return {boost::system::in_place_error, "out of range"};
+        }
+        if (ec != std::errc{} || ptr != end) {
+            return {boost::system::in_place_error, "not a number"};
         }
         return {boost::system::in_place_value, n};
     }
@@ -251,10 +263,11 @@ std::optional<std::string> choose_from_file(const std::vector<key<S>>& table, co
                 return fmt::format("{0}.{1} and {0}.{1}_file: give one, not both", k.section, k.name);
             }
             const kind wanted = via_file ? kind::string : k.type;
-            if (!item.v || item.v->index() != static_cast<std::size_t>(wanted)) {
+            auto v = as_kind(wanted, item.v);
+            if (!v) {
                 return fmt::format("{}: {}", dotted, expected_text(wanted));
             }
-            chosen[index] = given{*item.v, dotted, via_file};
+            chosen[index] = given{std::move(*v), dotted, via_file};
             set_here[index] = true;
         }
     }

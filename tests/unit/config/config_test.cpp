@@ -4,6 +4,7 @@
 #include "support/fake_env.hpp"
 #include "support/temp_dir.hpp"
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -14,6 +15,8 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <string_view>
+#include <vector>
 
 namespace cwhook::config {
 namespace {
@@ -134,6 +137,17 @@ void expect_same(const settings& a, const settings& b)
         EXPECT_EQ(a.app.subscriptions[i].url, b.app.subscriptions[i].url);
         EXPECT_EQ(a.app.subscriptions[i].description, b.app.subscriptions[i].description);
     }
+
+    const auto& af = a.app.forward;
+    const auto& bf = b.app.forward;
+    EXPECT_EQ(af.retries, bf.retries);
+    EXPECT_EQ(af.jitter, bf.jitter);
+    EXPECT_EQ(af.max_retry_after.count(), bf.max_retry_after.count());
+    EXPECT_EQ(af.breaker_threshold, bf.breaker_threshold);
+    EXPECT_EQ(af.breaker_probe_interval.count(), bf.breaker_probe_interval.count());
+    EXPECT_EQ(af.poll_interval.count(), bf.poll_interval.count());
+    EXPECT_EQ(af.ca_file, bf.ca_file);
+    EXPECT_TRUE(a.app.destinations == b.app.destinations);
 
     EXPECT_EQ(static_cast<int>(a.log.level), static_cast<int>(b.log.level));
     EXPECT_EQ(static_cast<int>(a.log.format), static_cast<int>(b.log.format));
@@ -656,6 +670,13 @@ TEST(Config, RenderListsEveryKey)
                                          "manage.paging",
                                          "manage.check_interval",
                                          "manage.auto_heal",
+                                         "forward.retry_schedule",
+                                         "forward.jitter",
+                                         "forward.max_retry_after",
+                                         "forward.breaker_threshold",
+                                         "forward.breaker_probe_interval",
+                                         "forward.poll_interval",
+                                         "forward.ca_file",
                                          "log.level",
                                          "log.format"};
     EXPECT_EQ(keys_in(render(settings{})), expected);
@@ -898,6 +919,380 @@ TEST(Config, SubscriptionErrorsNameTheEntry)
               "subscriptions[2]: same type, level, object_id and url as subscriptions[1]");
     EXPECT_EQ(file_error("[subscriptions]\ncheck_interval = \"5m\"\n"),
               "subscriptions: expected [[subscriptions]] tables (an array of tables)");
+}
+
+// A Standard Webhooks secret (24 key bytes); tests check that it never shows in a message.
+constexpr std::string_view webhook_secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+constexpr std::string_view secret_text = "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+// One [[destinations]] table with the required keys and `extra` lines.
+std::string destination(const std::string& name, const std::string& extra = "")
+{
+    return fmt::format("[[destinations]]\nname = \"{}\"\nurl = \"https://hooks.example.com/in\"\nsecret = \"{}\"\n{}",
+                       name, webhook_secret, extra);
+}
+
+// The error of a configuration holding one destination with `extra` lines; it must not hold
+// the secret.
+std::string destination_error(const std::string& extra)
+{
+    const auto e = file_error(destination("sync", extra));
+    EXPECT_EQ(e.find(secret_text), std::string::npos) << e;
+    return e;
+}
+
+TEST(Config, ForwardDefaults)
+{
+    using namespace std::chrono_literals;
+    const auto& f = settings{}.app.forward;
+    EXPECT_EQ(f.retries, (forward::retry_schedule{0ms, 5s, 5min, 30min, 2h, 5h, 10h, 10h}));
+    EXPECT_EQ(f.jitter, 0.2);
+    EXPECT_TRUE(settings{}.app.destinations.empty());
+    EXPECT_THAT(render(settings{}),
+                ::testing::HasSubstr("[forward]\nretry_schedule = [\"0s\", \"5s\", \"5m\", \"30m\", \"2h\", \"5h\", "
+                                     "\"10h\", \"10h\"]\njitter = 0.2\nmax_retry_after = \"1h\"\n"
+                                     "breaker_threshold = 10\nbreaker_probe_interval = \"30s\"\n"
+                                     "poll_interval = \"1s\"\nca_file = \"\"\n"));
+    EXPECT_THAT(render(settings{}), ::testing::Not(::testing::HasSubstr("[[destinations]]")));
+}
+
+TEST(Config, ForwardSectionIsRead)
+{
+    using namespace std::chrono_literals;
+    temp_dir dir;
+    const auto ca = dir.write("ca.pem", pem);
+    const auto s = load_ok(R"(
+[forward]
+retry_schedule = ["0s", "5s", "5m"]
+jitter = 0.5
+max_retry_after = "10m"
+breaker_threshold = 0
+breaker_probe_interval = "1m"
+poll_interval = "50ms"
+ca_file = ")" + ca + "\"\n");
+    const auto& f = s.app.forward;
+    EXPECT_EQ(f.retries, (forward::retry_schedule{0ms, 5s, 5min}));
+    EXPECT_EQ(f.jitter, 0.5);
+    EXPECT_EQ(f.max_retry_after, 10min);
+    EXPECT_EQ(f.breaker_threshold, 0u);
+    EXPECT_EQ(f.breaker_probe_interval, 1min);
+    EXPECT_EQ(f.poll_interval, 50ms);
+    EXPECT_EQ(f.ca_file, ca);
+}
+
+TEST(Config, ForwardJitterMayBeAnInteger)
+{
+    EXPECT_EQ(load_ok("[forward]\njitter = 0\n").app.forward.jitter, 0.0);
+}
+
+TEST(Config, ForwardFromTheEnvironment)
+{
+    using namespace std::chrono_literals;
+    const auto r =
+        load(std::nullopt, fake_env({{"CWHOOK_FORWARD_JITTER", "0.25"}, {"CWHOOK_FORWARD_RETRY_SCHEDULE", "0, 1m"}}));
+    ASSERT_TRUE(r) << r.error();
+    EXPECT_EQ(r->app.forward.jitter, 0.25);
+    EXPECT_EQ(r->app.forward.retries, (forward::retry_schedule{0ms, 1min}));
+    EXPECT_EQ(env_error({{"CWHOOK_FORWARD_JITTER", "lots"}}), R"(CWHOOK_FORWARD_JITTER: "lots": not a number)");
+    EXPECT_EQ(env_error({{"CWHOOK_FORWARD_JITTER", "nan"}}), "CWHOOK_FORWARD_JITTER: nan: expected a finite number");
+}
+
+TEST(Config, ForwardRetryScheduleIsChecked)
+{
+    EXPECT_EQ(file_error("[forward]\nretry_schedule = []\n"), "forward.retry_schedule: must not be empty");
+    EXPECT_EQ(file_error("[forward]\nretry_schedule = [\"0\", \"later\"]\n"),
+              R"(forward.retry_schedule: "later": expected a duration like 500ms, 3s, 1h)");
+    EXPECT_EQ(file_error("[forward]\nretry_schedule = [\"-5s\"]\n"),
+              R"(forward.retry_schedule: "-5s": expected a duration like 500ms, 3s, 1h)");
+    EXPECT_EQ(file_error("[forward]\nretry_schedule = \"5s\"\n"),
+              "forward.retry_schedule: expected an array of strings");
+    std::string many = "[forward]\nretry_schedule = [\"1s\"";
+    for (int i = 0; i < 100; ++i) {
+        many += ", \"1s\"";
+    }
+    EXPECT_EQ(file_error(many + "]\n"), "forward.retry_schedule: has 101 entries; at most 100 are allowed");
+}
+
+TEST(Config, ForwardValuesAreChecked)
+{
+    EXPECT_EQ(file_error("[forward]\njitter = 0.95\n"), "forward.jitter: 0.95: must be at most 0.9");
+    EXPECT_EQ(file_error("[forward]\njitter = -0.1\n"), "forward.jitter: -0.1: must not be negative");
+    EXPECT_EQ(file_error("[forward]\njitter = nan\n"), "forward.jitter: nan: expected a finite number");
+    EXPECT_EQ(file_error("[forward]\njitter = \"0.2\"\n"), "forward.jitter: expected a number");
+    EXPECT_EQ(file_error("[forward]\nmax_retry_after = \"soon\"\n"),
+              R"(forward.max_retry_after: "soon": expected a duration like 500ms, 3s, 1h)");
+    EXPECT_EQ(file_error("[forward]\nbreaker_threshold = -1\n"), "forward.breaker_threshold: -1: must not be negative");
+    EXPECT_EQ(file_error("[forward]\nbreaker_probe_interval = \"0\"\n"),
+              R"(forward.breaker_probe_interval: "0": must be positive)");
+    EXPECT_EQ(file_error("[forward]\npoll_interval = \"10ms\"\n"),
+              R"(forward.poll_interval: "10ms": must be at least 50ms)");
+    EXPECT_EQ(file_error("[forward]\npoll_interval = \"2h\"\n"), R"(forward.poll_interval: "2h": must be at most 1h)");
+    temp_dir dir;
+    const auto missing = dir.file("ca.pem");
+    EXPECT_EQ(file_error("[forward]\nca_file = \"" + missing + "\"\n"),
+              "forward.ca_file: " + missing + ": no such file");
+}
+
+TEST(Config, DestinationIsRead)
+{
+    using namespace std::chrono_literals;
+    const auto s = load_ok(R"(
+[[destinations]]
+name = "sync-service"
+url = "https://sync.internal.example/hooks/manage"
+secret = ")" + std::string(webhook_secret) +
+                           R"("
+types = ["Ticket", "company"]
+actions = ["added", "Updated"]
+body = "event"
+timeout = "2s"
+rate = 2.5
+concurrency = 16
+ordering = "entity"
+retry_schedule = ["0", "1m"]
+)");
+    ASSERT_EQ(s.app.destinations.size(), 1u);
+    const auto& d = s.app.destinations[0];
+    EXPECT_EQ(d.name, "sync-service");
+    EXPECT_EQ(d.url, "https://sync.internal.example/hooks/manage");
+    EXPECT_EQ(d.secret, webhook_secret);
+    EXPECT_EQ(d.secret_file, "");
+    EXPECT_EQ(d.types, (std::vector<std::string>{"ticket", "company"}));
+    EXPECT_EQ(d.actions, (std::vector<std::string>{"added", "updated"}));
+    EXPECT_EQ(d.body, forward::body_format::event);
+    EXPECT_EQ(d.timeout, 2s);
+    EXPECT_EQ(d.rate, 2.5);
+    EXPECT_EQ(d.concurrency, 16u);
+    EXPECT_EQ(d.order, forward::ordering::entity);
+    EXPECT_EQ(d.retries, (forward::retry_schedule{0ms, 1min}));
+}
+
+TEST(Config, DestinationDefaults)
+{
+    const auto s = load_ok(destination("a") + destination("b", "rate = 50\n"));
+    ASSERT_EQ(s.app.destinations.size(), 2u);
+    const auto& d = s.app.destinations[0];
+    const forward::destination defaults;
+    EXPECT_TRUE(d.types.empty());
+    EXPECT_TRUE(d.actions.empty());
+    EXPECT_EQ(d.body, forward::body_format::raw);
+    EXPECT_EQ(d.timeout, defaults.timeout);
+    EXPECT_EQ(d.timeout, std::chrono::seconds(10));
+    EXPECT_EQ(d.rate, 0.0);
+    EXPECT_EQ(d.concurrency, 4u);
+    EXPECT_EQ(d.order, forward::ordering::none);
+    EXPECT_TRUE(d.retries.empty());
+    EXPECT_EQ(s.app.destinations[1].name, "b");
+    EXPECT_EQ(s.app.destinations[1].rate, 50.0);
+}
+
+TEST(Config, DestinationRequiredKeys)
+{
+    EXPECT_EQ(file_error("[[destinations]]\nurl = \"https://h/\"\nsecret = \"" + std::string(webhook_secret) + "\"\n"),
+              "destinations[1]: name and url are required");
+    EXPECT_EQ(file_error("[[destinations]]\nname = \"a\"\nsecret = \"" + std::string(webhook_secret) + "\"\n"),
+              "destinations[1]: name and url are required");
+    EXPECT_EQ(file_error("[[destinations]]\nname = \"a\"\nurl = \"https://h/\"\n"),
+              "destinations[1]: secret or secret_file is required");
+}
+
+TEST(Config, DestinationValuesAreChecked)
+{
+    EXPECT_EQ(destination_error("timeout = \"50ms\"\n"), R"(destinations[1].timeout: "50ms": must be at least 100ms)");
+    EXPECT_EQ(destination_error("timeout = \"6m\"\n"), R"(destinations[1].timeout: "6m": must be at most 5m)");
+    EXPECT_EQ(destination_error("rate = -1\n"), "destinations[1].rate: -1: must not be negative");
+    EXPECT_EQ(destination_error("rate = inf\n"), "destinations[1].rate: inf: expected a finite number");
+    EXPECT_EQ(destination_error("rate = \"fast\"\n"), "destinations[1].rate: expected a number");
+    EXPECT_EQ(destination_error("concurrency = 0\n"), "destinations[1].concurrency: 0: must be positive");
+    EXPECT_EQ(destination_error("concurrency = 257\n"), "destinations[1].concurrency: 257: must be at most 256");
+    EXPECT_EQ(destination_error("concurrency = 1.5\n"), "destinations[1].concurrency: expected an integer");
+    EXPECT_EQ(destination_error("body = \"json\"\n"), R"(destinations[1].body: "json": expected raw or event)");
+    EXPECT_EQ(destination_error("ordering = \"fifo\"\n"),
+              R"(destinations[1].ordering: "fifo": expected none or entity)");
+    EXPECT_EQ(destination_error("types = [\"ticket\", \"\"]\n"), R"(destinations[1].types: "": must not be empty)");
+    EXPECT_EQ(destination_error("types = \"ticket\"\n"), "destinations[1].types: expected an array of strings");
+    EXPECT_EQ(destination_error("actions = [\"added\", \"created\"]\n"),
+              R"(destinations[1].actions: "created": expected added, updated or deleted)");
+    EXPECT_EQ(destination_error("retry_schedule = []\n"), "destinations[1].retry_schedule: must not be empty");
+    EXPECT_EQ(destination_error("retry_schedule = [\"1x\"]\n"),
+              R"(destinations[1].retry_schedule: "1x": expected a duration like 500ms, 3s, 1h)");
+}
+
+TEST(Config, DestinationNameIsChecked)
+{
+    EXPECT_EQ(file_error(destination("sync service")),
+              R"(destinations[1].name: "sync service": expected 1 to 64 letters, digits, '_', '.' or '-')");
+    EXPECT_EQ(file_error(destination("")),
+              R"(destinations[1].name: "": expected 1 to 64 letters, digits, '_', '.' or '-')");
+    const std::string long_name(65, 'n');
+    EXPECT_EQ(file_error(destination(long_name)),
+              "destinations[1].name: \"" + long_name + "\": expected 1 to 64 letters, digits, '_', '.' or '-'");
+    EXPECT_EQ(load_ok(destination(std::string(64, 'n'))).app.destinations.at(0).name, std::string(64, 'n'));
+}
+
+TEST(Config, DestinationUrlIsChecked)
+{
+    const auto with_url = [](const std::string& url) {
+        return file_error("[[destinations]]\nname = \"a\"\nurl = \"" + url + "\"\nsecret = \"" +
+                          std::string(webhook_secret) + "\"\n");
+    };
+    EXPECT_EQ(with_url("ftp://h/x"), R"(destinations[1].url: "ftp://h/x": scheme must be http or https)");
+    EXPECT_EQ(with_url("hooks.example.com/in"), R"(destinations[1].url: "hooks.example.com/in": not an absolute URL)");
+    EXPECT_EQ(with_url("https://u:p@h/x"),
+              R"(destinations[1].url: "https://u:p@h/x": user-info and fragments are not allowed)");
+    EXPECT_EQ(with_url("https://h:0/x"), R"(destinations[1].url: "https://h:0/x": invalid port)");
+}
+
+TEST(Config, DestinationErrorsNameTheEntry)
+{
+    EXPECT_EQ(file_error(destination("a") + destination("b", "timeout = \"0\"\n")),
+              R"(destinations[2].timeout: "0": must be at least 100ms)");
+}
+
+TEST(Config, DestinationNamesAreUnique)
+{
+    EXPECT_EQ(file_error(destination("a") + destination("b") + destination("a")),
+              R"(destinations[3].name: "a": already used by destinations[1])");
+}
+
+TEST(Config, DestinationUnknownKey)
+{
+    EXPECT_EQ(destination_error("colour = \"red\"\n"),
+              "destinations[1].colour: unknown key (name, url, secret, secret_file, types, actions, body, timeout, "
+              "rate, concurrency, ordering, retry_schedule)");
+}
+
+TEST(Config, DestinationsMustBeAnArrayOfTables)
+{
+    EXPECT_EQ(file_error("[destinations]\nname = \"a\"\n"),
+              "destinations: expected [[destinations]] tables (an array of tables)");
+}
+
+TEST(Config, DestinationSecretIsNeverShown)
+{
+    // A secret webhook_key refuses: the message names the key and why, never the value.
+    const std::string bad_secret = "whsec_c2hvcnQ="; // 5 key bytes
+    const auto short_key =
+        file_error("[[destinations]]\nname = \"a\"\nurl = \"https://h/\"\nsecret = \"" + bad_secret + "\"\n");
+    EXPECT_EQ(short_key, "destinations[1].secret: <redacted>: webhook secret has 5 key bytes; 24 to 64 expected");
+    EXPECT_EQ(short_key.find("c2hvcnQ"), std::string::npos);
+    EXPECT_EQ(file_error("[[destinations]]\nname = \"a\"\nurl = \"https://h/\"\nsecret = \"whsec_not base64!\"\n"),
+              R"(destinations[1].secret: <redacted>: webhook secret is not "whsec_" followed by base64)");
+    // Errors of the other keys of an entry with a good secret.
+    for (const std::string extra : {"timeout = \"1d\"\n", "url2 = 1\n", "secret_file = \"/x\"\n"}) {
+        destination_error(extra);
+    }
+    const auto s = load_ok(destination("a"));
+    const auto text = render(s);
+    EXPECT_THAT(text, ::testing::HasSubstr("secret = \"<redacted>\"\n"));
+    EXPECT_EQ(text.find(secret_text), std::string::npos) << text;
+}
+
+TEST(Config, DestinationSecretGivenTwice)
+{
+    temp_dir dir;
+    const auto file = dir.write("secret", std::string(webhook_secret));
+    EXPECT_EQ(destination_error("secret_file = \"" + file + "\"\n"),
+              "destinations[1].secret and destinations[1].secret_file: give one, not both");
+}
+
+TEST(Config, DestinationSecretFromAFile)
+{
+    temp_dir dir;
+    const auto file = dir.write("sync-secret", std::string(webhook_secret) + " \t\n");
+    const auto toml = fmt::format(
+        "[[destinations]]\nname = \"sync\"\nurl = \"https://h/in\"\nsecret_file = \"{}\"\ntypes = [\"ticket\"]\n",
+        file);
+    const auto s = load_ok(toml);
+    ASSERT_EQ(s.app.destinations.size(), 1u);
+    EXPECT_EQ(s.app.destinations[0].secret, webhook_secret);
+    EXPECT_EQ(s.app.destinations[0].secret_file, file);
+    const auto text = render(s);
+    EXPECT_THAT(text, ::testing::HasSubstr("secret_file = \"" + file + "\"\n"));
+    EXPECT_THAT(text, ::testing::Not(::testing::HasSubstr("secret = ")));
+    EXPECT_EQ(text.find(secret_text), std::string::npos) << text;
+    // It loads again from the same file.
+    const auto again = load_ok(text);
+    EXPECT_TRUE(again.app.destinations == s.app.destinations);
+}
+
+TEST(Config, DestinationSecretFileFromTheCredentialsDirectory)
+{
+    temp_dir dir;
+    dir.write("sync-secret", std::string(webhook_secret) + "\n");
+    const auto s = load_ok("[[destinations]]\nname = \"sync\"\nurl = \"https://h/in\"\nsecret_file = \"sync-secret\"\n",
+                           {{"CREDENTIALS_DIRECTORY", dir.file("")}});
+    EXPECT_EQ(s.app.destinations.at(0).secret, webhook_secret);
+    EXPECT_EQ(s.app.destinations.at(0).secret_file, "sync-secret");
+}
+
+TEST(Config, DestinationSecretFileProblemsNameTheFile)
+{
+    temp_dir dir;
+    const auto missing = dir.file("nosuch");
+    const auto with_file = [](const std::string& path) {
+        return file_error("[[destinations]]\nname = \"a\"\nurl = \"https://h/\"\nsecret_file = \"" + path + "\"\n");
+    };
+    EXPECT_EQ(with_file(missing), "destinations[1].secret_file: " + missing + ": no such file");
+    const auto empty = dir.write("empty", "\n");
+    EXPECT_THAT(with_file(empty), StartsWith("destinations[1].secret_file: " + empty + ": is empty"));
+    const auto bad = dir.write("bad", "whsec_c2hvcnQ=\n");
+    const auto e = with_file(bad);
+    EXPECT_EQ(e, "destinations[1].secret_file: " + bad + ": webhook secret has 5 key bytes; 24 to 64 expected");
+    EXPECT_EQ(e.find("c2hvcnQ"), std::string::npos);
+}
+
+TEST(Config, RenderedDestinationsLoadAgain)
+{
+    temp_dir dir;
+    const auto file = dir.write("secret", std::string(webhook_secret));
+    const auto original = load_ok(fmt::format(R"([[destinations]]
+name = "sync"
+url = "https://sync.example.com/in?x=1&y=%22"
+secret_file = "{}"
+types = ["ticket", "company"]
+actions = ["deleted"]
+body = "event"
+timeout = "1m30s"
+rate = 0.25
+concurrency = 1
+ordering = "entity"
+retry_schedule = ["0", "10s"]
+[[destinations]]
+name = "audit"
+url = "http://127.0.0.1:9000/"
+secret_file = "{}"
+rate = 50
+)",
+                                              file, file));
+    const auto rendered = render(original);
+    EXPECT_THAT(rendered, ::testing::HasSubstr("\n[[destinations]]\nname = \"sync\"\n"
+                                               "url = \"https://sync.example.com/in?x=1&y=%22\"\n"
+                                               "secret_file = \"" +
+                                               file +
+                                               "\"\n"
+                                               "types = [\"ticket\", \"company\"]\nactions = [\"deleted\"]\n"
+                                               "body = \"event\"\ntimeout = \"1m30s\"\nrate = 0.25\n"
+                                               "concurrency = 1\nordering = \"entity\"\n"
+                                               "retry_schedule = [\"0s\", \"10s\"]\n"));
+    EXPECT_THAT(rendered, ::testing::HasSubstr("rate = 50\n"));
+    const auto again = load_ok(rendered);
+    expect_same(again, original);
+    EXPECT_EQ(render(again), rendered);
+}
+
+TEST(Config, PlainHttpDestinationOffLoopbackIsWarnedAbout)
+{
+    const auto s = load_ok(
+        fmt::format("[verify]\ncompanies = [\"acme\"]\n"
+                    "[[destinations]]\nname = \"local\"\nurl = \"http://127.0.0.1:9000/in\"\nsecret = \"{0}\"\n"
+                    "[[destinations]]\nname = \"tls\"\nurl = \"https://hooks.example.com/in\"\nsecret = \"{0}\"\n"
+                    "[[destinations]]\nname = \"plain\"\nurl = \"http://hooks.example.com/in\"\nsecret = \"{0}\"\n"
+                    "[[destinations]]\nname = \"v6\"\nurl = \"http://[2001:db8::1]:8080/in\"\nsecret = \"{0}\"\n",
+                    webhook_secret));
+    EXPECT_EQ(warnings(s), (std::vector<std::string>{
+                               "destinations[3] (plain): events go unencrypted to hooks.example.com:80; use https://",
+                               "destinations[4] (v6): events go unencrypted to [2001:db8::1]:8080; use https://"}));
 }
 
 } // namespace

@@ -65,6 +65,12 @@ std::string env_name(const std::string& key)
     return out;
 }
 
+// The [[...]] arrays of tables, which the environment cannot set; tested on their own below.
+bool is_table_array(const std::string& key)
+{
+    return key == "subscriptions" || key == "destinations";
+}
+
 // A configuration where every key can change alone and stay valid (files exist, the Manage
 // keys the subscription check needs are set), and one other valid value for every key.
 class Reload : public ::testing::Test {
@@ -145,6 +151,13 @@ protected:
         {"manage.paging", "navigable"},
         {"manage.check_interval", "1m"},
         {"manage.auto_heal", "true"},
+        {"forward.retry_schedule", "0,1m"},
+        {"forward.jitter", "0.5"},
+        {"forward.max_retry_after", "5m"},
+        {"forward.breaker_threshold", "3"},
+        {"forward.breaker_probe_interval", "5s"},
+        {"forward.poll_interval", "250ms"},
+        {"forward.ca_file", dir.write("other-forward-ca.pem")},
         {"log.level", "debug"},
         {"log.format", "json"},
     };
@@ -177,18 +190,18 @@ TEST_F(Reload, EveryKeyHasAnotherValueHere)
 {
     // A key added to the table must be added to `other` too, so the next test covers it.
     for (const auto& k : keys()) {
-        if (k.name != "subscriptions") {
+        if (!is_table_array(k.name)) {
             EXPECT_EQ(other.count(k.name), 1u) << k.name;
         }
     }
-    EXPECT_EQ(other.size() + 1, keys().size());
+    EXPECT_EQ(other.size() + 2, keys().size());
 }
 
 TEST_F(Reload, EachChangedKeyIsReportedInTheListOfItsMark)
 {
     const auto base = load_base();
     for (const auto& k : keys()) {
-        if (k.name == "subscriptions") {
+        if (is_table_array(k.name)) {
             continue;
         }
         auto next = load_text(base_toml, env_with({{env_name(k.name), other.at(k.name)}}));
@@ -215,6 +228,45 @@ TEST_F(Reload, ChangedSubscriptionsNeedARestart)
     EXPECT_TRUE(plan.live.empty());
     EXPECT_EQ(plan.restart, std::vector<std::string>{"subscriptions"});
     EXPECT_TRUE(plan.in_force.app.subscriptions.empty());
+}
+
+TEST_F(Reload, ForwardKeysAreLiveButTheCaFile)
+{
+    for (const auto& k : keys()) {
+        if (k.name.starts_with("forward.")) {
+            EXPECT_EQ(k.effect, k.name == "forward.ca_file" ? reload_effect::restart : reload_effect::live) << k.name;
+        }
+    }
+}
+
+TEST_F(Reload, ChangedDestinationsAreLive)
+{
+    const std::string secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    const auto with = [&](const std::string& destinations) {
+        auto s = load_text(base_toml + destinations, env_with({}));
+        CWHOOK_CHECK(s.has_value());
+        return *s;
+    };
+    const auto one = "[[destinations]]\nname = \"a\"\nurl = \"https://a.example.com/\"\nsecret = \"" + secret + "\"\n";
+    const auto base = load_base();
+    for (const auto& next : {with(one), with(one + "rate = 5\n"),
+                             with(one +
+                                  "[[destinations]]\nname = \"b\"\nurl = \"https://b.example.com/\"\n"
+                                  "secret = \"" +
+                                  secret + "\"\n")}) {
+        const auto plan = plan_reload(base, next);
+        EXPECT_EQ(plan.live, std::vector<std::string>{"destinations"});
+        EXPECT_TRUE(plan.restart.empty());
+        EXPECT_TRUE(plan.in_force.app.destinations == next.app.destinations);
+        // And back: removing them is live too.
+        EXPECT_EQ(plan_reload(next, base).live, std::vector<std::string>{"destinations"});
+    }
+    EXPECT_TRUE(plan_reload(with(one), with(one)).live.empty());
+    const auto all = keys();
+    EXPECT_EQ(
+        std::count_if(all.begin(), all.end(),
+                      [](const key_info& k) { return k.name == "destinations" && k.effect == reload_effect::live; }),
+        1);
 }
 
 TEST_F(Reload, NothingChangedIsAnEmptyPlan)

@@ -25,6 +25,8 @@ struct fake_settings {
     std::string name = "default";
     std::size_t limit = 1;
     std::vector<std::string> hosts{};
+    double ratio = 0.5;
+    std::vector<millis> delays{};
 };
 
 using make = make_key<fake_settings>;
@@ -32,16 +34,24 @@ using make = make_key<fake_settings>;
 const std::vector<key<fake_settings>>& fake_keys()
 {
     static const std::vector<key<fake_settings>> table{
-        make::secret("admin", "token", [](auto& s) -> auto& { return s.token; },
-                     [](std::string_view t) -> std::optional<std::string> {
-                         if (t.size() < 4) {
-                             return "too short";
-                         }
-                         return std::nullopt;
-                     }),
-        make::string("admin", "name", [](auto& s) -> auto& { return s.name; }),
-        make::count("limits", "limit", [](auto& s) -> auto& { return s.limit; }, 1),
-        make::list("limits", "hosts", [](auto& s) -> auto& { return s.hosts; }),
+        make::secret(
+            "admin", "token", [](auto& s) -> auto& { return s.token; },
+            [](std::string_view t) -> std::optional<std::string> {
+                if (t.size() < 4) {
+                    return "too short";
+                }
+                return std::nullopt;
+            }),
+        make::string(
+            "admin", "name", [](auto& s) -> auto& { return s.name; }),
+        make::count(
+            "limits", "limit", [](auto& s) -> auto& { return s.limit; }, 1),
+        make::list(
+            "limits", "hosts", [](auto& s) -> auto& { return s.hosts; }),
+        make::number(
+            "limits", "ratio", [](auto& s) -> auto& { return s.ratio; }, 0, 1),
+        make::durations(
+            "limits", "delays", [](auto& s) -> auto& { return s.delays; }, 1, 3, millis{0}, millis{60'000}),
     };
     return table;
 }
@@ -205,7 +215,8 @@ TEST(Resolve, RenderShowsUnsetSecretAsEmpty)
 TEST(Resolve, RenderWritesSectionsInTableOrder)
 {
     EXPECT_EQ(render(fake_keys(), fake_settings{}),
-              "[admin]\ntoken = \"\"\nname = \"default\"\n\n[limits]\nlimit = 1\nhosts = []\n");
+              "[admin]\ntoken = \"\"\nname = \"default\"\n\n[limits]\nlimit = 1\nhosts = []\nratio = 0.5\n"
+              "delays = []\n");
 }
 
 TEST(Resolve, EnvironmentNameIsUpperCased)
@@ -246,6 +257,69 @@ TEST(Resolve, IntegerFromEnvironmentWithTrailingText)
     const auto r = resolve(fake_keys(), nullptr, fake_env({{"CWHOOK_LIMITS_LIMIT", "12k"}}));
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error(), R"(CWHOOK_LIMITS_LIMIT: "12k": not an integer)");
+}
+
+TEST(Resolve, NumberTakesAFloatOrAnInteger)
+{
+    const auto r = resolve_text("[limits]\nratio = 0.25\n");
+    ASSERT_TRUE(r) << r.error();
+    EXPECT_EQ(r->ratio, 0.25);
+    const auto whole = resolve_text("[limits]\nratio = 1\n");
+    ASSERT_TRUE(whole) << whole.error();
+    EXPECT_EQ(whole->ratio, 1.0);
+    // A float is not an integer.
+    EXPECT_EQ(resolve_text("[limits]\nlimit = 2.0\n").error(), "limits.limit: expected an integer");
+    EXPECT_EQ(resolve_text("[limits]\nratio = \"0.5\"\n").error(), "limits.ratio: expected a number");
+}
+
+TEST(Resolve, NumberOutOfRange)
+{
+    EXPECT_EQ(resolve_text("[limits]\nratio = 1.5\n").error(), "limits.ratio: 1.5: must be at most 1");
+    EXPECT_EQ(resolve_text("[limits]\nratio = -0.5\n").error(), "limits.ratio: -0.5: must not be negative");
+    EXPECT_EQ(resolve_text("[limits]\nratio = nan\n").error(), "limits.ratio: nan: expected a finite number");
+    EXPECT_EQ(resolve_text("[limits]\nratio = -inf\n").error(), "limits.ratio: -inf: expected a finite number");
+}
+
+TEST(Resolve, NumberFromEnvironment)
+{
+    const auto r = resolve(fake_keys(), nullptr, fake_env({{"CWHOOK_LIMITS_RATIO", "0.125"}}));
+    ASSERT_TRUE(r) << r.error();
+    EXPECT_EQ(r->ratio, 0.125);
+    EXPECT_EQ(resolve(fake_keys(), nullptr, fake_env({{"CWHOOK_LIMITS_RATIO", "half"}})).error(),
+              R"(CWHOOK_LIMITS_RATIO: "half": not a number)");
+    EXPECT_EQ(resolve(fake_keys(), nullptr, fake_env({{"CWHOOK_LIMITS_RATIO", "0.5x"}})).error(),
+              R"(CWHOOK_LIMITS_RATIO: "0.5x": not a number)");
+}
+
+TEST(Resolve, NumberRendersToReadBackTheSame)
+{
+    fake_settings s;
+    s.ratio = 0.1;
+    EXPECT_THAT(render(fake_keys(), s), ::testing::HasSubstr("ratio = 0.1\n"));
+    s.ratio = 1;
+    EXPECT_THAT(render(fake_keys(), s), ::testing::HasSubstr("ratio = 1\n"));
+}
+
+TEST(Resolve, DurationsList)
+{
+    const auto r = resolve_text("[limits]\ndelays = [\"0\", \"1s500ms\", \"1m\"]\n");
+    ASSERT_TRUE(r) << r.error();
+    EXPECT_EQ(r->delays, (std::vector<millis>{millis{0}, millis{1500}, millis{60'000}}));
+    EXPECT_THAT(render(fake_keys(), *r), ::testing::HasSubstr("delays = [\"0s\", \"1s500ms\", \"1m\"]\n"));
+    const auto env = resolve(fake_keys(), nullptr, fake_env({{"CWHOOK_LIMITS_DELAYS", "5s, 10s"}}));
+    ASSERT_TRUE(env) << env.error();
+    EXPECT_EQ(env->delays, (std::vector<millis>{millis{5000}, millis{10'000}}));
+}
+
+TEST(Resolve, DurationsListIsChecked)
+{
+    EXPECT_EQ(resolve_text("[limits]\ndelays = []\n").error(), "limits.delays: must not be empty");
+    EXPECT_EQ(resolve_text("[limits]\ndelays = [\"1s\", \"1s\", \"1s\", \"1s\"]\n").error(),
+              "limits.delays: has 4 entries; at most 3 are allowed");
+    EXPECT_EQ(resolve_text("[limits]\ndelays = [\"1s\", \"soon\"]\n").error(),
+              R"(limits.delays: "soon": expected a duration like 500ms, 3s, 1h)");
+    EXPECT_EQ(resolve_text("[limits]\ndelays = [\"2m\"]\n").error(), R"(limits.delays: "2m": must be at most 1m)");
+    EXPECT_EQ(resolve_text("[limits]\ndelays = [1]\n").error(), "limits.delays: expected an array of strings");
 }
 
 TEST(Resolve, QuoteEscapesControlCharacters)
