@@ -4,6 +4,7 @@
 #include "core/text.hpp"
 #include "core/time.hpp"
 #include "crypto/digest.hpp"
+#include "events/deliveries_render.hpp"
 #include "events/detail/object_writer.hpp"
 #include "json/pretty.hpp"
 #include "json/records.hpp"
@@ -160,7 +161,11 @@ std::string replay_json(const store::replay_attempt& a)
     return out;
 }
 
-std::string detail_json(const store::stored_event& e, int indent)
+namespace {
+
+// forwarding: nullptr leaves the member out (the callers from before forwarding).
+std::string detail_json(const store::stored_event& e, const std::span<const store::delivery_row>* forwarding,
+                        int indent)
 {
     const auto& r = e.record;
     std::string out;
@@ -220,6 +225,9 @@ std::string detail_json(const store::stored_event& e, int indent)
     }
     replays += ']';
     w.raw("replays", replays);
+    if (forwarding != nullptr) {
+        w.raw("forwarding", forwarding_json(*forwarding));
+    }
     w.close();
     if (indent > 0) {
         if (auto pretty = json::reformat(out, indent)) {
@@ -227,6 +235,23 @@ std::string detail_json(const store::stored_event& e, int indent)
         }
     }
     return out;
+}
+
+} // namespace
+
+std::string detail_json(const store::stored_event& e, int indent)
+{
+    return detail_json(e, nullptr, indent);
+}
+
+std::string detail_json(const store::stored_event& e, std::span<const store::delivery_row> forwarding, int indent)
+{
+    return detail_json(e, &forwarding, indent);
+}
+
+std::string detail_text(const store::stored_event& e, std::span<const store::delivery_row> forwarding)
+{
+    return detail_text(e) + "\n" + forwarding_text(forwarding);
 }
 
 // Every stored field (store/event_fields.hpp) under its column name; the body as base64.
