@@ -15,7 +15,8 @@ void add_db_options(CLI::App& cmd, common_options& common, db_options& o)
         ->type_name("FILE|URL");
 }
 
-std::unique_ptr<store::event_db> open_db(const common_options& common, const db_options& o, store::db_access access)
+std::unique_ptr<store::event_db> open_db(const common_options& common, const db_options& o, store::db_access access,
+                                         bool may_create)
 {
     store::settings storage;
     if (o.db) {
@@ -35,7 +36,8 @@ std::unique_ptr<store::event_db> open_db(const common_options& common, const db_
         storage = cfg->app.storage;
     }
     const std::string& path = storage.path;
-    if (storage.backend == store::backend::sqlite && access == store::db_access::read_only && path != ":memory:" &&
+    const bool creates = access == store::db_access::read_write && may_create;
+    if (storage.backend == store::backend::sqlite && !creates && path != ":memory:" &&
         ::access(path.c_str(), F_OK) != 0) {
         std::fprintf(stderr, "cwhook: %s: no such database\n", path.c_str());
         return nullptr;

@@ -1,4 +1,5 @@
-// What the commands on the database share (`events`, `rejections`): the --db option, opening the database, writing to stdout, and the shapes of
+// What the commands on the database share (`events`, `rejections`, `deliveries`,
+// `destinations`): the --db option, opening the database, writing to stdout, and the shapes of
 // their list and show subcommands. Errors go to stderr as one "cwhook: ..." line.
 #pragma once
 
@@ -28,8 +29,11 @@ struct db_options {
 void add_db_options(CLI::App& cmd, common_options& common, db_options& o);
 
 // The database --db names (a postgresql:// URL selects PostgreSQL), else the configuration's
-// [storage]; nullptr when it cannot be opened (said on stderr). read_only never creates a file.
-std::unique_ptr<store::event_db> open_db(const common_options& common, const db_options& o, store::db_access access);
+// [storage]; nullptr when it cannot be opened (said on stderr). read_only never creates a
+// SQLite file, nor does read_write without may_create (a command that changes rows the daemon
+// made: a mistyped path is an error, not a new empty database).
+std::unique_ptr<store::event_db> open_db(const common_options& common, const db_options& o, store::db_access access,
+                                         bool may_create = true);
 
 void out(std::string_view text);
 // 0, or 1 when standard output could not be written (said on stderr).

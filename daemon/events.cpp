@@ -113,14 +113,19 @@ struct show_options {
     bool json = false;
 };
 
+// The first schema with the forwarding outbox: an older database (read as it is) has none.
+constexpr std::int64_t outbox_schema = 3;
+
 int run_show(const common_options& common, const show_options& o)
 {
     return show_one(
         common, o.db, o.id, "event", [](store::event_db& db, std::int64_t id) { return db.get(id); },
-        [&o](store::event_db&, const store::stored_event& e) {
+        [&o](store::event_db& db, const store::stored_event& e) {
             if (o.raw) {
                 out(e.record.body);  // the exact bytes, no newline added
-            } else if (o.entity) {
+                return flush_stdout();
+            }
+            if (o.entity) {
                 auto entity = json::decoded_entity(e.record.body, 2);
                 if (!entity) {
                     std::fprintf(stderr, "cwhook: event %lld: the body has no decodable Entity\n",
@@ -128,11 +133,18 @@ int run_show(const common_options& common, const show_options& o)
                     return 1;
                 }
                 out(*entity + "\n");
-            } else if (o.json) {
-                out(events::detail_json(e, 2) + "\n");
-            } else {
-                out(events::detail_text(e));
+                return flush_stdout();
             }
+            std::vector<store::delivery_row> forwarding;
+            if (db.schema_version() >= outbox_schema) {
+                auto rows = db.deliveries_of(e.id);
+                if (!rows) {
+                    std::fprintf(stderr, "cwhook: %s\n", rows.error().c_str());
+                    return 1;
+                }
+                forwarding = std::move(*rows);
+            }
+            out(o.json ? events::detail_json(e, forwarding, 2) + "\n" : events::detail_text(e, forwarding));
             return flush_stdout();
         });
 }
@@ -693,7 +705,8 @@ command add_events(CLI::App& app, common_options& common)
     }
     {
         auto o = std::make_shared<show_options>();
-        auto* cmd = group->add_subcommand("show", "One event: metadata, headers, body with Entity decoded, replays");
+        auto* cmd = group->add_subcommand(
+            "show", "One event: metadata, headers, body with Entity decoded, replays, forwarding");
         add_db_options(*cmd, common, o->db);
         cmd->add_option("ID", o->id, "Event id")->required();
         auto* raw = cmd->add_flag("--raw", o->raw, "Write the exact stored body bytes to stdout");
