@@ -1,5 +1,6 @@
 // The admin HTTP API on its own listener: stored events (filters as query parameters, keyset
-// pagination), one event, its raw body, replay jobs and the rejected requests. Every request
+// pagination), one event, its raw body, replay jobs, the rejected requests, and the
+// forwarding outbox (deliveries, their retry, destinations and their pause). Every request
 // on the router it is added to (whatever the route, /metrics included) passes, in this order:
 // the Host check (421), the Origin check (403), a JSON content type for state-changing
 // methods (415), and `Authorization: Bearer <token>` (401). See admin_policy.hpp for why.
@@ -39,10 +40,12 @@ public:
            client::https_client& client, metrics::registry& metrics);
     ~admin_api();
 
-    // GET /api/events, /api/events/{id}, /api/events/{id}/raw, POST /api/events/replay,
-    // POST /api/events/reverify (with set_reverifier()),
-    // GET /api/replays/{job}, GET /api/rejections, /api/rejections/{id}; and the gate that
-    // guards every route of `r`, also those added later.
+    // GET /api/events, /api/events/{id} (with its deliveries), /api/events/{id}/raw,
+    // POST /api/events/replay, POST /api/events/reverify (with set_reverifier()),
+    // GET /api/replays/{job}, GET /api/rejections, /api/rejections/{id},
+    // GET /api/deliveries, /api/deliveries/{id}, POST /api/deliveries/retry,
+    // GET /api/destinations, POST /api/destinations/{name}/pause, /resume; and the gate
+    // that guards every route of `r`, also those added later.
     void add_routes(http::router& r);
 
     // Enables POST /api/events/reverify with the daemon's key cache and policy (before
