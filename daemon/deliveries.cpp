@@ -1,14 +1,21 @@
 // `cwhook deliveries ...` and `cwhook destinations ...`: the forwarding outbox for operators,
 // on the database like `cwhook events` (their own connection, usable while the daemon runs: a
 // retried delivery is due at once and a pause holds from the forwarder's next claim, in every
-// instance). Parsing and printing only: queries are lib/store's event_db, formats lib/events.
+// instance), and the signed ping of a configured destination. Parsing and printing only:
+// queries are lib/store's event_db, formats lib/events, the ping lib/forward.
 #include "commands.hpp"
 #include "db_command.hpp"
 
+#include "config/config.hpp"
 #include "core/time.hpp"
+#include "crypto/tls.hpp"
 #include "events/deliveries_render.hpp"
 #include "events/filter.hpp"
+#include "forward/ping.hpp"
 #include "store/event_db.hpp"
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
 
 #include <fmt/format.h>
 
@@ -240,6 +247,59 @@ int run_set_paused(const common_options& common, const pause_options& o, bool pa
     return flush_stdout();
 }
 
+struct test_options {
+    std::string name;
+};
+
+boost::asio::awaitable<void> ping_into(client::https_client* client, forward::destination d, forward::ping_result* out)
+{
+    *out = co_await forward::ping(*client, std::move(d), now_us());
+}
+
+// The destination as the configuration gives it (the database knows no URLs or secrets),
+// sent from here: what this host's network and forward.ca_file make of it.
+int run_test(const common_options& common, const test_options& o)
+{
+    auto cfg = config::load(config_path(common), config::process_env());
+    if (!cfg) {
+        std::fprintf(stderr, "cwhook: %s\n", cfg.error().c_str());
+        return 1;
+    }
+    const auto& all = cfg->app.destinations;
+    const auto it = std::find_if(all.begin(), all.end(), [&o](const auto& d) { return d.name == o.name; });
+    if (it == all.end()) {
+        std::string names;
+        for (const auto& d : all) {
+            names += names.empty() ? d.name : ", " + d.name;
+        }
+        std::fprintf(stderr, "cwhook: NAME: \"%s\": no such destination in the configuration (configured: %s)\n",
+                     o.name.c_str(), names.empty() ? "none" : names.c_str());
+        return 1;
+    }
+    auto tls = crypto::make_client_context(cfg->app.forward.ca_file);
+    if (!tls) {
+        std::fprintf(stderr, "cwhook: forward.ca_file: %s\n", tls.error().message.c_str());
+        return 1;
+    }
+    boost::asio::io_context ioc(1);
+    client::https_client client(ioc.get_executor(), *tls);
+    forward::ping_result r;
+    boost::asio::co_spawn(ioc, ping_into(&client, *it, &r), [](const std::exception_ptr& e) {
+        if (e) {
+            std::rethrow_exception(e); // out of ioc.run(): a crash with its reason
+        }
+    });
+    ioc.run();
+    const double ms = static_cast<double>(r.latency_us) / 1000.0;
+    if (r.ok()) {
+        out(fmt::format("{}: {} in {:.1f} ms\n", o.name, r.http_status, ms));
+    } else {
+        out(fmt::format("{}: failed in {:.1f} ms: {}\n", o.name, ms, r.error));
+    }
+    const int flushed = flush_stdout();
+    return r.ok() && flushed == 0 ? 0 : 1;
+}
+
 } // namespace
 
 command add_deliveries(CLI::App& app, common_options& common)
@@ -283,7 +343,7 @@ command add_deliveries(CLI::App& app, common_options& common)
 
 command add_destinations(CLI::App& app, common_options& common)
 {
-    auto* group = app.add_subcommand("destinations", "Where events are forwarded: state, pause and resume");
+    auto* group = app.add_subcommand("destinations", "Where events are forwarded: state, pause, resume and test");
     group->require_subcommand(1);
     auto leaves = std::make_shared<std::vector<leaf>>();
     {
@@ -308,6 +368,14 @@ command add_destinations(CLI::App& app, common_options& common)
         add_db_options(*cmd, common, o->db);
         cmd->add_option("NAME", o->name, "Destination name")->required();
         leaves->push_back({cmd, [&common, o] { return run_set_paused(common, *o, false); }});
+    }
+    {
+        auto o = std::make_shared<test_options>();
+        auto* cmd =
+            group->add_subcommand("test", "Send a signed ping to a configured destination; exit 0 on a 2xx answer");
+        add_config_option(*cmd, common);
+        cmd->add_option("NAME", o->name, "Destination name (of [[destinations]])")->required();
+        leaves->push_back({cmd, [&common, o] { return run_test(common, *o); }});
     }
     return {group, [leaves] { return run_parsed(*leaves); }};
 }

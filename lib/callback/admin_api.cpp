@@ -25,6 +25,7 @@
 #include "events/replay.hpp"
 #include "http/server.hpp"
 #include "json/records.hpp"
+#include "json/utf8.hpp"
 #include "store/db_worker.hpp"
 #include "store/event_db.hpp"
 
@@ -301,8 +302,11 @@ struct admin_api::impl {
     net::awaitable<http::response> deliveries(http::request& req);
     net::awaitable<http::response> deliveries_retry(http::request& req);
     net::awaitable<http::response> destinations_list(http::request& req);
-    // POST /api/destinations/{name}/pause and /resume.
+    // POST /api/destinations/{name}/pause, /resume and /test.
     net::awaitable<http::response> destination_action(http::request& req);
+    net::awaitable<http::response> destination_test_run(unsigned v, std::string name);
+
+    admin_api::destination_test test_destination;  // set by set_destination_test()
 
     // Set by set_reverifier(): the daemon's key cache and key_url policy.
     key_cache* keys = nullptr;
@@ -912,7 +916,8 @@ net::awaitable<http::response> admin_api::impl::destination_action(http::request
     const std::string_view action = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash + 1);
     const auto name = percent_decode(rest.substr(0, slash == std::string_view::npos ? 0 : slash));
     const bool pause = action == "pause";
-    if ((!pause && action != "resume") || !name || name->empty() || name->find('/') != std::string::npos) {
+    const bool test = action == "test" && test_destination;
+    if ((!pause && action != "resume" && !test) || !name || name->empty() || name->find('/') != std::string::npos) {
         co_return http::error_response(404, "not_found", {}, v);
     }
     // A body is optional; only a pause takes a member ("reason").
@@ -937,6 +942,9 @@ net::awaitable<http::response> admin_api::impl::destination_action(http::request
             reason = *text;
         }
     }
+    if (test) {
+        co_return co_await destination_test_run(v, *name);
+    }
     const std::string* destination = &*name;
     const std::string* why = &reason;
     const std::int64_t now = now_us();
@@ -956,6 +964,26 @@ net::awaitable<http::response> admin_api::impl::destination_action(http::request
     append_json_string(body, *name);
     body += fmt::format(",\"paused\":{}}}", pause);
     co_return http::json_response(200, std::move(body), v);
+}
+
+// The ping goes to a destination of the configuration only, never to a URL the request
+// names: the token buys no new reach.
+net::awaitable<http::response> admin_api::impl::destination_test_run(unsigned v, std::string name)
+{
+    const auto r = co_await test_destination(name);
+    if (!r) {
+        co_return http::error_response(404, "not_found",
+                                       fmt::format("no destination {} in the configuration", json_quoted(name)), v);
+    }
+    log::info("admin: destination tested", {{"destination", name}, {"status", r->http_status}, {"error", r->error}});
+    std::string out = "{\"name\":";
+    append_json_string(out, name);
+    out += fmt::format(",\"ok\":{},\"http_status\":{},\"latency_ms\":{}.{:03},\"error\":", r->ok(),
+                       r->http_status != 0 ? std::to_string(r->http_status) : std::string("null"), r->latency_us / 1000,
+                       r->latency_us % 1000);
+    append_json_string(out, json::valid_utf8(r->error));
+    out += '}';
+    co_return http::json_response(200, std::move(out), v);
 }
 
 boost::system::result<std::unique_ptr<admin_api>, std::string>
@@ -1007,6 +1035,11 @@ void admin_api::set_reverifier(key_cache& keys, const key_url_policy& policy, st
     impl_->keys = &keys;
     impl_->key_policy = &policy;
     impl_->reverify_wait = wait;
+}
+
+void admin_api::set_destination_test(destination_test test)
+{
+    impl_->test_destination = std::move(test);
 }
 
 void admin_api::set_listener(const std::vector<net::ip::tcp::endpoint>& bound)
