@@ -26,6 +26,8 @@ command add_serve(CLI::App& app, common_options& common);
 command add_check_config(CLI::App& app, common_options& common);
 command add_events(CLI::App& app, common_options& common);
 command add_rejections(CLI::App& app, common_options& common);
+command add_deliveries(CLI::App& app, common_options& common);
+command add_destinations(CLI::App& app, common_options& common);
 command add_healthcheck(CLI::App& app, common_options& common);
 command add_emulate(CLI::App& app, common_options& common);
 command add_subscriptions(CLI::App& app, common_options& common);

@@ -2,6 +2,7 @@
 // while the daemon runs (their own connection; WAL readers never block its writer). Parsing
 // and printing only: queries are lib/store's event_db, formats lib/events.
 #include "commands.hpp"
+#include "db_command.hpp"
 
 #include "callback/app.hpp"
 #include "callback/reverify.hpp"
@@ -31,24 +32,9 @@ namespace cwhook::daemon {
 
 namespace {
 
-constexpr int usage_error = 2;
-
-struct db_options {
-    std::optional<std::string> db;  // --db, else the configuration's storage
-};
-
 struct filter_options {
     std::optional<std::string> type, action, entity_id, company, status, since, until, callback_id, limit;
 };
-
-void add_db_options(CLI::App& cmd, common_options& common, db_options& o)
-{
-    add_config_option(cmd, common);
-    cmd.add_option("--db", o.db,
-                   "SQLite file, or a postgresql:// URL (default: the configuration's storage; a password is "
-                   "best given by PGPASSWORD or ~/.pgpass, not here)")
-        ->type_name("FILE|URL");
-}
 
 void add_filter_options(CLI::App& cmd, filter_options& f, bool with_limit = true)
 {
@@ -67,22 +53,6 @@ void add_filter_options(CLI::App& cmd, filter_options& f, bool with_limit = true
     }
 }
 
-// The filter, or a usage error naming the option (exit 2).
-// The event ids given on the command line; nullopt (said on stderr) when one is not an id.
-std::optional<std::vector<std::int64_t>> parse_ids(const std::vector<std::string>& texts)
-{
-    std::vector<std::int64_t> ids;
-    for (const auto& text : texts) {
-        const auto id = parse_id(text);
-        if (!id) {
-            std::fprintf(stderr, "cwhook: ID: \"%s\": expected a positive integer\n", text.c_str());
-            return std::nullopt;
-        }
-        ids.push_back(*id);
-    }
-    return ids;
-}
-
 // Whether any selecting filter option was given (--limit only selects when asked to).
 bool any_filter(const filter_options& o, bool count_limit)
 {
@@ -90,6 +60,7 @@ bool any_filter(const filter_options& o, bool count_limit)
            (count_limit && o.limit);
 }
 
+// The filter, or a usage error naming the option (exit 2).
 std::optional<store::event_filter> to_filter(const filter_options& o, std::size_t default_limit)
 {
     store::event_filter f;
@@ -112,96 +83,7 @@ std::optional<store::event_filter> to_filter(const filter_options& o, std::size_
     return f;
 }
 
-std::unique_ptr<store::event_db> open_db(const common_options& common, const db_options& o, store::db_access access)
-{
-    store::settings storage;
-    if (o.db) {
-        const std::string_view db = *o.db;
-        if (db.starts_with("postgresql://") || db.starts_with("postgres://")) {
-            storage.backend = store::backend::postgres;
-            storage.url = *o.db;
-        } else {
-            storage.path = *o.db;
-        }
-    } else {
-        auto cfg = config::load(config_path(common), config::process_env());
-        if (!cfg) {
-            std::fprintf(stderr, "cwhook: %s\n", cfg.error().c_str());
-            return nullptr;
-        }
-        storage = cfg->app.storage;
-    }
-    const std::string& path = storage.path;
-    if (storage.backend == store::backend::sqlite && access == store::db_access::read_only && path != ":memory:" &&
-        ::access(path.c_str(), F_OK) != 0) {
-        std::fprintf(stderr, "cwhook: %s: no such database\n", path.c_str());
-        return nullptr;
-    }
-    auto db = store::event_db::open(storage, access);
-    if (!db) {
-        std::fprintf(stderr, "cwhook: %s\n", db.error().c_str());
-        return nullptr;
-    }
-    return std::move(*db);
-}
-
-void out(std::string_view text)
-{
-    std::fwrite(text.data(), 1, text.size(), stdout);
-}
-
-int flush_stdout()
-{
-    if (std::fflush(stdout) != 0) {
-        std::fprintf(stderr, "cwhook: cannot write to standard output\n");
-        return 1;
-    }
-    return 0;
-}
-
-// rows as one JSON array (json), one object a line (jsonl) or the aligned table.
-template <class Row, class ToJson, class ToTable>
-void print_rows(const std::vector<Row>& rows, bool json, bool jsonl, ToJson to_json, ToTable to_table)
-{
-    if (!json && !jsonl) {
-        out(to_table(rows));
-        return;
-    }
-    std::string text = json ? "[" : "";
-    for (std::size_t i = 0; i < rows.size(); ++i) {
-        if (json && i > 0) {
-            text += ",";
-        }
-        text += to_json(rows[i]);
-        if (jsonl) {
-            text += '\n';
-        }
-    }
-    if (json) {
-        text += "]\n";
-    }
-    out(text);
-}
-
 // ---- list -------------------------------------------------------------------------------
-
-// The list commands: run the query on the database (read-only) and print its rows.
-template <class Query, class ToJson, class ToTable>
-int list_rows(const common_options& common, const db_options& dbo, Query query, bool json, bool jsonl,
-              ToJson to_json, ToTable to_table)
-{
-    auto db = open_db(common, dbo, store::db_access::read_only);
-    if (!db) {
-        return 1;
-    }
-    auto rows = query(*db);
-    if (!rows) {
-        std::fprintf(stderr, "cwhook: %s\n", rows.error().c_str());
-        return 1;
-    }
-    print_rows(*rows, json, jsonl, to_json, to_table);
-    return flush_stdout();
-}
 
 struct list_options {
     db_options db;
@@ -231,40 +113,19 @@ struct show_options {
     bool json = false;
 };
 
-// The show commands: parse the id, load the row, say why when there is none, print it.
-template <class Get, class Print>
-int show_one(const common_options& common, const db_options& dbo, const std::string& id_text, const char* what,
-             Get get, Print print)
-{
-    const auto id = parse_id(id_text);
-    if (!id) {
-        std::fprintf(stderr, "cwhook: ID: \"%s\": expected a positive integer\n", id_text.c_str());
-        return usage_error;
-    }
-    auto db = open_db(common, dbo, store::db_access::read_only);
-    if (!db) {
-        return 1;
-    }
-    auto row = get(*db, *id);
-    if (!row) {
-        std::fprintf(stderr, "cwhook: %s\n", row.error().c_str());
-        return 1;
-    }
-    if (!*row) {
-        std::fprintf(stderr, "cwhook: no %s %lld\n", what, static_cast<long long>(*id));
-        return 1;
-    }
-    return print(**row);
-}
+// The first schema with the forwarding outbox: an older database (read as it is) has none.
+constexpr std::int64_t outbox_schema = 3;
 
 int run_show(const common_options& common, const show_options& o)
 {
     return show_one(
         common, o.db, o.id, "event", [](store::event_db& db, std::int64_t id) { return db.get(id); },
-        [&o](const store::stored_event& e) {
+        [&o](store::event_db& db, const store::stored_event& e) {
             if (o.raw) {
                 out(e.record.body);  // the exact bytes, no newline added
-            } else if (o.entity) {
+                return flush_stdout();
+            }
+            if (o.entity) {
                 auto entity = json::decoded_entity(e.record.body, 2);
                 if (!entity) {
                     std::fprintf(stderr, "cwhook: event %lld: the body has no decodable Entity\n",
@@ -272,11 +133,18 @@ int run_show(const common_options& common, const show_options& o)
                     return 1;
                 }
                 out(*entity + "\n");
-            } else if (o.json) {
-                out(events::detail_json(e, 2) + "\n");
-            } else {
-                out(events::detail_text(e));
+                return flush_stdout();
             }
+            std::vector<store::delivery_row> forwarding;
+            if (db.schema_version() >= outbox_schema) {
+                auto rows = db.deliveries_of(e.id);
+                if (!rows) {
+                    std::fprintf(stderr, "cwhook: %s\n", rows.error().c_str());
+                    return 1;
+                }
+                forwarding = std::move(*rows);
+            }
+            out(o.json ? events::detail_json(e, forwarding, 2) + "\n" : events::detail_text(e, forwarding));
             return flush_stdout();
         });
 }
@@ -811,26 +679,10 @@ int run_rejections_show(const common_options& common, const rejections_show_opti
 {
     return show_one(
         common, o.db, o.id, "rejection", [](store::event_db& db, std::int64_t id) { return db.rejection(id); },
-        [&o](const store::stored_rejection& r) {
+        [&o](store::event_db&, const store::stored_rejection& r) {
             out(o.json ? events::rejection_json(r) + "\n" : events::rejection_text(r));
             return flush_stdout();
         });
-}
-
-// One subcommand of a group: its CLI and how to run it.
-struct leaf {
-    CLI::App* cli;
-    std::function<int()> run;
-};
-
-int run_parsed(const std::vector<leaf>& leaves)
-{
-    for (const auto& l : leaves) {
-        if (l.cli->parsed()) {
-            return l.run();
-        }
-    }
-    return usage_error;
 }
 
 } // namespace
@@ -853,7 +705,8 @@ command add_events(CLI::App& app, common_options& common)
     }
     {
         auto o = std::make_shared<show_options>();
-        auto* cmd = group->add_subcommand("show", "One event: metadata, headers, body with Entity decoded, replays");
+        auto* cmd = group->add_subcommand(
+            "show", "One event: metadata, headers, body with Entity decoded, replays, forwarding");
         add_db_options(*cmd, common, o->db);
         cmd->add_option("ID", o->id, "Event id")->required();
         auto* raw = cmd->add_flag("--raw", o->raw, "Write the exact stored body bytes to stdout");

@@ -21,6 +21,8 @@ int main(int argc, char** argv)
         add_healthcheck(app, common),
         add_events(app, common),
         add_rejections(app, common),
+        add_deliveries(app, common),
+        add_destinations(app, common),
         add_emulate(app, common),
         add_subscriptions(app, common),
         add_admin(app, common),

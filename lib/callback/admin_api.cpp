@@ -19,11 +19,13 @@
 #include "core/text.hpp"
 #include "core/time.hpp"
 #include "crypto/digest.hpp"
+#include "events/deliveries_render.hpp"
 #include "events/filter.hpp"
 #include "events/render.hpp"
 #include "events/replay.hpp"
 #include "http/server.hpp"
 #include "json/records.hpp"
+#include "json/utf8.hpp"
 #include "store/db_worker.hpp"
 #include "store/event_db.hpp"
 
@@ -296,6 +298,15 @@ struct admin_api::impl {
     http::response replay_status(const http::request& req);
     net::awaitable<http::response> rejections(http::request& req);
     net::awaitable<http::response> reverify_run(http::request& req);
+    // GET /api/deliveries and /api/deliveries/{id}.
+    net::awaitable<http::response> deliveries(http::request& req);
+    net::awaitable<http::response> deliveries_retry(http::request& req);
+    net::awaitable<http::response> destinations_list(http::request& req);
+    // POST /api/destinations/{name}/pause, /resume and /test.
+    net::awaitable<http::response> destination_action(http::request& req);
+    net::awaitable<http::response> destination_test_run(unsigned v, std::string name);
+
+    admin_api::destination_test test_destination;  // set by set_destination_test()
 
     // Set by set_reverifier(): the daemon's key cache and key_url policy.
     key_cache* keys = nullptr;
@@ -347,6 +358,62 @@ http::response storage_unavailable(unsigned v, std::string_view what)
 constexpr std::string_view queue_full = "the admin database queue is full";
 constexpr std::size_t default_reverify_rows = 1000;
 constexpr std::size_t max_reverify_rows = 10'000;
+// Ids in one POST /api/deliveries/retry (each is a bound parameter of one statement).
+constexpr std::size_t max_retry_ids = 1000;
+constexpr std::size_t max_pause_reason = 1000;
+
+// The answer when a database job gave no value: the queue was full, or the query failed
+// (logged); nullopt when it gave one.
+template <class T> std::optional<http::response> db_failure(const std::optional<store::db_result<T>>& r, unsigned v)
+{
+    if (!r) {
+        return storage_unavailable(v, queue_full);
+    }
+    if (!*r) {
+        log::warn("admin: query failed", {{"error", r->error()}});
+        return storage_unavailable(v, {});
+    }
+    return std::nullopt;
+}
+
+// GET /api/deliveries?destination=&state=&event=&limit=&before= into a filter; the problem
+// with the query otherwise ("state: expected pending, ...").
+std::optional<std::string> read_delivery_query(const query_params& params, store::delivery_filter& f)
+{
+    for (const auto& [name, value] : params) {
+        if (auto why = events::set_delivery_filter(f, name, value)) {
+            return fmt::format("{}: {}", name, *why);
+        }
+    }
+    if (f.limit > events::max_api_page) {
+        return fmt::format("limit: at most {}", events::max_api_page);
+    }
+    return std::nullopt;
+}
+
+// An event with its deliveries to destinations, read in one job.
+struct event_detail {
+    std::optional<store::stored_event> event;
+    std::vector<store::delivery_row> forwarding;
+};
+
+store::db_result<event_detail> read_event_detail(store::event_db& db, std::int64_t id, bool with_forwarding)
+{
+    auto e = db.get(id, with_forwarding);
+    if (!e) {
+        return e.error();
+    }
+    event_detail out;
+    out.event = std::move(*e);
+    if (out.event && with_forwarding) {
+        auto rows = db.deliveries_of(id);
+        if (!rows) {
+            return rows.error();
+        }
+        out.forwarding = std::move(*rows);
+    }
+    return out;
+}
 
 } // namespace
 
@@ -417,23 +484,18 @@ net::awaitable<http::response> admin_api::impl::event_one(http::request& req)
     if (!id) {
         co_return http::error_response(404, "not_found", {}, v);
     }
-    using row_t = store::db_result<std::optional<store::stored_event>>;
     const std::int64_t n = *id;
-    const auto get = [n, raw](store::event_db& db) { return db.get(n, !raw); };
-    auto ev = co_await on_db<row_t>(*db, get);
-    if (!ev) {
-        co_return storage_unavailable(v, queue_full);
+    const auto get = [n, raw](store::event_db& db) { return read_event_detail(db, n, !raw); };
+    auto ev = co_await on_db<store::db_result<event_detail>>(*db, get);
+    if (auto failed = db_failure(ev, v)) {
+        co_return std::move(*failed);
     }
-    if (!*ev) {
-        log::warn("admin: query failed", {{"error", ev->error()}});
-        co_return storage_unavailable(v, {});
-    }
-    if (!**ev) {
+    if (!(*ev)->event) {
         co_return http::error_response(404, "not_found", fmt::format("no event {}", n), v);
     }
-    const auto& stored = ***ev;
+    const auto& stored = *(*ev)->event;
     if (!raw) {
-        co_return http::json_response(200, events::detail_json(stored), v);
+        co_return http::json_response(200, events::detail_json(stored, (*ev)->forwarding), v);
     }
     // The stored bytes came from whoever reached the callback listener: never let a browser
     // render them (as HTML, say) in the admin listener's origin. A download, not a page; the
@@ -711,6 +773,219 @@ net::awaitable<http::response> admin_api::impl::rejections(http::request& req)
     co_return http::json_response(200, std::move(body), v);
 }
 
+net::awaitable<http::response> admin_api::impl::deliveries(http::request& req)
+{
+    const unsigned v = req.msg.version();
+    const auto path = req.path();
+    constexpr std::string_view base = "/api/deliveries";
+    if (path.size() > base.size()) {
+        const auto id = parse_id(path.substr(base.size() + 1));
+        if (!id) {
+            co_return http::error_response(404, "not_found", {}, v);
+        }
+        using row_t = store::db_result<std::optional<store::delivery_row>>;
+        const std::int64_t n = *id;
+        const auto get = [n](store::event_db& db) { return db.delivery(n); };
+        auto r = co_await on_db<row_t>(*db, get);
+        if (auto failed = db_failure(r, v)) {
+            co_return std::move(*failed);
+        }
+        if (!**r) {
+            co_return http::error_response(404, "not_found", fmt::format("no delivery {}", n), v);
+        }
+        co_return http::json_response(200, events::delivery_json(***r, true), v);
+    }
+    auto params = parse_query(req.query());
+    if (!params) {
+        co_return http::error_response(400, "bad_query", "malformed percent-encoding", v);
+    }
+    store::delivery_filter f;
+    if (auto why = read_delivery_query(*params, f)) {
+        co_return http::error_response(400, "bad_query", *why, v);
+    }
+    // One row more than asked tells whether a next page exists without a count.
+    const std::size_t wanted = f.limit;
+    f.limit = wanted + 1;
+    using rows_t = store::db_result<std::vector<store::delivery_row>>;
+    const store::delivery_filter* filter = &f;
+    const auto list = [filter](store::event_db& db) { return db.deliveries(*filter); };
+    auto rows = co_await on_db<rows_t>(*db, list);
+    if (auto failed = db_failure(rows, v)) {
+        co_return std::move(*failed);
+    }
+    auto& found = **rows;
+    const bool more = found.size() > wanted;
+    if (more) {
+        found.resize(wanted);
+    }
+    std::string body = "{\"deliveries\":[";
+    for (std::size_t i = 0; i < found.size(); ++i) {
+        if (i > 0) {
+            body += ',';
+        }
+        body += events::delivery_json(found[i]);
+    }
+    body += "],\"next_before\":";
+    body += more && !found.empty() ? std::to_string(found.back().id) : std::string("null");
+    body += '}';
+    co_return http::json_response(200, std::move(body), v);
+}
+
+// As `cwhook deliveries retry`, without its question: ids, or a selection, or "all" (so that
+// an empty or mistyped body never selects the whole outbox).
+net::awaitable<http::response> admin_api::impl::deliveries_retry(http::request& req)
+{
+    const unsigned v = req.msg.version();
+    auto parsed = json::parse_delivery_retry_request(req.msg.body());
+    if (auto* err = std::get_if<json::parse_error>(&parsed)) {
+        co_return http::error_response(400, "bad_request", err->detail, v);
+    }
+    auto& r = std::get<json::delivery_retry_request>(parsed);
+    const bool selection = !r.filter.empty() || r.all;
+    if (!r.ids.empty() && selection) {
+        co_return http::error_response(400, "bad_request",
+                                       "give either ids or a selection (destination, state, "
+                                       "event, all)",
+                                       v);
+    }
+    if (r.ids.empty() && !selection) {
+        co_return http::error_response(400, "bad_request",
+                                       "give ids, a selection (destination, state, event), or "
+                                       "\"all\": true to retry every delivery not pending",
+                                       v);
+    }
+    if (r.ids.size() > max_retry_ids) {
+        co_return http::error_response(400, "bad_request", fmt::format("ids: at most {}", max_retry_ids), v);
+    }
+    for (const auto id : r.ids) {
+        if (id < 1) {
+            co_return http::error_response(400, "bad_request", fmt::format("ids: {} is not a delivery id", id), v);
+        }
+    }
+    store::delivery_filter f;
+    for (const auto& [name, value] : r.filter) {
+        if (auto why = events::set_delivery_filter(f, name, value)) {
+            co_return http::error_response(400, "bad_request", fmt::format("{}: {}", name, *why), v);
+        }
+    }
+    f.limit = 0;
+    const std::vector<std::int64_t>* ids = &r.ids;
+    const store::delivery_filter* filter = &f;
+    const bool dry_run = r.dry_run;
+    const auto retry = [ids, filter, dry_run](store::event_db& db) {
+        return db.retry_deliveries(*ids, *filter, dry_run);
+    };
+    auto n = co_await on_db<store::db_result<std::int64_t>>(*db, retry);
+    if (auto failed = db_failure(n, v)) {
+        co_return std::move(*failed);
+    }
+    if (!dry_run) {
+        log::info("admin: deliveries retried", {{"count", **n}});
+    }
+    co_return http::json_response(200, fmt::format(R"({{"count":{},"dry_run":{}}})", **n, dry_run), v);
+}
+
+net::awaitable<http::response> admin_api::impl::destinations_list(http::request& req)
+{
+    const unsigned v = req.msg.version();
+    using rows_t = store::db_result<std::vector<store::destination_status>>;
+    const auto list = [](store::event_db& db) { return db.destinations(); };
+    auto rows = co_await on_db<rows_t>(*db, list);
+    if (auto failed = db_failure(rows, v)) {
+        co_return std::move(*failed);
+    }
+    const auto now = now_us();
+    std::string body = "{\"destinations\":[";
+    for (std::size_t i = 0; i < (*rows)->size(); ++i) {
+        if (i > 0) {
+            body += ',';
+        }
+        body += events::destination_json((**rows)[i], now);
+    }
+    body += "]}";
+    co_return http::json_response(200, std::move(body), v);
+}
+
+net::awaitable<http::response> admin_api::impl::destination_action(http::request& req)
+{
+    const unsigned v = req.msg.version();
+    constexpr std::string_view base = "/api/destinations/";
+    // The route is a prefix: it also matches "/api/destinations" itself.
+    std::string_view rest = req.path().size() > base.size() ? req.path().substr(base.size()) : std::string_view{};
+    const auto slash = rest.rfind('/');
+    const std::string_view action = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash + 1);
+    const auto name = percent_decode(rest.substr(0, slash == std::string_view::npos ? 0 : slash));
+    const bool pause = action == "pause";
+    const bool test = action == "test" && test_destination;
+    if ((!pause && action != "resume" && !test) || !name || name->empty() || name->find('/') != std::string::npos) {
+        co_return http::error_response(404, "not_found", {}, v);
+    }
+    // A body is optional; only a pause takes a member ("reason").
+    std::string reason;
+    if (!trim(req.msg.body()).empty()) {
+        auto parsed = json::parse_flat_object(req.msg.body());
+        if (auto* err = std::get_if<json::parse_error>(&parsed)) {
+            co_return http::error_response(400, "bad_request", err->detail, v);
+        }
+        for (const auto& [key, value] : std::get<json::flat_object>(parsed).fields) {
+            const auto* text = std::get_if<std::string>(&value);
+            if (key != "reason" || !pause) {
+                co_return http::error_response(400, "bad_request", "unknown field " + key, v);
+            }
+            if (text == nullptr) {
+                co_return http::error_response(400, "bad_request", "field reason is not a string", v);
+            }
+            if (text->size() > max_pause_reason) {
+                co_return http::error_response(400, "bad_request",
+                                               fmt::format("reason: at most {} bytes", max_pause_reason), v);
+            }
+            reason = *text;
+        }
+    }
+    if (test) {
+        co_return co_await destination_test_run(v, *name);
+    }
+    const std::string* destination = &*name;
+    const std::string* why = &reason;
+    const std::int64_t now = now_us();
+    const auto set = [destination, why, pause, now](store::event_db& db) {
+        return db.set_destination_paused(*destination, pause, *why, now);
+    };
+    auto known = co_await on_db<store::db_result<bool>>(*db, set);
+    if (auto failed = db_failure(known, v)) {
+        co_return std::move(*failed);
+    }
+    if (!**known) {
+        co_return http::error_response(404, "not_found", fmt::format("no destination {}", json_quoted(*name)), v);
+    }
+    log::info(pause ? "admin: destination paused" : "admin: destination resumed",
+              {{"destination", *name}, {"reason", reason}});
+    std::string body = "{\"name\":";
+    append_json_string(body, *name);
+    body += fmt::format(",\"paused\":{}}}", pause);
+    co_return http::json_response(200, std::move(body), v);
+}
+
+// The ping goes to a destination of the configuration only, never to a URL the request
+// names: the token buys no new reach.
+net::awaitable<http::response> admin_api::impl::destination_test_run(unsigned v, std::string name)
+{
+    const auto r = co_await test_destination(name);
+    if (!r) {
+        co_return http::error_response(404, "not_found",
+                                       fmt::format("no destination {} in the configuration", json_quoted(name)), v);
+    }
+    log::info("admin: destination tested", {{"destination", name}, {"status", r->http_status}, {"error", r->error}});
+    std::string out = "{\"name\":";
+    append_json_string(out, name);
+    out += fmt::format(",\"ok\":{},\"http_status\":{},\"latency_ms\":{}.{:03},\"error\":", r->ok(),
+                       r->http_status != 0 ? std::to_string(r->http_status) : std::string("null"), r->latency_us / 1000,
+                       r->latency_us % 1000);
+    append_json_string(out, json::valid_utf8(r->error));
+    out += '}';
+    co_return http::json_response(200, std::move(out), v);
+}
+
 boost::system::result<std::unique_ptr<admin_api>, std::string>
 admin_api::create(const admin_settings& s, std::string_view token, const store::settings& storage, net::io_context& ioc,
                   client::https_client& client, metrics::registry& metrics)
@@ -762,6 +1037,11 @@ void admin_api::set_reverifier(key_cache& keys, const key_url_policy& policy, st
     impl_->reverify_wait = wait;
 }
 
+void admin_api::set_destination_test(destination_test test)
+{
+    impl_->test_destination = std::move(test);
+}
+
 void admin_api::set_listener(const std::vector<net::ip::tcp::endpoint>& bound)
 {
     impl_->policy.add_listener(bound);
@@ -797,6 +1077,12 @@ void admin_api::add_routes(http::router& r)
     }
     r.add(bhttp::verb::get, "/api/replays", [p](http::request& req) { return serve_replay_status(p, req); }, true);
     r.add(bhttp::verb::get, "/api/rejections", [p](http::request& req) { return p->rejections(req); }, true);
+    r.add(
+        bhttp::verb::get, "/api/deliveries", [p](http::request& req) { return p->deliveries(req); }, true);
+    r.add(bhttp::verb::post, "/api/deliveries/retry", [p](http::request& req) { return p->deliveries_retry(req); });
+    r.add(bhttp::verb::get, "/api/destinations", [p](http::request& req) { return p->destinations_list(req); });
+    r.add(
+        bhttp::verb::post, "/api/destinations", [p](http::request& req) { return p->destination_action(req); }, true);
 }
 
 } // namespace cwhook::callback

@@ -1,5 +1,6 @@
 // The admin HTTP API on its own listener: stored events (filters as query parameters, keyset
-// pagination), one event, its raw body, replay jobs and the rejected requests. Every request
+// pagination), one event, its raw body, replay jobs, the rejected requests, and the
+// forwarding outbox (deliveries, their retry, destinations and their pause). Every request
 // on the router it is added to (whatever the route, /metrics included) passes, in this order:
 // the Host check (421), the Origin check (403), a JSON content type for state-changing
 // methods (415), and `Authorization: Bearer <token>` (401). See admin_policy.hpp for why.
@@ -13,6 +14,7 @@
 #include "callback/settings.hpp"
 #include "client/https_client.hpp"
 #include "core/metrics.hpp"
+#include "forward/ping.hpp"
 #include "http/router.hpp"
 
 #include "store/settings.hpp"
@@ -20,7 +22,9 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 
+#include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,15 +43,25 @@ public:
            client::https_client& client, metrics::registry& metrics);
     ~admin_api();
 
-    // GET /api/events, /api/events/{id}, /api/events/{id}/raw, POST /api/events/replay,
-    // POST /api/events/reverify (with set_reverifier()),
-    // GET /api/replays/{job}, GET /api/rejections, /api/rejections/{id}; and the gate that
-    // guards every route of `r`, also those added later.
+    // GET /api/events, /api/events/{id} (with its deliveries), /api/events/{id}/raw,
+    // POST /api/events/replay, POST /api/events/reverify (with set_reverifier()),
+    // GET /api/replays/{job}, GET /api/rejections, /api/rejections/{id},
+    // GET /api/deliveries, /api/deliveries/{id}, POST /api/deliveries/retry,
+    // GET /api/destinations, POST /api/destinations/{name}/pause, /resume, /test (with
+    // set_destination_test()); and the gate that guards every route of `r`, also those added
+    // later.
     void add_routes(http::router& r);
 
     // Enables POST /api/events/reverify with the daemon's key cache and policy (before
     // add_routes). wait: how long one row may wait for its key.
     void set_reverifier(key_cache& keys, const key_url_policy& policy, std::chrono::milliseconds wait);
+
+    // Enables POST /api/destinations/{name}/test: `test` sends the signed ping
+    // (forward/ping.hpp) to the destination of that name in the configuration in force;
+    // nullopt when there is none. It runs on a server thread and must not block.
+    using destination_test =
+        std::function<boost::asio::awaitable<std::optional<forward::ping_result>>(std::string name)>;
+    void set_destination_test(destination_test test);
 
     // The listener's bound addresses (after port 0 is resolved), accepted as Host. Call
     // before the server's threads run.

@@ -68,6 +68,7 @@ struct app::impl {
     std::unique_ptr<http::server> admin_server;
     std::unique_ptr<net::steady_timer> retention_timer;  // retention_loop's, on its strand; abandoned by ioc.stop()
     std::unique_ptr<client::https_client> manage_client;  // its own CA bundle and pool
+    std::unique_ptr<client::https_client> forward_client;  // forward.ca_file's CA bundle, its own pool
     std::unique_ptr<manage::api> manage_api;
     std::unique_ptr<subscription_check> checker;
     std::vector<std::thread> threads;
@@ -310,6 +311,25 @@ std::shared_ptr<http::router> callback_routes(app::impl* raw)
     return routes;
 }
 
+// POST /api/destinations/{name}/test: the configuration in force names the destination (a
+// reload changes the list), and it is sent as the forwarder sends, with forward.ca_file.
+net::awaitable<std::optional<forward::ping_result>> test_destination(app::impl* p, std::string name)
+{
+    std::optional<forward::destination> d;
+    {
+        std::lock_guard lock(p->in_force_mutex);
+        for (const auto& x : p->in_force.destinations) {
+            if (x.name == name) {
+                d = x;
+            }
+        }
+    }
+    if (!d) {
+        co_return std::nullopt;
+    }
+    co_return co_await forward::ping(*p->forward_client, std::move(*d), now_us());
+}
+
 // The admin API on its own listener, with /metrics, behind its token.
 boost::system::result<void, std::string> start_admin(app::impl* raw)
 {
@@ -338,6 +358,12 @@ boost::system::result<void, std::string> start_admin(app::impl* raw)
     auto admin_routes = std::make_shared<http::router>();
     p.admin->set_reverifier(
         *p.keys, p.policy, cfg.verify.key_fetch_timeout + cfg.verify.key_refetch_interval + cfg.verify.answer_deadline);
+    auto forward_tls = crypto::make_client_context(cfg.forward.ca_file);
+    if (!forward_tls) {
+        return "forward.ca_file: " + forward_tls.error().message;
+    }
+    p.forward_client = std::make_unique<client::https_client>(p.ioc.get_executor(), *forward_tls, &p.metrics);
+    p.admin->set_destination_test([raw](std::string name) { return test_destination(raw, std::move(name)); });
     p.admin->add_routes(*admin_routes);
     // Prometheus scrape endpoint (text format 0.0.4), behind the admin gate and token.
     admin_routes->add(bhttp::verb::get, "/metrics", [raw](http::request&) -> net::awaitable<http::response> {

@@ -73,6 +73,37 @@ std::optional<std::string> set_filter(store::event_filter& f, std::string_view n
     return std::nullopt;
 }
 
+std::optional<std::string> set_delivery_filter(store::delivery_filter& f, std::string_view name, std::string_view value)
+{
+    if (name == "destination") {
+        if (value.empty()) {
+            return "expected a destination name";
+        }
+        f.destination = std::string(value);
+    } else if (name == "state") {
+        const auto s = store::parse_delivery_state(value);
+        if (!s) {
+            return "expected pending, failing, done, dead or cancelled";
+        }
+        f.state = *s;
+    } else if (name == "event" || name == "before") {
+        const auto id = parse_id(value);
+        if (!id) {
+            return name == "event" ? "expected an event id" : "expected a delivery id";
+        }
+        (name == "event" ? f.event_id : f.before_id) = *id;
+    } else if (name == "limit") {
+        const auto n = parse_integer<std::int64_t>(value);
+        if (!n || *n < 1 || *n > max_limit) {
+            return fmt::format("expected an integer from 1 to {}", max_limit);
+        }
+        f.limit = static_cast<std::size_t>(*n);
+    } else {
+        return "unknown filter";
+    }
+    return std::nullopt;
+}
+
 std::string format_cursor(const store::event_cursor& c)
 {
     return fmt::format("{}.{}", c.received_at_us, c.id);

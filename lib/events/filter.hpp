@@ -1,6 +1,7 @@
 // Filters of `cwhook events` and the admin API, from the same names and spellings in both:
 // type, action, entity-id, company, status, since, until, callback-id, limit (the API also
-// takes entity_id / callback_id and a cursor). Pure functions, thread-safe.
+// takes entity_id / callback_id and a cursor); and those of the deliveries to destinations.
+// Pure functions, thread-safe.
 #pragma once
 
 #include "store/event_db.hpp"
@@ -20,6 +21,13 @@ inline constexpr std::size_t max_api_page = 1000;     // the admin API pages at 
 // Unknown names are refused too.
 std::optional<std::string> set_filter(store::event_filter& f, std::string_view name, std::string_view value,
                                       std::int64_t now_us);
+
+// Sets one term of a delivery selection (`cwhook deliveries`, /api/deliveries) from text:
+// destination, state (pending, failing, done, dead, cancelled), event (an event id), before (a
+// delivery id: the rows below it) or limit. Returns why the value is refused (the caller names
+// the option), nullopt when accepted; unknown names are refused too.
+std::optional<std::string> set_delivery_filter(store::delivery_filter& f, std::string_view name,
+                                               std::string_view value);
 
 // "<received_at_us>.<id>": opaque to clients, the position after the last row of a page.
 std::string format_cursor(const store::event_cursor& c);

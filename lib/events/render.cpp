@@ -4,6 +4,8 @@
 #include "core/text.hpp"
 #include "core/time.hpp"
 #include "crypto/digest.hpp"
+#include "events/deliveries_render.hpp"
+#include "events/detail/object_writer.hpp"
 #include "json/pretty.hpp"
 #include "json/records.hpp"
 #include "json/utf8.hpp"
@@ -22,70 +24,9 @@ namespace cwhook::events {
 
 namespace {
 
+using detail::object_writer;
+
 std::string shown_time(std::int64_t us) { return format_time(us, time_precision::millis); }
-
-// Builds one JSON object; text is made valid UTF-8 first (stored headers may hold any byte).
-class object_writer {
-public:
-    explicit object_writer(std::string& out) : out_(out) { out_.push_back('{'); }
-
-    object_writer& text(std::string_view key, std::string_view v)
-    {
-        name(key);
-        append_json_string(out_, json::valid_utf8(v));
-        return *this;
-    }
-    object_writer& text(std::string_view key, const std::string& v) { return text(key, std::string_view(v)); }
-    object_writer& text(std::string_view key, const char* v) { return text(key, std::string_view(v)); }
-    object_writer& text(std::string_view key, const std::optional<std::string>& v)
-    {
-        if (!v) {
-            return null(key);
-        }
-        return text(key, std::string_view(*v));
-    }
-    object_writer& number(std::string_view key, std::int64_t v)
-    {
-        name(key);
-        out_ += fmt::format("{}", v);
-        return *this;
-    }
-    object_writer& number(std::string_view key, std::optional<std::int64_t> v)
-    {
-        if (!v) {
-            return null(key);
-        }
-        return number(key, *v);
-    }
-    object_writer& null(std::string_view key)
-    {
-        name(key);
-        out_ += "null";
-        return *this;
-    }
-    // v is JSON text already.
-    object_writer& raw(std::string_view key, std::string_view v)
-    {
-        name(key);
-        out_ += v;
-        return *this;
-    }
-    void close() { out_.push_back('}'); }
-
-private:
-    void name(std::string_view key)
-    {
-        if (!first_) {
-            out_.push_back(',');
-        }
-        first_ = false;
-        append_json_string(out_, key);
-        out_.push_back(':');
-    }
-
-    std::string& out_;
-    bool first_ = true;
-};
 
 std::string or_dash(const std::optional<std::string>& v) { return v ? *v : "-"; }
 std::string or_dash(std::optional<std::int64_t> v) { return v ? std::to_string(*v) : "-"; }
@@ -220,7 +161,11 @@ std::string replay_json(const store::replay_attempt& a)
     return out;
 }
 
-std::string detail_json(const store::stored_event& e, int indent)
+namespace {
+
+// forwarding: nullptr leaves the member out (the callers from before forwarding).
+std::string detail_json(const store::stored_event& e, const std::span<const store::delivery_row>* forwarding,
+                        int indent)
 {
     const auto& r = e.record;
     std::string out;
@@ -280,6 +225,9 @@ std::string detail_json(const store::stored_event& e, int indent)
     }
     replays += ']';
     w.raw("replays", replays);
+    if (forwarding != nullptr) {
+        w.raw("forwarding", forwarding_json(*forwarding));
+    }
     w.close();
     if (indent > 0) {
         if (auto pretty = json::reformat(out, indent)) {
@@ -287,6 +235,23 @@ std::string detail_json(const store::stored_event& e, int indent)
         }
     }
     return out;
+}
+
+} // namespace
+
+std::string detail_json(const store::stored_event& e, int indent)
+{
+    return detail_json(e, nullptr, indent);
+}
+
+std::string detail_json(const store::stored_event& e, std::span<const store::delivery_row> forwarding, int indent)
+{
+    return detail_json(e, &forwarding, indent);
+}
+
+std::string detail_text(const store::stored_event& e, std::span<const store::delivery_row> forwarding)
+{
+    return detail_text(e) + "\n" + forwarding_text(forwarding);
 }
 
 // Every stored field (store/event_fields.hpp) under its column name; the body as base64.

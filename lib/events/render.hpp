@@ -9,6 +9,7 @@
 #pragma once
 
 #include "store/event_db.hpp"
+#include "store/outbox.hpp"
 
 #include <span>
 #include <string>
@@ -26,6 +27,11 @@ std::string summary_json(const store::event_summary& e);
 std::string detail_text(const store::stored_event& e);
 // The same as one JSON object ("payload": the body as JSON with Entity decoded, or null).
 std::string detail_json(const store::stored_event& e, int indent = 0);
+// Both with the event's deliveries to destinations (event_db::deliveries_of, with their
+// attempts): a "forwarding:" section; a "forwarding" array of delivery objects
+// (deliveries_render.hpp). "deliveries" stays what it always was: how often Manage sent it.
+std::string detail_text(const store::stored_event& e, std::span<const store::delivery_row> forwarding);
+std::string detail_json(const store::stored_event& e, std::span<const store::delivery_row> forwarding, int indent = 0);
 
 std::string export_line(const store::stored_event& e);
 // The error names the problem ("field status: ..."); the caller adds the line number.

@@ -132,4 +132,56 @@ std::variant<replay_request, parse_error> parse_replay_request(std::string_view 
     return out;
 }
 
+std::variant<delivery_retry_request, parse_error> parse_delivery_retry_request(std::string_view body)
+{
+    auto parsed = parse_object(body);
+    if (auto* err = std::get_if<parse_error>(&parsed)) {
+        return *err;
+    }
+    const auto object = std::get<simdjson::dom::object>(parsed);
+    delivery_retry_request out;
+    for (const auto field : object) {
+        const std::string_view key = field.key;
+        const auto& v = field.value;
+        if (key == "ids") {
+            simdjson::dom::array ids;
+            if (v.get_array().get(ids) != simdjson::SUCCESS) {
+                return parse_error{"field ids is not an array"};
+            }
+            for (const auto id : ids) {
+                std::int64_t n = 0;
+                if (id.get_int64().get(n) != simdjson::SUCCESS) {
+                    return parse_error{"field ids holds a value that is not an integer"};
+                }
+                out.ids.push_back(n);
+            }
+        } else if (key == "destination" || key == "state") {
+            std::string_view text;
+            if (v.get_string().get(text) != simdjson::SUCCESS) {
+                return parse_error{"field " + std::string(key) + " is not a string"};
+            }
+            out.filter.emplace_back(std::string(key), std::string(text));
+        } else if (key == "event") {
+            std::string_view text;
+            std::int64_t n = 0;
+            if (v.get_int64().get(n) == simdjson::SUCCESS) {
+                out.filter.emplace_back("event", std::to_string(n));
+            } else if (v.get_string().get(text) == simdjson::SUCCESS) {
+                out.filter.emplace_back("event", std::string(text));
+            } else {
+                return parse_error{"field event is not an integer"};
+            }
+        } else if (key == "all" || key == "dry_run") {
+            bool b = false;
+            if (v.get_bool().get(b) != simdjson::SUCCESS) {
+                return parse_error{"field " + std::string(key) + " is not a boolean"};
+            }
+            (key == "all" ? out.all : out.dry_run) = b;
+        } else {
+            return parse_error{"unknown field " + std::string(key)};
+        }
+    }
+    return out;
+}
+
 } // namespace cwhook::json

@@ -1,5 +1,5 @@
 // Untrusted JSON documents of the operators' tools: one line of an event export (a flat object
-// of strings, integers and nulls) and the admin API's replay request. Never throws; invalid
+// of strings, integers and nulls), the admin API's replay request and its delivery retry. Never throws; invalid
 // UTF-8 inside strings is read leniently ('?'). Thread-safe (one parser per thread).
 #pragma once
 
@@ -37,5 +37,18 @@ struct replay_request {
 
 // {"ids":[...]|"filter":{...},"to":"...","rate":N,"concurrency":N,"stop_on_error":bool}
 std::variant<replay_request, parse_error> parse_replay_request(std::string_view body);
+
+struct delivery_retry_request {
+    std::vector<std::int64_t> ids;
+    // destination, state and event, in document order; an event id given as an integer is
+    // here as its decimal text.
+    std::vector<std::pair<std::string, std::string>> filter;
+    bool all = false;
+    bool dry_run = false;
+};
+
+// {"ids":[...]} or {"destination":"..","state":"..","event":N} or {"all":true}, each with an
+// optional "dry_run":bool. Whether the combination makes sense is the caller's to judge.
+std::variant<delivery_retry_request, parse_error> parse_delivery_retry_request(std::string_view body);
 
 } // namespace cwhook::json

@@ -78,7 +78,9 @@ sink::sink(std::uint16_t port, const tls_files* tls) : impl_(std::make_unique<im
 {
     auto routes = std::make_shared<http::router>();
     impl* p = impl_.get();
-    routes->add(http::beast_http::verb::post, "/", [p](http::request& req) { return p->handle(req); }, true);
+    // Every path: a prefix route matches "<path>/...", so "" is the one that takes them all
+    // ("/" would match only "//...").
+    routes->add(http::beast_http::verb::post, "", [p](http::request& req) { return p->handle(req); }, true);
     http::settings s;
     const auto address = fmt::format("127.0.0.1:{}", port);
     std::shared_ptr<net::ssl::context> ctx;

@@ -192,3 +192,31 @@ TEST(Replay, SummaryText)
     EXPECT_EQ(describe(s), "sent 4, 2xx 2, non-2xx 2 (404 x1, 500 x1), failed 1");
     EXPECT_FALSE(s.all_ok());
 }
+
+TEST(Filter, SetsEachDeliveryTermFromText)
+{
+    store::delivery_filter f;
+    EXPECT_FALSE(set_delivery_filter(f, "destination", "crm"));
+    EXPECT_FALSE(set_delivery_filter(f, "state", "dead"));
+    EXPECT_FALSE(set_delivery_filter(f, "event", "42"));
+    EXPECT_FALSE(set_delivery_filter(f, "before", "100"));
+    EXPECT_FALSE(set_delivery_filter(f, "limit", "20"));
+    EXPECT_EQ(f.destination, "crm");
+    EXPECT_EQ(f.state, store::delivery_state::dead);
+    EXPECT_EQ(f.event_id, 42);
+    EXPECT_EQ(f.before_id, 100);
+    EXPECT_EQ(f.limit, 20u);
+}
+
+TEST(Filter, RefusesBadDeliveryTermsWithAReason)
+{
+    store::delivery_filter f;
+    EXPECT_EQ(set_delivery_filter(f, "state", "failed"), "expected pending, failing, done, dead or cancelled");
+    EXPECT_EQ(set_delivery_filter(f, "event", "0"), "expected an event id");
+    EXPECT_EQ(set_delivery_filter(f, "before", "x"), "expected a delivery id");
+    EXPECT_EQ(set_delivery_filter(f, "limit", "0"), "expected an integer from 1 to 1000000");
+    EXPECT_EQ(set_delivery_filter(f, "destination", ""), "expected a destination name");
+    EXPECT_EQ(set_delivery_filter(f, "type", "ticket"), "unknown filter");
+    EXPECT_FALSE(f.state || f.event_id || f.before_id || f.destination);
+    EXPECT_EQ(f.limit, 50u);
+}

@@ -115,3 +115,25 @@ TEST(Records, ReplayRequest)
     EXPECT_TRUE(std::holds_alternative<parse_error>(parse_replay_request(R"({"ids":["a"]})")));
     EXPECT_TRUE(std::holds_alternative<parse_error>(parse_replay_request(R"({"bogus":1})")));
 }
+
+TEST(Records, DeliveryRetryRequest)
+{
+    auto r = parse_delivery_retry_request(R"({"ids":[3,4],"dry_run":true})");
+    ASSERT_TRUE(std::holds_alternative<delivery_retry_request>(r));
+    EXPECT_EQ(std::get<delivery_retry_request>(r).ids, (std::vector<std::int64_t>{3, 4}));
+    EXPECT_TRUE(std::get<delivery_retry_request>(r).dry_run);
+    EXPECT_FALSE(std::get<delivery_retry_request>(r).all);
+
+    auto f = parse_delivery_retry_request(R"({"destination":"crm","state":"dead","event":42,"all":true})");
+    ASSERT_TRUE(std::holds_alternative<delivery_retry_request>(f));
+    const auto& q = std::get<delivery_retry_request>(f);
+    using term = std::pair<std::string, std::string>;
+    EXPECT_EQ(q.filter, (std::vector<term>{{"destination", "crm"}, {"state", "dead"}, {"event", "42"}}));
+    EXPECT_TRUE(q.all);
+    EXPECT_FALSE(q.dry_run);
+
+    for (const char* bad : {R"({"ids":["a"]})", R"({"state":1})", R"({"event":1.5})", R"({"dry_run":"yes"})",
+                            R"({"type":"ticket"})", "[]"}) {
+        EXPECT_TRUE(std::holds_alternative<parse_error>(parse_delivery_retry_request(bad))) << bad;
+    }
+}
