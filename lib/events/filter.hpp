@@ -21,6 +21,11 @@ inline constexpr std::size_t max_api_page = 1000;     // the admin API pages at 
 std::optional<std::string> set_filter(store::event_filter& f, std::string_view name, std::string_view value,
                                       std::int64_t now_us);
 
+// Whether a stored event is one `f` selects (its type, action, entity id, company, status,
+// callback id and [since, until); cursor and limit are not about one event). Where a
+// selection is made after reading, as `events tail` does with the feed.
+bool matches(const store::event_filter& f, const store::stored_event& e);
+
 // "<received_at_us>.<id>": opaque to clients, the position after the last row of a page.
 std::string format_cursor(const store::event_cursor& c);
 std::optional<store::event_cursor> parse_cursor(std::string_view text);
