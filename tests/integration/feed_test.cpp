@@ -1,6 +1,7 @@
 // The feed for consumers who pull, end to end: GET /api/feed on the admin listener of a
 // receiver (real sockets, the fake key server signing deliveries), long-polls woken by commits
-// of the receiver itself and of other writers on the same database (SQLite and PostgreSQL).
+// of the receiver itself and of other writers on the same database (SQLite and PostgreSQL),
+// and `cwhook events tail` as a child process following the same database.
 #include "support/harness.hpp"
 #include "support/pg_cluster.hpp"
 
@@ -11,6 +12,7 @@
 
 #include <fmt/format.h>
 
+#include <csignal>
 #include <future>
 #include <set>
 #include <thread>
@@ -358,6 +360,50 @@ TEST_P(FeedWriters, AFollowerSeesEveryEventOnceInCommitOrder)
     EXPECT_EQ(stored.size(), 2u * per_writer);
     EXPECT_EQ(seen.size(), stored.size());
     EXPECT_EQ(std::set<std::int64_t>(seen.begin(), seen.end()), stored);
+}
+
+// ---- events tail ---------------------------------------------------------------------------
+
+TEST_F(Feed, TailPrintsTheFeedAndTheCursorToResumeFrom)
+{
+    running_app app(options());
+    const auto first = deliver(app, 1);
+    const auto second = deliver(app, 2);
+    const auto all = run_cwhook({"events", "tail", "--db", db});
+    EXPECT_EQ(all.exit_code, 0) << all.err;
+    EXPECT_TRUE(all.out.starts_with(fmt::format("{:<8}  ", first))) << all.out;
+    EXPECT_NE(all.out.find(fmt::format("\n{:<8}  ", second)), std::string::npos) << all.out;
+    EXPECT_NE(all.out.find("ticket"), std::string::npos);
+    EXPECT_NE(all.err.find("last cursor: 2 (resume with --after 2)"), std::string::npos) << all.err;
+
+    const auto rest = run_cwhook({"events", "tail", "--db", db, "--after", "1", "--json"});
+    EXPECT_EQ(rest.exit_code, 0) << rest.err;
+    EXPECT_TRUE(rest.out.starts_with(fmt::format(R"({{"cursor":"2","id":{},"type":"ticket")", second))) << rest.out;
+    EXPECT_EQ(std::count(rest.out.begin(), rest.out.end(), '\n'), 1);
+
+    // Filters apply to what is read; the cursor passes what they leave out.
+    const auto none = run_cwhook({"events", "tail", "--db", db, "--type", "company"});
+    EXPECT_EQ(none.exit_code, 0) << none.err;
+    EXPECT_EQ(none.out, "");
+    EXPECT_NE(none.err.find("last cursor: 2"), std::string::npos) << none.err;
+
+    EXPECT_EQ(run_cwhook({"events", "tail", "--db", db, "--after", "soon"}).exit_code, 2);
+    EXPECT_EQ(run_cwhook({"events", "tail", "--db", db, "--follow", "--interval", "0"}).exit_code, 2);
+}
+
+TEST_F(Feed, TailFollowPicksUpAnEventCommittedAfterItStarted)
+{
+    running_app app(options());
+    deliver(app, 1);
+    child_process tail(
+        {"events", "tail", "--db", db, "--follow", "--after", "latest", "--json", "--interval", "100ms"});
+    ASSERT_NE(tail.wait_for_line("following the feed after cursor 1"), "") << tail.output();
+    const auto id = deliver(app, 2);
+    const auto line = tail.wait_for_line(fmt::format(R"("id":{},)", id));
+    EXPECT_TRUE(line.starts_with(R"({"cursor":"2",)")) << tail.output();
+    tail.signal(SIGTERM);
+    EXPECT_EQ(tail.wait(), 0);
+    EXPECT_NE(tail.output().find("last cursor: 2 (resume with --after 2)"), std::string::npos) << tail.output();
 }
 
 } // namespace
