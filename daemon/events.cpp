@@ -11,6 +11,7 @@
 #include "core/text.hpp"
 #include "core/time.hpp"
 #include "crypto/tls.hpp"
+#include "events/feed.hpp"
 #include "events/filter.hpp"
 #include "events/render.hpp"
 #include "events/replay.hpp"
@@ -22,7 +23,9 @@
 
 #include <fmt/format.h>
 
+#include <cerrno>
 #include <charconv>
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -636,6 +639,119 @@ int run_reverify(const common_options& common, const reverify_cli& o)
     return summary.errors == 0 && flushed == 0 ? 0 : 1;
 }
 
+// ---- tail -------------------------------------------------------------------------------
+
+struct tail_options {
+    db_options db;
+    filter_options filter;
+    std::string after = "0";
+    bool follow = false;
+    bool json = false;
+    std::string interval = "1s";
+};
+
+constexpr std::size_t tail_page = 500;
+
+// SIGINT or SIGTERM arrived (they are blocked: taken here, never by a handler). Waits up to
+// `timeout` for one.
+bool stop_signal(const sigset_t& set, std::chrono::milliseconds timeout)
+{
+    const auto s = std::chrono::duration_cast<std::chrono::seconds>(timeout);
+    const timespec ts{static_cast<time_t>(s.count()), static_cast<long>((timeout - s).count() * 1'000'000)};
+    for (;;) {
+        const int sig = sigtimedwait(&set, nullptr, &ts);
+        if (sig == SIGINT || sig == SIGTERM) {
+            return true;
+        }
+        if (sig < 0 && errno == EINTR) {
+            continue; // another signal: the remaining time is not worth tracking to the ms
+        }
+        return false;
+    }
+}
+
+// The feed from the database (events/feed.hpp): every forwardable event after the cursor, in
+// commit order; with --follow, new ones as they commit, looked for every --interval. Filters
+// apply here, to what was read: the cursor moves past events they leave out. The last cursor
+// goes to stderr on the way out, so that `--after` resumes where this left off.
+int run_tail(const common_options& common, const tail_options& o)
+{
+    auto f = to_filter(o.filter, 0);
+    if (!f) {
+        return usage_error;
+    }
+    const auto interval = parse_duration(o.interval);
+    if (!interval || interval->count() <= 0) {
+        std::fprintf(stderr, "cwhook: --interval: \"%s\": expected a duration like 1s or 500ms\n", o.interval.c_str());
+        return usage_error;
+    }
+    const bool latest = o.after == "latest";
+    const auto given = events::parse_feed_cursor(o.after);
+    if (!latest && !given) {
+        std::fprintf(stderr, "cwhook: --after: \"%s\": expected a cursor printed by an earlier tail, or latest\n",
+                     o.after.c_str());
+        return usage_error;
+    }
+    // Blocked before the first read, so that a signal is never lost; taken between pages.
+    sigset_t stop;
+    sigemptyset(&stop);
+    sigaddset(&stop, SIGINT);
+    sigaddset(&stop, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+
+    auto db = open_db(common, o.db, store::db_access::read_only);
+    if (!db) {
+        return 1;
+    }
+    std::int64_t cursor = given.value_or(0);
+    if (latest) {
+        auto end = db->feed_end();
+        if (!end) {
+            std::fprintf(stderr, "cwhook: %s\n", end.error().c_str());
+            return 1;
+        }
+        cursor = *end;
+    }
+    const auto finish = [&cursor](int code) {
+        const auto text = events::format_feed_cursor(cursor);
+        std::fprintf(stderr, "last cursor: %s (resume with --after %s)\n", text.c_str(), text.c_str());
+        return code;
+    };
+    if (o.follow) {
+        std::fprintf(stderr, "following the feed after cursor %s (Ctrl-C stops)\n",
+                     events::format_feed_cursor(cursor).c_str());
+    }
+    std::string text;
+    for (;;) {
+        auto page = events::read_feed(*db, cursor, tail_page);
+        if (!page) {
+            std::fprintf(stderr, "cwhook: %s\n", page.error().c_str());
+            return finish(1);
+        }
+        text.clear();
+        for (const auto& e : page->events) {
+            if (events::matches(*f, e.event)) {
+                text += o.json ? events::feed_json(e) + "\n" : events::summary_line(events::summary_of(e.event));
+            }
+        }
+        out(text);
+        // Whole pages as they are read: whoever reads a pipe sees each event when it commits.
+        if (flush_stdout() != 0) {
+            return finish(1);
+        }
+        cursor = page->last;
+        if (page->positions == tail_page) {
+            if (stop_signal(stop, std::chrono::milliseconds(0))) {
+                return finish(0);
+            }
+            continue; // more is there already
+        }
+        if (!o.follow || stop_signal(stop, *interval)) {
+            return finish(0);
+        }
+    }
+}
+
 // ---- rejections -------------------------------------------------------------------------
 
 struct rejections_list_options {
@@ -744,6 +860,22 @@ command add_events(CLI::App& app, common_options& common)
         add_filter_options(*cmd, o->filter);
         cmd->add_flag("--json", o->json, "The summary as one JSON object");
         leaves->push_back({cmd, [&common, o] { return run_reverify(common, *o); }});
+    }
+    {
+        auto o = std::make_shared<tail_options>();
+        auto* cmd = group->add_subcommand(
+            "tail", "Forwardable events in commit order from a cursor; with --follow, new ones as they commit");
+        add_db_options(*cmd, common, o->db);
+        add_filter_options(*cmd, o->filter, false);
+        cmd->add_option("--after", o->after,
+                        "Start after this cursor (printed on exit), or latest for only what commits from now (default: "
+                        "the beginning)")
+            ->type_name("CURSOR|latest");
+        cmd->add_flag("-f,--follow", o->follow, "Keep reading as events commit, until SIGINT or SIGTERM");
+        cmd->add_option("--interval", o->interval, "With --follow: how often to look (default 1s)")
+            ->type_name("DURATION");
+        cmd->add_flag("--json", o->json, "One JSON object per line, with its cursor");
+        leaves->push_back({cmd, [&common, o] { return run_tail(common, *o); }});
     }
     {
         auto o = std::make_shared<export_options>();

@@ -12,6 +12,7 @@
 #include "callback/admin_api.hpp"
 
 #include "callback/admin_policy.hpp"
+#include "callback/detail/admin_feed.hpp"
 #include "core/await.hpp"
 #include "callback/reverify.hpp"
 #include "core/json_string.hpp"
@@ -312,6 +313,9 @@ struct admin_api::impl {
     key_cache* keys = nullptr;
     const key_url_policy* key_policy = nullptr;
     std::chrono::milliseconds reverify_wait{0};
+
+    // GET /api/feed (detail/admin_feed.hpp), on the same db worker; made by create().
+    std::unique_ptr<detail::admin_feed> feed;
 };
 
 // The order matters: a page that rebinds a name to this address must get nothing, not even
@@ -1024,6 +1028,7 @@ admin_api::create(const admin_settings& s, std::string_view token, const store::
         return out(boost::system::in_place_error, "admin: " + failure);
     }
     p->db = std::make_unique<store::db_worker>(std::move(pool), std::string(admin_db_thread_name));
+    p->feed = std::make_unique<detail::admin_feed>(*p->db, ioc, metrics);
     return std::unique_ptr<admin_api>(new admin_api(std::move(p)));
 }
 
@@ -1083,6 +1088,19 @@ void admin_api::add_routes(http::router& r)
     r.add(bhttp::verb::get, "/api/destinations", [p](http::request& req) { return p->destinations_list(req); });
     r.add(
         bhttp::verb::post, "/api/destinations", [p](http::request& req) { return p->destination_action(req); }, true);
+    r.add(bhttp::verb::get, "/api/feed", [p](http::request& req) { return p->feed->serve(req); });
+}
+
+// ---- The feed ---------------------------------------------------------------------------
+
+void admin_api::notify_feed()
+{
+    impl_->feed->notify();
+}
+
+void admin_api::end_feed_waits()
+{
+    impl_->feed->stop();
 }
 
 } // namespace cwhook::callback

@@ -6,7 +6,7 @@
 // methods (415), and `Authorization: Bearer <token>` (401). See admin_policy.hpp for why.
 // Thread-safe: handlers run on the server's threads and never touch the database there; a
 // thread of its own owns the API's connection (queries, event loads and replay history),
-// replay jobs run on their own strands.
+// replay jobs run on their own strands, and feed long-polls wait on timers between looks.
 #pragma once
 
 #include "callback/key_cache.hpp"
@@ -45,7 +45,7 @@ public:
 
     // GET /api/events, /api/events/{id} (with its deliveries), /api/events/{id}/raw,
     // POST /api/events/replay, POST /api/events/reverify (with set_reverifier()),
-    // GET /api/replays/{job}, GET /api/rejections, /api/rejections/{id},
+    // GET /api/replays/{job}, GET /api/rejections, /api/rejections/{id}, GET /api/feed,
     // GET /api/deliveries, /api/deliveries/{id}, POST /api/deliveries/retry,
     // GET /api/destinations, POST /api/destinations/{name}/pause, /resume, /test (with
     // set_destination_test()); and the gate that guards every route of `r`, also those added
@@ -66,6 +66,14 @@ public:
     // The listener's bound addresses (after port 0 is resolved), accepted as Host. Call
     // before the server's threads run.
     void set_listener(const std::vector<boost::asio::ip::tcp::endpoint>& bound);
+
+    // ---- The feed: GET /api/feed?after=<cursor>|latest&limit=N&wait=<duration> (long-poll).
+    // Forwardable events were committed by this process: waiting feed requests look now.
+    // Thread-safe and cheap (call it from the store's writer thread, on_forwardable).
+    void notify_feed();
+    // Shutdown, before the listener drains: waiting feed requests answer now with what they
+    // have, later ones do not wait.
+    void end_feed_waits();
 
     struct impl;
 

@@ -430,6 +430,14 @@ boost::system::result<std::unique_ptr<app>, std::string> app::create(app_setting
     if (auto r = start_admin(p.get()); !r) {
         return r.error();
     }
+    // Forwardable events: those stored verified, and unverified ones when verify.mode = "off".
+    p->store->set_forward_unverified(cfg.verify.mode == verify_mode::off);
+    // The store has one listener slot, called on its writer thread after each commit that made
+    // events forwardable: feed long-polls wake from it, and the forwarder is to be woken from
+    // this same listener.
+    if (p->admin) {
+        p->store->on_forwardable([admin = p->admin.get()] { admin->notify_feed(); });
+    }
     p->retention_timer = std::make_unique<net::steady_timer>(p->ioc);
     return std::unique_ptr<app>(new app(std::move(p)));
 }
@@ -499,6 +507,7 @@ bool app::shutdown()
         std::promise<bool> admin_drained;
         auto admin_fut = admin_drained.get_future();
         if (p.admin_server) {
+            p.admin->end_feed_waits(); // a long-poll would hold the drain for up to its wait
             p.admin_server->shutdown([&admin_drained](bool ok) { admin_drained.set_value(ok); });
         } else {
             admin_drained.set_value(true);
@@ -623,6 +632,7 @@ boost::system::result<void, std::string> app::apply(const app_settings& next)
     }
     p.verify.set(next.verify);
     p.keys->set_settings(next.verify);
+    p.store->set_forward_unverified(next.verify.mode == verify_mode::off);
     std::lock_guard lock(p.in_force_mutex);
     const auto inherited = std::move(p.in_force.server.inherited);
     p.in_force = next;

@@ -104,6 +104,15 @@ std::optional<std::string> set_delivery_filter(store::delivery_filter& f, std::s
     return std::nullopt;
 }
 
+bool matches(const store::event_filter& f, const store::stored_event& e)
+{
+    const auto& r = e.record;
+    const auto same = [](const auto& want, const auto& have) { return !want || want == have; };
+    return same(f.type, r.type) && same(f.action, r.action) && same(f.entity_id, r.entity_id) &&
+           same(f.company_id, r.company_id) && same(f.status, r.status) && same(f.callback_id, r.callback_id) &&
+           (!f.since_us || r.received_at_us >= *f.since_us) && (!f.until_us || r.received_at_us < *f.until_us);
+}
+
 std::string format_cursor(const store::event_cursor& c)
 {
     return fmt::format("{}.{}", c.received_at_us, c.id);

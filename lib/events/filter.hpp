@@ -29,6 +29,11 @@ std::optional<std::string> set_filter(store::event_filter& f, std::string_view n
 std::optional<std::string> set_delivery_filter(store::delivery_filter& f, std::string_view name,
                                                std::string_view value);
 
+// Whether a stored event is one `f` selects (its type, action, entity id, company, status,
+// callback id and [since, until); cursor and limit are not about one event). Where a
+// selection is made after reading, as `events tail` does with the feed.
+bool matches(const store::event_filter& f, const store::stored_event& e);
+
 // "<received_at_us>.<id>": opaque to clients, the position after the last row of a page.
 std::string format_cursor(const store::event_cursor& c);
 std::optional<store::event_cursor> parse_cursor(std::string_view text);

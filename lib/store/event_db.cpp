@@ -106,4 +106,9 @@ db_result<std::vector<feed_position>> event_db::feed(std::int64_t after, std::si
     return named(display_name(), detail::outbox::feed(runner(), after, limit));
 }
 
+db_result<std::int64_t> event_db::feed_end()
+{
+    return named(display_name(), detail::outbox::feed_end(runner()));
+}
+
 } // namespace cwhook::store

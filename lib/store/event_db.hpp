@@ -196,6 +196,9 @@ public:
     // Positions of forwardable events after `after`, in commit order (a position is given in
     // the transaction that makes the event forwardable, so none appears later below one seen).
     db_result<std::vector<feed_position>> feed(std::int64_t after, std::size_t limit);
+    // The end of the feed: the last position committed (0 before the first). feed() after it
+    // returns only positions committed later.
+    db_result<std::int64_t> feed_end();
 
 protected:
     event_db() = default;

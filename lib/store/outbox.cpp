@@ -562,4 +562,19 @@ outcome<std::vector<feed_position>> feed(sql_runner& db, std::int64_t after, std
     return out;
 }
 
+// The counter, not MAX(feed_seq): retention may have deleted the newest positioned events.
+// Its committed value is the end of what a reader can see, because the counter's row lock is
+// taken last and held to COMMIT (PostgreSQL), or the single writer commits it (SQLite).
+outcome<std::int64_t> feed_end(sql_runner& db)
+{
+    auto r = db.run("SELECT value FROM counters WHERE name = 'feed'", {});
+    if (!r) {
+        return r.error();
+    }
+    if (r->rows.empty()) {
+        return failure{errc::storage_error, "the feed counter is missing"};
+    }
+    return r->int64(0, 0);
+}
+
 } // namespace cwhook::store::detail::outbox

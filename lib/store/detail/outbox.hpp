@@ -53,5 +53,7 @@ outcome<std::int64_t> retry(sql_runner& db, std::span<const std::int64_t> ids, c
 
 // Feed positions after `after`, in order.
 outcome<std::vector<feed_position>> feed(sql_runner& db, std::int64_t after, std::size_t limit);
+// The last position given (0 before the first): every position up to it is committed.
+outcome<std::int64_t> feed_end(sql_runner& db);
 
 } // namespace cwhook::store::detail::outbox

@@ -995,3 +995,31 @@ TEST_P(StoreConformance, TheFeedNeverSkipsAnEventCommittedWhileItIsRead)
     EXPECT_EQ(stored.size(), 2u * per_writer);
     EXPECT_EQ(seen, stored);
 }
+
+TEST_P(StoreConformance, TheFeedEndIsTheLastPositionGivenAndOutlivesRetention)
+{
+    auto store = open_store();
+    ASSERT_TRUE(store);
+    auto db = open_db(db_access::read_only);
+    ASSERT_TRUE(db);
+    EXPECT_EQ(*db->feed_end(), 0);
+    ASSERT_TRUE(insert(*store, typed_event("e1", "ticket", 1)));
+    ASSERT_TRUE(insert(*store, typed_event("e2", "ticket", 2)));
+    auto pending = make_event("e3", t0, event_status::pending); // not forwardable: no position
+    ASSERT_TRUE(insert(*store, pending));
+    EXPECT_EQ(*db->feed_end(), 2);
+    EXPECT_TRUE(db->feed(2, 10)->empty());
+
+    // Retention deletes the positioned rows; the end stays where it was.
+    auto pruned = prune(*store, t0 + 1'000'000, 100);
+    ASSERT_TRUE(pruned);
+    EXPECT_EQ(*db->feed_end(), 2);
+    auto later = insert(*store, typed_event("e4", "ticket", 4));
+    ASSERT_TRUE(later);
+    auto after_end = db->feed(2, 10);
+    ASSERT_TRUE(after_end);
+    ASSERT_EQ(after_end->size(), 1u);
+    EXPECT_EQ(after_end->front().seq, 3);
+    EXPECT_EQ(after_end->front().event_id, later->id);
+    EXPECT_EQ(*db->feed_end(), 3);
+}
