@@ -151,6 +151,7 @@ struct forwarder::state : std::enable_shared_from_this<forwarder::state> {
     std::map<std::string, std::shared_ptr<lane>> lanes;  // strand only
     bool started = false;                                 // strand only
     std::atomic<bool> stopped{false};
+    std::atomic<std::size_t> on_wire{0};
     net::steady_timer stats_timer;
     bool store_failing = false;  // strand only: a claim failure was logged
 };
@@ -230,10 +231,13 @@ net::awaitable<void> forwarder::state::run_lane(std::shared_ptr<lane> l)
                                                     : std::chrono::duration<double>(0);
             const auto lease = std::chrono::duration_cast<std::chrono::microseconds>(l->dest.timeout + lease_margin +
                                                                                      rate_wait);
+            // A claim counts as on the wire while it runs: rows it leases are about to be sent.
+            ++on_wire;
             auto claimed = co_await await_completion<result<std::vector<claimed_delivery>>>([&](auto done) {
                 return store.claim_deliveries(l->dest.name, l->dest.order == ordering::entity, now, want,
                                               now + lease.count(), std::move(done));
             });
+            --on_wire;
             if (claimed && *claimed) {
                 rows = std::move(**claimed);
                 store_failing = false;
@@ -247,6 +251,7 @@ net::awaitable<void> forwarder::state::run_lane(std::shared_ptr<lane> l)
         }
         for (auto& c : rows) {
             ++l->in_flight;
+            ++on_wire;  // from the claim: the request starts at once, on this strand's next turn
             net::co_spawn(strand, send(l, std::move(c)), net::detached);
         }
         if (want > 0 && rows.size() == want) {
@@ -273,8 +278,11 @@ net::awaitable<void> forwarder::state::send(std::shared_ptr<lane> l, claimed_del
     if (!l->bucket.unlimited()) {
         const auto wait = l->bucket.take(point(time.now_us()));
         if (wait.count() > 0) {
+            // Waiting for its turn is not being on the wire (the lease covers the wait).
+            --on_wire;
             net::steady_timer timer(strand);
             co_await sleep(timer, std::chrono::ceil<std::chrono::milliseconds>(wait));
+            ++on_wire;
         }
     }
     outgoing o;
@@ -349,8 +357,13 @@ net::awaitable<void> forwarder::state::send(std::shared_ptr<lane> l, claimed_del
         }
     }
     l->circuit.set(l->breaker.open() ? 1 : 0);
-    auto recorded = co_await await_completion<result<void>>(
-        [&](auto done) { return store.submit_delivery_results({res}, std::move(done)); });
+    // Off the wire once its result is queued: the store runs the queue in order, so the lane's
+    // next claim cannot see the row before its result.
+    auto recorded = co_await await_completion<result<void>>([&](auto done) {
+        const bool queued = store.submit_delivery_results({res}, std::move(done));
+        --on_wire;
+        return queued;
+    });
     if (!recorded || !*recorded) {
         log::warn("forward: cannot record a delivery's result; it is sent again after its lease",
                   {{"destination", l->dest.name}, {"delivery", c.id}});
@@ -425,6 +438,11 @@ boost::system::result<void, std::string> forwarder::configure(const settings& s,
     }
     net::post(state_->strand, [self = state_, s, destinations] { self->apply(s, destinations); });
     return {};
+}
+
+std::size_t forwarder::requests_in_flight() const noexcept
+{
+    return state_->on_wire.load();
 }
 
 void forwarder::start()

@@ -60,6 +60,10 @@ public:
     void start();
     // New deliveries may be due (this process committed forwardable events). Cheap; any thread.
     void wake();
+    // Claimed deliveries whose request is about to start, under way, or whose result is not
+    // yet handed to the store (not those waiting for their rate turn). Also what a test clock waits for before it moves time on.
+    std::size_t requests_in_flight() const noexcept;
+
     // Lanes stop claiming; requests in flight are not awaited (their leases run out and
     // another sender takes them). Idempotent.
     void stop();

@@ -67,8 +67,10 @@ struct sink::impl {
         for (const auto& [k, v] : a.headers) {
             res.set(k, v);
         }
-        res.set(http::beast_http::field::content_type, "text/plain");
-        res.body() = "ok";
+        if (a.status != 204 && a.status != 304) {
+            res.set(http::beast_http::field::content_type, "text/plain");
+            res.body() = "ok";
+        }
         res.prepare_payload();
         co_return res;
     }

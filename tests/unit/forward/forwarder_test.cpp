@@ -17,6 +17,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -82,14 +83,20 @@ protected:
         return d;
     }
 
-    // The injected clock: starts now, a sleep moves it on and yields.
+    // The injected clock: starts now; a sleep moves it on once no request is on the wire (a
+    // real request takes real time, which the clock must not outrun) and yields.
     forward::forwarder::timing timing()
     {
         forward::forwarder::timing t;
         t.now_us = [this] { return now_.load(); };
         t.sleep = [this](std::chrono::milliseconds d) -> net::awaitable<void> {
+            auto ex = co_await net::this_coro::executor;
+            while (fwd_ && fwd_->requests_in_flight() > 0) {
+                net::steady_timer tick(ex, 1ms);
+                co_await tick.async_wait(net::use_awaitable);
+            }
             now_ += std::chrono::duration_cast<std::chrono::microseconds>(d).count();
-            co_await net::post(co_await net::this_coro::executor, net::use_awaitable);
+            co_await net::post(ex, net::use_awaitable);
         };
         t.random = [] { return 0.5; };  // jitter factor exactly 1
         return t;
