@@ -7,6 +7,7 @@
 
 #include "callback/admin_api.hpp"
 #include "callback/admin_token.hpp"
+#include "forward/forwarder.hpp"
 #include "core/await.hpp"
 #include "callback/ingest.hpp"
 #include "callback/key_cache.hpp"
@@ -68,7 +69,8 @@ struct app::impl {
     std::unique_ptr<http::server> admin_server;
     std::unique_ptr<net::steady_timer> retention_timer;  // retention_loop's, on its strand; abandoned by ioc.stop()
     std::unique_ptr<client::https_client> manage_client;  // its own CA bundle and pool
-    std::unique_ptr<client::https_client> forward_client;  // forward.ca_file's CA bundle, its own pool
+    std::unique_ptr<client::https_client> forward_client;
+    std::unique_ptr<forward::forwarder> forwarder;  // forward.ca_file's CA bundle, its own pool
     std::unique_ptr<manage::api> manage_api;
     std::unique_ptr<subscription_check> checker;
     std::vector<std::thread> threads;
@@ -358,11 +360,6 @@ boost::system::result<void, std::string> start_admin(app::impl* raw)
     auto admin_routes = std::make_shared<http::router>();
     p.admin->set_reverifier(
         *p.keys, p.policy, cfg.verify.key_fetch_timeout + cfg.verify.key_refetch_interval + cfg.verify.answer_deadline);
-    auto forward_tls = crypto::make_client_context(cfg.forward.ca_file);
-    if (!forward_tls) {
-        return "forward.ca_file: " + forward_tls.error().message;
-    }
-    p.forward_client = std::make_unique<client::https_client>(p.ioc.get_executor(), *forward_tls, &p.metrics);
     p.admin->set_destination_test([raw](std::string name) { return test_destination(raw, std::move(name)); });
     p.admin->add_routes(*admin_routes);
     // Prometheus scrape endpoint (text format 0.0.4), behind the admin gate and token.
@@ -418,6 +415,21 @@ boost::system::result<std::unique_ptr<app>, std::string> app::create(app_setting
     p->rever = std::make_unique<reverifier>(net::make_strand(p->ioc), p->verify, p->policy, *p->keys, *p->store,
                                             p->counts, p->metrics);
 
+    // Forwarding: the destinations are in the database before the first event is accepted,
+    // so that every acknowledged event gets its deliveries.
+    auto forward_tls = crypto::make_client_context(cfg.forward.ca_file);
+    if (!forward_tls) {
+        return "forward.ca_file: " + forward_tls.error().message;
+    }
+    p->forward_client = std::make_unique<client::https_client>(p->ioc.get_executor(), *forward_tls, &p->metrics);
+    p->forwarder = std::make_unique<forward::forwarder>(p->ioc.get_executor(), *p->store, *p->forward_client,
+                                                        p->metrics);
+    if (auto r = p->forwarder->configure(cfg.forward, cfg.destinations); !r) {
+        return "destinations: " + r.error();
+    }
+    // Forwardable events: those stored verified, and unverified ones when verify.mode = "off".
+    p->store->set_forward_unverified(cfg.verify.mode == verify_mode::off);
+
     if (auto r = make_subscription_check(*p); !r) {
         return r.error();
     }
@@ -430,14 +442,14 @@ boost::system::result<std::unique_ptr<app>, std::string> app::create(app_setting
     if (auto r = start_admin(p.get()); !r) {
         return r.error();
     }
-    // Forwardable events: those stored verified, and unverified ones when verify.mode = "off".
-    p->store->set_forward_unverified(cfg.verify.mode == verify_mode::off);
     // The store has one listener slot, called on its writer thread after each commit that made
-    // events forwardable: feed long-polls wake from it, and the forwarder is to be woken from
-    // this same listener.
-    if (p->admin) {
-        p->store->on_forwardable([admin = p->admin.get()] { admin->notify_feed(); });
-    }
+    // events forwardable: the forwarder's lanes and the feed's long-polls wake from it.
+    p->store->on_forwardable([fwd = p->forwarder.get(), admin = p->admin.get()] {
+        fwd->wake();
+        if (admin != nullptr) {
+            admin->notify_feed();
+        }
+    });
     p->retention_timer = std::make_unique<net::steady_timer>(p->ioc);
     return std::unique_ptr<app>(new app(std::move(p)));
 }
@@ -455,6 +467,7 @@ void app::start(fatal_fn on_fatal)
     p.on_fatal = std::move(on_fatal);
     const unsigned n = worker_threads(p.cfg.server.threads);
     p.rever->start();
+    p.forwarder->start();
     if (p.cfg.storage.retention.count() > 0) {
         task::policy retention;
         retention.metrics = &p.metrics;
@@ -519,6 +532,7 @@ bool app::shutdown()
         p.checker->stop();
     }
     p.rever->stop();
+    p.forwarder->stop();
     p.store->stop();
     p.work.reset();
     p.ioc.stop();
@@ -633,6 +647,9 @@ boost::system::result<void, std::string> app::apply(const app_settings& next)
     p.verify.set(next.verify);
     p.keys->set_settings(next.verify);
     p.store->set_forward_unverified(next.verify.mode == verify_mode::off);
+    if (auto r = p.forwarder->configure(next.forward, next.destinations); !r) {
+        log::error("forward: the reloaded destinations could not be applied", {{"error", r.error()}});
+    }
     std::lock_guard lock(p.in_force_mutex);
     const auto inherited = std::move(p.in_force.server.inherited);
     p.in_force = next;

@@ -366,7 +366,7 @@ TEST(EventDb, MigratesAVersion1DatabaseInPlace)
 {
     temp_db t;
     {
-        // A version-1 file: today's schema minus what version 2 added.
+        // A version-1 file: today's schema minus what versions 2 and 3 added.
         auto db = open_rw(t.path());
         ASSERT_TRUE(db);
         fill(*db, 10);
@@ -374,6 +374,8 @@ TEST(EventDb, MigratesAVersion1DatabaseInPlace)
     {
         auto raw = sqlite::database::open(t.path(), SQLITE_OPEN_READWRITE);
         ASSERT_TRUE(raw);
+        ASSERT_TRUE(raw->exec("DROP TABLE delivery_attempts; DROP TABLE deliveries; DROP TABLE destinations; "
+                              "DROP TABLE counters; DROP INDEX events_feed; ALTER TABLE events DROP COLUMN feed_seq;"));
         ASSERT_TRUE(raw->exec("DROP TABLE replays; DROP INDEX events_type; DROP INDEX events_action; "
                               "DROP INDEX rejections_reason; PRAGMA user_version = 1;"));
     }
@@ -390,7 +392,7 @@ TEST(EventDb, MigratesAVersion1DatabaseInPlace)
     (*st)->stop();
     auto db = event_db::open(t.path(), db_access::read_only);
     ASSERT_TRUE(db);
-    EXPECT_EQ((*db)->schema_version(), 2);
+    EXPECT_EQ((*db)->schema_version(), 3);
     EXPECT_EQ((*db)->list(event_filter{.limit = 0})->size(), 10u);
     auto plan = (*db)->explain_list(event_filter{.type = "ticket"});
     ASSERT_TRUE(plan);
