@@ -7,8 +7,6 @@
 
 #include "callback/admin_api.hpp"
 #include "callback/admin_token.hpp"
-#include "forward/forwarder.hpp"
-#include "core/await.hpp"
 #include "callback/ingest.hpp"
 #include "callback/key_cache.hpp"
 #include "callback/readiness.hpp"
@@ -16,11 +14,13 @@
 #include "callback/subscription_check.hpp"
 #include "callback/verifier.hpp"
 #include "client/https_client.hpp"
+#include "core/await.hpp"
 #include "core/duration.hpp"
 #include "core/log.hpp"
 #include "core/task.hpp"
 #include "core/time.hpp"
 #include "crypto/tls.hpp"
+#include "forward/forwarder.hpp"
 
 #include <fmt/format.h>
 
@@ -70,7 +70,7 @@ struct app::impl {
     std::unique_ptr<net::steady_timer> retention_timer;  // retention_loop's, on its strand; abandoned by ioc.stop()
     std::unique_ptr<client::https_client> manage_client;  // its own CA bundle and pool
     std::unique_ptr<client::https_client> forward_client;
-    std::unique_ptr<forward::forwarder> forwarder;  // forward.ca_file's CA bundle, its own pool
+    std::unique_ptr<forward::forwarder> forwarder; // forward.ca_file's CA bundle, its own pool
     std::unique_ptr<manage::api> manage_api;
     std::unique_ptr<subscription_check> checker;
     std::vector<std::thread> threads;
@@ -422,8 +422,8 @@ boost::system::result<std::unique_ptr<app>, std::string> app::create(app_setting
         return "forward.ca_file: " + forward_tls.error().message;
     }
     p->forward_client = std::make_unique<client::https_client>(p->ioc.get_executor(), *forward_tls, &p->metrics);
-    p->forwarder = std::make_unique<forward::forwarder>(p->ioc.get_executor(), *p->store, *p->forward_client,
-                                                        p->metrics);
+    p->forwarder =
+        std::make_unique<forward::forwarder>(p->ioc.get_executor(), *p->store, *p->forward_client, p->metrics);
     if (auto r = p->forwarder->configure(cfg.forward, cfg.destinations); !r) {
         return "destinations: " + r.error();
     }

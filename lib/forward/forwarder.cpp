@@ -147,13 +147,13 @@ struct forwarder::state : std::enable_shared_from_this<forwarder::state> {
     client::https_client& client;
     metrics::registry& registry;
     timing time;
-    settings cfg;                                         // strand only
-    std::map<std::string, std::shared_ptr<lane>> lanes;  // strand only
-    bool started = false;                                 // strand only
+    settings cfg;                                       // strand only
+    std::map<std::string, std::shared_ptr<lane>> lanes; // strand only
+    bool started = false;                               // strand only
     std::atomic<bool> stopped{false};
     std::atomic<std::size_t> on_wire{0};
     net::steady_timer stats_timer;
-    bool store_failing = false;  // strand only: a claim failure was logged
+    bool store_failing = false; // strand only: a claim failure was logged
 };
 
 void forwarder::state::apply(const settings& s, const std::vector<destination>& destinations)
@@ -195,7 +195,7 @@ void forwarder::state::apply(const settings& s, const std::vector<destination>& 
         }
     }
     for (auto& [name, l] : lanes) {
-        l->removed = true;  // its loop ends at its next turn; requests in flight finish
+        l->removed = true; // its loop ends at its next turn; requests in flight finish
         wake_lane(*l);
     }
     lanes = std::move(next);
@@ -227,10 +227,11 @@ net::awaitable<void> forwarder::state::run_lane(std::shared_ptr<lane> l)
         }
         std::vector<claimed_delivery> rows;
         if (want > 0) {
-            const auto rate_wait = l->dest.rate > 0 ? std::chrono::duration<double>(static_cast<double>(want) / l->dest.rate)
-                                                    : std::chrono::duration<double>(0);
-            const auto lease = std::chrono::duration_cast<std::chrono::microseconds>(l->dest.timeout + lease_margin +
-                                                                                     rate_wait);
+            const auto rate_wait = l->dest.rate > 0
+                                       ? std::chrono::duration<double>(static_cast<double>(want) / l->dest.rate)
+                                       : std::chrono::duration<double>(0);
+            const auto lease =
+                std::chrono::duration_cast<std::chrono::microseconds>(l->dest.timeout + lease_margin + rate_wait);
             // A claim counts as on the wire while it runs: rows it leases are about to be sent.
             ++on_wire;
             auto claimed = co_await await_completion<result<std::vector<claimed_delivery>>>([&](auto done) {
@@ -251,11 +252,11 @@ net::awaitable<void> forwarder::state::run_lane(std::shared_ptr<lane> l)
         }
         for (auto& c : rows) {
             ++l->in_flight;
-            ++on_wire;  // from the claim: the request starts at once, on this strand's next turn
+            ++on_wire; // from the claim: the request starts at once, on this strand's next turn
             net::co_spawn(strand, send(l, std::move(c)), net::detached);
         }
         if (want > 0 && rows.size() == want) {
-            continue;  // all slots filled: more may be due once one frees (send() wakes the lane)
+            continue; // all slots filled: more may be due once one frees (send() wakes the lane)
         }
         if (l->woken) {
             l->woken = false;
@@ -305,7 +306,7 @@ net::awaitable<void> forwarder::state::send(std::shared_ptr<lane> l, claimed_del
     opt.handshake_timeout = l->dest.timeout;
     opt.exchange_timeout = l->dest.timeout;
     opt.max_response_bytes = std::size_t{64} * 1024;
-    opt.allow_private = true;  // destinations are the operator's own, often internal, services
+    opt.allow_private = true; // destinations are the operator's own, often internal, services
     l->attempts.inc();
     const auto r = co_await client.fetch(req, opt);
     const std::int64_t finished = time.now_us();
@@ -324,8 +325,9 @@ net::awaitable<void> forwarder::state::send(std::shared_ptr<lane> l, claimed_del
         l->lag.observe(static_cast<double>(std::max<std::int64_t>(finished - c.created_at_us, 0)) / 1e6);
     } else {
         res.error = r ? fmt::format("HTTP {}", r->status) : r.error().detail;
-        registry.get_counter("cwhook_forward_failures_total",
-                             fmt::format("destination=\"{}\",status=\"{}\"", l->dest.name, failure_label(r)))
+        registry
+            .get_counter("cwhook_forward_failures_total",
+                         fmt::format("destination=\"{}\",status=\"{}\"", l->dest.name, failure_label(r)))
             .inc();
         const bool was_open = l->breaker.open();
         l->breaker.failure(point(finished));
@@ -334,8 +336,7 @@ net::awaitable<void> forwarder::state::send(std::shared_ptr<lane> l, claimed_del
                       {{"destination", l->dest.name}, {"failures", l->breaker.consecutive_failures()}});
         }
         if (r && r->status == 410) {
-            log::warn("forward: destination answered 410 Gone; paused until resumed",
-                      {{"destination", l->dest.name}});
+            log::warn("forward: destination answered 410 Gone; paused until resumed", {{"destination", l->dest.name}});
             store.pause_destination(l->dest.name, "gone", finished, {});
         }
         std::optional<std::chrono::milliseconds> retry_after;
@@ -347,9 +348,11 @@ net::awaitable<void> forwarder::state::send(std::shared_ptr<lane> l, claimed_del
         if (decision.dead) {
             res.state = delivery_state::dead;
             l->dead.inc();
-            log::warn("forward: delivery dead after its last attempt",
-                      {{"destination", l->dest.name}, {"delivery", c.id}, {"event", c.event_id},
-                       {"attempts", c.attempts + 1}, {"error", res.error}});
+            log::warn("forward: delivery dead after its last attempt", {{"destination", l->dest.name},
+                                                                        {"delivery", c.id},
+                                                                        {"event", c.event_id},
+                                                                        {"attempts", c.attempts + 1},
+                                                                        {"error", res.error}});
         } else {
             res.state = delivery_state::failing;
             res.next_attempt_at_us =
@@ -388,9 +391,9 @@ net::awaitable<void> forwarder::state::refresh_stats()
                 registry.get_gauge("cwhook_outbox_depth", l).set(d.pending + d.failing);
                 registry.get_gauge("cwhook_outbox_dead", l).set(d.dead);
                 registry.get_gauge("cwhook_outbox_oldest_seconds", l)
-                    .set(d.oldest_due_created_at_us ? std::max<std::int64_t>(now - *d.oldest_due_created_at_us, 0) /
-                                                          1'000'000
-                                                    : 0);
+                    .set(d.oldest_due_created_at_us
+                             ? std::max<std::int64_t>(now - *d.oldest_due_created_at_us, 0) / 1'000'000
+                             : 0);
                 registry.get_gauge("cwhook_destination_paused", l).set(d.paused ? 1 : 0);
             }
         }

@@ -36,9 +36,9 @@ public:
     // Time as the lanes see it; tests inject a clock whose sleep advances it, so a retry
     // schedule of hours runs in milliseconds.
     struct timing {
-        std::function<std::int64_t()> now_us;  // wall clock, microseconds since the epoch (what rows store)
+        std::function<std::int64_t()> now_us; // wall clock, microseconds since the epoch (what rows store)
         std::function<boost::asio::awaitable<void>(std::chrono::milliseconds)> sleep;
-        std::function<double()> random;  // uniform in [0, 1), for jitter
+        std::function<double()> random; // uniform in [0, 1), for jitter
     };
 
     // Empty timing members: the system clock, a steady_timer on the strand (which wake() and
@@ -61,7 +61,8 @@ public:
     // New deliveries may be due (this process committed forwardable events). Cheap; any thread.
     void wake();
     // Claimed deliveries whose request is about to start, under way, or whose result is not
-    // yet handed to the store (not those waiting for their rate turn). Also what a test clock waits for before it moves time on.
+    // yet handed to the store (not those waiting for their rate turn). Also what a test clock waits for before it moves
+    // time on.
     std::size_t requests_in_flight() const noexcept;
 
     // Lanes stop claiming; requests in flight are not awaited (their leases run out and

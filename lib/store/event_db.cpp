@@ -58,8 +58,7 @@ db_result<void> event_db::scan(const event_filter& f, scan_order order,
 namespace {
 
 // The runner's outcome as a db_result, its failure prefixed with the database's name.
-template <class T>
-db_result<T> named(const std::string& name, detail::outcome<T> r)
+template <class T> db_result<T> named(const std::string& name, detail::outcome<T> r)
 {
     if (!r) {
         return db_result<T>(boost::system::in_place_error, fmt::format("{}: {}", name, r.error().message));

@@ -187,8 +187,7 @@ public:
     // Makes the rows given by id (or, with no ids, those `f` selects; its before_id and limit
     // ignored) pending again and due at once, with a fresh schedule; rows already pending are
     // left alone. dry_run: only counts them.
-    db_result<std::int64_t> retry_deliveries(std::span<const std::int64_t> ids, const delivery_filter& f,
-                                             bool dry_run);
+    db_result<std::int64_t> retry_deliveries(std::span<const std::int64_t> ids, const delivery_filter& f, bool dry_run);
     db_result<std::vector<destination_status>> destinations();
     // false when the database knows no such destination (it was never configured).
     db_result<bool> set_destination_paused(std::string_view name, bool paused, std::string_view reason,

@@ -66,6 +66,9 @@ std::optional<event_status> parse_event_status(std::string_view s)
 
 bool detail::is_read(const job& j) noexcept
 {
+    if (const auto* o = std::get_if<outbox_job>(&j)) {
+        return o->read_only;
+    }
     return std::holds_alternative<pending_job>(j) || std::holds_alternative<probe_job>(j) ||
            std::holds_alternative<counts_job>(j);
 }
@@ -96,6 +99,7 @@ struct event_store::impl {
     void run_read(pending_job& j);
     void run_read(probe_job& j);
     void run_read(counts_job& j);
+    void run_read(outbox_job& j);
     void note_failure(const failure& e);
     void note_success();
     void stop();
@@ -120,7 +124,7 @@ struct event_store::impl {
     commit_observer observer_;  // set before the writer starts
     std::atomic<bool> forward_unverified_{false};
     std::mutex listener_mutex_;
-    std::function<void()> on_forwardable_;  // guarded by listener_mutex_
+    std::function<void()> on_forwardable_; // guarded by listener_mutex_
     std::thread::id writer_id_;  // set once before the store is handed out
 };
 
@@ -205,6 +209,8 @@ void event_store::impl::run_batch(std::span<job> batch)
             run_read(*load);
         } else if (auto* counts = std::get_if<counts_job>(&batch[i])) {
             run_read(*counts);
+        } else if (auto* o = std::get_if<outbox_job>(&batch[i])) {
+            run_read(*o);
         } else {
             run_read(std::get<probe_job>(batch[i]));
         }
@@ -288,6 +294,19 @@ void event_store::impl::run_read(counts_job& j)
     }
     if (j.done) {
         j.done(r ? result<unsettled_counts>(*r) : result<unsettled_counts>(make_error_code(r.error().code)));
+    }
+}
+
+void event_store::impl::run_read(outbox_job& j)
+{
+    auto r = writer_->read_outbox(j);
+    if (!r) {
+        note_failure(r.error());
+    } else {
+        note_success();
+    }
+    if (j.done) {
+        j.done(r ? result<void>() : result<void>(make_error_code(r.error().code)));
     }
 }
 
@@ -394,8 +413,7 @@ void event_store::on_forwardable(std::function<void()> listener)
 namespace {
 
 // An outbox job whose work fills `*value` inside the batch, reported after COMMIT.
-template <class T, class Work, class Done>
-outbox_job outbox_work(Work work, Done done)
+template <class T, class Work, class Done> outbox_job outbox_work(Work work, Done done)
 {
     auto value = std::make_shared<T>();
     outbox_job j;
@@ -460,8 +478,10 @@ bool event_store::pause_destination(std::string name, std::string reason, std::i
 
 bool event_store::read_destinations(destinations_callback done)
 {
-    return impl_->enqueue<outbox_job>(outbox_work<std::vector<destination_status>>(
-        [](sql_runner& db) { return outbox::destinations(db); }, std::move(done)));
+    auto j = outbox_work<std::vector<destination_status>>([](sql_runner& db) { return outbox::destinations(db); },
+                                                          std::move(done));
+    j.read_only = true;
+    return impl_->enqueue<outbox_job>(std::move(j));
 }
 
 bool event_store::submit_rejection(rejection_record rej)

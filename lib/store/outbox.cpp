@@ -131,8 +131,7 @@ WHERE e.id = ?1
 ON CONFLICT (event_id, destination) DO NOTHING
 )sql";
 
-constexpr std::string_view next_feed_sql =
-    "UPDATE counters SET value = value + ?1 WHERE name = 'feed' RETURNING value";
+constexpr std::string_view next_feed_sql = "UPDATE counters SET value = value + ?1 WHERE name = 'feed' RETURNING value";
 
 constexpr std::string_view set_feed_sql = "UPDATE events SET feed_seq = ?2 WHERE id = ?1 AND feed_seq IS NULL";
 
@@ -241,8 +240,7 @@ outcome<void> make_forwardable(sql_runner& db, std::span<const std::int64_t> eve
     return {};
 }
 
-outcome<sync_outcome> sync_destinations(sql_runner& db, std::span<const destination_route> routes,
-                                        std::int64_t now_us)
+outcome<sync_outcome> sync_destinations(sql_runner& db, std::span<const destination_route> routes, std::int64_t now_us)
 {
     // Not configured first; then each configured one (new, or filters changed) upserted.
     if (auto r = db.run("UPDATE destinations SET configured = 0", {}); !r) {
@@ -480,8 +478,8 @@ outcome<std::vector<delivery_row>> list(sql_runner& db, const delivery_filter& f
 
 outcome<std::optional<delivery_row>> get(sql_runner& db, std::int64_t id)
 {
-    auto r = db.run(fmt::format("SELECT {} FROM deliveries WHERE id = ?1", delivery_columns),
-                    std::array<sql_value, 1>{id});
+    auto r =
+        db.run(fmt::format("SELECT {} FROM deliveries WHERE id = ?1", delivery_columns), std::array<sql_value, 1>{id});
     if (!r) {
         return r.error();
     }
@@ -497,9 +495,9 @@ outcome<std::optional<delivery_row>> get(sql_runner& db, std::int64_t id)
 
 outcome<std::vector<delivery_row>> of_event(sql_runner& db, std::int64_t event_id)
 {
-    auto r = db.run(fmt::format("SELECT {} FROM deliveries WHERE event_id = ?1 ORDER BY destination, id",
-                                delivery_columns),
-                    std::array<sql_value, 1>{event_id});
+    auto r =
+        db.run(fmt::format("SELECT {} FROM deliveries WHERE event_id = ?1 ORDER BY destination, id", delivery_columns),
+               std::array<sql_value, 1>{event_id});
     if (!r) {
         return r.error();
     }

@@ -55,14 +55,14 @@ struct claimed_delivery {
 // What became of one claimed delivery.
 struct delivery_result {
     std::int64_t id = 0;
-    std::int64_t lease_until_us = 0;  // as claimed
-    bool attempted = true;            // false: released unsent (shutdown, paused); no attempt recorded
-    delivery_state state = delivery_state::done;  // done, failing, dead, or pending (released)
-    std::int64_t next_attempt_at_us = 0;          // failing / pending rows
-    std::int64_t at_us = 0;                       // when the attempt started
-    int http_status = 0;                          // 0: no answer
+    std::int64_t lease_until_us = 0;             // as claimed
+    bool attempted = true;                       // false: released unsent (shutdown, paused); no attempt recorded
+    delivery_state state = delivery_state::done; // done, failing, dead, or pending (released)
+    std::int64_t next_attempt_at_us = 0;         // failing / pending rows
+    std::int64_t at_us = 0;                      // when the attempt started
+    int http_status = 0;                         // 0: no answer
     std::int64_t latency_us = 0;
-    std::string error;                            // "" on success
+    std::string error; // "" on success
 };
 
 struct delivery_attempt {
@@ -86,7 +86,7 @@ struct delivery_row {
     int last_status = 0;
     std::string last_error;
     std::int64_t done_at_us = 0;
-    std::vector<delivery_attempt> history;  // oldest first, where asked for
+    std::vector<delivery_attempt> history; // oldest first, where asked for
 };
 
 // Every set member narrows the selection (AND); newest first, before_id pages.
@@ -95,7 +95,7 @@ struct delivery_filter {
     std::optional<delivery_state> state;
     std::optional<std::int64_t> event_id;
     std::optional<std::int64_t> before_id;
-    std::size_t limit = 50;  // 0: no limit
+    std::size_t limit = 50; // 0: no limit
 };
 
 // One destination as the database knows it: whether the configuration holds it, whether it
@@ -106,17 +106,17 @@ struct destination_status {
     bool paused = false;
     std::string pause_reason;
     std::int64_t changed_at_us = 0;
-    std::int64_t pending = 0;  // pending + failing rows
+    std::int64_t pending = 0; // pending + failing rows
     std::int64_t failing = 0;
     std::int64_t dead = 0;
     std::int64_t done = 0;
     std::int64_t cancelled = 0;
-    std::optional<std::int64_t> oldest_due_created_at_us;  // oldest undelivered row's creation
+    std::optional<std::int64_t> oldest_due_created_at_us; // oldest undelivered row's creation
 };
 
 // What a destination sync did.
 struct sync_outcome {
-    std::int64_t cancelled = 0;  // undelivered rows of destinations no longer configured
+    std::int64_t cancelled = 0; // undelivered rows of destinations no longer configured
 };
 
 // One event of the feed: its position (commit order of becoming forwardable) and id.

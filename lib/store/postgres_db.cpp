@@ -6,13 +6,13 @@
 // it (operators' commands print the reason, the admin API answers 503) and the next call
 // connects again.
 #include "core/time.hpp"
-#include "store/detail/outbox.hpp"
-#include "store/detail/runners.hpp"
 #include "store/detail/backends.hpp"
 #include "store/detail/db_failure.hpp"
+#include "store/detail/outbox.hpp"
 #include "store/detail/postgres_record.hpp"
 #include "store/detail/postgres_schema.hpp"
 #include "store/detail/query.hpp"
+#include "store/detail/runners.hpp"
 #include "store/postgres.hpp"
 
 #include <fmt/format.h>

@@ -17,10 +17,10 @@
 #include "core/time.hpp"
 #include "store/detail/backends.hpp"
 #include "store/detail/outbox.hpp"
-#include "store/detail/runners.hpp"
 #include "store/detail/postgres_record.hpp"
 #include "store/detail/postgres_schema.hpp"
 #include "store/detail/query.hpp"
+#include "store/detail/runners.hpp"
 #include "store/postgres.hpp"
 
 #include <fmt/format.h>
@@ -125,6 +125,7 @@ public:
                                                           std::int64_t lease_us) override;
     outcome<void> probe() override;
     outcome<unsettled_counts> count_unsettled() override;
+    outcome<void> read_outbox(const outbox_job& j) override;
     void close() override { conn_.close(); }
     const std::string& name() const override { return name_; }
 
@@ -148,7 +149,7 @@ private:
     std::chrono::steady_clock::time_point next_connect_{};
     std::chrono::milliseconds backoff_{0};
     std::string last_connect_error_;
-    std::vector<std::int64_t> forwardable_;  // events made forwardable in the current batch
+    std::vector<std::int64_t> forwardable_; // events made forwardable in the current batch
     postgres_runner runner_{[this](const std::string& sql, const pg::params& p) -> outcome<pg::rows> {
         auto r = conn_.query(sql, p);
         if (!r) {
@@ -537,6 +538,14 @@ outcome<unsettled_counts> postgres_writer::count_unsettled()
         return fail(r.error());
     }
     return unsettled_counts{r->int64(0, 0), r->int64(0, 1)};
+}
+
+outcome<void> postgres_writer::read_outbox(const outbox_job& j)
+{
+    if (auto r = connected(); !r) {
+        return r.error();
+    }
+    return j.run(runner_);
 }
 
 } // namespace

@@ -198,7 +198,7 @@ private:
     const std::string& display_name() const noexcept override { return path; }
 
     sqlite::database db;
-    detail::sqlite_runner runner_{db};  // declared after db: its statements are finalized first
+    detail::sqlite_runner runner_{db}; // declared after db: its statements are finalized first
     db_access access = db_access::read_only;
     std::int64_t version = 0;
     std::string path;

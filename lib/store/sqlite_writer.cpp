@@ -33,13 +33,13 @@
 //               error, job. Index: (event_id, at_us).
 #include "core/log.hpp"
 #include "core/time.hpp"
+#include "store/detail/backends.hpp"
 #include "store/detail/files.hpp"
 #include "store/detail/outbox.hpp"
-#include "store/detail/runners.hpp"
 #include "store/detail/query.hpp"
 #include "store/detail/record_sql.hpp"
+#include "store/detail/runners.hpp"
 #include "store/detail/schema.hpp"
-#include "store/detail/backends.hpp"
 #include "store/sqlite.hpp"
 
 #include <fmt/format.h>
@@ -373,6 +373,7 @@ public:
                                                           std::int64_t lease_us) override;
     outcome<void> probe() override;
     outcome<unsettled_counts> count_unsettled() override;
+    outcome<void> read_outbox(const outbox_job& j) override { return j.run(runner_); }
     void close() override;
     const std::string& name() const override { return settings_.path; }
 
@@ -388,7 +389,7 @@ private:
     int prune_rejections();
 
     settings settings_;
-    std::vector<std::int64_t> forwardable_;  // events made forwardable in the current batch
+    std::vector<std::int64_t> forwardable_; // events made forwardable in the current batch
 
     // Declared before the statements so that they are finalized first.
     sqlite::database db_;
@@ -417,7 +418,7 @@ outcome<std::size_t> sqlite_writer::write(std::span<job> jobs)
         added_rejections = added_rejections || std::holds_alternative<rejection_job>(j);
         if (auto* o = std::get_if<outbox_job>(&j)) {
             if (auto r = o->run(runner_); !r) {
-                return r.error();  // rolled back by txn
+                return r.error(); // rolled back by txn
             }
             continue;
         }

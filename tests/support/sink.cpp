@@ -5,11 +5,11 @@
 #include "http/router.hpp"
 #include "http/server.hpp"
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/executor_work_guard.hpp>
 
 #include <fmt/format.h>
 
@@ -82,7 +82,8 @@ sink::sink(std::uint16_t port, const tls_files* tls) : impl_(std::make_unique<im
     impl* p = impl_.get();
     // Every path: a prefix route matches "<path>/...", so "" is the one that takes them all
     // ("/" would match only "//...").
-    routes->add(http::beast_http::verb::post, "", [p](http::request& req) { return p->handle(req); }, true);
+    routes->add(
+        http::beast_http::verb::post, "", [p](http::request& req) { return p->handle(req); }, true);
     http::settings s;
     const auto address = fmt::format("127.0.0.1:{}", port);
     std::shared_ptr<net::ssl::context> ctx;

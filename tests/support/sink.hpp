@@ -19,16 +19,16 @@ namespace cwhook::test {
 struct sink_request {
     std::string method;
     std::string target;
-    std::map<std::string, std::string> headers;  // lower-case names
+    std::map<std::string, std::string> headers; // lower-case names
     std::string body;
 
-    std::string header(const std::string& name) const;  // lower-case name; "" when absent
+    std::string header(const std::string& name) const; // lower-case name; "" when absent
 };
 
 struct sink_answer {
     unsigned status = 200;
     std::map<std::string, std::string> headers;
-    std::chrono::milliseconds delay{0};  // before answering (a slow destination)
+    std::chrono::milliseconds delay{0}; // before answering (a slow destination)
 };
 
 class sink {

@@ -22,8 +22,7 @@ outcome<void> make_forwardable(sql_runner& db, std::span<const std::int64_t> eve
 
 // Makes the destinations table hold exactly `routes` as configured (others stay, not
 // configured) and cancels the undelivered rows of those no longer configured.
-outcome<sync_outcome> sync_destinations(sql_runner& db, std::span<const destination_route> routes,
-                                        std::int64_t now_us);
+outcome<sync_outcome> sync_destinations(sql_runner& db, std::span<const destination_route> routes, std::int64_t now_us);
 
 // Up to `limit` due deliveries of one destination (none while it is paused), most overdue
 // first; with entity_ordering only the oldest undelivered row of each (type, entity id). Their
@@ -48,8 +47,7 @@ outcome<std::vector<delivery_row>> of_event(sql_runner& db, std::int64_t event_i
 
 // Makes the selected rows (ids, or the filter; never those already pending) pending again, due
 // at once, with a fresh schedule. dry_run: only counts them.
-outcome<std::int64_t> retry(sql_runner& db, std::span<const std::int64_t> ids, const delivery_filter& f,
-                            bool dry_run);
+outcome<std::int64_t> retry(sql_runner& db, std::span<const std::int64_t> ids, const delivery_filter& f, bool dry_run);
 
 // Feed positions after `after`, in order.
 outcome<std::vector<feed_position>> feed(sql_runner& db, std::int64_t after, std::size_t limit);

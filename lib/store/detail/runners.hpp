@@ -27,7 +27,7 @@ public:
     ~sqlite_runner() override;
     outcome<sql_rows> run(std::string_view sql, std::span<const sql_value> params) override;
     dialect spelling() const noexcept override { return dialect::sqlite; }
-    void clear();  // finalizes the cached statements (before the connection closes)
+    void clear(); // finalizes the cached statements (before the connection closes)
 
 private:
     sqlite::database& db_;

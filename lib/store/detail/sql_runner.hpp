@@ -22,7 +22,7 @@ using sql_value = std::variant<std::monostate, std::int64_t, std::string>;
 
 struct sql_rows {
     std::vector<std::vector<sql_value>> rows;
-    std::int64_t affected = 0;  // rows an INSERT/UPDATE/DELETE changed
+    std::int64_t affected = 0; // rows an INSERT/UPDATE/DELETE changed
 
     std::int64_t int64(std::size_t row, std::size_t col) const;
     std::optional<std::int64_t> int64_or_null(std::size_t row, std::size_t col) const;

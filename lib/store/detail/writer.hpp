@@ -23,7 +23,7 @@ namespace cwhook::store::detail {
 struct event_job {
     event_record record;
     event_store::insert_callback done;
-    bool forward_unverified = false;  // an unverified row is forwardable (verify.mode = "off")
+    bool forward_unverified = false; // an unverified row is forwardable (verify.mode = "off")
     insert_outcome outcome{};  // filled inside the transaction, reported after COMMIT
 };
 
@@ -74,10 +74,11 @@ class sql_runner;
 struct outbox_job {
     std::function<outcome<void>(sql_runner&)> run;
     event_store::done_callback done;
+    bool read_only = false; // a read of the outbox's state: no write transaction, no write lock
 };
 
-using job = std::variant<event_job, rejection_job, status_job, pending_job, probe_job, prune_job, counts_job,
-                         outbox_job>;
+using job =
+    std::variant<event_job, rejection_job, status_job, pending_job, probe_job, prune_job, counts_job, outbox_job>;
 
 bool is_read(const job& j) noexcept;
 
@@ -108,6 +109,9 @@ public:
     virtual outcome<void> probe() = 0;
 
     virtual outcome<unsettled_counts> count_unsettled() = 0;
+
+    // Runs a read-only outbox job outside any write transaction (it never takes the write lock).
+    virtual outcome<void> read_outbox(const outbox_job& j) = 0;
 
     // Last words before the thread ends (SQLite: checkpoint the WAL); then closes.
     virtual void close() = 0;

@@ -98,7 +98,7 @@ protected:
             now_ += std::chrono::duration_cast<std::chrono::microseconds>(d).count();
             co_await net::post(ex, net::use_awaitable);
         };
-        t.random = [] { return 0.5; };  // jitter factor exactly 1
+        t.random = [] { return 0.5; }; // jitter factor exactly 1
         return t;
     }
 
@@ -119,8 +119,8 @@ protected:
         ev.status = store::event_status::verified;
         ev.dedupe_key = "m:" + key;
         ev.body_sha256 = std::string(64, 'a');
-        ev.body = fmt::format(R"({{"MessageId":"{}","Action":"{}","Type":"{}","ID":{},"Entity":"{{\"id\":{}}}"}})",
-                              key, action, type, entity, entity);
+        ev.body = fmt::format(R"({{"MessageId":"{}","Action":"{}","Type":"{}","ID":{},"Entity":"{{\"id\":{}}}"}})", key,
+                              action, type, entity, entity);
         ev.method = "POST";
         ev.content_type = "application/json";
         ev.type = std::move(type);
@@ -190,12 +190,12 @@ TEST_F(Forwarder, ADestinationFailingItsFirstAttemptsGetsTheEventSignedOnTheSche
     ASSERT_TRUE(key);
     for (std::size_t i = 0; i < got.size(); ++i) {
         const auto& r = got[i];
-        EXPECT_EQ(r.header("webhook-id"), got[0].header("webhook-id"));  // stable across attempts
+        EXPECT_EQ(r.header("webhook-id"), got[0].header("webhook-id")); // stable across attempts
         EXPECT_EQ(header_int(r, "x-cwhook-attempt"), static_cast<std::int64_t>(i + 1));
         EXPECT_EQ(header_int(r, "x-cwhook-event-id"), id);
         EXPECT_EQ(r.header("x-cwhook-type"), "ticket");
-        const auto sig = crypto::webhook_signature(*key, r.header("webhook-id"),
-                                                   header_int(r, "webhook-timestamp"), r.body);
+        const auto sig =
+            crypto::webhook_signature(*key, r.header("webhook-id"), header_int(r, "webhook-timestamp"), r.body);
         EXPECT_EQ(r.header("webhook-signature"), sig);
     }
     // 0 s, then 5 s and 5 min (the default schedule, jitter factor 1): attempts are at least that far apart.
@@ -224,7 +224,7 @@ TEST_F(Forwarder, RetryAfterIsHonouredWithinItsBound)
             a.headers["Retry-After"] = "120";
         } else if (n == 2) {
             a.status = 503;
-            a.headers["Retry-After"] = "999999";  // beyond max_retry_after: clamped
+            a.headers["Retry-After"] = "999999"; // beyond max_retry_after: clamped
         }
         return a;
     });
@@ -237,7 +237,7 @@ TEST_F(Forwarder, RetryAfterIsHonouredWithinItsBound)
     const auto t1 = header_int(got[0], "webhook-timestamp");
     const auto t2 = header_int(got[1], "webhook-timestamp");
     const auto t3 = header_int(got[2], "webhook-timestamp");
-    EXPECT_GE(t2 - t1, 120);  // not the schedule's 5 s
+    EXPECT_GE(t2 - t1, 120); // not the schedule's 5 s
     EXPECT_GE(t3 - t2, 600);
     EXPECT_LT(t3 - t2, 999999);
 }
@@ -259,11 +259,14 @@ TEST_F(Forwarder, TheLastFailedAttemptMakesADeadLetter)
     EXPECT_EQ(metrics_.counter_value("cwhook_forward_dead_total", "destination=\"sink\""), 1u);
     // An operator retries it: a fresh schedule.
     s.respond([](const test::sink_request&, std::size_t) { return test::sink_answer{}; });
-    auto n = db()->retry_deliveries({}, [] {
-        store::delivery_filter f;
-        f.state = store::delivery_state::dead;
-        return f;
-    }(), false);
+    auto n = db()->retry_deliveries(
+        {},
+        [] {
+            store::delivery_filter f;
+            f.state = store::delivery_state::dead;
+            return f;
+        }(),
+        false);
     ASSERT_TRUE(n);
     EXPECT_EQ(*n, 1);
     fwd_->wake();
@@ -300,7 +303,7 @@ TEST_F(Forwarder, ADestinationThatIsDownGetsItsEventsOnceItIsBack)
     {
         test::sink probe;
         port = probe.port();
-    }  // nothing listens there now
+    } // nothing listens there now
     forward::destination d;
     d.name = "sink";
     d.url = fmt::format("http://127.0.0.1:{}/hook", port);
@@ -349,7 +352,7 @@ TEST_F(Forwarder, EntityOrderingDeliversOneEntitysEventsInOrder)
     test::sink s;
     s.respond([](const test::sink_request&, std::size_t n) {
         test::sink_answer a;
-        a.status = n == 1 ? 500 : 200;  // the first event fails once: its successors wait
+        a.status = n == 1 ? 500 : 200; // the first event fails once: its successors wait
         return a;
     });
     auto d = dest(s);
@@ -426,7 +429,7 @@ TEST_F(Forwarder, TheRateBoundsRequestsPerSecond)
 {
     test::sink s;
     auto d = dest(s);
-    d.rate = 2;  // burst 2, then one every 500 ms (of the injected clock)
+    d.rate = 2; // burst 2, then one every 500 ms (of the injected clock)
     d.concurrency = 16;
     start({d});
     for (int i = 0; i < 8; ++i) {

@@ -697,7 +697,7 @@ TEST_P(StoreConformance, DeliveriesAreCreatedWithTheForwardableEventOnly)
     ASSERT_TRUE(store);
     ASSERT_TRUE(sync_destinations(*store, {route("all"), route("companies", {"company"}, {"added"})}));
     auto ticket = insert(*store, typed_event("t1", "ticket", 1));
-    auto company = insert(*store, typed_event("c1", "company", 2));  // action "updated": not for "companies"
+    auto company = insert(*store, typed_event("c1", "company", 2)); // action "updated": not for "companies"
     auto pending = insert(*store, typed_event("p1", "ticket", 3, event_status::pending));
     auto unverified = insert(*store, typed_event("u1", "ticket", 4, event_status::unverified));
     ASSERT_TRUE(ticket && company && pending && unverified);
@@ -754,7 +754,7 @@ TEST_P(StoreConformance, UnverifiedEventsAreForwardedWhenVerificationIsOff)
 TEST_P(StoreConformance, DeliveryClaimsAreExclusiveAndResultsApplyUnderTheirLease)
 {
     auto a = open_store();
-    auto b = open_store();  // a second instance on the same database
+    auto b = open_store(); // a second instance on the same database
     ASSERT_TRUE(a && b);
     ASSERT_TRUE(sync_destinations(*a, {route("sink")}));
     for (int i = 0; i < 5; ++i) {
@@ -768,7 +768,7 @@ TEST_P(StoreConformance, DeliveryClaimsAreExclusiveAndResultsApplyUnderTheirLeas
     EXPECT_EQ(first->front().type, "ticket");
     auto second = claim_deliveries(*b, "sink", t0, lease);
     ASSERT_TRUE(second);
-    ASSERT_EQ(second->size(), 2u);  // the rest, none of a's
+    ASSERT_EQ(second->size(), 2u); // the rest, none of a's
     auto none = claim_deliveries(*b, "sink", t0, lease);
     ASSERT_TRUE(none);
     EXPECT_TRUE(none->empty());
@@ -786,7 +786,7 @@ TEST_P(StoreConformance, DeliveryClaimsAreExclusiveAndResultsApplyUnderTheirLeas
 
     auto early = claim_deliveries(*a, "sink", t0 + 4'000'000, lease + 1);
     ASSERT_TRUE(early);
-    EXPECT_TRUE(early->empty());  // the failing row is due at t0 + 5 s, the others are leased
+    EXPECT_TRUE(early->empty()); // the failing row is due at t0 + 5 s, the others are leased
     auto retry = claim_deliveries(*a, "sink", t0 + 5'000'000, lease + 1);
     ASSERT_TRUE(retry);
     ASSERT_EQ(retry->size(), 1u);
@@ -807,9 +807,10 @@ TEST_P(StoreConformance, DeliveryClaimsAreExclusiveAndResultsApplyUnderTheirLeas
     EXPECT_EQ((*dead)->last_status, 500);
     auto untouched = db->delivery((*second)[0].id);
     EXPECT_EQ((*untouched)->state, delivery_state::pending);
-    EXPECT_EQ((*untouched)->history.size(), 1u);  // the attempt is history even when its result was stale
+    EXPECT_EQ((*untouched)->history.size(), 1u); // the attempt is history even when its result was stale
 
-    auto dead_rows = db->deliveries(filter_of<delivery_filter>([](delivery_filter& f) { f.state = delivery_state::dead; }));
+    auto dead_rows =
+        db->deliveries(filter_of<delivery_filter>([](delivery_filter& f) { f.state = delivery_state::dead; }));
     ASSERT_TRUE(dead_rows);
     EXPECT_EQ(dead_rows->size(), 1u);
 }
@@ -824,7 +825,7 @@ TEST_P(StoreConformance, EntityOrderingHandsOutOneDeliveryPerEntityAtATime)
         ids.push_back(insert(*store, typed_event(fmt::format("x{}", i), "ticket", 7))->id);
     }
     ids.push_back(insert(*store, typed_event("y", "ticket", 8))->id);
-    ids.push_back(insert(*store, typed_event("z", "company", 7))->id);  // another type: another entity
+    ids.push_back(insert(*store, typed_event("z", "company", 7))->id); // another type: another entity
     const std::int64_t lease = t0 + 60'000'000;
     auto first = claim_deliveries(*store, "ordered", t0, lease, true);
     ASSERT_TRUE(first);
@@ -835,13 +836,13 @@ TEST_P(StoreConformance, EntityOrderingHandsOutOneDeliveryPerEntityAtATime)
     EXPECT_EQ(events, (std::set<std::int64_t>{ids[0], ids[3], ids[4]}));
     auto blocked = claim_deliveries(*store, "ordered", t0, lease, true);
     ASSERT_TRUE(blocked);
-    EXPECT_TRUE(blocked->empty());  // ticket 7's next waits for its head, even while the head fails
+    EXPECT_TRUE(blocked->empty()); // ticket 7's next waits for its head, even while the head fails
     const auto head = *std::find_if(first->begin(), first->end(), [&](const auto& c) { return c.event_id == ids[0]; });
     ASSERT_TRUE(deliver_results(*store, {finished(head, delivery_state::failing, 500, t0)}));
     auto still = claim_deliveries(*store, "ordered", t0, lease + 1, true);
     ASSERT_TRUE(still);
     ASSERT_EQ(still->size(), 1u);
-    EXPECT_EQ(still->front().event_id, ids[0]);  // the failed head again, not its successor
+    EXPECT_EQ(still->front().event_id, ids[0]); // the failed head again, not its successor
     ASSERT_TRUE(deliver_results(*store, {finished(still->front(), delivery_state::done, 204)}));
     auto next = claim_deliveries(*store, "ordered", t0, lease + 2, true);
     ASSERT_TRUE(next);
@@ -884,7 +885,7 @@ TEST_P(StoreConformance, PausedAndRemovedDestinationsKeepTheirRows)
     store->stop();
 
     auto db = open_db();
-    EXPECT_EQ(db->deliveries_of(later->id)->size(), 1u);  // a only
+    EXPECT_EQ(db->deliveries_of(later->id)->size(), 1u); // a only
     auto states = db->destinations();
     ASSERT_TRUE(states);
     ASSERT_EQ(states->size(), 2u);
@@ -900,10 +901,10 @@ TEST_P(StoreConformance, PausedAndRemovedDestinationsKeepTheirRows)
     auto count = db->retry_deliveries({}, b_rows, true);
     ASSERT_TRUE(count);
     EXPECT_EQ(*count, 3);
-    EXPECT_EQ(db->deliveries(filter_of<delivery_filter>([](delivery_filter& f) {
-                  f.state = delivery_state::cancelled;
-              }))->size(),
-              3u);
+    EXPECT_EQ(
+        db->deliveries(filter_of<delivery_filter>([](delivery_filter& f) { f.state = delivery_state::cancelled; }))
+            ->size(),
+        3u);
     const std::int64_t dead_id = some->front().id;
     auto one = db->retry_deliveries(std::span(&dead_id, 1), {}, false);
     ASSERT_TRUE(one);
@@ -912,7 +913,7 @@ TEST_P(StoreConformance, PausedAndRemovedDestinationsKeepTheirRows)
     EXPECT_EQ((*row)->state, delivery_state::pending);
     EXPECT_EQ((*row)->tries, 0);
     EXPECT_EQ((*row)->attempts, 1);
-    EXPECT_EQ(*db->retry_deliveries(std::span(&dead_id, 1), {}, false), 0);  // already pending
+    EXPECT_EQ(*db->retry_deliveries(std::span(&dead_id, 1), {}, false), 0); // already pending
 }
 
 TEST_P(StoreConformance, RetentionKeepsEventsStillOwedToADestination)

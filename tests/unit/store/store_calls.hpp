@@ -71,7 +71,7 @@ inline result<unsettled_counts> count_unsettled(event_store& store)
 }
 
 inline result<sync_outcome> sync_destinations(event_store& store, std::vector<destination_route> routes,
-                                             std::int64_t now_us = 0)
+                                              std::int64_t now_us = 0)
 {
     return call<result<sync_outcome>>(
         [&](auto cb) { return store.sync_destinations(std::move(routes), now_us, std::move(cb)); });
