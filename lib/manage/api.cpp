@@ -15,6 +15,7 @@
 #include "crypto/tls.hpp"
 #include "manage/paging.hpp"
 #include "manage/types.hpp"
+#include "json/rest_records.hpp"
 
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -222,72 +223,72 @@ net::awaitable<outcome<api::answer>> api::call(std::string_view method_in, std::
     }
 }
 
-net::awaitable<outcome<api::page>> api::read_page(const std::string& target, bool forward_only, bool full_target)
+net::awaitable<outcome<std::string>> api::read_page(const std::string& target, bool forward_only, bool full_target,
+                                                    std::string* link)
 {
     auto r = co_await call("GET", target, {}, forward_only, full_target, false);
     if (!r) {
         co_return r.error();
     }
-    auto items = parse_callbacks(r->res.body);
-    if (!items) {
-        co_return bad_answer("system/callbacks is not an array of callback entries");
-    }
-    co_return page{std::move(*items), std::string(r->res.header("Link"))};
+    *link = std::string(r->res.header("Link"));
+    co_return std::move(r->res.body);
 }
 
-net::awaitable<outcome<std::vector<callback>>> api::list_callbacks(const conditions& where)
+template <class Item, class Parse>
+net::awaitable<outcome<std::vector<Item>>> api::list_all(std::string collection_path, std::string query,
+                                                         paging_mode mode, std::size_t page_size_in, Parse parse)
 {
-    co_return co_await list_callbacks(where, cfg_.paging, cfg_.page_size);
-}
-
-net::awaitable<outcome<std::vector<callback>>> api::list_callbacks(const conditions& where_in, paging_mode mode,
-                                                                   std::size_t page_size_in)
-{
-    // Owned before the first suspension: the caller need not keep its arguments.
-    const conditions where = where_in; // NOLINT(performance-unnecessary-copy-initialization)
     const std::size_t page_size = std::clamp<std::size_t>(page_size_in, 1, 1000);
-    const std::string filter = where.empty() ? std::string() : "&conditions=" + where.encoded();
-    std::vector<callback> all;
+    std::vector<Item> all;
     unsigned pages = 0;
+    std::string link;
 
     if (mode == paging_mode::forward_only) {
         // pageId acts as "id > pageId"; the next pageId is the last id we got. A short or
         // empty page is the end (the Link header is always there in this mode).
         std::int64_t page_id = 0;
         for (;;) {
-            std::string path = fmt::format("/system/callbacks?pageSize={}{}", page_size, filter);
+            std::string path = fmt::format("{}?pageSize={}{}", collection_path, page_size, query);
             if (page_id > 0) {
                 path += fmt::format("&pageId={}", page_id);
             }
-            auto p = co_await read_page(path, true, false);
-            if (!p) {
-                co_return p.error();
+            auto body = co_await read_page(path, true, false, &link);
+            if (!body) {
+                co_return body.error();
+            }
+            auto items = parse(*body);
+            if (!items) {
+                co_return items.error();
             }
             ++pages;
-            const std::size_t n = p->items.size();
-            if (n > 0 && p->items.back().id <= page_id) {
+            const std::size_t n = items->size();
+            if (n > 0 && items->back().id <= page_id) {
                 co_return bad_answer("forward-only paging did not advance");
             }
             if (n > 0) {
-                page_id = p->items.back().id;
+                page_id = items->back().id;
             }
-            all.insert(all.end(), std::make_move_iterator(p->items.begin()), std::make_move_iterator(p->items.end()));
+            all.insert(all.end(), std::make_move_iterator(items->begin()), std::make_move_iterator(items->end()));
             if (n < page_size || pages >= max_pages) {
                 break;
             }
         }
     } else {
-        std::string target = fmt::format("/system/callbacks?page=1&pageSize={}{}", page_size, filter);
+        std::string target = fmt::format("{}?page=1&pageSize={}{}", collection_path, page_size, query);
         bool full = false;
         for (;;) {
-            auto p = co_await read_page(target, false, full);
-            if (!p) {
-                co_return p.error();
+            auto body = co_await read_page(target, false, full, &link);
+            if (!body) {
+                co_return body.error();
+            }
+            auto items = parse(*body);
+            if (!items) {
+                co_return items.error();
             }
             ++pages;
-            const bool empty = p->items.empty();
-            all.insert(all.end(), std::make_move_iterator(p->items.begin()), std::make_move_iterator(p->items.end()));
-            auto next = find_link(p->link, "next");
+            const bool empty = items->empty();
+            all.insert(all.end(), std::make_move_iterator(items->begin()), std::make_move_iterator(items->end()));
+            auto next = find_link(link, "next");
             if (!next) {
                 break;
             }
@@ -309,6 +310,55 @@ net::awaitable<outcome<std::vector<callback>>> api::list_callbacks(const conditi
         last_pages_ = pages;
     }
     co_return all;
+}
+
+net::awaitable<outcome<std::vector<callback>>> api::list_callbacks(const conditions& where)
+{
+    co_return co_await list_callbacks(where, cfg_.paging, cfg_.page_size);
+}
+
+net::awaitable<outcome<std::vector<callback>>> api::list_callbacks(const conditions& where, paging_mode mode,
+                                                                   std::size_t page_size)
+{
+    // Owned before the first suspension: the caller need not keep its arguments.
+    std::string query = where.empty() ? std::string() : "&conditions=" + where.encoded();
+    co_return co_await list_all<callback>(std::string(collection), std::move(query), mode, page_size,
+                                          [](const std::string& body) -> outcome<std::vector<callback>> {
+                                              auto items = parse_callbacks(body);
+                                              if (!items) {
+                                                  return bad_answer(
+                                                      "system/callbacks is not an array of callback entries");
+                                              }
+                                              return std::move(*items);
+                                          });
+}
+
+net::awaitable<outcome<std::vector<json::rest_record>>> api::list_records(std::string_view collection_in,
+                                                                          const conditions& where,
+                                                                          std::string_view fields,
+                                                                          std::string_view order_by)
+{
+    // Owned before the first suspension: the caller need not keep its arguments.
+    const std::string path = "/" + std::string(collection_in);
+    std::string query;
+    if (!where.empty()) {
+        query += "&conditions=" + where.encoded();
+    }
+    if (!order_by.empty()) {
+        query += "&orderBy=" + url_encode(order_by);
+    }
+    if (!fields.empty()) {
+        query += "&fields=" + url_encode(fields);
+    }
+    co_return co_await list_all<json::rest_record>(
+        path, std::move(query), cfg_.paging, cfg_.page_size,
+        [path](const std::string& body) -> outcome<std::vector<json::rest_record>> {
+            auto items = json::parse_rest_records(body);
+            if (!items) {
+                return bad_answer(fmt::format("{} is not an array of records with an id", path.substr(1)));
+            }
+            return std::move(*items);
+        });
 }
 
 net::awaitable<outcome<std::int64_t>> api::count_callbacks(const conditions& where_in)

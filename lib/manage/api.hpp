@@ -9,6 +9,7 @@
 
 #include "client/https_client.hpp"
 #include "core/metrics.hpp"
+#include "json/rest_records.hpp"
 #include "manage/callback.hpp"
 #include "manage/conditions.hpp"
 #include "manage/errors.hpp"
@@ -52,6 +53,13 @@ public:
     boost::asio::awaitable<outcome<callback>> patch_callback(std::int64_t id, std::optional<bool> inactive,
                                                              const std::optional<std::string>& description);
 
+    // Every record of a REST collection ("service/tickets") matching `where`, all pages, with
+    // the paging mode and page size of the settings; `fields` ("id,_info") and `order_by`
+    // ("lastUpdated asc") are passed on when not empty.
+    boost::asio::awaitable<outcome<std::vector<json::rest_record>>>
+    list_records(std::string_view collection, const conditions& where, std::string_view fields,
+                 std::string_view order_by);
+
     // The codebase in use ("v2025_1/"), discovering it when needed.
     boost::asio::awaitable<std::string> codebase();
 
@@ -67,11 +75,14 @@ private:
     boost::asio::awaitable<outcome<answer>> call(std::string_view method, std::string_view api_path,
                                                  std::string_view body, bool forward_only, bool full_target,
                                                  bool retry_writes);
-    struct page {
-        std::vector<callback> items;
-        std::string link; // the Link header
-    };
-    boost::asio::awaitable<outcome<page>> read_page(const std::string& target, bool forward_only, bool full_target);
+    // One page's body; *link gets its Link header.
+    boost::asio::awaitable<outcome<std::string>> read_page(const std::string& target, bool forward_only,
+                                                           bool full_target, std::string* link);
+    // Every page of a collection; Parse: body -> outcome<std::vector<Item>>, Item with an id.
+    template <class Item, class Parse>
+    boost::asio::awaitable<outcome<std::vector<Item>>> list_all(std::string collection_path, std::string query,
+                                                                paging_mode mode, std::size_t page_size,
+                                                                Parse parse);
     // call() for an answer that is one callback entry.
     boost::asio::awaitable<outcome<callback>> entry_call(std::string_view method, std::string_view path,
                                                          std::string_view body, bool retry_writes);
@@ -96,6 +107,8 @@ public:
     ~blocking_api();
 
     api& async() noexcept { return *api_; }
+    // The io_context's executor that run() drives (timers of coroutines run on it).
+    boost::asio::any_io_executor executor() noexcept { return ioc_.get_executor(); }
     // Retries and connections of this object's client (cwhook_client_*).
     metrics::registry& metrics() noexcept { return metrics_; }
 

@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include <charconv>
+
 #include <optional>
 #include <stdexcept>
 #include <vector>
@@ -134,6 +136,13 @@ failure describe_answer(unsigned status, std::string_view body, std::string_view
 {
     failure f;
     f.status = status;
+    if (!retry_after.empty()) {
+        std::int64_t seconds = 0;
+        const auto [end, ec] = std::from_chars(retry_after.data(), retry_after.data() + retry_after.size(), seconds);
+        if (ec == std::errc() && end == retry_after.data() + retry_after.size() && seconds > 0) {
+            f.retry_after_s = seconds;
+        }
+    }
     const auto parsed = parse_error_body(body);
     const error_body b = parsed ? *parsed : error_body{};
     f.code = b.code.empty() ? std::string(reason_phrase(status)) : b.code;

@@ -20,6 +20,7 @@ struct failure {
                                   // "transport", "config", "bad_answer"
     std::string message;          // the whole line
     std::int64_t existing_id = 0; // ObjectExists: the matching entry, when it was found
+    std::int64_t retry_after_s = 0; // 429/503: the Retry-After header's seconds (0 when none)
 };
 
 template <class T> using outcome = boost::system::result<T, failure>;
