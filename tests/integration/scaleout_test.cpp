@@ -32,7 +32,6 @@ namespace net = boost::asio;
 using tcp = net::ip::tcp;
 
 constexpr const char* nginx_binary = nginx_child::binary;
-constexpr std::string_view admin_token = "scaleout-test-token";
 constexpr std::string_view stored_total = "cwhook_events_stored_total";
 
 tcp::endpoint loopback(std::uint16_t port)
@@ -43,14 +42,6 @@ tcp::endpoint loopback(std::uint16_t port)
 bool is_2xx(const http_result& r)
 {
     return r.status >= 200 && r.status < 300;
-}
-
-http_call get(std::string target)
-{
-    http_call c;
-    c.method = "GET";
-    c.target = std::move(target);
-    return c;
 }
 
 std::vector<std::string> lines_of(const std::string& text)
@@ -103,97 +94,6 @@ std::map<std::string, pg_row> rows_by_message_id(const pg_database& db)
     }
     return out;
 }
-
-// ---------------------------------------------------------------------------------------
-// One `cwhook serve` process. A thread keeps its stderr drained while it runs: every request
-// logs a line, and a full pipe would stall the daemon in the middle of a load.
-class instance {
-public:
-    instance(std::string config_file, std::map<std::string, std::string> env = {})
-        : config_file_(std::move(config_file)), env_(std::move(env))
-    {
-    }
-    ~instance() { stop_draining(); }
-    instance(const instance&) = delete;
-    instance& operator=(const instance&) = delete;
-
-    // Starts the daemon with its main listener on `port` (0: any free one; a restart passes
-    // the port the load balancer knows) and returns once both listeners are up.
-    void start(std::uint16_t port = 0)
-    {
-        stop_draining();
-        auto env = env_;
-        if (port != 0) {
-            env["CWHOOK_SERVER_LISTEN"] = fmt::format("127.0.0.1:{}", port);
-        }
-        process_ = std::make_unique<child_process>(std::vector<std::string>{"serve", "--config", config_file_}, env);
-        port_ = process_->wait_for_http_port();
-        const auto line = process_->wait_for_line("admin listening (http)");
-        const auto at = line.find("port=");
-        admin_port_ = at == std::string::npos ? 0 : static_cast<std::uint16_t>(std::stoi(line.substr(at + 5)));
-        if (port_ == 0 || admin_port_ == 0) {
-            ADD_FAILURE() << "cwhook did not start:\n" << process_->output();
-            return;
-        }
-        draining_ = true;
-        drain_ = std::thread([this] {
-            while (draining_) {
-                std::lock_guard lock(mutex_);
-                if (process_->wait(0ms) != -1) {
-                    return; // exited
-                }
-                (void)process_->wait_for_line("\x01 no such line", 20ms);
-            }
-        });
-    }
-
-    // SIGKILL, as a crash or an OOM kill; returns the exit status once the process is gone.
-    int kill9()
-    {
-        stop_draining();
-        process_->signal(SIGKILL);
-        return process_->wait();
-    }
-
-    std::uint16_t port() const { return port_; }
-    tcp::endpoint endpoint() const { return loopback(port_); }
-
-    // One sample of its /metrics (e.g. cwhook_events_stored_total); -1 when absent or unreachable.
-    long long metric(std::string_view sample) const
-    {
-        auto call = get("/metrics");
-        call.headers.emplace_back("Authorization", fmt::format("Bearer {}", admin_token));
-        const auto r = send(loopback(admin_port_), call);
-        const auto at = r.body.find(fmt::format("\n{} ", sample));
-        return r.status != 200 || at == std::string::npos ? -1 : std::stoll(r.body.substr(at + sample.size() + 2));
-    }
-
-    int readyz() const { return send(endpoint(), get("/readyz"), {}, 5s).status; }
-
-    std::string output()
-    {
-        std::lock_guard lock(mutex_);
-        return process_ ? process_->output() : std::string();
-    }
-
-private:
-    void stop_draining()
-    {
-        draining_ = false;
-        if (drain_.joinable()) {
-            drain_.join();
-        }
-    }
-
-    std::string config_file_;
-    std::map<std::string, std::string> env_;
-    std::mutex mutex_; // process_ while the drain thread runs
-    std::unique_ptr<child_process> process_;
-    std::thread drain_;
-    std::atomic<bool> draining_{false};
-    std::uint16_t port_ = 0;
-    std::uint16_t admin_port_ = 0;
-};
 
 // nginx (Debian's) balancing round-robin over the instances' plain listeners. A request the
 // chosen instance did not answer (refused, reset mid-request) goes to the next one, POSTs
@@ -366,12 +266,11 @@ protected:
     fake_key_server keys{cert};
 
     // A configuration file for instance `name` on the PostgreSQL at `url`: its own folder
-    // (storage.path) and the test's admin token.
+    // (storage.path).
     std::string config(const std::string& name, const std::string& url)
     {
-        const auto text =
-            config_for(dir.file(name + "/cwhook.db"), keys.host_entry(), cert.cert) +
-            fmt::format("backend = \"postgres\"\nurl = \"{}\"\n[admin]\ntoken = \"{}\"\n", url, admin_token);
+        const auto text = config_for(dir.file(name + "/cwhook.db"), keys.host_entry(), cert.cert) +
+                          fmt::format("backend = \"postgres\"\nurl = \"{}\"\n", url);
         return dir.write(name + ".toml", text);
     }
 

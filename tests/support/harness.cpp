@@ -673,6 +673,96 @@ std::string child_process::output()
     return captured_;
 }
 
+instance::instance(std::string config_file, std::map<std::string, std::string> env)
+    : config_file_(std::move(config_file)), env_(std::move(env))
+{
+    env_["CWHOOK_ADMIN_TOKEN"] = std::string(admin_token);
+}
+
+instance::~instance()
+{
+    stop_draining();
+}
+
+void instance::start(std::uint16_t port)
+{
+    stop_draining();
+    auto env = env_;
+    if (port != 0) {
+        env["CWHOOK_SERVER_LISTEN"] = fmt::format("127.0.0.1:{}", port);
+    }
+    process_ = std::make_unique<child_process>(std::vector<std::string>{"serve", "--config", config_file_}, env);
+    port_ = process_->wait_for_http_port();
+    const auto line = process_->wait_for_line("admin listening (http)");
+    const auto at = line.find("port=");
+    admin_port_ = at == std::string::npos ? 0 : static_cast<std::uint16_t>(std::stoi(line.substr(at + 5)));
+    if (port_ == 0 || admin_port_ == 0) {
+        ADD_FAILURE() << "cwhook did not start:\n" << process_->output();
+        return;
+    }
+    draining_ = true;
+    drain_ = std::thread([this] {
+        while (draining_) {
+            std::lock_guard lock(mutex_);
+            if (process_->wait(std::chrono::milliseconds(0)) != -1) {
+                return; // exited
+            }
+            (void)process_->wait_for_line("\x01 no such line", std::chrono::milliseconds(20));
+        }
+    });
+}
+
+int instance::kill9()
+{
+    stop_draining();
+    process_->signal(SIGKILL);
+    return process_->wait();
+}
+
+void instance::signal(int sig)
+{
+    std::lock_guard lock(mutex_);
+    process_->signal(sig);
+}
+
+tcp::endpoint instance::endpoint() const
+{
+    return {net::ip::make_address("127.0.0.1"), port_};
+}
+
+long long instance::metric(std::string_view sample) const
+{
+    http_call call;
+    call.method = "GET";
+    call.target = "/metrics";
+    call.headers.emplace_back("Authorization", fmt::format("Bearer {}", admin_token));
+    const auto r = send({net::ip::make_address("127.0.0.1"), admin_port_}, call);
+    const auto at = r.body.find(fmt::format("\n{} ", sample));
+    return r.status != 200 || at == std::string::npos ? -1 : std::stoll(r.body.substr(at + sample.size() + 2));
+}
+
+int instance::readyz() const
+{
+    http_call call;
+    call.method = "GET";
+    call.target = "/readyz";
+    return send(endpoint(), call, {}, std::chrono::seconds(5)).status;
+}
+
+std::string instance::output()
+{
+    std::lock_guard lock(mutex_);
+    return process_ ? process_->output() : std::string();
+}
+
+void instance::stop_draining()
+{
+    draining_ = false;
+    if (drain_.joinable()) {
+        drain_.join();
+    }
+}
+
 command_result run_cwhook(const std::vector<std::string>& args, const std::string& stdin_file,
                           std::chrono::milliseconds timeout)
 {

@@ -206,6 +206,47 @@ private:
     std::optional<int> status_;
 };
 
+// One `cwhook serve` process on a configuration file, as a service manager runs it: started,
+// and started again after kill9() (the same file, so the same database). While it runs a
+// thread keeps its stderr drained: every request logs a line, and a full pipe would stall the
+// daemon in the middle of a load. Its admin API takes `admin_token` (set as CWHOOK_ADMIN_TOKEN).
+class instance {
+public:
+    static constexpr std::string_view admin_token = "instance-test-token";
+
+    explicit instance(std::string config_file, std::map<std::string, std::string> env = {});
+    ~instance();
+    instance(const instance&) = delete;
+    instance& operator=(const instance&) = delete;
+
+    // Starts the daemon with its main listener on `port` (0: any free one; a restart passes
+    // the port a load balancer knows) and returns once both listeners are up.
+    void start(std::uint16_t port = 0);
+    // SIGKILL, as a crash or an OOM kill; returns the exit status once the process is gone.
+    int kill9();
+    void signal(int sig);
+
+    std::uint16_t port() const { return port_; }
+    boost::asio::ip::tcp::endpoint endpoint() const;
+    // One sample of its /metrics as rendered, e.g. cwhook_events_stored_total or
+    // cwhook_reloads_total{result="applied"}; -1 when absent or unreachable.
+    long long metric(std::string_view sample) const;
+    int readyz() const;
+    std::string output();
+
+private:
+    void stop_draining();
+
+    std::string config_file_;
+    std::map<std::string, std::string> env_;
+    std::mutex mutex_; // process_ while the drain thread runs
+    std::unique_ptr<child_process> process_;
+    std::thread drain_;
+    std::atomic<bool> draining_{false};
+    std::uint16_t port_ = 0;
+    std::uint16_t admin_port_ = 0;
+};
+
 // Debian's nginx in the foreground (master + one worker), everything under `root`. It inherits
 // its listening socket (bound here to 127.0.0.1:0) through the NGINX variable, nginx's own
 // hand-over mechanism, so there is no port race and no wait: connections queue until it
