@@ -21,8 +21,9 @@
 # Environment: DURATION (seconds per wrk run, 10), CONNS (64), PROTO (http or https), SYNC
 # (storage.synchronous, full), FWD_CONCURRENCY (the destination's concurrency, 4: the
 # default), FWD_RATE (its rate, 0 = no limit), FWD_ORDERING (none or entity, none),
-# DRAIN_TIMEOUT (seconds to wait for the outbox to empty, 600), BENCH_TMPDIR (/tmp; the
-# databases live there: use a real disk), KEEP=1 keeps the temp dir.
+# DRAIN_TIMEOUT (seconds to wait for the outbox to empty, 600), ROUNDS (1; more: pairs of
+# runs, (a) then (b), each pair's ratio and their median), BENCH_TMPDIR (/tmp; the databases
+# live there: use a real disk), KEEP=1 keeps the temp dir.
 set -euo pipefail
 
 [ $# -eq 0 ] || { echo "usage: $0   (settings through the environment, see the script's head)" >&2; exit 2; }
@@ -34,6 +35,7 @@ FWD_CONCURRENCY=${FWD_CONCURRENCY:-4}
 FWD_RATE=${FWD_RATE:-0}
 FWD_ORDERING=${FWD_ORDERING:-none}
 DRAIN_TIMEOUT=${DRAIN_TIMEOUT:-600}
+ROUNDS=${ROUNDS:-1}
 CWHOOK_CPU=0   # the daemon
 CLIENT_CPU=1   # wrk
 SINK_CPU=1     # the destination
@@ -52,30 +54,32 @@ bench_workdir
 
 now_us() { date +%s%6N; }
 
-# start_sink: nginx answering 204 (body read and discarded) on CPU SINK_CPU; one access log
-# line per request: its webhook-id and connection number. Sets SINK_PID, SINK_PORT, SINK_LOG.
+# start_sink NAME: nginx answering 204 (body read and discarded) on CPU SINK_CPU, working in
+# $WORK/NAME; one access log line per request: its webhook-id and connection number. Sets
+# SINK_PID, SINK_PORT, SINK_LOG.
 start_sink() {
+  local dir="$WORK/$1"
   SINK_PORT=$(free_port)
-  SINK_LOG="$WORK/sink/access.log"
-  mkdir -p "$WORK/sink"
-  local conf="$WORK/sink/nginx.conf"
+  SINK_LOG="$dir/access.log"
+  mkdir -p "$dir"
+  local conf="$dir/nginx.conf"
   cat >"$conf" <<EOF
 daemon off;
 master_process on;
 worker_processes 1;
-pid $WORK/sink/nginx.pid;
-error_log $WORK/sink/error.log warn;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
 events { worker_connections 4096; }
 http {
   log_format hook '\$http_webhook_id \$connection';
   access_log $SINK_LOG hook buffer=64k flush=1s;
   keepalive_requests 100000000;
   keepalive_timeout 60s;
-  client_body_temp_path $WORK/sink/body;
-  proxy_temp_path $WORK/sink/proxy;
-  fastcgi_temp_path $WORK/sink/fastcgi;
-  uwsgi_temp_path $WORK/sink/uwsgi;
-  scgi_temp_path $WORK/sink/scgi;
+  client_body_temp_path $dir/body;
+  proxy_temp_path $dir/proxy;
+  fastcgi_temp_path $dir/fastcgi;
+  uwsgi_temp_path $dir/uwsgi;
+  scgi_temp_path $dir/scgi;
   server {
     listen 127.0.0.1:$SINK_PORT;
     location = /__ready { access_log off; return 200; }
@@ -86,11 +90,11 @@ http {
   }
 }
 EOF
-  taskset -c "$SINK_CPU" nginx -p "$WORK/sink" -c "$conf" -e "$WORK/sink/error.log" >>"$WORK/sink/stdout.log" 2>&1 &
+  taskset -c "$SINK_CPU" nginx -p "$dir" -c "$conf" -e "$dir/error.log" >>"$dir/stdout.log" 2>&1 &
   SINK_PID=$!
   PIDS+=("$SINK_PID")
   python3 "$BENCH/client.py" ready "http://127.0.0.1:$SINK_PORT/__ready" --timeout 15 ||
-    { tail -20 "$WORK/sink/error.log" >&2; die "the sink (nginx) did not start"; }
+    { tail -20 "$dir/error.log" >&2; die "the sink (nginx) did not start"; }
 }
 
 outbox_depth() {  # outbox_depth DB: pending and failing deliveries
@@ -170,43 +174,9 @@ run() {
   } >"$WORK/$name.facts"
 }
 
-# ------------------------------------------------------------------ main
+# ------------------------------------------------------------------ reading the results
 
-echo "cwhook forwarding benchmark  $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-echo "machine: nproc=$(nproc), $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "cwhook $("$BIN" --version 2>/dev/null | head -n1) Release; $(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2); $(nginx -v 2>&1 | sed 's/.*: //')"
-echo "cwhook (server.threads default) pinned to CPU $CWHOOK_CPU; wrk on CPU $CLIENT_CPU, the sink (nginx, one worker, 204) on CPU $SINK_CPU;" \
-  "${DURATION}s per run; wrk -t1 -c$CONNS keep-alive over $PROTO, timeout 5s; storage.synchronous $SYNC"
-
-# shellcheck disable=SC2119  # no delay: the key server answers at once
-start_keyserver
-KEY_ID=$(python3 -c 'import uuid; print(uuid.uuid4())')
-KEY_URL="https://127.0.0.1:$KS_PORT/v2025_1//system/callbackkey/index.rails?companyName=Cobalt&id=$KEY_ID"
-
-# (a) ingest alone
-run plain
-
-# (b) one destination: the sink
-start_sink
-printf 'whsec_%s\n' "$(openssl rand -base64 32)" >"$WORK/sink.secret"
-chmod 600 "$WORK/sink.secret"
-cat >"$WORK/forward.toml" <<EOF
-[[destinations]]
-name = "sink"
-url = "http://127.0.0.1:$SINK_PORT/hooks"
-secret_file = "$WORK/sink.secret"
-timeout = "10s"
-rate = $FWD_RATE
-concurrency = $FWD_CONCURRENCY
-ordering = "$FWD_ORDERING"
-EOF
-run forward "CWHOOK_CONFIG=$WORK/forward.toml"
-stop_pid "$SINK_PID" || true   # writes out the buffered access log
-KEY_FETCHES=$(key_fetches 2>/dev/null || echo '?')
-stop_pid "$KS_PID" || true
-echo "destination: one, http://127.0.0.1:$SINK_PORT/hooks, body raw, concurrency $FWD_CONCURRENCY," \
-  "rate $FWD_RATE$([ "$FWD_RATE" = 0 ] && echo ' (no limit)'), ordering $FWD_ORDERING, timeout 10s"
-echo
+facts() { sed -n "s/^$2=//p" "$WORK/$1.facts"; }
 
 # CPU shares between two snapshots: "cwhook 73% (cwhook-store 45%, ...); sink ...|us/request|CPU0|CPU1"
 cpu_between() {  # cpu_between BEFORE AFTER REQUESTS
@@ -223,11 +193,16 @@ cpu_between() {  # cpu_between BEFORE AFTER REQUESTS
   printf '%s|%s|%s|%s\n' "$breakdown" "$server_us" "$cpu0" "$cpu1"
 }
 
-facts() { sed -n "s/^$2=//p" "$WORK/$1.facts"; }
+# commits during a phase: "mean batch|mean commit ms|commits/s" from the store's histograms
+commits() {  # commits NAME store_wrk|store_drain SECONDS
+  facts "$1" "$2" | awk -v d="$3" '{ n = $6 - $2; m = $8 - $4;
+    printf "%s|%s|%.0f\n", (n > 0 ? sprintf("%.1f", ($5 - $1) / n) : "-"), (m > 0 ? sprintf("%.2f", 1000 * ($7 - $3) / m) : "-"),
+           (d > 0 ? n / d : 0) }'
+}
 
-# what the database says about run (b), as key=value lines
+# forward_report NAME SINK_LOG: what the database of a run with the sink says, as key=value lines
 forward_report() {
-  "$PY" - "$(facts forward db)" "$(facts forward start_us)" "$(facts forward end_us)" "$SINK_LOG" <<'EOF'
+  "$PY" - "$(facts "$1" db)" "$(facts "$1" start_us)" "$(facts "$1" end_us)" "$2" <<'PYTHON'
 import sqlite3, sys
 db, start, end, sink_log = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 c = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
@@ -260,7 +235,6 @@ out["lag_max_s"] = f"{(lags[-1] / 1e6 if lags else float('nan')):.3f}"
 out["done_during"] = q("SELECT count(*) FROM deliveries WHERE state = 'done' AND done_at_us BETWEEN ? AND ?", start, end)
 out["backlog_at_end"] = q("""SELECT count(*) FROM deliveries WHERE created_at_us <= ? AND
     (state <> 'done' OR done_at_us > ?)""", end, end)
-out["created_after_end"] = q("SELECT count(*) FROM deliveries WHERE created_at_us > ?", end)
 last = q("SELECT max(done_at_us) FROM deliveries WHERE state = 'done'") or end
 out["drain_s"] = f"{max(last - end, 0) / 1e6:.2f}"
 out["done_after"] = q("SELECT count(*) FROM deliveries WHERE state = 'done' AND done_at_us > ?", end)
@@ -271,93 +245,141 @@ out["sink_distinct"] = len(set(ids))
 out["sink_connections"] = len({f[1] for f in lines if len(f) > 1})
 for k, v in out.items():
     print(f"{k}={v}")
-EOF
+PYTHON
 }
 
-FWD="$WORK/forward.report"
-forward_report >"$FWD"
-fw() { sed -n "s/^$1=//p" "$FWD"; }
+INGEST_ROWS="$WORK/ingest.rows"
+RATIOS="$WORK/ratios"
+FORWARD_ROWS="$WORK/forward.rows"
+DRAIN_NOTES="$WORK/drain.notes"
+CHECK_LINES="$WORK/checks"
+CPU_LINES="$WORK/cpu"
+: >"$INGEST_ROWS"
+: >"$RATIOS"
+: >"$FORWARD_ROWS"
+: >"$DRAIN_NOTES"
+: >"$CHECK_LINES"
+: >"$CPU_LINES"
 
-# commits during a phase: "mean batch|mean commit ms|commits/s" from the store's histograms
-commits() {  # commits NAME store_wrk|store_drain SECONDS
-  facts "$1" "$2" | awk -v d="$3" '{ n = $6 - $2; m = $8 - $4;
-    printf "%s|%s|%.0f\n", (n > 0 ? sprintf("%.1f", ($5 - $1) / n) : "-"), (m > 0 ? sprintf("%.2f", 1000 * ($7 - $3) / m) : "-"),
-           (d > 0 ? n / d : 0) }'
-}
-
-ROWS_PLAIN=$(sqlite3 "$(facts plain db)" "SELECT count(*) - 1 FROM events;")
-ROWS_FWD=$(sqlite3 "$(facts forward db)" "SELECT count(*) - 1 FROM events;")
-check_of() {  # check_of NAME ROWS
-  local out="$WORK/$1.wrk"
-  judge_rows "$2" "$(field "$out" stored)" "$(($(field "$out" sent) - $(field "$out" responses)))"
-}
-CHECK_PLAIN=$(check_of plain "$ROWS_PLAIN")
-CHECK_FWD=$(check_of forward "$ROWS_FWD")
-
-IFS='|' read -r CPU_PLAIN US_PLAIN C0_PLAIN C1_PLAIN < <(cpu_between "$WORK/plain.cpu0" "$WORK/plain.cpu1" "$(field "$WORK/plain.wrk" requests)")
-IFS='|' read -r CPU_FWD US_FWD C0_FWD C1_FWD < <(cpu_between "$WORK/forward.cpu0" "$WORK/forward.cpu1" "$(field "$WORK/forward.wrk" requests)")
-DRAIN_S=$(fw drain_s)
-IFS='|' read -r CPU_DRAIN US_DRAIN C0_DRAIN C1_DRAIN < <(cpu_between "$WORK/forward.cpu1" "$WORK/forward.cpu2" "$(fw done_after)")
-IFS='|' read -r BATCH_PLAIN MS_PLAIN CPS_PLAIN < <(commits plain store_wrk "$DURATION")
-IFS='|' read -r BATCH_FWD MS_FWD CPS_FWD < <(commits forward store_wrk "$DURATION")
-DRAIN_WALL=$(awk -v a="$(facts forward end_us)" -v b="$(facts forward drained_at_us)" 'BEGIN { printf "%.2f", (b - a) / 1e6 }')
-IFS='|' read -r BATCH_DRAIN MS_DRAIN CPS_DRAIN < <(commits forward store_drain "$DRAIN_WALL")
-
-row() {  # row LABEL NAME ROWCHECK BATCH COMMIT_MS COMMITS/S US
-  local out="$WORK/$2.wrk" errs
+# ingest_row LABEL NAME: a row of the ingest table, the run's row check and its CPU line
+ingest_row() {
+  local label=$1 name=$2 out="$WORK/$2.wrk" errs rows check cpu us c0 c1 batch ms cps
   errs=$(($(field "$out" err_connect) + $(field "$out" err_read) + $(field "$out" err_write) + $(field "$out" err_timeout)))
-  printf '| %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$1" "$(field "$out" rps)" \
+  # the warm-up delivery left out
+  rows=$(sqlite3 "$(facts "$name" db)" "SELECT count(*) - 1 FROM events;")
+  check=$(judge_rows "$rows" "$(field "$out" stored)" "$(($(field "$out" sent) - $(field "$out" responses)))")
+  IFS='|' read -r cpu us c0 c1 < <(cpu_between "$WORK/$name.cpu0" "$WORK/$name.cpu1" "$(field "$out" requests)")
+  IFS='|' read -r batch ms cps < <(commits "$name" store_wrk "$DURATION")
+  printf '| %s | %.0f | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$label" "$(field "$out" rps)" \
     "$(field "$out" p50_ms)" "$(field "$out" p99_ms)" "$(field "$out" p999_ms)" "$(field "$out" non2xx)" "$errs" \
-    "$3" "$(facts "$2" rss)" "$4" "$5" "$6" "$7"
+    "$check" "$(facts "$name" rss)" "$batch" "$ms" "$cps" "$us" >>"$INGEST_ROWS"
+  echo "  $label: rows=$rows stored-2xx=$(field "$out" stored)" \
+    "in-flight-at-stop=$(($(field "$out" sent) - $(field "$out" responses))) -> $check" >>"$CHECK_LINES"
+  [ "$(facts "$name" exit)" = 0 ] || echo "  $label: the daemon's exit status $(facts "$name" exit) after SIGTERM" >>"$CHECK_LINES"
+  echo "  $label, wrk run: $cpu; CPU $CWHOOK_CPU busy $c0%, CPU $CLIENT_CPU busy $c1%" >>"$CPU_LINES"
 }
+
+# forward_rows LABEL NAME SINK_LOG: the forwarding table's row of a run with the sink, its
+# drain note, its checks and the drain's CPU line
+forward_rows() {
+  local label=$1 name=$2 rep="$WORK/$2.report"
+  forward_report "$name" "$3" >"$rep"
+  fw() { sed -n "s/^$1=//p" "$rep"; }
+  local drain_s rate_during rate_after drain_wall cpu us c0 c1 batch ms cps verdict=OK sink_verdict=OK
+  drain_s=$(fw drain_s)
+  rate_during=$(awk -v n="$(fw done_during)" -v d="$DURATION" 'BEGIN { printf "%.0f", n / d }')
+  rate_after=$(awk -v n="$(fw done_after)" -v d="$drain_s" 'BEGIN { if (d > 0) printf "%.0f", n / d; else printf "-" }')
+  echo "| $label | $(fw deliveries) | $(fw done_rows) | $(fw done_during) | $rate_during | $(fw backlog_at_end) | $drain_s |" \
+    "$rate_after | $(fw lag_p50_s) | $(fw lag_p99_s) | $(fw lag_max_s) | $(fw attempts) | $(fw failed_attempts) |" \
+    "$(fw sink_requests) | $(fw sink_distinct) | $(fw sink_connections) |" >>"$FORWARD_ROWS"
+  drain_wall=$(awk -v a="$(facts "$name" end_us)" -v b="$(facts "$name" drained_at_us)" 'BEGIN { printf "%.2f", (b - a) / 1e6 }')
+  IFS='|' read -r batch ms cps < <(commits "$name" store_drain "$drain_wall")
+  echo "  $label: the outbox was seen empty $drain_wall s after wrk's end (polling, after a 0.5 s pause; drained:" \
+    "$(facts "$name" drained)); the store meanwhile: mean batch $batch, mean commit $ms ms, $cps commits/s" >>"$DRAIN_NOTES"
+  [ "$(fw deliveries)" = "$(fw verified)" ] && [ "$(fw done_rows)" = "$(fw verified)" ] && [ "$(fw not_one_done)" = 0 ] &&
+    [ "$(fw orphans)" = 0 ] || verdict=MISMATCH
+  [ "$(fw sink_distinct)" = "$(fw done_rows)" ] || sink_verdict=MISMATCH
+  echo "  $label, outbox: events stored $(fw events) (verified $(fw verified), the warm-up included), deliveries $(fw deliveries)," \
+    "done $(fw done_rows), not done $(fw undone); verified events without exactly one done delivery: $(fw not_one_done);" \
+    "deliveries of no verified event: $(fw orphans) -> $verdict" >>"$CHECK_LINES"
+  echo "  $label, sink: $(fw sink_requests) requests over $(fw sink_connections) connections, $(fw sink_distinct) distinct" \
+    "webhook-ids (done: $(fw done_rows); at least once allows repeats: $(($(fw sink_requests) - $(fw sink_distinct)))) -> $sink_verdict" \
+    >>"$CHECK_LINES"
+  IFS='|' read -r cpu us c0 c1 < <(cpu_between "$WORK/$name.cpu1" "$WORK/$name.cpu2" "$(fw done_after)")
+  echo "  $label, the drain: $cpu; CPU $CWHOOK_CPU busy $c0%, CPU $CLIENT_CPU busy $c1%;" \
+    "cwhook CPU us per forwarded delivery: $us" >>"$CPU_LINES"
+}
+
+# ------------------------------------------------------------------ main
+
+echo "cwhook forwarding benchmark  $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "machine: nproc=$(nproc), $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "cwhook $("$BIN" --version 2>/dev/null | head -n1) Release; $(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2); $(nginx -v 2>&1 | sed 's/.*: //')"
+echo "cwhook (server.threads default) pinned to CPU $CWHOOK_CPU; wrk on CPU $CLIENT_CPU, the sink (nginx, one worker, 204) on CPU $SINK_CPU;" \
+  "${DURATION}s per run; wrk -t1 -c$CONNS keep-alive over $PROTO, timeout 5s; storage.synchronous $SYNC"
+echo "destination: one, http://127.0.0.1:PORT/hooks, body raw, concurrency $FWD_CONCURRENCY," \
+  "rate $FWD_RATE$([ "$FWD_RATE" = 0 ] && echo ' (no limit)'), ordering $FWD_ORDERING, timeout 10s$([ "$ROUNDS" = 1 ] || echo "; $ROUNDS rounds, each (a) then (b)")"
+echo
+
+# shellcheck disable=SC2119  # no delay: the key server answers at once
+start_keyserver
+KEY_ID=$(python3 -c 'import uuid; print(uuid.uuid4())')
+KEY_URL="https://127.0.0.1:$KS_PORT/v2025_1//system/callbackkey/index.rails?companyName=Cobalt&id=$KEY_ID"
+printf 'whsec_%s\n' "$(openssl rand -base64 32)" >"$WORK/sink.secret"
+chmod 600 "$WORK/sink.secret"
+
+for round in $(seq 1 "$ROUNDS"); do
+  suffix=""
+  [ "$ROUNDS" = 1 ] || suffix=" #$round"
+  # (a) ingest alone
+  run "plain$round"
+  # (b) one destination: the sink
+  start_sink "sink$round"
+  cat >"$WORK/forward$round.toml" <<EOF
+[[destinations]]
+name = "sink"
+url = "http://127.0.0.1:$SINK_PORT/hooks"
+secret_file = "$WORK/sink.secret"
+timeout = "10s"
+rate = $FWD_RATE
+concurrency = $FWD_CONCURRENCY
+ordering = "$FWD_ORDERING"
+EOF
+  run "forward$round" "CWHOOK_CONFIG=$WORK/forward$round.toml"
+  stop_pid "$SINK_PID" || true   # writes out the buffered access log
+
+  ingest_row "no destination$suffix" "plain$round"
+  ingest_row "1 destination$suffix" "forward$round"
+  awk -v a="$(field "$WORK/plain$round.wrk" rps)" -v b="$(field "$WORK/forward$round.wrk" rps)" -v s="$suffix" \
+    'BEGIN { printf "%.4f with / without forwarding%s: %.2fx (%.0f against %.0f req/s)\n", b / a, s, b / a, b, a }' >>"$RATIOS"
+  forward_rows "1 destination$suffix" "forward$round" "$SINK_LOG"
+done
+KEY_FETCHES=$(key_fetches 2>/dev/null || echo '?')
+stop_pid "$KS_PID" || true
 
 echo "Ingest (key cached; fresh daemon and database per run):"
 echo "| run | req/s | p50 ms | p99 ms | p99.9 ms | non-2xx | sock err | rows | peak RSS MiB | mean batch | mean commit ms | commits/s | cwhook CPU us/req |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-row "no destination" plain "$CHECK_PLAIN" "$BATCH_PLAIN" "$MS_PLAIN" "$CPS_PLAIN" "$US_PLAIN"
-row "1 destination" forward "$CHECK_FWD" "$BATCH_FWD" "$MS_FWD" "$CPS_FWD" "$US_FWD"
-RPS_PLAIN=$(field "$WORK/plain.wrk" rps)
-RPS_FWD=$(field "$WORK/forward.wrk" rps)
-awk -v a="$RPS_PLAIN" -v b="$RPS_FWD" 'BEGIN { printf "with / without forwarding: %.2fx (%.0f against %.0f req/s)\n", b / a, b, a }'
+cat "$INGEST_ROWS"
+cut -d' ' -f2- "$RATIOS"
+if [ "$ROUNDS" -gt 1 ]; then
+  sort -n "$RATIOS" | awk '{ r[NR] = $1 } END { m = NR % 2 ? r[(NR + 1) / 2] : (r[NR / 2] + r[NR / 2 + 1]) / 2;
+    printf "median of the %d rounds: %.2fx\n", NR, m }'
+fi
 echo
-
-RATE_DURING=$(awk -v n="$(fw done_during)" -v d="$DURATION" 'BEGIN { printf "%.0f", n / d }')
-RATE_AFTER=$(awk -v n="$(fw done_after)" -v d="$DRAIN_S" 'BEGIN { if (d > 0) printf "%.0f", n / d; else printf "-" }')
-echo "Forwarding (run b; lag = done_at_us - created_at_us of each done delivery of the wrk run, $(fw lag_n) rows):"
-echo "| deliveries | done | done while wrk ran | forwarded/s while wrk ran | backlog at wrk's end | drain s | forwarded/s draining | lag p50 s | lag p99 s | lag max s | attempts | failed attempts | sink requests | distinct webhook-ids |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-echo "| $(fw deliveries) | $(fw done_rows) | $(fw done_during) | $RATE_DURING | $(fw backlog_at_end) | $DRAIN_S | $RATE_AFTER | $(fw lag_p50_s) | $(fw lag_p99_s) | $(fw lag_max_s) | $(fw attempts) | $(fw failed_attempts) | $(fw sink_requests) | $(fw sink_distinct) |"
-echo "  drain s: from wrk's end to the last successful attempt's end (done_at_us); the outbox was seen empty $DRAIN_WALL s after wrk's end" \
-  "(polling, after a 0.5 s pause); drained: $(facts forward drained)"
-echo "  store during the drain: mean batch $BATCH_DRAIN, mean commit $MS_DRAIN ms, $CPS_DRAIN commits/s"
+echo "Forwarding (the runs with the destination; lag = done_at_us - created_at_us of each done delivery made while wrk ran;"
+echo "drain s = from wrk's end to the end of the last successful attempt):"
+echo "| run | deliveries | done | done while wrk ran | forwarded/s while wrk ran | backlog at wrk's end | drain s | forwarded/s draining | lag p50 s | lag p99 s | lag max s | attempts | failed attempts | sink requests | distinct webhook-ids | sink connections |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+cat "$FORWARD_ROWS"
+cat "$DRAIN_NOTES"
 echo
-
-verdict=OK
-[ "$(fw deliveries)" = "$(fw verified)" ] && [ "$(fw done_rows)" = "$(fw verified)" ] && [ "$(fw not_one_done)" = 0 ] &&
-  [ "$(fw orphans)" = 0 ] || verdict=MISMATCH
-sink_verdict=OK
-[ "$(fw sink_distinct)" = "$(fw done_rows)" ] || sink_verdict=MISMATCH
 echo "Rows checked:"
-echo "  no destination: rows=$ROWS_PLAIN stored-2xx=$(field "$WORK/plain.wrk" stored)" \
-  "in-flight-at-stop=$(($(field "$WORK/plain.wrk" sent) - $(field "$WORK/plain.wrk" responses))) -> $CHECK_PLAIN"
-echo "  1 destination: rows=$ROWS_FWD stored-2xx=$(field "$WORK/forward.wrk" stored)" \
-  "in-flight-at-stop=$(($(field "$WORK/forward.wrk" sent) - $(field "$WORK/forward.wrk" responses))) -> $CHECK_FWD"
-echo "  1 destination, outbox: events stored $(fw events) (verified $(fw verified), the warm-up included), deliveries $(fw deliveries)," \
-  "done $(fw done_rows), not done $(fw undone); verified events without exactly one done delivery: $(fw not_one_done);" \
-  "deliveries of no verified event: $(fw orphans) -> $verdict"
-echo "  sink: $(fw sink_requests) requests over $(fw sink_connections) connections, $(fw sink_distinct) distinct webhook-ids" \
-  "(done: $(fw done_rows); at least once allows repeats: $(($(fw sink_requests) - $(fw sink_distinct)))) -> $sink_verdict"
-for n in plain forward; do
-  [ "$(facts "$n" exit)" = 0 ] || echo "  $n: the daemon's exit status $(facts "$n" exit) after SIGTERM"
-done
-echo "  key fetches: $KEY_FETCHES (one per daemon start expected: 2)"
+cat "$CHECK_LINES"
+echo "  key fetches: $KEY_FETCHES (one per daemon start expected: $((2 * ROUNDS)))"
 echo
-
 echo "Where the CPU time went (share of one core; /proc, bench/cputime.py):"
-echo "  no destination, wrk run:  $CPU_PLAIN; CPU $CWHOOK_CPU busy $C0_PLAIN%, CPU $CLIENT_CPU busy $C1_PLAIN%"
-echo "  1 destination, wrk run:   $CPU_FWD; CPU $CWHOOK_CPU busy $C0_FWD%, CPU $CLIENT_CPU busy $C1_FWD%"
-echo "  1 destination, the drain: $CPU_DRAIN; CPU $CWHOOK_CPU busy $C0_DRAIN%, CPU $CLIENT_CPU busy $C1_DRAIN%;" \
-  "cwhook CPU us per forwarded delivery: $US_DRAIN"
+cat "$CPU_LINES"
 echo
 echo "database temp dir file system: $(df -T "$WORK" | awk 'NR == 2 { print $2 }'); cwhook log lines (warn and above): $(wc -l <"$WORK/cwhook.log")"
 if [ -s "$WORK/cwhook.log" ]; then
