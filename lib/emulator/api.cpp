@@ -109,7 +109,7 @@ std::optional<http::response> check_access(const emulator::impl& im, const http:
 struct target {
     route kind = route::other;
     std::int64_t id = 0;
-    std::string type;  // records_*: the callback type of the collection ("ticket")
+    std::string type; // records_*: the callback type of the collection ("ticket")
 };
 
 target classify(const emulator::impl& im, const http::request& req)
@@ -239,7 +239,7 @@ http::response callback_key(const emulator::impl& im, const http::request& req)
 }
 
 struct order_key {
-    std::string field;  // lower-cased, as conditions name fields
+    std::string field; // lower-cased, as conditions name fields
     bool descending = false;
 };
 
@@ -249,8 +249,8 @@ struct page_request {
     std::size_t page = 1;
     bool forward_only = false;
     std::int64_t page_id = 0;
-    std::vector<order_key> order;  // empty: by id
-    std::vector<std::string> fields;  // partial response; empty: every member
+    std::vector<order_key> order;    // empty: by id
+    std::vector<std::string> fields; // partial response; empty: every member
 };
 
 // Which field names a collection accepts in conditions and orderBy (nullptr: any name).

@@ -21,9 +21,9 @@ namespace {
 
 struct type_levels {
     std::string_view type;
-    std::string_view levels;      // comma-separated, as in docs/PROTOCOL.md
-    std::string_view collection;  // the REST collection of the type's records
-    std::string_view label;       // the record's name-like field
+    std::string_view levels;     // comma-separated, as in docs/PROTOCOL.md
+    std::string_view collection; // the REST collection of the type's records
+    std::string_view label;      // the record's name-like field
 };
 
 constexpr std::array<type_levels, 15> table{{

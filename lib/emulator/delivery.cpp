@@ -201,7 +201,7 @@ awaitable<void> deliver_one(emulator::impl* im, callback_entry sub, std::string 
 
 awaitable<std::vector<delivery_result>> run_trigger(emulator::impl* im, const trigger_request& t_in)
 {
-    trigger_request t = t_in;  // copied before the first suspension
+    trigger_request t = t_in; // copied before the first suspension
     std::vector<callback_entry> subs;
     std::string key_url;
     std::string key;

@@ -97,18 +97,18 @@ struct fault {
 // Request counters, per route (every request, faulted or not, authorised or not).
 enum class route {
     companyinfo,
-    callbacks_list,     // GET  .../system/callbacks
-    callbacks_count,    // GET  .../system/callbacks/count
-    callbacks_create,   // POST .../system/callbacks
-    callback_get,       // GET  .../system/callbacks/{id}
-    callback_update,    // PUT/PATCH .../system/callbacks/{id}
-    callback_delete,    // DELETE .../system/callbacks/{id}
-    callback_key,       // GET  /<codebase>//system/callbackkey/index.rails
-    records_list,       // GET  .../<collection> (service/tickets, company/contacts, ...)
-    records_count,      // GET  .../<collection>/count
-    record_get,         // GET  .../<collection>/{id}
-    control,            // /_emulator/...
-    other,              // anything else (answered 404)
+    callbacks_list,   // GET  .../system/callbacks
+    callbacks_count,  // GET  .../system/callbacks/count
+    callbacks_create, // POST .../system/callbacks
+    callback_get,     // GET  .../system/callbacks/{id}
+    callback_update,  // PUT/PATCH .../system/callbacks/{id}
+    callback_delete,  // DELETE .../system/callbacks/{id}
+    callback_key,     // GET  /<codebase>//system/callbackkey/index.rails
+    records_list,     // GET  .../<collection> (service/tickets, company/contacts, ...)
+    records_count,    // GET  .../<collection>/count
+    record_get,       // GET  .../<collection>/{id}
+    control,          // /_emulator/...
+    other,            // anything else (answered 404)
 };
 
 // A request as the emulator received it (for assertions on headers the client sent).
@@ -140,9 +140,9 @@ struct trigger_request {
 // One record of a REST collection, as the emulator keeps it.
 struct record {
     std::int64_t id = 0;
-    std::string date_entered;  // "2026-12-03T10:00:00Z"
-    std::string last_updated;  // _info.lastUpdated
-    std::string json;          // the record as GET <collection>/{id} answers it
+    std::string date_entered; // "2026-12-03T10:00:00Z"
+    std::string last_updated; // _info.lastUpdated
+    std::string json;         // the record as GET <collection>/{id} answers it
 };
 
 struct delivery_result {
@@ -213,7 +213,7 @@ public:
     // timestamps are set, nothing is delivered. False when it is no such object or the type is
     // unknown.
     bool set_record(std::string_view type, std::string_view json);
-    std::vector<record> records(std::string_view type) const;  // by id
+    std::vector<record> records(std::string_view type) const; // by id
     std::optional<record> find_record(std::string_view type, std::int64_t id) const;
     void clear_records();
 

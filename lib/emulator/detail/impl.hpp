@@ -68,7 +68,10 @@ struct emulator::impl {
     void new_key_locked();
     std::int64_t insert_locked(callback_entry e);
     void persist_locked() const;
-    std::chrono::system_clock::time_point now() const { return cfg.clock ? cfg.clock() : std::chrono::system_clock::now(); }
+    std::chrono::system_clock::time_point now() const
+    {
+        return cfg.clock ? cfg.clock() : std::chrono::system_clock::now();
+    }
     // Applies a trigger to its record (records.cpp); returns the Entity to deliver: the record's
     // JSON, "" for deleted (null), or t.entity as given for an unknown type or action.
     std::string apply_trigger_locked(const trigger_request& t);
