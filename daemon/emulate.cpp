@@ -64,6 +64,7 @@ struct trigger_options {
     std::int64_t id = 0;
     std::vector<std::string> levels;  // "board=1"
     std::string entity;
+    bool no_callback = false;
 };
 
 struct fault_options {
@@ -283,6 +284,9 @@ int trigger(const target_options& t, const trigger_options& o)
         }
         body += ",\"entity\":" + o.entity;
     }
+    if (o.no_callback) {
+        body += ",\"callback\":false";
+    }
     body += "}";
     auto answer = control_call(t, "POST", "/trigger", body);
     if (!answer) {
@@ -298,6 +302,13 @@ int trigger(const target_options& t, const trigger_options& o)
     if (items == nullptr) {
         std::fprintf(stderr, "cwhook emulate: unexpected answer: %s\n", answer->c_str());
         return 1;
+    }
+    if (o.no_callback) {
+        if (!t.json) {
+            std::printf("%s %lld %s without a callback\n", o.type.c_str(), static_cast<long long>(o.id),
+                        o.action.c_str());
+        }
+        return 0;
     }
     if (items->empty()) {
         std::fprintf(stderr, "cwhook emulate: no active subscription matches %s %lld\n", o.type.c_str(),
@@ -393,14 +404,15 @@ command add_emulate(CLI::App& app, common_options& /*common*/)
 
     auto tt = std::make_shared<target_options>();
     auto to = std::make_shared<trigger_options>();
-    auto* trig = cmd->add_subcommand("trigger", "Fire a callback from the running emulator");
+    auto* trig = cmd->add_subcommand("trigger", "Change a record of the running emulator and fire its callback");
     trig->add_option("--type", to->type, "Record type (ticket, contact, company, ...)")->required();
     trig->add_option("--action", to->action, "added, updated or deleted")
         ->required()
         ->check(CLI::IsMember({"added", "updated", "deleted"}));
     trig->add_option("--id", to->id, "Record id (appended to each subscription URL)")->required();
     trig->add_option("--level", to->levels, "LEVEL=ID of the record, e.g. board=1 (repeatable)");
-    trig->add_option("--entity", to->entity, "Entity JSON (default: a small synthesized record)");
+    trig->add_option("--entity", to->entity, "Fields (a JSON object) merged into the record, which is the Entity");
+    trig->add_flag("--no-callback", to->no_callback, "Change the record only, deliver nothing (as in an outage)");
     trig->add_flag("--json", tt->json, "Print the emulator's JSON answer");
     add_target_options(*trig, *tt);
 

@@ -1,8 +1,10 @@
 // Design: one handler takes every request, classifies it by path against the current
 // codebase, counts it, applies any injected fault, then answers like Manage: companyinfo and
-// the signing-key endpoint without authentication, system/callbacks behind Basic auth and the
-// clientId header, error bodies in Manage's {"code","message","errors"} shape. Every request
-// is also recorded (bounded) for tests that assert on what a client sent.
+// the signing-key endpoint without authentication, system/callbacks and the record
+// collections behind Basic auth and the clientId header, error bodies in Manage's
+// {"code","message","errors"} shape. Lists of both go through one paging routine (conditions,
+// orderBy, fields, navigable and forward-only Links), so the two cannot drift apart. Every
+// request is also recorded (bounded) for tests that assert on what a client sent.
 #include "emulator/callback_table.hpp"
 
 #include "core/json_string.hpp"
@@ -10,6 +12,7 @@
 #include "crypto/digest.hpp"
 #include "emulator/conditions.hpp"
 #include "emulator/detail/impl.hpp"
+#include "emulator/record_table.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -102,39 +105,68 @@ std::optional<http::response> check_access(const emulator::impl& im, const http:
     return std::nullopt;
 }
 
-route classify(const emulator::impl& im, const http::request& req, std::int64_t* id)
+// What a request is for: the route, and the id and record type its path names.
+struct target {
+    route kind = route::other;
+    std::int64_t id = 0;
+    std::string type; // records_*: the callback type of the collection ("ticket")
+};
+
+target classify(const emulator::impl& im, const http::request& req)
 {
     const auto path = req.path();
+    target t;
     if (path.starts_with("/login/companyinfo/")) {
-        return route::companyinfo;
+        t.kind = route::companyinfo;
+        return t;
     }
-    std::string api;
+    std::string root;
     std::string key_path;
     {
         std::lock_guard lock(im.mutex);
-        api = im.api_prefix_locked() + "/system/callbacks";
+        root = im.api_prefix_locked() + "/";
         key_path = im.key_path_locked();
     }
     if (path == key_path) {
-        return route::callback_key;
+        t.kind = route::callback_key;
+        return t;
+    }
+    if (!path.starts_with(root)) {
+        return t;
     }
     const auto method = req.msg.method();
-    if (path == api) {
-        return method == beast_http::verb::post ? route::callbacks_create : route::callbacks_list;
+    const auto rest = path.substr(root.size());
+    constexpr std::string_view callbacks = "system/callbacks";
+    if (rest == callbacks) {
+        t.kind = method == beast_http::verb::post ? route::callbacks_create : route::callbacks_list;
+        return t;
     }
-    if (path == api + "/count") {
-        return route::callbacks_count;
-    }
-    if (path.starts_with(api + "/")) {
-        if (auto n = parse_integer<std::int64_t>(path.substr(api.size() + 1)); n && *n > 0) {
-            *id = *n;
+    const auto slash = rest.rfind('/');
+    const auto parent = slash == std::string_view::npos ? std::string_view{} : rest.substr(0, slash);
+    const auto last = slash == std::string_view::npos ? rest : rest.substr(slash + 1);
+    const auto id = parse_integer<std::int64_t>(last);
+    if (parent == callbacks) {
+        if (last == "count") {
+            t.kind = route::callbacks_count;
+        } else if (id && *id > 0) {
+            t.id = *id;
             if (method == beast_http::verb::put || method == beast_http::verb::patch) {
-                return route::callback_update;
+                t.kind = route::callback_update;
+            } else {
+                t.kind = method == beast_http::verb::delete_ ? route::callback_delete : route::callback_get;
             }
-            return method == beast_http::verb::delete_ ? route::callback_delete : route::callback_get;
         }
+        return t;
     }
-    return route::other;
+    if (auto type = type_of_collection(rest); !type.empty()) {
+        t.kind = route::records_list;
+        t.type = std::string(type);
+    } else if (auto of = type_of_collection(parent); !of.empty() && (last == "count" || (id && *id > 0))) {
+        t.kind = last == "count" ? route::records_count : route::record_get;
+        t.id = last == "count" ? 0 : *id;
+        t.type = std::string(of);
+    }
+    return t;
 }
 
 std::optional<fault> take_fault(emulator::impl& im, std::string_view path)
@@ -206,18 +238,54 @@ http::response callback_key(const emulator::impl& im, const http::request& req)
     return manage_json(200, "{\"signing_key\":" + json_quoted(key) + "}");
 }
 
+struct order_key {
+    std::string field; // lower-cased, as conditions name fields
+    bool descending = false;
+};
+
 struct page_request {
     conditions filter;
     std::size_t page_size = 25;
     std::size_t page = 1;
     bool forward_only = false;
     std::int64_t page_id = 0;
-    std::string order_field = "id";
-    bool descending = false;
+    std::vector<order_key> order;    // empty: by id
+    std::vector<std::string> fields; // partial response; empty: every member
 };
 
+// Which field names a collection accepts in conditions and orderBy (nullptr: any name).
+using field_check = bool (*)(std::string_view);
+
+// "lastUpdated asc, id desc" -> keys; an error names the part that is no "field [asc|desc]".
+boost::system::result<std::vector<order_key>, std::string> parse_order(std::string_view text, field_check known)
+{
+    std::vector<order_key> keys;
+    std::string_view rest = text;
+    while (true) {
+        const auto comma = rest.find(',');
+        const auto part = trim(rest.substr(0, comma));
+        const auto space = part.find(' ');
+        order_key k;
+        k.field = lower_ascii(part.substr(0, space));
+        const auto dir = space == std::string_view::npos ? std::string_view{} : trim(part.substr(space + 1));
+        const bool name_ok = !k.field.empty() && std::all_of(k.field.begin(), k.field.end(), [](char c) {
+            return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '/' || c == '.';
+        });
+        if (!name_ok || (known != nullptr && !known(k.field)) ||
+            !(dir.empty() || boost::beast::iequals(dir, "asc") || boost::beast::iequals(dir, "desc"))) {
+            return fmt::format("orderBy: \"{}\" is not a field [asc|desc]", text);
+        }
+        k.descending = boost::beast::iequals(dir, "desc");
+        keys.push_back(std::move(k));
+        if (comma == std::string_view::npos) {
+            return keys;
+        }
+        rest = rest.substr(comma + 1);
+    }
+}
+
 boost::system::result<page_request, std::string> read_paging(const emulator::impl& im, const http::request& req,
-                                                             bool with_pages)
+                                                             bool with_pages, field_check known)
 {
     page_request p;
     const auto q = req.query();
@@ -227,7 +295,7 @@ boost::system::result<page_request, std::string> read_paging(const emulator::imp
             return "conditions: " + parsed.error();
         }
         for (const auto& f : parsed->fields()) {
-            if (!known_field(f)) {
+            if (known != nullptr && !known(f)) {
                 return fmt::format("conditions: unknown field {}", f);
             }
         }
@@ -235,6 +303,9 @@ boost::system::result<page_request, std::string> read_paging(const emulator::imp
     }
     if (!with_pages) {
         return p;
+    }
+    if (auto f = query_param(q, "fields")) {
+        p.fields = parse_fields(*f);
     }
     p.page_size = im.cfg.default_page_size;
     if (auto s = query_param(q, "pageSize")) {
@@ -266,17 +337,11 @@ boost::system::result<page_request, std::string> read_paging(const emulator::imp
         p.page = static_cast<std::size_t>(*n);
     }
     if (auto s = query_param(q, "orderBy")) {
-        std::string_view o = *s;
-        const auto space = o.find(' ');
-        std::string field(o.substr(0, space));
-        std::transform(field.begin(), field.end(), field.begin(),
-                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-        const auto dir = space == std::string_view::npos ? std::string_view{} : o.substr(space + 1);
-        if (!known_field(field) || !(dir.empty() || boost::beast::iequals(dir, "asc") || boost::beast::iequals(dir, "desc"))) {
-            return fmt::format("orderBy: \"{}\" is not a field [asc|desc]", *s);
+        auto keys = parse_order(*s, known);
+        if (!keys) {
+            return keys.error();
         }
-        p.order_field = field;
-        p.descending = boost::beast::iequals(dir, "desc");
+        p.order = std::move(*keys);
     }
     return p;
 }
@@ -289,6 +354,24 @@ std::vector<callback_entry> matching_entries(const emulator::impl& im, const con
         const auto& entry = e;
         if (filter.matches([&entry](std::string_view f) { return entry_field(entry, f); })) {
             out.push_back(e);
+        }
+    }
+    return out;
+}
+
+// The records of `type` that match, in id order.
+std::vector<json::value> matching_records(const emulator::impl& im, const std::string& type, const conditions& filter)
+{
+    std::vector<json::value> out;
+    std::lock_guard lock(im.mutex);
+    const auto table = im.records.find(type);
+    if (table == im.records.end()) {
+        return out;
+    }
+    for (const auto& [id, r] : table->second) {
+        const auto& rec = r;
+        if (filter.matches([&rec](std::string_view f) { return record_field(rec, f); })) {
+            out.push_back(r);
         }
     }
     return out;
@@ -313,54 +396,83 @@ std::string query_without_paging(std::string_view query)
     return out;
 }
 
-http::response list_callbacks(const emulator::impl& im, const http::request& req)
+// One page of `rows` (the matching rows, in id order) as `p` asks, answered with the Link
+// header of either paging style. Shared by system/callbacks and the record collections:
+// `field(row, name)` looks a field up, `append(out, row)` writes a row's JSON.
+template <class Row, class Field, class Append>
+http::response list_page(const emulator::impl& im, const http::request& req, const page_request& p,
+                         std::vector<Row> rows, Field field, Append append)
 {
-    auto p = read_paging(im, req, true);
-    if (!p) {
-        return manage_error(400, "InvalidObject", p.error());
-    }
-    auto rows = matching_entries(im, p->filter);
     const std::string link_base = im.base_url() + std::string(req.path()) + "?" + query_without_paging(req.query());
     std::vector<std::string> links;
-    std::vector<callback_entry> page;
-    if (p->forward_only) {
+    std::vector<const Row*> page;
+    auto id_of = [&](const Row& r) {
+        const auto v = field(r, "id");
+        const auto* n = v ? std::get_if<std::int64_t>(&*v) : nullptr;
+        return n == nullptr ? std::int64_t{0} : *n;
+    };
+    if (p.forward_only) {
         // Manage: ordered by id, pageId acts as "id > pageId", and a next link always comes.
-        std::int64_t last = p->page_id;
-        for (const auto& e : rows) {
-            if (e.id > p->page_id && page.size() < p->page_size) {
-                page.push_back(e);
-                last = e.id;
+        std::int64_t last = p.page_id;
+        for (const auto& r : rows) {
+            const auto id = id_of(r);
+            if (id > p.page_id && page.size() < p.page_size) {
+                page.push_back(&r);
+                last = id;
             }
         }
-        links.push_back(fmt::format("<{}pageSize={}&pageId={}>; rel=\"next\"", link_base, p->page_size, last));
+        links.push_back(fmt::format("<{}pageSize={}&pageId={}>; rel=\"next\"", link_base, p.page_size, last));
     } else {
-        const auto& field = p->order_field;
-        std::stable_sort(rows.begin(), rows.end(), [&](const callback_entry& a, const callback_entry& b) {
-            const auto x = entry_field(a, field);
-            const auto y = entry_field(b, field);
-            return p->descending ? *y < *x : *x < *y;
+        // Sort keys once per row; a record without the field sorts as null (first ascending).
+        // The sort is stable over id order, so id breaks every tie.
+        std::vector<std::pair<std::vector<conditions::field_value>, const Row*>> keyed;
+        keyed.reserve(rows.size());
+        for (const auto& r : rows) {
+            std::vector<conditions::field_value> keys;
+            for (const auto& k : p.order) {
+                keys.push_back(field(r, k.field).value_or(conditions::field_value{}));
+            }
+            keyed.emplace_back(std::move(keys), &r);
+        }
+        std::stable_sort(keyed.begin(), keyed.end(), [&](const auto& a, const auto& b) {
+            for (std::size_t i = 0; i < p.order.size(); ++i) {
+                if (a.first[i] != b.first[i]) {
+                    return p.order[i].descending ? b.first[i] < a.first[i] : a.first[i] < b.first[i];
+                }
+            }
+            return false;
         });
-        const std::size_t pages = std::max<std::size_t>(1, (rows.size() + p->page_size - 1) / p->page_size);
-        const auto from = std::min(rows.size(), (p->page - 1) * p->page_size);
-        const auto to = std::min(rows.size(), from + p->page_size);
-        page.assign(rows.begin() + static_cast<std::ptrdiff_t>(from), rows.begin() + static_cast<std::ptrdiff_t>(to));
+        const std::size_t pages = std::max<std::size_t>(1, (rows.size() + p.page_size - 1) / p.page_size);
+        const auto from = std::min(rows.size(), (p.page - 1) * p.page_size);
+        const auto to = std::min(rows.size(), from + p.page_size);
+        for (auto i = from; i < to; ++i) {
+            page.push_back(keyed[i].second);
+        }
         auto link = [&](std::size_t n, std::string_view rel) {
-            links.push_back(fmt::format("<{}pageSize={}&page={}>; rel=\"{}\"", link_base, p->page_size, n, rel));
+            links.push_back(fmt::format("<{}pageSize={}&page={}>; rel=\"{}\"", link_base, p.page_size, n, rel));
         };
         if (pages > 1) {
-            if (p->page < pages) {
-                link(p->page + 1, "next");
+            if (p.page < pages) {
+                link(p.page + 1, "next");
             }
-            if (p->page > 1) {
-                link(std::min(p->page - 1, pages), "prev");
+            if (p.page > 1) {
+                link(std::min(p.page - 1, pages), "prev");
                 link(1, "first");
             }
-            if (p->page < pages) {
+            if (p.page < pages) {
                 link(pages, "last");
             }
         }
     }
-    auto res = manage_json(200, entries_json(page));
+    std::string body = "[";
+    for (std::size_t i = 0; i < page.size(); ++i) {
+        if (i > 0) {
+            body.push_back(',');
+        }
+        append(body, *page[i]);
+    }
+    body.push_back(']');
+    auto res = manage_json(200, std::move(body));
     if (!links.empty()) {
         std::string value;
         for (const auto& l : links) {
@@ -372,9 +484,72 @@ http::response list_callbacks(const emulator::impl& im, const http::request& req
     return res;
 }
 
+// A member name check for system/callbacks (the CallbackEntry model's fields only).
+bool callback_field(std::string_view f)
+{
+    return known_field(f);
+}
+
+http::response list_callbacks(const emulator::impl& im, const http::request& req)
+{
+    auto p = read_paging(im, req, true, &callback_field);
+    if (!p) {
+        return manage_error(400, "InvalidObject", p.error());
+    }
+    auto rows = matching_entries(im, p->filter);
+    const auto& fields = p->fields;
+    return list_page(
+        im, req, *p, std::move(rows), [](const callback_entry& e, std::string_view f) { return entry_field(e, f); },
+        [&fields](std::string& out, const callback_entry& e) {
+            if (fields.empty()) {
+                append_entry_json(out, e);
+                return;
+            }
+            auto v = json::parse_value(entry_json(e));
+            out += json::serialize(project(std::get<json::value>(v), fields));
+        });
+}
+
+http::response list_records(const emulator::impl& im, const http::request& req, const std::string& type)
+{
+    auto p = read_paging(im, req, true, nullptr);
+    if (!p) {
+        return manage_error(400, "InvalidObject", p.error());
+    }
+    auto rows = matching_records(im, type, p->filter);
+    const auto& fields = p->fields;
+    return list_page(
+        im, req, *p, std::move(rows), [](const json::value& r, std::string_view f) { return record_field(r, f); },
+        [&fields](std::string& out, const json::value& r) { out += json::serialize(project(r, fields)); });
+}
+
+http::response count_records(const emulator::impl& im, const http::request& req, const std::string& type)
+{
+    auto p = read_paging(im, req, false, nullptr);
+    if (!p) {
+        return manage_error(400, "InvalidObject", p.error());
+    }
+    return manage_json(200, fmt::format("{{\"count\":{}}}", matching_records(im, type, p->filter).size()));
+}
+
+http::response get_record(const emulator::impl& im, const http::request& req, const std::string& type, std::int64_t id)
+{
+    std::vector<std::string> fields;
+    if (auto f = query_param(req.query(), "fields")) {
+        fields = parse_fields(*f);
+    }
+    std::lock_guard lock(im.mutex);
+    if (const auto table = im.records.find(type); table != im.records.end()) {
+        if (const auto it = table->second.find(id); it != table->second.end()) {
+            return manage_json(200, json::serialize(project(it->second, fields)));
+        }
+    }
+    return manage_error(404, "NotFound", fmt::format("{} with id {} was not found.", type, id));
+}
+
 http::response count_callbacks(const emulator::impl& im, const http::request& req)
 {
-    auto p = read_paging(im, req, false);
+    auto p = read_paging(im, req, false, &callback_field);
     if (!p) {
         return manage_error(400, "InvalidObject", p.error());
     }
@@ -504,8 +679,10 @@ http::response delete_callback(emulator::impl& im, std::int64_t id)
     return res;
 }
 
-http::response dispatch(emulator::impl& im, const http::request& req, route r, std::int64_t id)
+http::response dispatch(emulator::impl& im, const http::request& req, const target& t)
 {
+    const auto r = t.kind;
+    const auto id = t.id;
     const auto method = req.msg.method();
     const bool get = method == beast_http::verb::get || method == beast_http::verb::head;
     switch (r) {
@@ -525,11 +702,14 @@ http::response dispatch(emulator::impl& im, const http::request& req, route r, s
     case route::callback_update: return update_callback(im, req, id);
     case route::callback_delete: return delete_callback(im, id);
     case route::callback_get: return get ? get_callback(im, id) : wrong_method(req);
+    case route::records_list: return get ? list_records(im, req, t.type) : wrong_method(req);
+    case route::records_count: return get ? count_records(im, req, t.type) : wrong_method(req);
+    case route::record_get: return get ? get_record(im, req, t.type, id) : wrong_method(req);
     default: return no_endpoint();
     }
 }
 
-void record(emulator::impl& im, const http::request& req, route r, unsigned status)
+void remember(emulator::impl& im, const http::request& req, route r, unsigned status)
 {
     seen_request s;
     s.kind = r;
@@ -569,8 +749,8 @@ awaitable<http::response> handle_request(emulator::impl* im, http::request& req)
         im->count(route::control);
         co_return co_await handle_control(im, req);
     }
-    std::int64_t id = 0;
-    const route r = classify(*im, req, &id);
+    const target t = classify(*im, req);
+    const route r = t.kind;
     im->count(r);
     if (auto f = take_fault(*im, req.path())) {
         if (f->delay.count() > 0) {
@@ -579,12 +759,12 @@ awaitable<http::response> handle_request(emulator::impl* im, http::request& req)
         }
         if (f->status != 0) {
             auto res = fault_response(*f);
-            record(*im, req, r, res.result_int());
+            remember(*im, req, r, res.result_int());
             co_return res;
         }
     }
-    auto res = dispatch(*im, req, r, id);
-    record(*im, req, r, res.result_int());
+    auto res = dispatch(*im, req, t);
+    remember(*im, req, r, res.result_int());
     co_return res;
 }
 

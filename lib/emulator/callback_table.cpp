@@ -21,25 +21,27 @@ namespace {
 
 struct type_levels {
     std::string_view type;
-    std::string_view levels;  // comma-separated, as in docs/PROTOCOL.md
+    std::string_view levels;     // comma-separated, as in docs/PROTOCOL.md
+    std::string_view collection; // the REST collection of the type's records
+    std::string_view label;      // the record's name-like field
 };
 
 constexpr std::array<type_levels, 15> table{{
-    {"activity", "owner,status,type,company,activity"},
-    {"agreement", "owner,type,company,agreement"},
-    {"company", "owner,status,type,territory,company,integratortag"},
-    {"contact", "owner,type,territory,company,contact"},
-    {"configuration", "owner,type,status,configuration"},
-    {"invoice", "owner,status,company,invoice"},
-    {"expense", "owner,chargetotype,type,class,company,expense"},
-    {"member", "owner,location,securityrole,member"},
-    {"opportunity", "owner,statusid,company,opportunity"},
-    {"productcatalog", "owner"},
-    {"project", "owner,status,board,project"},
-    {"purchaseorder", "owner,status,vendor,company,purchaseorder"},
-    {"schedule", "owner,status,type,location,member,schedule"},
-    {"ticket", "owner,board,project,phase,status,ticket,integratortag"},
-    {"time", "owner,company,time"},
+    {"activity", "owner,status,type,company,activity", "sales/activities", "name"},
+    {"agreement", "owner,type,company,agreement", "finance/agreements", "name"},
+    {"company", "owner,status,type,territory,company,integratortag", "company/companies", "name"},
+    {"contact", "owner,type,territory,company,contact", "company/contacts", "firstName"},
+    {"configuration", "owner,type,status,configuration", "company/configurations", "name"},
+    {"invoice", "owner,status,company,invoice", "finance/invoices", "invoiceNumber"},
+    {"expense", "owner,chargetotype,type,class,company,expense", "expense/entries", "notes"},
+    {"member", "owner,location,securityrole,member", "system/members", "identifier"},
+    {"opportunity", "owner,statusid,company,opportunity", "sales/opportunities", "name"},
+    {"productcatalog", "owner", "procurement/catalog", "identifier"},
+    {"project", "owner,status,board,project", "project/projects", "name"},
+    {"purchaseorder", "owner,status,vendor,company,purchaseorder", "procurement/purchaseorders", "poNumber"},
+    {"schedule", "owner,status,type,location,member,schedule", "schedule/entries", "name"},
+    {"ticket", "owner,board,project,phase,status,ticket,integratortag", "service/tickets", "summary"},
+    {"time", "owner,company,time", "time/entries", "notes"},
 }};
 
 std::string lowered(std::string_view s)
@@ -195,6 +197,28 @@ std::string levels_of(std::string_view type)
         }
     }
     return spaced;
+}
+
+std::string_view collection_of(std::string_view type)
+{
+    const auto* row = find_type(type);
+    return row == nullptr ? std::string_view{} : row->collection;
+}
+
+std::string_view type_of_collection(std::string_view path)
+{
+    for (const auto& row : table) {
+        if (row.collection == path) {
+            return row.type;
+        }
+    }
+    return {};
+}
+
+std::string_view label_of(std::string_view type)
+{
+    const auto* row = find_type(type);
+    return row == nullptr ? std::string_view{} : row->label;
 }
 
 void append_entry_json(std::string& out, const callback_entry& e)
@@ -478,7 +502,12 @@ boost::system::result<std::vector<callback_entry>, std::string> parse_table(std:
 
 std::string utc_now()
 {
-    const auto now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+    return utc_text(std::chrono::system_clock::now());
+}
+
+std::string utc_text(std::chrono::system_clock::time_point t)
+{
+    const auto now = std::chrono::system_clock::to_time_t(t);
     std::tm tm{};
     gmtime_r(&now, &tm);
     return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,

@@ -1,12 +1,14 @@
-// The system/callbacks model of the emulator: the type/level table (docs/PROTOCOL.md section 5),
-// CallbackEntry <-> JSON in Manage's shape, POST/PUT/PATCH bodies applied with Manage's field
-// errors, the duplicate rule, and field lookup for conditions. Pure functions; thread-safe.
+// The system/callbacks model of the emulator: the type/level table (docs/PROTOCOL.md section 5)
+// with each type's REST collection, CallbackEntry <-> JSON in Manage's shape, POST/PUT/PATCH
+// bodies applied with Manage's field errors, the duplicate rule, and field lookup for
+// conditions. Pure functions; thread-safe.
 #pragma once
 
 #include "emulator/conditions.hpp"
 #include "emulator/emulator.hpp"
 #include "json/value.hpp"
 
+#include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -25,6 +27,12 @@ bool valid_type(std::string_view type);
 bool valid_level(std::string_view type, std::string_view level);
 // The levels of a type, "" for an unknown type ("owner, board, ...").
 std::string levels_of(std::string_view type);
+// The REST collection of a type's records ("service/tickets"), "" for an unknown type; and back
+// ("" for a path that is no collection). Paths are case-sensitive, like the table.
+std::string_view collection_of(std::string_view type);
+std::string_view type_of_collection(std::string_view path);
+// The name-like field a synthesized record carries ("summary" for tickets, "name", ...).
+std::string_view label_of(std::string_view type);
 
 // {"id":..,"description":..,"url":..,...,"_info":{...}}; description omitted when empty.
 void append_entry_json(std::string& out, const callback_entry& e);
@@ -58,8 +66,9 @@ bool known_field(std::string_view field);
 std::string table_json(const std::vector<callback_entry>& entries);
 boost::system::result<std::vector<callback_entry>, std::string> parse_table(std::string_view text);
 
-// "2026-06-04T17:14:20Z" for now.
+// "2026-06-04T17:14:20Z" for now, or for t (whole seconds, like Manage's lastUpdated).
 std::string utc_now();
+std::string utc_text(std::chrono::system_clock::time_point t);
 // A random GUID in 8-4-4-4-12 lower-case hex.
 std::string new_guid();
 

@@ -3,11 +3,14 @@
 // capped so a query string of parentheses cannot exhaust the stack.
 #include "emulator/conditions.hpp"
 
+#include "core/time.hpp"
+
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <optional>
 
 namespace cwhook::emulator {
 
@@ -424,6 +427,17 @@ bool compare_text(std::string_view field, conditions::op o, const literal& l)
     }
 }
 
+// Microseconds since the epoch of an RFC 3339 date-time (a date alone is midnight UTC); nullopt
+// for anything else (parse_time's durations included: "7d" is not a date here).
+std::optional<std::int64_t> as_time(std::string_view text)
+{
+    if (text.size() < 10 || text[4] != '-') {
+        return std::nullopt;
+    }
+    auto t = parse_time(text, 0);
+    return t ? std::optional<std::int64_t>(*t) : std::nullopt;
+}
+
 bool compare_one(const conditions::field_value& v, conditions::op o, const literal& l)
 {
     if (std::holds_alternative<std::monostate>(v) || l.type == literal::kind::null) {
@@ -447,6 +461,15 @@ bool compare_one(const conditions::field_value& v, conditions::op o, const liter
             return ordered(o, *n < l.number ? -1 : (*n > l.number ? 1 : 0));
         }
         return compare_text(std::to_string(*n), o, l);
+    }
+    if (l.type == literal::kind::date && o != conditions::op::contains && o != conditions::op::like) {
+        // [2026-12-03T10:00:00Z] against "2026-12-03T10:00:00.000Z" (or another offset): compare
+        // the points in time, not the text.
+        const auto a = as_time(std::get<std::string>(v));
+        const auto b = as_time(l.text);
+        if (a && b) {
+            return ordered(o, *a < *b ? -1 : (*a > *b ? 1 : 0));
+        }
     }
     return compare_text(std::get<std::string>(v), o, l);
 }

@@ -5,7 +5,8 @@
 // backslash escapes), integers, true/false (any case), null, [2016-08-20T18:04:26Z] dates, and
 // (a, b, ...) lists for `in`. Keywords and field names are case-insensitive; string
 // comparisons too (Manage runs on a case-insensitive collation); `like` takes * or % as
-// wildcards. Immutable after parse; thread-safe.
+// wildcards; a [date] compares with an RFC 3339 field as a point in time (so precision and
+// offset do not matter). Immutable after parse; thread-safe.
 #pragma once
 
 #include <boost/system/result.hpp>

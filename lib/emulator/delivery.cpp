@@ -5,7 +5,8 @@
 // Each delivery follows Manage's documented rule (docs/PROTOCOL.md section 4): POST the compact
 // signed body; any 2xx is success; only 404/409/419/429 are retried, after each configured
 // delay in turn; a 5xx, a timeout or a refused connection ends it. The same bytes (same
-// MessageId and signature) go out on every attempt.
+// MessageId and signature) go out on every attempt. The trigger's record (records.cpp) is
+// changed before anything is sent, and its JSON is the Entity.
 #include "emulator/callback_table.hpp"
 
 #include "core/json_string.hpp"
@@ -200,12 +201,17 @@ awaitable<void> deliver_one(emulator::impl* im, callback_entry sub, std::string 
 
 awaitable<std::vector<delivery_result>> run_trigger(emulator::impl* im, const trigger_request& t_in)
 {
-    const trigger_request t = t_in;  // copied before the first suspension
+    trigger_request t = t_in; // copied before the first suspension
     std::vector<callback_entry> subs;
     std::string key_url;
     std::string key;
     {
         std::lock_guard lock(im->mutex);
+        // The record changes first, so the Entity delivered is the record a GET then answers.
+        t.entity = im->apply_trigger_locked(t);
+        if (!t.callback) {
+            co_return std::vector<delivery_result>{};
+        }
         for (const auto& [id, e] : im->entries) {
             if (matches(e, t)) {
                 subs.push_back(e);

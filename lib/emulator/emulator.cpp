@@ -9,6 +9,7 @@
 
 #include "core/json_string.hpp"
 #include "core/log.hpp"
+#include "core/text.hpp"
 #include "crypto/digest.hpp"
 #include "crypto/tls.hpp"
 #include "emulator/callback_table.hpp"
@@ -47,6 +48,9 @@ std::string_view to_string(route r)
     case route::callback_update: return "callback_update";
     case route::callback_delete: return "callback_delete";
     case route::callback_key: return "callback_key";
+    case route::records_list: return "records_list";
+    case route::records_count: return "records_count";
+    case route::record_get: return "record_get";
     case route::control: return "control";
     case route::other: return "other";
     }
@@ -245,6 +249,13 @@ boost::system::result<trigger_request, std::string> read_trigger(const json::val
             t.levels.emplace_back(m.key, *n);
         }
     }
+    if (const auto* callback = body.find("callback"); callback != nullptr && !callback->is_null()) {
+        const auto b = callback->as_bool();
+        if (!b) {
+            return fail{std::string("callback must be true or false")};
+        }
+        t.callback = *b;
+    }
     if (const auto* entity = body.find("entity"); entity != nullptr && !entity->is_null()) {
         const auto s = entity->as_string();
         t.entity = s ? std::string(*s) : json::serialize(*entity);
@@ -277,6 +288,18 @@ boost::system::result<fault, std::string> read_fault(const json::value& body)
     return f;
 }
 
+// The trigger's record as it is now; null when deleted (or of an unknown type).
+std::string record_json(emulator::impl& im, const trigger_request& t)
+{
+    std::lock_guard lock(im.mutex);
+    const auto table = im.records.find(lower_ascii(t.type));
+    if (table == im.records.end()) {
+        return "null";
+    }
+    const auto it = table->second.find(t.id);
+    return it == table->second.end() ? std::string("null") : json::serialize(it->second);
+}
+
 std::string state_json(emulator::impl& im)
 {
     std::string out = "{\"base_url\":";
@@ -286,7 +309,13 @@ std::string state_json(emulator::impl& im)
     append_json_string(out, im.base_url() + im.api_prefix_locked());
     out += ",\"key_url\":";
     append_json_string(out, im.key_url_locked());
-    out += fmt::format(",\"callbacks\":{},\"faults\":{},\"requests\":{{", im.entries.size(), im.faults.size());
+    out += fmt::format(",\"callbacks\":{},\"faults\":{},\"records\":{{", im.entries.size(), im.faults.size());
+    bool first = true;
+    for (const auto& [type, table] : im.records) {
+        out += fmt::format("{}\"{}\":{}", first ? "" : ",", type, table.size());
+        first = false;
+    }
+    out += "},\"requests\":{";
     for (std::size_t i = 0; i < route_count; ++i) {
         out += fmt::format("{}\"{}\":{}", i > 0 ? "," : "", to_string(static_cast<route>(i)),
                            im.counters[i].load(std::memory_order_relaxed));
@@ -330,7 +359,7 @@ net::awaitable<http::response> handle_control(emulator::impl* im, http::request&
             out += i > 0 ? "," : "";
             out += delivery_json(results[i]);
         }
-        out += "]}";
+        out += "],\"record\":" + record_json(*im, request) + "}";
         co_return http::json_response(200, std::move(out));
     }
     if (path == "/faults" && method == beast_http::verb::post) {
@@ -631,7 +660,11 @@ net::awaitable<std::vector<delivery_result>> trigger_spawned(emulator::impl* im,
 
 std::vector<delivery_result> emulator::trigger(const trigger_request& t)
 {
-    if (!impl_->running) {
+    if (!t.callback || !impl_->running) {
+        if (!t.callback) {
+            std::lock_guard lock(impl_->mutex);
+            impl_->apply_trigger_locked(t);
+        }
         return {};
     }
     auto promise = std::make_shared<std::promise<std::vector<delivery_result>>>();

@@ -1,6 +1,8 @@
 // A local ConnectWise Manage stand-in (docs/PROTOCOL.md sections 1-6): companyinfo, the
 // system/callbacks REST API (CRUD, count, navigable and forward-only paging, conditions,
-// Manage error bodies, Basic auth and clientId checks), the callback signing-key endpoint with
+// Manage error bodies, Basic auth and clientId checks), the records of every callback type as
+// read-only REST collections (service/tickets, company/contacts, ...: list, count, get by id,
+// with the same paging, conditions, orderBy and fields), the callback signing-key endpoint with
 // rotating keys, and deliveries fired like Manage's (signed compact payload, retry only on
 // 404/409/419/429, subscriptions disabled after repeated failures). Fault knobs make it
 // answer 429/5xx or slowly. Used by the integration tests and by `cwhook emulate`.
@@ -14,6 +16,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -54,6 +57,10 @@ struct settings {
     // disabled (inactiveFlag = true), as Manage does after days of failures. 0 = never.
     unsigned disable_after_failures = 3;
     std::string delivery_ca_file;  // extra CA bundle for https subscription URLs (a test receiver)
+
+    // "Now" for records' dateEntered and _info.lastUpdated (whole seconds, like Manage's).
+    // Empty: the system clock. Tests set one to step time without sleeping.
+    std::function<std::chrono::system_clock::time_point()> clock;
 };
 
 // One system/callbacks registration (docs/PROTOCOL.md section 5).
@@ -90,15 +97,18 @@ struct fault {
 // Request counters, per route (every request, faulted or not, authorised or not).
 enum class route {
     companyinfo,
-    callbacks_list,     // GET  .../system/callbacks
-    callbacks_count,    // GET  .../system/callbacks/count
-    callbacks_create,   // POST .../system/callbacks
-    callback_get,       // GET  .../system/callbacks/{id}
-    callback_update,    // PUT/PATCH .../system/callbacks/{id}
-    callback_delete,    // DELETE .../system/callbacks/{id}
-    callback_key,       // GET  /<codebase>//system/callbackkey/index.rails
-    control,            // /_emulator/...
-    other,              // anything else (answered 404)
+    callbacks_list,   // GET  .../system/callbacks
+    callbacks_count,  // GET  .../system/callbacks/count
+    callbacks_create, // POST .../system/callbacks
+    callback_get,     // GET  .../system/callbacks/{id}
+    callback_update,  // PUT/PATCH .../system/callbacks/{id}
+    callback_delete,  // DELETE .../system/callbacks/{id}
+    callback_key,     // GET  /<codebase>//system/callbackkey/index.rails
+    records_list,     // GET  .../<collection> (service/tickets, company/contacts, ...)
+    records_count,    // GET  .../<collection>/count
+    record_get,       // GET  .../<collection>/{id}
+    control,          // /_emulator/...
+    other,            // anything else (answered 404)
 };
 
 // A request as the emulator received it (for assertions on headers the client sent).
@@ -120,9 +130,19 @@ struct trigger_request {
     // with objectId N matches when the record has L = N. Level "owner" matches every record of
     // the type; the type's own level (ticket/ticket) matches objectId == id.
     std::vector<std::pair<std::string, std::int64_t>> levels;
-    // Entity JSON (before being encoded as a string). Empty: a small synthesized record;
-    // "deleted" always sends null.
+    // Fields merged into the record (a JSON object). The record then goes out as the Entity
+    // (JSON-encoded); "deleted" always sends null. Text that is no JSON object is sent as given.
     std::string entity;
+    // false: change the record only, as an outage would (nothing is delivered).
+    bool callback = true;
+};
+
+// One record of a REST collection, as the emulator keeps it.
+struct record {
+    std::int64_t id = 0;
+    std::string date_entered; // "2026-12-03T10:00:00Z"
+    std::string last_updated; // _info.lastUpdated
+    std::string json;         // the record as GET <collection>/{id} answers it
 };
 
 struct delivery_result {
@@ -176,8 +196,26 @@ public:
     // The last 256 requests (control endpoints excluded), oldest first.
     std::vector<seen_request> recent_requests() const;
 
-    // Deliveries: blocking (from any thread but the emulator's own).
+    // Changes the record (added: created with dateEntered = lastUpdated = now; updated:
+    // lastUpdated = now, created with dateEntered a day back when missing; deleted: removed;
+    // t.entity merged in), then delivers it to every matching active subscription unless
+    // t.callback is false. Blocking (from any thread but the emulator's own); without
+    // deliveries it also works on a stopped emulator.
     std::vector<delivery_result> trigger(const trigger_request& t);
+
+    // Records, per callback type ("ticket"; case-insensitive). touch_records applies `action`
+    // to the ids first_id .. first_id + count - 1 as trigger() does, in one step when callback
+    // is false (2,500 records take milliseconds); with callback, one trigger() each. Returns
+    // the deliveries made.
+    std::vector<delivery_result> touch_records(std::string_view type, std::int64_t first_id, std::size_t count,
+                                               std::string_view action, bool callback = false);
+    // Stores `json` (an object with a positive integer id) as the record, as given: no
+    // timestamps are set, nothing is delivered. False when it is no such object or the type is
+    // unknown.
+    bool set_record(std::string_view type, std::string_view json);
+    std::vector<record> records(std::string_view type) const; // by id
+    std::optional<record> find_record(std::string_view type, std::int64_t id) const;
+    void clear_records();
 
     // Direct access to the callback table (no auth, no duplicate check).
     std::int64_t add_callback(callback_entry e);  // returns the id assigned
@@ -205,6 +243,7 @@ private:
 //                               400 InvalidObject with errors[0].code "ObjectExists" (the fixture)
 //   bad conditions / paging     400 {"code":"InvalidObject",...}
 //   unknown id                  404 {"code":"NotFound",...};  unknown path 404 "ConnectWiseApi"
+//   a collection but not GET    405 {"code":"ConnectWiseApi",...} (the collections are read-only)
 //   injected faults             status as set, {"code":"TooManyRequests"|"ServerError",...},
 //                               Retry-After when set
 // Paging: navigable `page`/`pageSize` (default 25, at most 1000) with RFC 5988 Link
@@ -212,15 +251,21 @@ private:
 // when everything fits one page); forward-only (`pagination-type: forward-only`, `pageId`)
 // sorts by id, treats pageId as `id > pageId`, and ALWAYS sends a rel="next" Link (pageId =
 // last id returned, or the same pageId on an empty page): stop on an empty or short page.
+// `orderBy` takes a comma list of "field [asc|desc]" (default: id asc); `fields` a comma list
+// of top-level member names (unknown ones ignored). On the collections, conditions and orderBy
+// may name any member path (`company/id`); `lastUpdated` is `_info/lastUpdated`; a record
+// without the field does not match. Dates compare as points in time.
 //
 // The control endpoints of a running emulator (loopback peers only, no Manage auth):
 //   POST   /_emulator/trigger     {"type":"ticket","action":"updated","id":5000,
-//                                  "levels":{"board":1},"entity":{...}}  -> {"deliveries":[...]}
+//                                  "levels":{"board":1},"entity":{...},"callback":true}
+//                                  -> {"deliveries":[...],"record":{...}|null}
 //   POST   /_emulator/faults      {"path_prefix":"...","status":429,"count":2,
 //                                  "retry_after":1,"delay_ms":0}
 //   DELETE /_emulator/faults
 //   POST   /_emulator/rotate-key  -> {"key_url":"..."}
-//   GET    /_emulator/state       -> {"base_url":..,"key_url":..,"callbacks":N,"requests":{...}}
+//   GET    /_emulator/state       -> {"base_url":..,"key_url":..,"callbacks":N,"records":{"ticket":N},
+//                                     "requests":{...}}
 inline constexpr std::string_view control_prefix = "/_emulator";
 
 std::string_view to_string(route r);

@@ -21,6 +21,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cctype>
 #include <csignal>
 #include <deque>
@@ -257,6 +258,18 @@ protected:
         e.level = std::move(level);
         e.object_id = object_id;
         return e;
+    }
+
+    // The emulator's clock (fast_clocked()): 2026-12-03T10:00:00Z plus this many seconds.
+    std::atomic<std::int64_t> seconds_ahead{0};
+
+    emu::settings clocked()
+    {
+        auto s = fast();
+        s.clock = [this] {
+            return std::chrono::system_clock::from_time_t(1796292000) + std::chrono::seconds(seconds_ahead.load());
+        };
+        return s;
     }
 
     std::unique_ptr<emu::emulator> em;
@@ -543,6 +556,241 @@ TEST_F(Emulator, ConditionsFilterListAndCount)
     EXPECT_EQ(api("GET", "/system/callbacks/count?conditions=nosuch%3D1").status, 400);
 }
 
+// --- record collections ----------------------------------------------------------------------
+
+TEST_F(Emulator, TriggersKeepTheRecords)
+{
+    start(clocked());
+    receiver rx;
+    em->add_callback(entry(rx.url()));
+
+    ASSERT_EQ(em->trigger({"ticket", "added", 10, {}, R"({"summary":"Printer on fire","priority":{"id":4}})"}).size(),
+              1u);
+    auto r = em->find_record("ticket", 10);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->date_entered, "2026-12-03T10:00:00Z");
+    EXPECT_EQ(r->last_updated, "2026-12-03T10:00:00Z");
+    auto v = parse(r->json);
+    EXPECT_EQ(*v.find("summary")->as_string(), "Printer on fire");
+    EXPECT_EQ(v.find("priority")->find("id")->as_int(), 4);
+    EXPECT_EQ(*v.find("_info")->find("updatedBy")->as_string(), em->config().member_id);
+    // The Entity delivered is the record.
+    EXPECT_EQ(*parse(rx.hits().at(0).body).find("Entity")->as_string(), r->json);
+
+    seconds_ahead = 90;
+    em->trigger({"ticket", "updated", 10, {}, R"({"status":{"id":7}})"});
+    r = em->find_record("ticket", 10);
+    EXPECT_EQ(r->date_entered, "2026-12-03T10:00:00Z");
+    EXPECT_EQ(r->last_updated, "2026-12-03T10:01:30Z");
+    v = parse(r->json);
+    EXPECT_EQ(*v.find("summary")->as_string(), "Printer on fire"); // kept
+    EXPECT_EQ(v.find("status")->find("id")->as_int(), 7);
+
+    // An update of a record never seen creates it, entered earlier.
+    em->trigger({"ticket", "updated", 11, {}, {}});
+    r = em->find_record("ticket", 11);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->date_entered, "2026-12-02T10:01:30Z");
+    EXPECT_EQ(r->last_updated, "2026-12-03T10:01:30Z");
+    EXPECT_EQ(*parse(r->json).find("summary")->as_string(), "Emulated ticket 11");
+
+    em->trigger({"ticket", "deleted", 10, {}, {}});
+    EXPECT_FALSE(em->find_record("ticket", 10));
+    ASSERT_EQ(em->records("ticket").size(), 1u);
+    EXPECT_EQ(em->records("ticket")[0].id, 11);
+    EXPECT_TRUE(em->records("contact").empty());
+    EXPECT_EQ(rx.hits().size(), 4u);
+}
+
+TEST_F(Emulator, NoCallbackChangesTheRecordOnly)
+{
+    start(clocked());
+    receiver rx;
+    em->add_callback(entry(rx.url()));
+    emu::trigger_request t{"ticket", "added", 20, {}, {}};
+    t.callback = false;
+    EXPECT_TRUE(em->trigger(t).empty());
+    EXPECT_TRUE(em->find_record("ticket", 20));
+
+    auto c = raw("POST", "/_emulator/trigger",
+                 R"({"type":"ticket","action":"updated","id":21,"entity":{"summary":"quiet"},"callback":false})");
+    ASSERT_EQ(c.status, 200) << c.body;
+    const auto answer = parse(c.body);
+    EXPECT_TRUE(answer.find("deliveries")->as_array()->empty());
+    EXPECT_EQ(*answer.find("record")->find("summary")->as_string(), "quiet");
+    EXPECT_EQ(raw("POST", "/_emulator/trigger", R"({"type":"ticket","action":"added","id":1,"callback":"no"})").status,
+              400);
+
+    EXPECT_TRUE(em->touch_records("ticket", 100, 50, "updated").empty());
+    EXPECT_EQ(em->records("ticket").size(), 52u);
+    EXPECT_TRUE(rx.hits().empty());
+    EXPECT_EQ(em->callbacks().at(0).deliveries, 0u);
+}
+
+TEST_F(Emulator, CollectionConditionsOnLastUpdatedAndId)
+{
+    start(clocked());
+    em->touch_records("ticket", 1, 10, "added");
+    seconds_ahead = 60;
+    em->touch_records("ticket", 4, 3, "updated");
+    em->touch_records("contact", 1, 2, "added");
+
+    auto ids = [&](std::string_view query) {
+        auto r = api("GET", "/service/tickets?" + std::string(query));
+        EXPECT_EQ(r.status, 200) << query << ": " << r.body;
+        return ids_of(r.body);
+    };
+    auto count = [&](std::string_view query) {
+        auto r = api("GET", "/service/tickets/count?" + std::string(query));
+        EXPECT_EQ(r.status, 200) << r.body;
+        return parse(r.body).find("count") ? parse(r.body).find("count")->as_int().value_or(-1) : -1;
+    };
+    EXPECT_EQ(ids("conditions=lastUpdated%20%3E%20%5B2026-12-03T10%3A00%3A00Z%5D"),
+              (std::vector<std::int64_t>{4, 5, 6}));
+    EXPECT_EQ(ids("conditions=lastUpdated%20%3E%3D%20%5B2026-12-03T10%3A00%3A00Z%5D").size(), 10u);
+    EXPECT_EQ(ids("conditions=lastUpdated%20%3C%20%5B2026-12-03T10%3A01%3A00Z%5D").size(), 7u);
+    EXPECT_EQ(ids("conditions=lastUpdated%20%3C%3D%20%5B2026-12-03T10%3A01%3A00Z%5D").size(), 10u);
+    EXPECT_EQ(ids("conditions=_info%2FlastUpdated%20%3E%20%5B2026-12-03T10%3A00%3A59.999Z%5D").size(), 3u);
+    EXPECT_EQ(ids("conditions=id%20in%20(2%2C%205%2C%2099)"), (std::vector<std::int64_t>{2, 5}));
+    EXPECT_EQ(ids("conditions=id%20%3E%208%20or%20id%20%3C%3D%201"), (std::vector<std::int64_t>{1, 9, 10}));
+    EXPECT_EQ(ids("conditions=lastUpdated%20%3E%20%5B2026-12-03T10%3A00%3A00Z%5D%20and%20id%20!%3D%205"),
+              (std::vector<std::int64_t>{4, 6}));
+    EXPECT_EQ(count(""), 10);
+    EXPECT_EQ(count("conditions=lastUpdated%20%3E%20%5B2026-12-03T10%3A00%3A00Z%5D"), 3);
+    EXPECT_EQ(parse(api("GET", "/company/contacts/count").body).find("count")->as_int(), 2);
+    EXPECT_EQ(api("GET", "/service/tickets?conditions=id%20%3D").status, 400);
+}
+
+TEST_F(Emulator, CollectionOrderByAndFields)
+{
+    start(clocked());
+    em->touch_records("company", 1, 5, "added");
+    seconds_ahead = 10;
+    em->touch_records("company", 2, 1, "updated");
+    seconds_ahead = 20;
+    em->touch_records("company", 4, 1, "updated");
+
+    auto ids = [&](std::string_view query) {
+        return ids_of(api("GET", "/company/companies?" + std::string(query)).body);
+    };
+    EXPECT_EQ(ids(""), (std::vector<std::int64_t>{1, 2, 3, 4, 5}));
+    EXPECT_EQ(ids("orderBy=id%20desc"), (std::vector<std::int64_t>{5, 4, 3, 2, 1}));
+    EXPECT_EQ(ids("orderBy=lastUpdated%20desc"), (std::vector<std::int64_t>{4, 2, 1, 3, 5}));
+    EXPECT_EQ(ids("orderBy=lastUpdated%20asc%2C%20id%20desc"), (std::vector<std::int64_t>{5, 3, 1, 2, 4}));
+    EXPECT_EQ(ids("orderBy=_info%2FlastUpdated"), (std::vector<std::int64_t>{1, 3, 5, 2, 4}));
+    EXPECT_EQ(api("GET", "/company/companies?orderBy=id%20sideways").status, 400);
+
+    auto r = api("GET", "/company/companies?fields=id,_info,nosuch&orderBy=id%20desc&pageSize=2");
+    ASSERT_EQ(r.status, 200) << r.body;
+    const auto v = parse(r.body);
+    ASSERT_EQ(v.as_array()->size(), 2u);
+    for (const auto& item : *v.as_array()) {
+        ASSERT_EQ(item.as_object()->size(), 2u) << r.body;
+        EXPECT_NE(item.find("id"), nullptr);
+        EXPECT_NE(item.find("_info")->find("lastUpdated"), nullptr);
+    }
+    EXPECT_NE(links(r)["next"].find("fields=id,_info,nosuch"), std::string::npos);
+    const auto one = parse(api("GET", "/company/companies/3?fields=name").body);
+    EXPECT_EQ(json::serialize(one), R"({"name":"Emulated company 3"})");
+}
+
+TEST_F(Emulator, CollectionNavigablePagingOver2500Records)
+{
+    start();
+    em->touch_records("ticket", 1, 2500, "updated");
+    std::vector<std::int64_t> all;
+    std::string target = "/service/tickets?pageSize=1000";
+    int pages = 0;
+    for (; pages < 5 && !target.empty(); ++pages) {
+        auto r = api("GET", target);
+        ASSERT_EQ(r.status, 200) << r.body;
+        auto l = links(r);
+        EXPECT_EQ(l.count("last"), pages < 2 ? 1u : 0u);
+        EXPECT_EQ(l.count("first"), pages > 0 ? 1u : 0u);
+        const auto ids = ids_of(r.body);
+        all.insert(all.end(), ids.begin(), ids.end());
+        target = l.count("next") ? target_of(l["next"]).substr(api_root().size()) : std::string{};
+    }
+    EXPECT_EQ(pages, 3);
+    ASSERT_EQ(all.size(), 2500u);
+    EXPECT_TRUE(std::is_sorted(all.begin(), all.end()));
+    EXPECT_EQ(std::set<std::int64_t>(all.begin(), all.end()).size(), 2500u);
+}
+
+TEST_F(Emulator, CollectionForwardOnlyPagingOver2500Records)
+{
+    start(clocked());
+    em->touch_records("contact", 1, 2500, "added");
+    seconds_ahead = 5;
+    em->touch_records("contact", 1001, 1500, "updated");
+    const std::vector<std::pair<std::string, std::string>> fwd{{"pagination-type", "forward-only"}};
+    std::vector<std::int64_t> all;
+    // A catch-up's query: what changed since a watermark, forward-only.
+    std::string target =
+        "/company/contacts?conditions=lastUpdated%20%3E%20%5B2026-12-03T10%3A00%3A00Z%5D&pageSize=1000";
+    int pages = 0;
+    for (; pages < 10; ++pages) {
+        auto r = api("GET", target, {}, fwd);
+        ASSERT_EQ(r.status, 200) << r.body;
+        auto l = links(r);
+        ASSERT_EQ(l.count("next"), 1u);
+        EXPECT_NE(l["next"].find("conditions="), std::string::npos);
+        const auto ids = ids_of(r.body);
+        if (ids.empty()) {
+            break;
+        }
+        all.insert(all.end(), ids.begin(), ids.end());
+        EXPECT_NE(l["next"].find(fmt::format("pageId={}", ids.back())), std::string::npos);
+        target = target_of(l["next"]).substr(api_root().size());
+    }
+    EXPECT_EQ(pages, 2);
+    ASSERT_EQ(all.size(), 1500u);
+    EXPECT_EQ(all.front(), 1001);
+    EXPECT_TRUE(std::is_sorted(all.begin(), all.end()));
+    EXPECT_EQ(std::set<std::int64_t>(all.begin(), all.end()).size(), 1500u);
+    EXPECT_EQ(api("GET", "/company/contacts?orderBy=id%20desc", {}, fwd).status, 400);
+}
+
+TEST_F(Emulator, CollectionRecordByIdAnd404)
+{
+    start();
+    em->touch_records("opportunity", 7, 1, "added");
+    auto got = api("GET", "/sales/opportunities/7");
+    ASSERT_EQ(got.status, 200) << got.body;
+    EXPECT_EQ(got.body, em->find_record("opportunity", 7)->json);
+    auto missing = api("GET", "/sales/opportunities/8");
+    EXPECT_EQ(missing.status, 404);
+    EXPECT_EQ(*parse(missing.body).find("code")->as_string(), "NotFound");
+    EXPECT_EQ(api("GET", "/finance/invoices/1").status, 404);
+    EXPECT_EQ(api("GET", "/finance/invoices").body, "[]");
+    EXPECT_EQ(api("DELETE", "/sales/opportunities/7").status, 405);
+    EXPECT_EQ(api("GET", "/sales/opportunities/7", {}, {}, false).status, 401);
+    EXPECT_EQ(api("GET", "/service/nosuch").status, 404);
+    EXPECT_EQ(em->requests(emu::route::record_get), 5u); // every method and answer counts
+    EXPECT_EQ(em->requests(emu::route::records_list), 1u);
+}
+
+TEST_F(Emulator, FaultsApplyToCollections)
+{
+    start();
+    em->touch_records("ticket", 1, 3, "added");
+    emu::fault f;
+    f.status = 429;
+    f.count = 2;
+    f.retry_after = 2s;
+    f.path_prefix = api_root() + "/service/tickets";
+    em->add_fault(f);
+    EXPECT_EQ(api("GET", "/company/companies").status, 200);
+    auto a = api("GET", "/service/tickets?pageSize=2");
+    EXPECT_EQ(a.status, 429);
+    EXPECT_EQ(a.headers["retry-after"], "2");
+    EXPECT_EQ(*parse(a.body).find("code")->as_string(), "TooManyRequests");
+    EXPECT_EQ(api("GET", "/service/tickets/count").status, 429);
+    EXPECT_EQ(ids_of(api("GET", "/service/tickets").body).size(), 3u);
+    EXPECT_EQ(em->requests(emu::route::records_list), 3u);
+    EXPECT_EQ(em->requests(emu::route::records_count), 1u);
+}
+
 // --- key endpoint and faults -----------------------------------------------------------------
 
 TEST_F(Emulator, KeyEndpointServesTheKeyAndRotationExpiresTheOld)
@@ -711,8 +959,11 @@ TEST_F(Emulator, TriggerMatchesTypeLevelAndActiveSubscriptions)
     }
     EXPECT_EQ(fired, (std::set<std::int64_t>{owner, board, record}));
     ASSERT_EQ(rx.hits().size(), 3u);
-    // A given entity goes out as given (numbers keep their text).
-    EXPECT_EQ(*parse(rx.hits()[0].body).find("Entity")->as_string(), R"({"id":5000,"x":2.00})");
+    // A given entity is merged into the record, which goes out as the Entity.
+    const auto sent = parse(*parse(rx.hits()[0].body).find("Entity")->as_string());
+    EXPECT_EQ(sent.find("id")->as_int(), 5000);
+    EXPECT_EQ(sent.find("x")->as_int(), 2);
+    EXPECT_EQ(json::serialize(sent), em->find_record("ticket", 5000)->json);
     // Each registration gets its own message, told apart by CallbackObjectRecId.
     std::set<std::string> ids;
     for (const auto& h : rx.hits()) {
@@ -1021,6 +1272,20 @@ TEST_F(EmulatorLoop, EmulateCommandAndTriggerCommand)
     child_process bad({"emulate", "trigger", "--state-dir", state, "--type", "ticket", "--action", "exploded", "--id",
                        "1"});
     EXPECT_EQ(bad.wait(), 2) << bad.output();
+
+    // --no-callback changes the record and delivers nothing: the REST collection shows it.
+    child_process quiet({"emulate", "trigger", "--state-dir", state, "--type", "ticket", "--action", "updated", "--id",
+                         "5000", "--entity", R"({"summary":"changed in an outage"})", "--no-callback"});
+    EXPECT_EQ(quiet.wait(), 0) << quiet.output();
+    EXPECT_EQ(query_events(db).size(), 1u);
+    http_call get;
+    get.method = "GET";
+    get.target = "/v2025_1/apis/3.0/service/tickets/5000";
+    get.headers = {{"Authorization", basic(defaults.company + "+" + defaults.public_key, defaults.private_key)},
+                   {"clientId", defaults.client_id}};
+    auto record = send(loopback(port), get, state + "/cert.pem");
+    ASSERT_EQ(record.status, 200) << record.body << record.error;
+    EXPECT_EQ(*parse(record.body).find("summary")->as_string(), "changed in an outage");
 
     emu_proc.signal(SIGTERM);
     EXPECT_EQ(emu_proc.wait(), 0) << emu_proc.output();

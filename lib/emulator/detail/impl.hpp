@@ -9,6 +9,7 @@
 #include "emulator/emulator.hpp"
 #include "http/router.hpp"
 #include "http/server.hpp"
+#include "json/value.hpp"
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -56,6 +57,8 @@ struct emulator::impl {
     std::string key;
     std::vector<fault> faults;
     std::deque<seen_request> recent;
+    // type (lower case) -> id -> record (a JSON object), for the REST collections.
+    std::map<std::string, std::map<std::int64_t, json::value>, std::less<>> records;
 
     std::string scheme() const { return cfg.tls ? "https" : "http"; }
     std::string base_url() const;
@@ -65,6 +68,13 @@ struct emulator::impl {
     void new_key_locked();
     std::int64_t insert_locked(callback_entry e);
     void persist_locked() const;
+    std::chrono::system_clock::time_point now() const
+    {
+        return cfg.clock ? cfg.clock() : std::chrono::system_clock::now();
+    }
+    // Applies a trigger to its record (records.cpp); returns the Entity to deliver: the record's
+    // JSON, "" for deleted (null), or t.entity as given for an unknown type or action.
+    std::string apply_trigger_locked(const trigger_request& t);
     void count(route r) { counters[static_cast<std::size_t>(r)].fetch_add(1, std::memory_order_relaxed); }
 };
 
