@@ -17,8 +17,13 @@
 
 namespace cwhook::store::detail {
 
-// A bound value: NULL, an integer or text. Blobs are read as text (bytes kept).
-using sql_value = std::variant<std::monostate, std::int64_t, std::string>;
+// Bytes bound as a BLOB (SQLite) or BYTEA (PostgreSQL).
+struct sql_blob {
+    std::string bytes;
+};
+
+// A bound value: NULL, an integer, text or bytes. Blobs are read as text (bytes kept).
+using sql_value = std::variant<std::monostate, std::int64_t, std::string, sql_blob>;
 
 struct sql_rows {
     std::vector<std::vector<sql_value>> rows;

@@ -659,7 +659,7 @@ TEST_P(StoreConformance, InstancesStartingAtOnceMigrateOnce)
     }
     auto db = open_db(db_access::read_only);
     ASSERT_TRUE(db);
-    EXPECT_EQ(db->schema_version(), 3);
+    EXPECT_EQ(db->schema_version(), 4);
 }
 
 // ---- Forwarding outbox ------------------------------------------------------------------
