@@ -29,8 +29,13 @@ std::vector<sql_value> record_values(const event_record& r)
         using T = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<T, std::int64_t>) {
             out.emplace_back(v);
-        } else if constexpr (std::is_same_v<T, std::optional<std::int64_t>> ||
-                             std::is_same_v<T, std::optional<std::string>>) {
+        } else if constexpr (std::is_same_v<T, std::optional<std::int64_t>>) {
+            if (v) {
+                out.emplace_back(*v);
+            } else {
+                out.emplace_back(sql_null_integer{});
+            }
+        } else if constexpr (std::is_same_v<T, std::optional<std::string>>) {
             if (v) {
                 out.emplace_back(*v);
             } else {

@@ -494,6 +494,12 @@ boost::system::result<void, std::string> migrate_steps(sqlite::database& db)
 
 } // namespace
 
+std::string_view sqlite_migration(std::int64_t from)
+{
+    CWHOOK_CHECK(from >= 0 && from < schema_version);
+    return migrations[from];
+}
+
 // Applies the schema up to schema_version. Each step re-reads user_version inside its own
 // write transaction, so two processes opening a fresh file at once cannot both migrate. A
 // step may rebuild a table others reference (v4 rebuilds events): with foreign keys on,
