@@ -210,6 +210,7 @@ TEST(EventDb, EveryFilterUsesAnIndex)
     cases.push_back({"entity", event_filter{.entity_id = 1001}});
     cases.push_back({"company", event_filter{.company_id = "Cobalt"}});
     cases.push_back({"status", event_filter{.status = event_status::failed}});
+    cases.push_back({"source", event_filter{.source = event_source::catch_up}});
     cases.push_back({"since", event_filter{.since_us = t0 - hour}});
     cases.push_back({"until", event_filter{.until_us = t0 - hour}});
     cases.push_back({"since+until", event_filter{.since_us = t0 - 2 * hour, .until_us = t0 - hour}});
