@@ -36,7 +36,7 @@ namespace cwhook::daemon {
 namespace {
 
 struct filter_options {
-    std::optional<std::string> type, action, entity_id, company, status, since, until, callback_id, limit;
+    std::optional<std::string> type, action, entity_id, company, status, source, since, until, callback_id, limit;
 };
 
 void add_filter_options(CLI::App& cmd, filter_options& f, bool with_limit = true)
@@ -45,7 +45,8 @@ void add_filter_options(CLI::App& cmd, filter_options& f, bool with_limit = true
     cmd.add_option("--action", f.action, "added, updated or deleted");
     cmd.add_option("--entity-id", f.entity_id, "Record id (the payload's ID)")->type_name("ID");
     cmd.add_option("--company", f.company, "Company id (the payload's CompanyId)");
-    cmd.add_option("--status", f.status, "verified, pending, failed or unverified");
+    cmd.add_option("--status", f.status, "verified, pending, failed, unverified or synthesized");
+    cmd.add_option("--source", f.source, "callback or catch_up");
     cmd.add_option("--since", f.since, "Received at or after: RFC 3339 time, or a duration back (2h, 7d)")
         ->type_name("TIME");
     cmd.add_option("--until", f.until, "Received before: RFC 3339 time, or a duration back (2h, 7d)")
@@ -59,8 +60,8 @@ void add_filter_options(CLI::App& cmd, filter_options& f, bool with_limit = true
 // Whether any selecting filter option was given (--limit only selects when asked to).
 bool any_filter(const filter_options& o, bool count_limit)
 {
-    return o.type || o.action || o.entity_id || o.company || o.status || o.since || o.until || o.callback_id ||
-           (count_limit && o.limit);
+    return o.type || o.action || o.entity_id || o.company || o.status || o.source || o.since || o.until ||
+           o.callback_id || (count_limit && o.limit);
 }
 
 // The filter, or a usage error naming the option (exit 2).
@@ -70,8 +71,9 @@ std::optional<store::event_filter> to_filter(const filter_options& o, std::size_
     f.limit = default_limit;
     const auto now = now_us();
     const std::pair<const char*, const std::optional<std::string>*> given[] = {
-        {"type", &o.type},     {"action", &o.action}, {"entity-id", &o.entity_id}, {"company", &o.company},
-        {"status", &o.status}, {"since", &o.since},   {"until", &o.until},         {"callback-id", &o.callback_id},
+        {"type", &o.type},       {"action", &o.action}, {"entity-id", &o.entity_id},
+        {"company", &o.company}, {"status", &o.status}, {"source", &o.source},
+        {"since", &o.since},     {"until", &o.until},   {"callback-id", &o.callback_id},
         {"limit", &o.limit},
     };
     for (const auto& [name, value] : given) {
@@ -307,7 +309,8 @@ int run_prune(const common_options& common, const prune_options& o)
     if (o.status) {
         status = store::parse_event_status(*o.status);
         if (!status) {
-            std::fprintf(stderr, "cwhook: --status: \"%s\": expected verified, pending, failed or unverified\n",
+            std::fprintf(stderr,
+                         "cwhook: --status: \"%s\": expected verified, pending, failed, unverified or synthesized\n",
                          o.status->c_str());
             return usage_error;
         }
@@ -490,9 +493,7 @@ int run_replay(const common_options& common, const replay_cli& o)
         for (std::size_t i = 0; i < ids.size() && i < 10; ++i) {
             auto e = db->get(ids[i], false);
             if (e && *e) {
-                const auto& r = (*e)->record;
-                first.push_back({(*e)->id, r.received_at_us, r.type, r.action, r.entity_id, r.company_id, r.status,
-                                 (*e)->deliveries});
+                first.push_back(events::summary_of(**e));
             }
         }
         if (!first.empty()) {

@@ -92,6 +92,7 @@ std::string feed_json(const feed_event& e)
         out += "null";
     }
     text_member(out, "status", store::to_string(r.status));
+    text_member(out, "source", store::to_string(r.source));
     text_member(out, "received_at", format_time(r.received_at_us, time_precision::micros));
     member(out, "payload");
     out += payload ? *payload : "null";
@@ -110,6 +111,8 @@ store::event_summary summary_of(const store::stored_event& e)
     s.company_id = e.record.company_id;
     s.status = e.record.status;
     s.deliveries = e.deliveries;
+    s.source = e.record.source;
+    s.twin_of = e.record.twin_of;
     return s;
 }
 
@@ -118,10 +121,10 @@ std::string summary_line(const store::event_summary& e)
     const auto dash = [](const auto& v) { return v ? fmt::format("{}", *v) : std::string("-"); };
     // Widths fit the usual values (Manage's type and action names, entity ids below 10^8); a
     // longer value only shifts the rest of its line.
-    return fmt::format("{:<8}  {}  {:<16}  {:<7}  {:<8}  {:<12}  {:<10}  {}\n", e.id,
+    return fmt::format("{:<8}  {}  {:<16}  {:<7}  {:<8}  {:<12}  {:<11}  {:<10}  {}\n", e.id,
                        format_time(e.received_at_us, time_precision::millis), json::valid_utf8(e.type),
                        json::valid_utf8(e.action), dash(e.entity_id), json::valid_utf8(dash(e.company_id)),
-                       store::to_string(e.status), e.deliveries);
+                       store::to_string(e.status), e.deliveries, store::to_string(e.source));
 }
 
 } // namespace cwhook::events

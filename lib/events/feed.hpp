@@ -42,7 +42,7 @@ std::optional<std::int64_t> parse_feed_cursor(std::string_view text);
 
 // One event of the feed as compact JSON:
 //   {"cursor":"<seq>","id":N,"type":"..","action":"..","entity_id":N|null,"company_id":".."|null,
-//    "status":"verified","received_at":"2026-11-28T04:05:06.123456Z","payload":{...}|null}
+//    "status":"verified","source":"callback","received_at":"2026-11-28T04:05:06.123456Z","payload":{...}|null}
 // payload: the body with its top-level Entity string decoded, numbers as sent; null when the
 // body is not JSON.
 std::string feed_json(const feed_event& e);
@@ -50,7 +50,7 @@ std::string feed_json(const feed_event& e);
 // The columns of `events list` for one event.
 store::event_summary summary_of(const store::stored_event& e);
 // One line of `events tail`: the columns of `events list` (id, received, type, action, entity,
-// company, status, deliveries) padded to fixed widths, with a newline.
+// company, status, deliveries, source) padded to fixed widths, with a newline.
 std::string summary_line(const store::event_summary& e);
 
 } // namespace cwhook::events

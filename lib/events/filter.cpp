@@ -46,9 +46,15 @@ std::optional<std::string> set_filter(store::event_filter& f, std::string_view n
     } else if (is(name, "status")) {
         const auto s = store::parse_event_status(value);
         if (!s) {
-            return "expected verified, pending, failed or unverified";
+            return "expected verified, pending, failed, unverified or synthesized";
         }
         f.status = *s;
+    } else if (is(name, "source")) {
+        const auto s = store::parse_event_source(value);
+        if (!s) {
+            return "expected callback or catch_up";
+        }
+        f.source = *s;
     } else if (is(name, "since") || is(name, "until")) {
         const auto t = parse_time(value, now_us);
         if (!t) {
@@ -109,8 +115,9 @@ bool matches(const store::event_filter& f, const store::stored_event& e)
     const auto& r = e.record;
     const auto same = [](const auto& want, const auto& have) { return !want || want == have; };
     return same(f.type, r.type) && same(f.action, r.action) && same(f.entity_id, r.entity_id) &&
-           same(f.company_id, r.company_id) && same(f.status, r.status) && same(f.callback_id, r.callback_id) &&
-           (!f.since_us || r.received_at_us >= *f.since_us) && (!f.until_us || r.received_at_us < *f.until_us);
+           same(f.company_id, r.company_id) && same(f.status, r.status) && same(f.source, r.source) &&
+           same(f.callback_id, r.callback_id) && (!f.since_us || r.received_at_us >= *f.since_us) &&
+           (!f.until_us || r.received_at_us < *f.until_us);
 }
 
 std::string format_cursor(const store::event_cursor& c)

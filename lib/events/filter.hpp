@@ -1,5 +1,5 @@
 // Filters of `cwhook events` and the admin API, from the same names and spellings in both:
-// type, action, entity-id, company, status, since, until, callback-id, limit (the API also
+// type, action, entity-id, company, status, source, since, until, callback-id, limit (the API also
 // takes entity_id / callback_id and a cursor); and those of the deliveries to destinations.
 // Pure functions, thread-safe.
 #pragma once
@@ -30,7 +30,7 @@ std::optional<std::string> set_delivery_filter(store::delivery_filter& f, std::s
                                                std::string_view value);
 
 // Whether a stored event is one `f` selects (its type, action, entity id, company, status,
-// callback id and [since, until); cursor and limit are not about one event). Where a
+// source, callback id and [since, until); cursor and limit are not about one event). Where a
 // selection is made after reading, as `events tail` does with the feed.
 bool matches(const store::event_filter& f, const store::stored_event& e);
 

@@ -67,11 +67,16 @@ std::string replay_line(const store::replay_attempt& a)
 std::string table(std::span<const store::event_summary> rows)
 {
     std::vector<std::vector<std::string>> cells;
-    cells.push_back({"ID", "RECEIVED", "TYPE", "ACTION", "ENTITY", "COMPANY", "STATUS", "DELIVERIES"});
+    cells.push_back({"ID", "RECEIVED", "TYPE", "ACTION", "ENTITY", "COMPANY", "STATUS", "DELIVERIES", "SOURCE"});
     for (const auto& e : rows) {
+        // A twin names the synthesized event consumers got instead.
+        std::string source(store::to_string(e.source));
+        if (e.twin_of) {
+            source += fmt::format(" (twin of {})", *e.twin_of);
+        }
         cells.push_back({std::to_string(e.id), shown_time(e.received_at_us), e.type, e.action, or_dash(e.entity_id),
-                         or_dash(e.company_id), std::string(store::to_string(e.status)),
-                         std::to_string(e.deliveries)});
+                         or_dash(e.company_id), std::string(store::to_string(e.status)), std::to_string(e.deliveries),
+                         std::move(source)});
     }
     return aligned(cells);
 }
@@ -88,7 +93,9 @@ std::string summary_json(const store::event_summary& e)
         .number("entity_id", e.entity_id)
         .text("company_id", e.company_id)
         .text("status", store::to_string(e.status))
-        .number("deliveries", e.deliveries);
+        .number("deliveries", e.deliveries)
+        .text("source", store::to_string(e.source))
+        .number("twin_of", e.twin_of);
     w.close();
     return out;
 }
@@ -102,6 +109,9 @@ std::string detail_text(const store::stored_event& e)
         {"deliveries", fmt::format("{} (last {})", e.deliveries, format_time(e.last_delivery_at_us))},
         {"status", r.verify_reason.empty() ? std::string(store::to_string(r.status))
                                            : fmt::format("{} ({})", store::to_string(r.status), r.verify_reason)},
+        {"source", std::string(store::to_string(r.source))},
+        {"twin of", or_dash(r.twin_of)},
+        {"entity updated", r.entity_updated_at_us ? format_time(*r.entity_updated_at_us) : "-"},
         {"type", r.type},
         {"action", r.action},
         {"entity id", or_dash(r.entity_id)},
@@ -113,8 +123,8 @@ std::string detail_text(const store::stored_event& e)
         {"product instance", or_dash(r.product_instance_id)},
         {"partner", or_dash(r.partner_id)},
         {"key url", r.key_url},
-        {"request", fmt::format("{} {}{}{} from {}", r.method, r.path, r.query.empty() ? "" : "?", r.query,
-                                r.client_addr)},
+        {"request",
+         fmt::format("{} {}{}{} from {}", r.method, r.path, r.query.empty() ? "" : "?", r.query, r.client_addr)},
         {"body", fmt::format("{} bytes, sha256 {}", r.body.size(), r.body_sha256)},
     };
     if (r.status == store::event_status::pending) {
@@ -178,6 +188,9 @@ std::string detail_json(const store::stored_event& e, const std::span<const stor
         .text("status", store::to_string(r.status))
         .text("verify_reason", r.verify_reason)
         .number("verify_attempts", e.verify_attempts)
+        .text("source", store::to_string(r.source))
+        .number("twin_of", r.twin_of)
+        .number("entity_updated_at_us", r.entity_updated_at_us)
         .text("type", r.type)
         .text("action", r.action)
         .number("entity_id", r.entity_id)
@@ -268,7 +281,7 @@ std::string export_line(const store::stored_event& e)
         .number("verify_attempts", e.verify_attempts);
     store::for_each_field(r, [&w](const store::field_info& f, const auto& v) {
         using T = std::remove_cvref_t<decltype(v)>;
-        if constexpr (std::is_same_v<T, store::event_status>) {
+        if constexpr (std::is_same_v<T, store::event_status> || std::is_same_v<T, store::event_source>) {
             w.text(f.name, store::to_string(v));
         } else if constexpr (std::is_same_v<T, std::int64_t> || std::is_same_v<T, std::optional<std::int64_t>>) {
             w.number(f.name, v);
@@ -347,7 +360,17 @@ void import_field(field_source& f, const store::field_info& fi, T& v)
             if (const auto s = store::parse_event_status(*text)) {
                 v = *s;
             } else {
-                f.problem("field " + std::string(fi.name) + ": expected verified, pending, failed or unverified");
+                f.problem("field " + std::string(fi.name) +
+                          ": expected verified, pending, failed, unverified or synthesized");
+            }
+        }
+    } else if constexpr (std::is_same_v<T, store::event_source>) {
+        // Lines exported before catch-up existed have none: they were callbacks.
+        if (const auto text = f.text(fi.name, fi.required)) {
+            if (const auto s = store::parse_event_source(*text)) {
+                v = *s;
+            } else {
+                f.problem("field " + std::string(fi.name) + ": expected callback or catch_up");
             }
         }
     } else if constexpr (std::is_same_v<T, std::int64_t>) {

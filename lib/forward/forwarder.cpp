@@ -297,6 +297,7 @@ net::awaitable<void> forwarder::state::send(std::shared_ptr<lane> l, claimed_del
     o.received_at_us = c.received_at_us;
     o.content_type = c.content_type;
     o.body = std::move(c.body);
+    o.source = std::string(store::to_string(c.source));
     const std::int64_t started = time.now_us();
     const auto attempt = static_cast<std::size_t>(c.attempts + 1);
     const auto req = signed_request(l->base, l->dest, l->key, o, attempt, started / 1'000'000);

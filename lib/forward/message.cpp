@@ -66,7 +66,7 @@ outgoing make_outgoing(std::int64_t event_id, const store::event_record& r)
     o.received_at_us = r.received_at_us;
     o.content_type = r.content_type;
     o.body = r.body;
-    o.source = "callback";
+    o.source = std::string(store::to_string(r.source));
     return o;
 }
 

@@ -29,7 +29,7 @@ struct outgoing {
     std::int64_t received_at_us = 0;
     std::string content_type; // as received ("" when there was none)
     std::string body;         // Manage's exact bytes
-    std::string source = "callback";
+    std::string source = "callback"; // store::to_string(event_source)
 };
 
 // "msg_" + the first 32 hex digits (128 bits) of SHA-256(dedupe_key). The same event keeps
@@ -37,7 +37,7 @@ struct outgoing {
 // key, and so the same id. (A row id would be renumbered by an import.)
 std::string stable_webhook_id(std::string_view dedupe_key);
 
-// The outgoing form of a stored event (source "callback").
+// The outgoing form of a stored event.
 outgoing make_outgoing(std::int64_t event_id, const store::event_record& r);
 
 // The body of body = "event": one compact JSON object

@@ -30,6 +30,7 @@ struct synthesized_event {
     std::int64_t entity_id = 0;
     std::int64_t last_updated_us = 0; // the record's _info/lastUpdated (deleted: the run's start)
     std::string body;                 // the payload as stored and forwarded (Manage's shape)
+    std::string body_sha256;          // hex SHA-256 of body (the store does no hashing)
     // The newest event id for (type, entity id) the engine saw when it decided this record is
     // unseen (0: none). The store inserts nothing when a newer row of that (type, id) has been
     // committed since (a callback raced the run): the outcome is then `seen`.

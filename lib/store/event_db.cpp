@@ -3,6 +3,7 @@
 #include "store/event_db.hpp"
 
 #include "store/detail/backends.hpp"
+#include "store/detail/catch_up.hpp"
 #include "store/detail/outbox.hpp"
 
 #include <fmt/format.h>
@@ -108,6 +109,21 @@ db_result<std::vector<feed_position>> event_db::feed(std::int64_t after, std::si
 db_result<std::int64_t> event_db::feed_end()
 {
     return named(display_name(), detail::outbox::feed_end(runner()));
+}
+
+db_result<std::vector<watermark>> event_db::watermarks()
+{
+    return named(display_name(), detail::catch_up::watermarks(runner()));
+}
+
+db_result<std::vector<catch_up_run>> event_db::catch_up_runs(std::optional<std::string> type, std::size_t limit)
+{
+    return named(display_name(), detail::catch_up::runs(runner(), type, limit));
+}
+
+db_result<std::vector<heartbeat>> event_db::heartbeats()
+{
+    return named(display_name(), detail::catch_up::heartbeats(runner()));
 }
 
 } // namespace cwhook::store

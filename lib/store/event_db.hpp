@@ -7,6 +7,7 @@
 // lock). Not thread-safe: one thread at a time per event_db.
 #pragma once
 
+#include "store/catch_up.hpp"
 #include "store/event_store.hpp"
 #include "store/outbox.hpp"
 
@@ -44,6 +45,7 @@ struct event_filter {
     std::optional<std::int64_t> entity_id;
     std::optional<std::string> company_id;
     std::optional<event_status> status;
+    std::optional<event_source> source;
     std::optional<std::int64_t> since_us;
     std::optional<std::int64_t> until_us;
     std::optional<std::int64_t> callback_id;
@@ -63,6 +65,8 @@ struct event_summary {
     std::optional<std::string> company_id;
     event_status status = event_status::unverified;
     std::int64_t deliveries = 1;
+    event_source source = event_source::callback;
+    std::optional<std::int64_t> twin_of; // a callback twin of this synthesized event id
 };
 
 struct replay_attempt {
@@ -198,6 +202,12 @@ public:
     // The end of the feed: the last position committed (0 before the first). feed() after it
     // returns only positions committed later.
     db_result<std::int64_t> feed_end();
+
+    // ---- Catch-up (store/catch_up.hpp): the same on both backends.
+    db_result<std::vector<watermark>> watermarks();
+    // Newest first; of one type when given; limit 0: all.
+    db_result<std::vector<catch_up_run>> catch_up_runs(std::optional<std::string> type, std::size_t limit);
+    db_result<std::vector<heartbeat>> heartbeats();
 
 protected:
     event_db() = default;

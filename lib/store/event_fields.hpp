@@ -50,6 +50,9 @@ void for_each_field(Record& r, F&& f)
     f(field_info{"callback_id"}, r.callback_id);
     f(field_info{"key_url"}, r.key_url);
     f(field_info{"next_verify_at_us"}, r.next_verify_at_us);
+    f(field_info{"source", field_use::identity}, r.source);
+    f(field_info{"twin_of"}, r.twin_of);
+    f(field_info{"entity_updated_at_us"}, r.entity_updated_at_us);
 }
 
 } // namespace cwhook::store

@@ -18,7 +18,10 @@
 #include "store/event_store.hpp"
 
 #include "core/log.hpp"
+#include "core/time.hpp"
+#include "store/catch_up.hpp"
 #include "store/detail/backends.hpp"
+#include "store/detail/catch_up.hpp"
 #include "store/detail/outbox.hpp"
 #include "store/outbox.hpp"
 
@@ -43,6 +46,7 @@ std::string_view to_string(event_status s)
     case event_status::pending: return "pending";
     case event_status::failed: return "failed";
     case event_status::unverified: return "unverified";
+    case event_status::synthesized: return "synthesized";
     }
     return "unverified";
 }
@@ -60,6 +64,29 @@ std::optional<event_status> parse_event_status(std::string_view s)
     }
     if (s == "unverified") {
         return event_status::unverified;
+    }
+    if (s == "synthesized") {
+        return event_status::synthesized;
+    }
+    return std::nullopt;
+}
+
+std::string_view to_string(event_source s)
+{
+    switch (s) {
+    case event_source::callback: return "callback";
+    case event_source::catch_up: return "catch_up";
+    }
+    return "callback";
+}
+
+std::optional<event_source> parse_event_source(std::string_view s)
+{
+    if (s == "callback") {
+        return event_source::callback;
+    }
+    if (s == "catch_up") {
+        return event_source::catch_up;
     }
     return std::nullopt;
 }
@@ -417,7 +444,7 @@ template <class T, class Work, class Done> outbox_job outbox_work(Work work, Don
 {
     auto value = std::make_shared<T>();
     outbox_job j;
-    j.run = [value, work = std::move(work)](sql_runner& db) -> outcome<void> {
+    j.run = [value, work = std::move(work)](sql_runner& db, std::vector<std::int64_t>&) -> outcome<void> {
         auto r = work(db);
         if (!r) {
             return r.error();
@@ -427,9 +454,9 @@ template <class T, class Work, class Done> outbox_job outbox_work(Work work, Don
     };
     j.done = [value, done = std::move(done)](result<void> r) {
         if (!r) {
-            done(result<T>(r.error()));
+            done(result<T>(boost::system::in_place_error, r.error()));
         } else {
-            done(result<T>(std::move(*value)));
+            done(result<T>(boost::system::in_place_value, std::move(*value)));
         }
     };
     return j;
@@ -457,7 +484,9 @@ bool event_store::claim_deliveries(std::string destination, bool entity_ordering
 bool event_store::submit_delivery_results(std::vector<delivery_result> results, done_callback done)
 {
     outbox_job j;
-    j.run = [results = std::move(results)](sql_runner& db) { return outbox::apply_results(db, results); };
+    j.run = [results = std::move(results)](sql_runner& db, std::vector<std::int64_t>&) {
+        return outbox::apply_results(db, results);
+    };
     j.done = std::move(done);
     return impl_->enqueue<outbox_job>(std::move(j));
 }
@@ -465,7 +494,8 @@ bool event_store::submit_delivery_results(std::vector<delivery_result> results, 
 bool event_store::pause_destination(std::string name, std::string reason, std::int64_t now_us, done_callback done)
 {
     outbox_job j;
-    j.run = [name = std::move(name), reason = std::move(reason), now_us](sql_runner& db) -> outcome<void> {
+    j.run = [name = std::move(name), reason = std::move(reason), now_us](sql_runner& db,
+                                                                         std::vector<std::int64_t>&) -> outcome<void> {
         auto r = outbox::set_paused(db, name, true, reason, now_us);
         if (!r) {
             return r.error();
@@ -482,6 +512,121 @@ bool event_store::read_destinations(destinations_callback done)
                                                           std::move(done));
     j.read_only = true;
     return impl_->enqueue<outbox_job>(std::move(j));
+}
+
+// ---- catch-up
+
+namespace {
+
+// A read between write transactions (no write lock).
+template <class T, class Work, class Done> outbox_job read_work(Work work, Done done)
+{
+    auto j = outbox_work<T>(std::move(work), std::move(done));
+    j.read_only = true;
+    return j;
+}
+
+// A write in the batch whose outcome carries no value.
+template <class Work> outbox_job write_work(Work work, event_store::done_callback done)
+{
+    outbox_job j;
+    j.run = [work = std::move(work)](sql_runner& db, std::vector<std::int64_t>&) { return work(db); };
+    j.done = std::move(done);
+    return j;
+}
+
+} // namespace
+
+void event_store::set_entity_updated_reader(entity_updated_reader f)
+{
+    // Under the queue's lock: the writer reads it only after taking jobs under the same lock.
+    std::lock_guard lock(impl_->mutex_);
+    impl_->writer_->entity_updated = std::move(f);
+}
+
+bool event_store::synthesize(std::vector<synthesized_event> events, std::optional<watermark> advance,
+                             std::function<void(result<std::vector<synthesis_outcome>>)> done)
+{
+    auto value = std::make_shared<std::vector<synthesis_outcome>>();
+    outbox_job j;
+    j.run = [value, events = std::move(events),
+             advance = std::move(advance)](sql_runner& db, std::vector<std::int64_t>& forwardable) -> outcome<void> {
+        auto r = catch_up::synthesize(db, events, advance, now_us(), forwardable);
+        if (!r) {
+            return r.error();
+        }
+        *value = std::move(*r);
+        return {};
+    };
+    j.done = [value, done = std::move(done)](result<void> r) {
+        if (!done) {
+            return;
+        }
+        if (!r) {
+            done(r.error());
+        } else {
+            done(std::move(*value));
+        }
+    };
+    return impl_->enqueue<outbox_job>(std::move(j));
+}
+
+bool event_store::newest_events(std::string type, std::vector<std::int64_t> entity_ids,
+                                std::function<void(result<std::vector<newest_event>>)> done)
+{
+    return impl_->enqueue<outbox_job>(
+        read_work<std::vector<newest_event>>([type = std::move(type), ids = std::move(entity_ids)](
+                                                 sql_runner& db) { return catch_up::newest_events(db, type, ids); },
+                                             std::move(done)));
+}
+
+bool event_store::known_entities(std::string type, std::function<void(result<std::vector<std::int64_t>>)> done)
+{
+    return impl_->enqueue<outbox_job>(read_work<std::vector<std::int64_t>>(
+        [type = std::move(type)](sql_runner& db) { return catch_up::known_entities(db, type); }, std::move(done)));
+}
+
+bool event_store::read_watermarks(std::function<void(result<std::vector<watermark>>)> done)
+{
+    return impl_->enqueue<outbox_job>(
+        read_work<std::vector<watermark>>([](sql_runner& db) { return catch_up::watermarks(db); }, std::move(done)));
+}
+
+bool event_store::claim_catch_up(std::string company, std::string type, std::string holder, std::int64_t now_us,
+                                 std::int64_t lease_until_us, std::function<void(result<bool>)> done)
+{
+    return impl_->enqueue<outbox_job>(outbox_work<bool>(
+        [company = std::move(company), type = std::move(type), holder = std::move(holder), now_us,
+         lease_until_us](sql_runner& db) { return catch_up::claim(db, company, type, holder, now_us, lease_until_us); },
+        std::move(done)));
+}
+
+bool event_store::release_catch_up(std::string company, std::string type, std::string holder, done_callback done)
+{
+    return impl_->enqueue<outbox_job>(
+        write_work([company = std::move(company), type = std::move(type), holder = std::move(holder)](
+                       sql_runner& db) { return catch_up::release(db, company, type, holder); },
+                   std::move(done)));
+}
+
+bool event_store::record_run(catch_up_run run, std::function<void(result<std::int64_t>)> done)
+{
+    return impl_->enqueue<outbox_job>(outbox_work<std::int64_t>(
+        [run = std::move(run)](sql_runner& db) { return catch_up::record_run(db, run); }, std::move(done)));
+}
+
+bool event_store::beat(std::string instance, std::int64_t now_us, bool clean_stop, done_callback done)
+{
+    return impl_->enqueue<outbox_job>(
+        write_work([instance = std::move(instance), now_us,
+                    clean_stop](sql_runner& db) { return catch_up::beat(db, instance, now_us, clean_stop); },
+                   std::move(done)));
+}
+
+bool event_store::read_heartbeats(std::function<void(result<std::vector<heartbeat>>)> done)
+{
+    return impl_->enqueue<outbox_job>(
+        read_work<std::vector<heartbeat>>([](sql_runner& db) { return catch_up::heartbeats(db); }, std::move(done)));
 }
 
 bool event_store::submit_rejection(rejection_record rej)

@@ -20,6 +20,12 @@ struct delivery_result;
 struct destination_route;
 struct destination_status;
 struct sync_outcome;
+struct synthesized_event;
+enum class synthesis_outcome;
+struct newest_event;
+struct watermark;
+struct catch_up_run;
+struct heartbeat;
 } // namespace cwhook::store
 
 #include <chrono>
@@ -28,13 +34,21 @@ struct sync_outcome;
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace cwhook::store {
 
-enum class event_status { verified, pending, failed, unverified };
+// synthesized: made by catch-up from a record read back from Manage (store/catch_up.hpp);
+// forwardable like verified.
+enum class event_status { verified, pending, failed, unverified, synthesized };
 std::string_view to_string(event_status s);
 std::optional<event_status> parse_event_status(std::string_view s);
+
+// Where a row came from: a callback Manage sent, or catch-up's REST reads.
+enum class event_source { callback, catch_up };
+std::string_view to_string(event_source s);
+std::optional<event_source> parse_event_source(std::string_view s);
 
 // One delivery as it is stored. body holds the exact bytes received.
 struct event_record {
@@ -64,6 +78,12 @@ struct event_record {
     std::optional<std::int64_t> callback_id;
     std::string key_url;
     std::int64_t next_verify_at_us = 0;  // pending rows: when the re-verifier looks again
+    event_source source = event_source::callback;
+    // A callback that twins a synthesized event (store/catch_up.hpp): that row's id. Set by
+    // the store, never by the ingest.
+    std::optional<std::int64_t> twin_of;
+    // The Entity's lastUpdated (us) of synthesized rows and their twins.
+    std::optional<std::int64_t> entity_updated_at_us;
 };
 
 struct insert_outcome {
@@ -191,6 +211,37 @@ public:
     // Pauses a destination with a reason ("gone": it answered 410), as an operator would.
     bool pause_destination(std::string name, std::string reason, std::int64_t now_us, done_callback done);
     bool read_destinations(destinations_callback done);
+
+    // ---- Catch-up (store/catch_up.hpp). Writes run in a group-commit batch; reads between batches.
+
+    // Reads an Entity's lastUpdated (us) from a callback body (nullopt: absent or unreadable).
+    // Called on the writer thread, only for a callback whose (type, entity id) has a
+    // synthesized event. Set before events are submitted.
+    using entity_updated_reader = std::function<std::optional<std::int64_t>(std::string_view body)>;
+    void set_entity_updated_reader(entity_updated_reader f);
+
+    // Stores each event (outcome per event, in order: synthesized, already, or seen) and, with
+    // `advance`, moves that watermark forward (never back), all in one transaction. Synthesized
+    // rows are forwardable at once.
+    bool synthesize(std::vector<synthesized_event> events, std::optional<watermark> advance,
+                    std::function<void(result<std::vector<synthesis_outcome>>)> done);
+    // The newest row of each (type, entity id) that is not failed (ids without one are absent).
+    bool newest_events(std::string type, std::vector<std::int64_t> entity_ids,
+                       std::function<void(result<std::vector<newest_event>>)> done);
+    // Entity ids of `type` whose newest row's action is not "deleted", ascending.
+    bool known_entities(std::string type, std::function<void(result<std::vector<std::int64_t>>)> done);
+    bool read_watermarks(std::function<void(result<std::vector<watermark>>)> done);
+    // Takes the (company, type) lease until lease_until_us (creating its watermark at 0):
+    // true when it was free, expired or already `holder`'s; false while another holder's lasts.
+    bool claim_catch_up(std::string company, std::string type, std::string holder, std::int64_t now_us,
+                        std::int64_t lease_until_us, std::function<void(result<bool>)> done);
+    // Ends `holder`'s lease (nothing when another holds it).
+    bool release_catch_up(std::string company, std::string type, std::string holder, done_callback done);
+    // Inserts a run (id 0; the callback gets the new id) or updates every field of run.id.
+    bool record_run(catch_up_run run, std::function<void(result<std::int64_t>)> done);
+    // This instance is alive (clean_stop false: clean_stop_at_us back to 0) or stops cleanly.
+    bool beat(std::string instance, std::int64_t now_us, bool clean_stop, done_callback done);
+    bool read_heartbeats(std::function<void(result<std::vector<heartbeat>>)> done);
 
     // Other instances may write the same database (PostgreSQL): rows this process did not
     // store, pending ones included, can appear at any time.

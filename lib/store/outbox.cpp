@@ -296,7 +296,8 @@ claimed AS (
   UPDATE deliveries SET next_attempt_at_us = ?4 WHERE id IN (SELECT id FROM due)
   RETURNING id, event_id, destination, attempts, tries, created_at_us)
 SELECT c.id, c.event_id, c.destination, c.attempts, c.tries, c.created_at_us,
-       e.received_at_us, e.status, e.dedupe_key, e.content_type, e.body, e.type, e.action, e.entity_id, e.company_id
+       e.received_at_us, e.status, e.dedupe_key, e.content_type, e.body, e.type, e.action, e.entity_id, e.company_id,
+       e.source
 FROM claimed c JOIN events e ON e.id = c.event_id
 )sql",
                                         due);
@@ -324,6 +325,7 @@ FROM claimed c JOIN events e ON e.id = c.event_id
             c.action = r->text(i, 12);
             c.entity_id = r->int64_or_null(i, 13);
             c.company_id = r->text_or_null(i, 14);
+            c.source = parse_event_source(r->text(i, 15)).value_or(event_source::callback);
             c.lease_until_us = lease_until_us;
         }
     } else {
@@ -331,7 +333,8 @@ FROM claimed c JOIN events e ON e.id = c.event_id
         // (inside the writer's IMMEDIATE transaction nobody else writes), then move them.
         const std::string read = fmt::format(R"sql(
 SELECT d.id, d.event_id, d.destination, d.attempts, d.tries, d.created_at_us,
-       e.received_at_us, e.status, e.dedupe_key, e.content_type, e.body, e.type, e.action, e.entity_id, e.company_id
+       e.received_at_us, e.status, e.dedupe_key, e.content_type, e.body, e.type, e.action, e.entity_id, e.company_id,
+       e.source
 FROM deliveries d JOIN events e ON e.id = d.event_id
 WHERE d.id IN ({})
 ORDER BY d.next_attempt_at_us, d.id)sql",
@@ -358,6 +361,7 @@ ORDER BY d.next_attempt_at_us, d.id)sql",
             c.action = r->text(i, 12);
             c.entity_id = r->int64_or_null(i, 13);
             c.company_id = r->text_or_null(i, 14);
+            c.source = parse_event_source(r->text(i, 15)).value_or(event_source::callback);
             c.lease_until_us = lease_until_us;
             const std::array<sql_value, 2> u{c.id, lease_until_us};
             if (auto m = db.run("UPDATE deliveries SET next_attempt_at_us = ?2 WHERE id = ?1", u); !m) {

@@ -43,6 +43,7 @@ struct claimed_delivery {
     // The event.
     std::int64_t received_at_us = 0;
     event_status status = event_status::verified;
+    event_source source = event_source::callback;
     std::string dedupe_key;
     std::string content_type;
     std::string body;

@@ -48,6 +48,8 @@ event_summary read_summary(const pg::rows& r, int row)
     e.company_id = r.text_or_null(row, 5);
     e.status = parse_event_status(r.bytes(row, 6)).value_or(event_status::unverified);
     e.deliveries = r.int64(row, 7);
+    e.source = parse_event_source(r.bytes(row, 8)).value_or(event_source::callback);
+    e.twin_of = r.int64_or_null(row, 9);
     return e;
 }
 
@@ -100,9 +102,9 @@ public:
     db_result<std::vector<event_summary>> list(const event_filter& f, scan_order order) override
     {
         const auto w = event_where(f, order, pgsql);
-        return collect<event_summary>(
-            fmt::format("SELECT {} FROM events{}{}{}", summary_columns, w.sql, order_by(order), limit_clause(f.limit)),
-            w.params, read_summary);
+        return collect<event_summary>(fmt::format("SELECT {} FROM events{}{}{}", columns_for(summary_columns, version_),
+                                                  w.sql, order_by(order), limit_clause(f.limit)),
+                                      w.params, read_summary);
     }
 
     db_result<std::int64_t> count(const event_filter& f) override
@@ -160,7 +162,8 @@ public:
     db_result<std::vector<std::string>> explain_list(const event_filter& f) override
     {
         const auto w = event_where(f, scan_order::newest_first, pgsql);
-        return collect<std::string>(fmt::format("EXPLAIN SELECT {} FROM events{}{}{}", summary_columns, w.sql,
+        return collect<std::string>(fmt::format("EXPLAIN SELECT {} FROM events{}{}{}",
+                                                columns_for(summary_columns, version_), w.sql,
                                                 order_by(scan_order::newest_first), limit_clause(f.limit)),
                                     w.params, [](const pg::rows& r, int row) { return r.text(row, 0); });
     }
@@ -173,9 +176,9 @@ protected:
     db_result<std::vector<stored_event>> page(const event_filter& f, scan_order order) override
     {
         const auto w = event_where(f, order, pgsql);
-        return collect<stored_event>(
-            fmt::format("SELECT {} FROM events{}{}{}", full_columns(), w.sql, order_by(order), limit_clause(f.limit)),
-            w.params, read_full);
+        return collect<stored_event>(fmt::format("SELECT {} FROM events{}{}{}", columns_for(full_columns(), version_),
+                                                 w.sql, order_by(order), limit_clause(f.limit)),
+                                     w.params, read_full);
     }
 
 private:
@@ -310,8 +313,8 @@ db_result<std::unique_ptr<event_db>> postgres_db::open(const settings& s, db_acc
 
 db_result<std::optional<stored_event>> postgres_db::get(std::int64_t id, bool with_replays)
 {
-    auto rows = collect<stored_event>(fmt::format("SELECT {} FROM events WHERE id = $1", full_columns()), {id},
-                                      read_full);
+    auto rows = collect<stored_event>(
+        fmt::format("SELECT {} FROM events WHERE id = $1", columns_for(full_columns(), version_)), {id}, read_full);
     if (!rows) {
         return failure_text{rows.error()};
     }
@@ -477,7 +480,7 @@ db_result<std::vector<std::string>> postgres_db::check()
     std::vector<std::string> problems;
     auto present = collect<std::string>(
         "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND tablename IN ('events', "
-        "'rejections', 'replays', 'deliveries', 'delivery_attempts')",
+        "'rejections', 'replays', 'deliveries', 'delivery_attempts', 'catch_up_runs')",
         {}, [](const pg::rows& r, int row) { return r.text(row, 0); });
     if (!present) {
         return present;

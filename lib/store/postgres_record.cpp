@@ -33,7 +33,7 @@ void bind_record(pg::params& p, const event_record& e, bool skip_identity)
             p.add(v);
         } else if constexpr (std::is_same_v<T, std::optional<std::string>>) {
             p.add_text(v);
-        } else if constexpr (std::is_same_v<T, event_status>) {
+        } else if constexpr (std::is_same_v<T, event_status> || std::is_same_v<T, event_source>) {
             p.add_text(to_string(v));
         } else {
             static_assert(std::is_same_v<T, std::string>);
@@ -60,6 +60,8 @@ int read_record(const pg::rows& r, int row, event_record& e, int first)
             v = r.text_or_null(row, c);
         } else if constexpr (std::is_same_v<T, event_status>) {
             v = parse_event_status(r.bytes(row, c)).value_or(event_status::unverified);
+        } else if constexpr (std::is_same_v<T, event_source>) {
+            v = parse_event_source(r.bytes(row, c)).value_or(event_source::callback);
         } else {
             static_assert(std::is_same_v<T, std::string>);
             v = r.text(row, c);

@@ -28,6 +28,10 @@ outcome<sql_rows> postgres_runner::run(std::string_view sql, std::span<const sql
             p.add(*i);
         } else if (const auto* t = std::get_if<std::string>(&v)) {
             p.add_text(std::string_view(*t));
+        } else if (const auto* b = std::get_if<sql_blob>(&v)) {
+            p.add_bytea(b->bytes);
+        } else if (std::holds_alternative<sql_null_integer>(v)) {
+            p.add(std::optional<std::int64_t>());
         } else {
             p.add_null_text();
         }

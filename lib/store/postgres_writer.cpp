@@ -27,6 +27,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <numeric>
 #include <string_view>
 #include <unordered_map>
@@ -116,6 +117,13 @@ std::int64_t clamp_to_int64(std::size_t n) noexcept
     return static_cast<std::int64_t>(std::min<std::size_t>(n, static_cast<std::size_t>(INT64_MAX)));
 }
 
+// Stored verified, or unverified while unverified events are forwarded (verify.mode = "off").
+bool forwards(const event_job& e) noexcept
+{
+    return e.record.status == event_status::verified ||
+           (e.record.status == event_status::unverified && e.forward_unverified);
+}
+
 class postgres_writer final : public writer {
 public:
     explicit postgres_writer(const settings& s) : settings_(s), name_(redact_url(s.url)) {}
@@ -138,6 +146,7 @@ private:
     boost::system::result<void, std::string> configure_session();
     failure fail(const pg::error& e);
     outcome<void> insert_events(std::span<job> jobs);
+    outcome<void> find_twins(std::span<event_job* const> events);
     outcome<void> settle_skipped(event_job& j);
     outcome<void> execute(const rejection_job& j);
     outcome<void> execute(const status_job& j);
@@ -303,7 +312,7 @@ outcome<std::size_t> postgres_writer::write(std::span<job> jobs)
         } else if (auto* p = std::get_if<prune_job>(&j)) {
             r = execute(*p);
         } else if (auto* o = std::get_if<outbox_job>(&j)) {
-            r = o->run(runner_);
+            r = o->run(runner_, forwardable_);
         }
         if (!r) {
             return r.error();
@@ -326,6 +335,62 @@ outcome<std::size_t> postgres_writer::write(std::span<job> jobs)
     return forwardable_.size();
 }
 
+// A callback about to become forwardable whose (type, entity id) has a synthesized event is
+// that event's twin when its Entity is not newer (store/catch_up.hpp). One query per batch
+// finds the synthesized rows of all candidates (the partial index events_synth); a body is
+// read only when one exists.
+outcome<void> postgres_writer::find_twins(std::span<event_job* const> events)
+{
+    if (!entity_updated) {
+        return {};
+    }
+    std::vector<event_job*> candidates;
+    for (event_job* e : events) {
+        if (forwards(*e) && e->record.source == event_source::callback && e->record.entity_id) {
+            candidates.push_back(e);
+        }
+    }
+    std::map<std::pair<std::string, std::int64_t>, std::pair<std::int64_t, std::int64_t>> synthesized; // -> (id, at)
+    for (std::size_t at = 0; at < candidates.size(); at += rows_per_insert) {
+        const std::size_t n = std::min(rows_per_insert, candidates.size() - at);
+        std::string values;
+        pg::params p;
+        for (std::size_t i = 0; i < n; ++i) {
+            const event_record& r = candidates[at + i]->record;
+            p.add_text(std::string_view(r.type));
+            p.add(*r.entity_id);
+            values += fmt::format("{}(${}::text, ${}::bigint)", i == 0 ? "" : ", ", 2 * i + 1, 2 * i + 2);
+        }
+        auto r =
+            conn_.query(fmt::format("SELECT DISTINCT ON (type, entity_id) type, entity_id, id, entity_updated_at_us "
+                                    "FROM events WHERE status = 'synthesized' AND (type, entity_id) IN (VALUES {}) "
+                                    "ORDER BY type, entity_id, entity_updated_at_us DESC, id DESC",
+                                    values),
+                        p);
+        if (!r) {
+            return fail(r.error());
+        }
+        for (int row = 0; row < r->size(); ++row) {
+            synthesized[{std::string(r->bytes(row, 0)), r->int64(row, 1)}] = {r->int64(row, 2), r->int64(row, 3)};
+        }
+    }
+    if (synthesized.empty()) {
+        return {};
+    }
+    for (event_job* e : candidates) {
+        event_record& r = e->record;
+        const auto it = synthesized.find({r.type, *r.entity_id});
+        if (it == synthesized.end()) {
+            continue;
+        }
+        if (const auto updated = entity_updated(r.body); updated && *updated <= it->second.second) {
+            r.twin_of = it->second.first;
+            r.entity_updated_at_us = *updated;
+        }
+    }
+    return {};
+}
+
 outcome<void> postgres_writer::insert_events(std::span<job> jobs)
 {
     std::vector<event_job*> events;
@@ -336,6 +401,9 @@ outcome<void> postgres_writer::insert_events(std::span<job> jobs)
     }
     if (events.empty()) {
         return {};
+    }
+    if (auto r = find_twins(events); !r) {
+        return r;
     }
     std::vector<event_job*> sorted = events;
     std::stable_sort(sorted.begin(), sorted.end(),
@@ -367,8 +435,7 @@ outcome<void> postgres_writer::insert_events(std::span<job> jobs)
             e->outcome.id = r->int64(row, 0);
             e->outcome.status = e->record.status;
             inserted[e] = true;
-            if (e->record.status == event_status::verified ||
-                (e->record.status == event_status::unverified && e->forward_unverified)) {
+            if (forwards(*e) && !e->record.twin_of) {
                 forwardable_.push_back(e->outcome.id);
             }
         }
@@ -414,7 +481,9 @@ outcome<void> postgres_writer::settle_skipped(event_job& j)
         j.outcome.upgraded_from = j.outcome.status;
         j.outcome.status = event_status::verified;
         j.outcome.duplicate = false;
-        forwardable_.push_back(j.outcome.id);
+        if (!e.twin_of) {
+            forwardable_.push_back(j.outcome.id);
+        }
     }
     return {};
 }
@@ -545,7 +614,8 @@ outcome<void> postgres_writer::read_outbox(const outbox_job& j)
     if (auto r = connected(); !r) {
         return r.error();
     }
-    return j.run(runner_);
+    std::vector<std::int64_t> none; // reads make nothing forwardable
+    return j.run(runner_, none);
 }
 
 } // namespace

@@ -64,6 +64,34 @@ const std::string& full_columns()
     return columns;
 }
 
+std::string columns_for(std::string_view columns, std::int64_t version)
+{
+    if (version >= 4) {
+        return std::string(columns);
+    }
+    // v4's events columns (catch-up).
+    static constexpr std::pair<std::string_view, std::string_view> added[] = {
+        {"source", "'callback' AS source"},
+        {"twin_of", "CAST(NULL AS BIGINT) AS twin_of"},
+        {"entity_updated_at_us", "CAST(NULL AS BIGINT) AS entity_updated_at_us"},
+    };
+    std::string out;
+    while (!columns.empty()) {
+        const auto comma = columns.find(", ");
+        const auto name = columns.substr(0, comma);
+        columns.remove_prefix(comma == std::string_view::npos ? columns.size() : comma + 2);
+        std::string_view column = name;
+        for (const auto& [n, old] : added) {
+            if (name == n) {
+                column = old;
+            }
+        }
+        out += out.empty() ? "" : ", ";
+        out += column;
+    }
+    return out;
+}
+
 void where_clause::add(std::string_view term, std::initializer_list<param> values)
 {
     sql += sql.empty() ? " WHERE " : " AND ";
@@ -95,6 +123,9 @@ where_clause event_where(const event_filter& f, scan_order order, dialect d, boo
     }
     if (f.status) {
         w.add("status = ?", {std::string(to_string(*f.status))});
+    }
+    if (f.source) {
+        w.add("source = ?", {std::string(to_string(*f.source))});
     }
     if (f.callback_id) {
         w.add("callback_id = ?", {*f.callback_id});

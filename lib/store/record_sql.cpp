@@ -26,7 +26,7 @@ struct binder {
             s.bind_int64_or_null(i, v);
         } else if constexpr (std::is_same_v<T, std::optional<std::string>>) {
             s.bind_text_or_null(i, v);
-        } else if constexpr (std::is_same_v<T, event_status>) {
+        } else if constexpr (std::is_same_v<T, event_status> || std::is_same_v<T, event_source>) {
             s.bind_text(i, to_string(v));
         } else {
             static_assert(std::is_same_v<T, std::string>);
@@ -55,6 +55,8 @@ struct reader {
             v = s.column_is_null(c) ? std::nullopt : std::optional<std::string>(s.column_text(c));
         } else if constexpr (std::is_same_v<T, event_status>) {
             v = parse_event_status(s.column_text(c)).value_or(event_status::unverified);
+        } else if constexpr (std::is_same_v<T, event_source>) {
+            v = parse_event_source(s.column_text(c)).value_or(event_source::callback);
         } else {
             static_assert(std::is_same_v<T, std::string>);
             v = f.use == field_use::blob ? s.column_blob(c) : s.column_text(c);

@@ -86,6 +86,8 @@ event_summary read_summary(const sqlite::statement& s)
     e.company_id = text_or_null(s, 5);
     e.status = parse_event_status(s.column_text(6)).value_or(event_status::unverified);
     e.deliveries = s.column_int64(7);
+    e.source = parse_event_source(s.column_text(8)).value_or(event_source::callback);
+    e.twin_of = int_or_null(s, 9);
     return e;
 }
 
@@ -270,7 +272,8 @@ db_result<std::unique_ptr<event_db>> sqlite_db::open(const std::string& path, db
 db_result<std::vector<event_summary>> sqlite_db::list(const event_filter& f, scan_order order)
 {
     const auto w = event_where(f, order, lite);
-    std::string sql = fmt::format("SELECT {} FROM events{}{}", summary_columns, w.sql, order_by(order));
+    std::string sql =
+        fmt::format("SELECT {} FROM events{}{}", columns_for(summary_columns, version), w.sql, order_by(order));
     if (f.limit != 0) {
         sql += fmt::format(" LIMIT {}", f.limit);
     }
@@ -280,8 +283,8 @@ db_result<std::vector<event_summary>> sqlite_db::list(const event_filter& f, sca
 db_result<std::vector<std::string>> sqlite_db::explain_list(const event_filter& f)
 {
     const auto w = event_where(f, scan_order::newest_first, lite);
-    std::string sql = fmt::format("EXPLAIN QUERY PLAN SELECT {} FROM events{}{}", summary_columns, w.sql,
-                                  order_by(scan_order::newest_first));
+    std::string sql = fmt::format("EXPLAIN QUERY PLAN SELECT {} FROM events{}{}", columns_for(summary_columns, version),
+                                  w.sql, order_by(scan_order::newest_first));
     if (f.limit != 0) {
         sql += fmt::format(" LIMIT {}", f.limit);
     }
@@ -323,7 +326,7 @@ db_result<std::optional<stored_event>> sqlite_db::get(std::int64_t id, bool with
 {
     std::optional<stored_event> out;
     {
-        auto s = prepare(fmt::format("SELECT {} FROM events WHERE id = ?1", full_columns()));
+        auto s = prepare(fmt::format("SELECT {} FROM events WHERE id = ?1", columns_for(full_columns(), version)));
         if (!s) {
             return failure_text{s.error()};
         }
@@ -360,9 +363,9 @@ db_result<std::optional<stored_event>> sqlite_db::get(std::int64_t id, bool with
 db_result<std::vector<stored_event>> sqlite_db::page(const event_filter& f, scan_order order)
 {
     const auto w = event_where(f, order, lite);
-    return collect<stored_event>(
-        fmt::format("SELECT {} FROM events{}{} LIMIT {}", full_columns(), w.sql, order_by(order), f.limit), w.params,
-        read_full);
+    return collect<stored_event>(fmt::format("SELECT {} FROM events{}{} LIMIT {}", columns_for(full_columns(), version),
+                                             w.sql, order_by(order), f.limit),
+                                 w.params, read_full);
 }
 
 db_result<import_outcome> sqlite_db::import(std::span<const stored_event> rows)

@@ -32,6 +32,8 @@ outcome<sql_rows> sqlite_runner::run(std::string_view sql, std::span<const sql_v
             s.bind_int64(index, *i);
         } else if (const auto* t = std::get_if<std::string>(&v)) {
             s.bind_text(index, *t);
+        } else if (const auto* b = std::get_if<sql_blob>(&v)) {
+            s.bind_blob(index, b->bytes);
         } else {
             s.bind_null(index);
         }

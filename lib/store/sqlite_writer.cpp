@@ -4,11 +4,12 @@
 // A new delivery is one INSERT OR IGNORE; one it ignored is a redelivery, which is counted
 // (and, when verified, takes over a pending/failed row). close() checkpoints the WAL.
 //
-// Schema (PRAGMA user_version 2, see detail/schema.hpp). All timestamps are INTEGER microseconds since the epoch (UTC).
+// Schema (PRAGMA user_version 4, see detail/schema.hpp). All timestamps are INTEGER microseconds since the epoch (UTC).
 //   events      one row per distinct callback. dedupe_key ("m:<MessageId>" or "b:<sha256 of
 //               body>") is UNIQUE: a redelivery bumps deliveries and last_delivery_at_us
 //               instead of adding a row. body is a BLOB holding the exact bytes received.
-//               status is verified | pending | failed | unverified (CHECK); pending rows carry
+//               status is verified | pending | failed | unverified | synthesized (CHECK,
+//               synthesized since v4); pending rows carry
 //               next_verify_at_us and verify_attempts for the re-verifier. The parsed payload
 //               fields (message_id, type, action, entity_id, company_id, member_id, from_url,
 //               product_instance_id, partner_id, callback_id, key_url) sit next to the request
@@ -22,6 +23,15 @@
 //               transactions): http_status,
 //               reason, detail, client_addr, path, key_url, body_sha256, body_size and
 //               body_head (BLOB, first bytes of the body). Index: received_at_us.
+//   v4 adds catch-up (store/catch_up.hpp): events.source (callback | catch_up), twin_of (a
+//   callback stored after the synthesized event it twins: that row's id; not forwarded) and
+//   entity_updated_at_us (the record's lastUpdated, of synthesized rows and twins); indexes
+//   events (source, received_at_us) and events_synth (type, entity_id, entity_updated_at_us)
+//   WHERE status = 'synthesized'. events is rebuilt for the new CHECK (all its v1-v3 indexes
+//   recreated). catch_up_watermarks (company, type: last_updated_us, updated_at_us and the
+//   run's lease: lease_holder, lease_until_us), catch_up_runs (each run's trigger, times,
+//   counts, watermark before/after, error, dry_run; index (type, started_at_us)), heartbeats
+//   (instance: beat_at_us, clean_stop_at_us).
 //   v3 adds forwarding: events.feed_seq (the feed position, given when an event becomes
 //   forwardable, from counters 'feed'), destinations (the configured ones and their pause),
 //   deliveries (the outbox: one row per event and destination, see store/outbox.hpp) and
@@ -34,6 +44,7 @@
 #include "core/log.hpp"
 #include "core/time.hpp"
 #include "store/detail/backends.hpp"
+#include "store/detail/catch_up.hpp"
 #include "store/detail/files.hpp"
 #include "store/detail/outbox.hpp"
 #include "store/detail/query.hpp"
@@ -178,6 +189,104 @@ CREATE TABLE delivery_attempts (
     error       TEXT    NOT NULL DEFAULT ''
 );
 CREATE INDEX delivery_attempts_delivery ON delivery_attempts (delivery_id, at_us);
+)sql",
+    // v4: catch-up. The status CHECK of v1 gains 'synthesized': SQLite cannot alter a CHECK,
+    // so events is rebuilt (the documented 12-step procedure; migrate() runs it with foreign
+    // keys off, so that dropping the old table deletes no deliveries or replays, and checks
+    // them before COMMIT). Every index is recreated as v1-v3 made it.
+    R"sql(
+CREATE TABLE events_new (
+    id                   INTEGER PRIMARY KEY,
+    received_at_us       INTEGER NOT NULL,
+    status               TEXT    NOT NULL
+                         CHECK (status IN ('verified', 'pending', 'failed', 'unverified', 'synthesized')),
+    verify_reason        TEXT    NOT NULL DEFAULT '',
+    dedupe_key           TEXT    NOT NULL UNIQUE,
+    deliveries           INTEGER NOT NULL DEFAULT 1,
+    last_delivery_at_us  INTEGER NOT NULL,
+    verify_attempts      INTEGER NOT NULL DEFAULT 0,
+    next_verify_at_us    INTEGER NOT NULL DEFAULT 0,
+    body_sha256          TEXT    NOT NULL,
+    body                 BLOB    NOT NULL,
+    method               TEXT    NOT NULL,
+    path                 TEXT    NOT NULL,
+    query                TEXT    NOT NULL,
+    client_addr          TEXT    NOT NULL,
+    headers              TEXT    NOT NULL,
+    content_type         TEXT    NOT NULL,
+    signature            TEXT    NOT NULL,
+    message_id           TEXT,
+    type                 TEXT    NOT NULL,
+    action               TEXT    NOT NULL,
+    entity_id            INTEGER,
+    company_id           TEXT,
+    member_id            TEXT,
+    from_url             TEXT,
+    product_instance_id  TEXT,
+    partner_id           TEXT,
+    callback_id          INTEGER,
+    key_url              TEXT    NOT NULL,
+    feed_seq             INTEGER,
+    source               TEXT    NOT NULL DEFAULT 'callback' CHECK (source IN ('callback', 'catch_up')),
+    twin_of              INTEGER,
+    entity_updated_at_us INTEGER
+);
+INSERT INTO events_new (
+    id, received_at_us, status, verify_reason, dedupe_key, deliveries, last_delivery_at_us, verify_attempts,
+    next_verify_at_us, body_sha256, body, method, path, query, client_addr, headers, content_type, signature,
+    message_id, type, action, entity_id, company_id, member_id, from_url, product_instance_id, partner_id,
+    callback_id, key_url, feed_seq)
+SELECT
+    id, received_at_us, status, verify_reason, dedupe_key, deliveries, last_delivery_at_us, verify_attempts,
+    next_verify_at_us, body_sha256, body, method, path, query, client_addr, headers, content_type, signature,
+    message_id, type, action, entity_id, company_id, member_id, from_url, product_instance_id, partner_id,
+    callback_id, key_url, feed_seq
+FROM events;
+DROP TABLE events;
+ALTER TABLE events_new RENAME TO events;
+CREATE INDEX events_received_at  ON events (received_at_us);
+CREATE INDEX events_type_action  ON events (type, action, received_at_us);
+CREATE INDEX events_entity       ON events (entity_id, received_at_us);
+CREATE INDEX events_company      ON events (company_id, received_at_us);
+CREATE INDEX events_status       ON events (status, received_at_us);
+CREATE INDEX events_callback     ON events (callback_id, received_at_us);
+CREATE INDEX events_due_pending  ON events (status, next_verify_at_us) WHERE status = 'pending';
+CREATE INDEX events_type         ON events (type, received_at_us);
+CREATE INDEX events_action       ON events (action, received_at_us);
+CREATE UNIQUE INDEX events_feed  ON events (feed_seq) WHERE feed_seq IS NOT NULL;
+CREATE INDEX events_source       ON events (source, received_at_us);
+CREATE INDEX events_synth        ON events (type, entity_id, entity_updated_at_us) WHERE status = 'synthesized';
+CREATE TABLE catch_up_watermarks (
+    company         TEXT    NOT NULL,
+    type            TEXT    NOT NULL,
+    last_updated_us INTEGER NOT NULL DEFAULT 0,
+    updated_at_us   INTEGER NOT NULL DEFAULT 0,
+    lease_holder    TEXT    NOT NULL DEFAULT '',
+    lease_until_us  INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (company, type)
+);
+CREATE TABLE catch_up_runs (
+    id                  INTEGER PRIMARY KEY,
+    company             TEXT    NOT NULL,
+    type                TEXT    NOT NULL,
+    trigger             TEXT    NOT NULL,
+    started_at_us       INTEGER NOT NULL,
+    finished_at_us      INTEGER NOT NULL DEFAULT 0,
+    examined            INTEGER NOT NULL DEFAULT 0,
+    synthesized         INTEGER NOT NULL DEFAULT 0,
+    seen                INTEGER NOT NULL DEFAULT 0,
+    deleted             INTEGER NOT NULL DEFAULT 0,
+    watermark_before_us INTEGER NOT NULL DEFAULT 0,
+    watermark_after_us  INTEGER NOT NULL DEFAULT 0,
+    error               TEXT    NOT NULL DEFAULT '',
+    dry_run             INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX catch_up_runs_type ON catch_up_runs (type, started_at_us);
+CREATE TABLE heartbeats (
+    instance         TEXT    PRIMARY KEY,
+    beat_at_us       INTEGER NOT NULL,
+    clean_stop_at_us INTEGER NOT NULL DEFAULT 0
+);
 )sql",
 };
 
@@ -327,11 +436,30 @@ boost::system::result<void, std::string> configure(sqlite::database& conn, const
 
 } // namespace
 
-// Applies the schema up to schema_version. Each step re-reads user_version inside its own
-// write transaction, so two processes opening a fresh file at once cannot both migrate.
-boost::system::result<void, std::string> migrate(sqlite::database& db)
+namespace {
+
+// Rows whose reference is broken (PRAGMA foreign_key_check): "" when there are none.
+std::string broken_references(sqlite::database& db)
 {
-        for (;;) {
+    auto check = sqlite::statement::prepare(db, "PRAGMA foreign_key_check");
+    if (!check) {
+        return check.error().message;
+    }
+    std::string out;
+    int rc = SQLITE_OK;
+    while ((rc = check->step()) == SQLITE_ROW) {
+        out += fmt::format("{}{} row {} references {}", out.empty() ? "" : "; ", check->column_text(0),
+                           check->column_int64(1), check->column_text(2));
+    }
+    if (rc != SQLITE_DONE) {
+        return db.last_error(rc).message;
+    }
+    return out;
+}
+
+boost::system::result<void, std::string> migrate_steps(sqlite::database& db)
+{
+    for (;;) {
         auto txn = sqlite::transaction::begin(db, sqlite::begin_mode::immediate);
         if (!txn) {
             return fmt::format("cannot start schema migration: {}", txn.error().message);
@@ -351,6 +479,9 @@ boost::system::result<void, std::string> migrate(sqlite::database& db)
         if (auto r = db.exec(migrations[*version]); !r) {
             return fmt::format("schema migration to version {} failed: {}", *version + 1, r.error().message);
         }
+        if (auto broken = broken_references(db); !broken.empty()) {
+            return fmt::format("schema migration to version {} failed: {}", *version + 1, broken);
+        }
         const auto set_version = fmt::format("PRAGMA user_version = {}", *version + 1);
         if (auto r = db.exec(set_version.c_str()); !r) {
             return fmt::format("schema migration to version {} failed: {}", *version + 1, r.error().message);
@@ -361,6 +492,37 @@ boost::system::result<void, std::string> migrate(sqlite::database& db)
     }
 }
 
+} // namespace
+
+std::string_view sqlite_migration(std::int64_t from)
+{
+    CWHOOK_CHECK(from >= 0 && from < schema_version);
+    return migrations[from];
+}
+
+// Applies the schema up to schema_version. Each step re-reads user_version inside its own
+// write transaction, so two processes opening a fresh file at once cannot both migrate. A
+// step may rebuild a table others reference (v4 rebuilds events): with foreign keys on,
+// dropping the old table would delete their rows (ON DELETE CASCADE). The pragma cannot
+// change inside a transaction, so it is off around the steps, and each step checks every
+// reference (foreign_key_check) before its COMMIT.
+boost::system::result<void, std::string> migrate(sqlite::database& db)
+{
+    auto enforced = db.query_int64("PRAGMA foreign_keys");
+    if (!enforced) {
+        return fmt::format("cannot read foreign_keys: {}", enforced.error().message);
+    }
+    if (auto r = db.exec("PRAGMA foreign_keys = OFF"); !r) {
+        return fmt::format("cannot switch foreign_keys off for the migration: {}", r.error().message);
+    }
+    auto done = migrate_steps(db);
+    if (*enforced != 0) {
+        if (auto r = db.exec("PRAGMA foreign_keys = ON"); !r && done) {
+            return fmt::format("cannot switch foreign_keys back on: {}", r.error().message);
+        }
+    }
+    return done;
+}
 
 namespace {
 
@@ -373,7 +535,11 @@ public:
                                                           std::int64_t lease_us) override;
     outcome<void> probe() override;
     outcome<unsettled_counts> count_unsettled() override;
-    outcome<void> read_outbox(const outbox_job& j) override { return j.run(runner_); }
+    outcome<void> read_outbox(const outbox_job& j) override
+    {
+        std::vector<std::int64_t> none; // reads make nothing forwardable
+        return j.run(runner_, none);
+    }
     void close() override;
     const std::string& name() const override { return settings_.path; }
 
@@ -382,6 +548,7 @@ public:
 private:
     int execute(job& j);
     int execute(event_job& j);
+    int find_twin(event_record& e);
     int upgrade(std::int64_t id, const event_record& e);
     int execute(const rejection_job& j);
     int execute(const status_job& j);
@@ -404,6 +571,7 @@ private:
     sqlite::statement extend_claim_;
     sqlite::statement prune_events_;
     sqlite::statement count_unsettled_;
+    sqlite::statement newest_synthesized_;
 };
 
 outcome<std::size_t> sqlite_writer::write(std::span<job> jobs)
@@ -417,7 +585,7 @@ outcome<std::size_t> sqlite_writer::write(std::span<job> jobs)
     for (job& j : jobs) {
         added_rejections = added_rejections || std::holds_alternative<rejection_job>(j);
         if (auto* o = std::get_if<outbox_job>(&j)) {
-            if (auto r = o->run(runner_); !r) {
+            if (auto r = o->run(runner_, forwardable_); !r) {
                 return r.error(); // rolled back by txn
             }
             continue;
@@ -458,8 +626,44 @@ int sqlite_writer::execute(job& j)
     return SQLITE_MISUSE;
 }
 
+// A callback about to become forwardable whose (type, entity id) has a synthesized event is
+// that event's twin when its Entity is not newer: consumers already have the synthesized one.
+// One probe of the partial index events_synth per such callback; the body is read only when
+// a synthesized row exists.
+int sqlite_writer::find_twin(event_record& e)
+{
+    if (!entity_updated || e.source != event_source::callback || !e.entity_id) {
+        return SQLITE_OK;
+    }
+    sqlite::statement& s = newest_synthesized_;
+    sqlite::reset_guard guard(s);
+    s.bind_text(1, e.type);
+    s.bind_int64(2, *e.entity_id);
+    const int rc = s.step();
+    if (rc == SQLITE_DONE) {
+        return SQLITE_OK;
+    }
+    if (rc != SQLITE_ROW) {
+        return rc;
+    }
+    const std::int64_t id = s.column_int64(0);
+    const std::int64_t synthesized_at = s.column_int64(1);
+    if (const auto updated = entity_updated(e.body); updated && *updated <= synthesized_at) {
+        e.twin_of = id;
+        e.entity_updated_at_us = *updated;
+    }
+    return SQLITE_OK;
+}
+
 int sqlite_writer::execute(event_job& j)
 {
+    const bool forwardable = j.record.status == event_status::verified ||
+                             (j.record.status == event_status::unverified && j.forward_unverified);
+    if (forwardable) {
+        if (const int rc = find_twin(j.record); rc != SQLITE_OK) {
+            return rc;
+        }
+    }
     const event_record& e = j.record;
     sqlite::statement& s = insert_event_;
     sqlite::reset_guard guard(s);
@@ -472,7 +676,7 @@ int sqlite_writer::execute(event_job& j)
         j.outcome.deliveries = 1;
         j.outcome.duplicate = false;
         j.outcome.status = e.status;
-        if (e.status == event_status::verified || (e.status == event_status::unverified && j.forward_unverified)) {
+        if (forwardable && !e.twin_of) {
             forwardable_.push_back(j.outcome.id);
         }
         return SQLITE_OK;
@@ -501,7 +705,9 @@ int sqlite_writer::execute(event_job& j)
         j.outcome.upgraded_from = j.outcome.status;
         j.outcome.status = event_status::verified;
         j.outcome.duplicate = false;
-        forwardable_.push_back(j.outcome.id);
+        if (!e.twin_of) {
+            forwardable_.push_back(j.outcome.id);
+        }
     }
     return SQLITE_OK;
 }
@@ -653,6 +859,7 @@ void sqlite_writer::close()
     bump_duplicate_ = {};
     upgrade_event_ = {};
     count_unsettled_ = {};
+    newest_synthesized_ = {};
     insert_rejection_ = {};
     prune_rejections_ = {};
     update_status_ = {};
@@ -693,11 +900,17 @@ boost::system::result<void, std::string> sqlite_writer::open()
         return r.error();
     }
     const std::pair<sqlite::statement*, std::string_view> statements[] = {
-        {&insert_event_, insert_event_sql()},         {&bump_duplicate_, bump_duplicate_sql},
-        {&upgrade_event_, upgrade_event_sql()},       {&count_unsettled_, count_unsettled_sql},
-        {&insert_rejection_, insert_rejection_sql},   {&prune_rejections_, prune_rejections_sql},
-        {&update_status_, update_status_sql},         {&claim_due_pending_, claim_due_pending_sql},
-        {&prune_events_, prune_events_sql},           {&extend_claim_, extend_claim_sql},
+        {&insert_event_, insert_event_sql()},
+        {&bump_duplicate_, bump_duplicate_sql},
+        {&upgrade_event_, upgrade_event_sql()},
+        {&count_unsettled_, count_unsettled_sql},
+        {&insert_rejection_, insert_rejection_sql},
+        {&prune_rejections_, prune_rejections_sql},
+        {&update_status_, update_status_sql},
+        {&claim_due_pending_, claim_due_pending_sql},
+        {&prune_events_, prune_events_sql},
+        {&extend_claim_, extend_claim_sql},
+        {&newest_synthesized_, catch_up::newest_synthesized_sql},
     };
     for (const auto& [target, sql] : statements) {
         auto stmt = sqlite::statement::prepare(db_, sql, true);

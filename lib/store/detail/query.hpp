@@ -38,7 +38,11 @@ int record_field_count();
 const std::string& full_columns();
 
 inline constexpr std::string_view summary_columns =
-    "id, received_at_us, type, action, entity_id, company_id, status, deliveries";
+    "id, received_at_us, type, action, entity_id, company_id, status, deliveries, source, twin_of";
+
+// `columns` as a database of schema `version` answers them: a column added by a later version
+// reads as its default (a read-only look at an older file reads as far as it goes).
+std::string columns_for(std::string_view columns, std::int64_t version);
 
 inline constexpr std::string_view rejection_columns =
     "id, received_at_us, http_status, reason, detail, client_addr, path, key_url, body_sha256, body_size, body_head";

@@ -17,8 +17,17 @@
 
 namespace cwhook::store::detail {
 
-// A bound value: NULL, an integer or text. Blobs are read as text (bytes kept).
-using sql_value = std::variant<std::monostate, std::int64_t, std::string>;
+// Bytes bound as a BLOB (SQLite) or BYTEA (PostgreSQL).
+struct sql_blob {
+    std::string bytes;
+};
+
+// A NULL bound where PostgreSQL expects an integer (a plain NULL is sent as text, which an
+// INSERT into a BIGINT column refuses).
+struct sql_null_integer {};
+
+// A bound value: NULL, an integer, text or bytes. Blobs are read as text (bytes kept).
+using sql_value = std::variant<std::monostate, std::int64_t, std::string, sql_blob, sql_null_integer>;
 
 struct sql_rows {
     std::vector<std::vector<sql_value>> rows;

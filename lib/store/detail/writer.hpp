@@ -69,10 +69,12 @@ using outcome = boost::system::result<T, failure>;
 
 class sql_runner;
 
-// Outbox work (claims, results, destination changes, reads of its state) run inside the
-// batch's transaction through the writer's sql_runner; `done` after COMMIT (or the failure).
+// Outbox and catch-up work (claims, results, destination changes, synthesized events, reads
+// of their state) run inside the batch's transaction through the writer's sql_runner; `done`
+// after COMMIT (or the failure). Events the work makes forwardable are appended to
+// `forwardable`: the writer gives them deliveries and feed positions with the batch's others.
 struct outbox_job {
-    std::function<outcome<void>(sql_runner&)> run;
+    std::function<outcome<void>(sql_runner&, std::vector<std::int64_t>& forwardable)> run;
     event_store::done_callback done;
     bool read_only = false; // a read of the outbox's state: no write transaction, no write lock
 };
@@ -118,6 +120,10 @@ public:
 
     // What the log names: the file, or the server without credentials.
     virtual const std::string& name() const = 0;
+
+    // Twin detection (store/catch_up.hpp): reads the Entity's lastUpdated of a callback whose
+    // (type, entity id) has a synthesized event. Set before the first job; empty: no twins.
+    event_store::entity_updated_reader entity_updated;
 };
 
 } // namespace cwhook::store::detail

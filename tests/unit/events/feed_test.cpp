@@ -66,9 +66,11 @@ std::int64_t insert(store::event_store& st, store::event_record ev)
 TEST(EventsFeed, JsonHasTheCursorTheSummaryAndTheDecodedPayload)
 {
     const auto f = sample(R"({"ID":1,"Entity":"{\"h\":2.00,\"n\":[1e3]}"})");
-    EXPECT_EQ(feed_json(f), R"({"cursor":"17","id":42,"type":"ticket","action":"updated","entity_id":1,)"
-                            R"("company_id":"Cobalt","status":"verified","received_at":"2025-11-28T04:00:00.123456Z",)"
-                            R"("payload":{"ID":1,"Entity":{"h":2.00,"n":[1e3]}}})");
+    EXPECT_EQ(
+        feed_json(f),
+        R"({"cursor":"17","id":42,"type":"ticket","action":"updated","entity_id":1,)"
+        R"("company_id":"Cobalt","status":"verified","source":"callback","received_at":"2025-11-28T04:00:00.123456Z",)"
+        R"("payload":{"ID":1,"Entity":{"h":2.00,"n":[1e3]}}})");
 }
 
 TEST(EventsFeed, JsonPayloadIsNullWhenTheBodyIsNotJson)
@@ -93,8 +95,8 @@ TEST(EventsFeed, CursorsAreNonNegativeIntegers)
 TEST(EventsFeed, SummaryLineHasTheColumnsOfEventsList)
 {
     const auto f = sample("{}");
-    EXPECT_EQ(summary_line(summary_of(f.event)),
-              "42        2025-11-28T04:00:00.123Z  ticket            updated  1         Cobalt        verified    1\n");
+    EXPECT_EQ(summary_line(summary_of(f.event)), "42        2025-11-28T04:00:00.123Z  ticket            updated  1     "
+                                                 "    Cobalt        verified     1           callback\n");
 }
 
 TEST(EventsFeed, MatchesAppliesEveryTermToOneEvent)

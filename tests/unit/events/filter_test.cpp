@@ -55,6 +55,7 @@ TEST(Filter, SetsEachTermFromText)
     EXPECT_FALSE(set_filter(f, "entity-id", "57961", now));
     EXPECT_FALSE(set_filter(f, "company", "Cobalt", now));
     EXPECT_FALSE(set_filter(f, "status", "pending", now));
+    EXPECT_FALSE(set_filter(f, "source", "catch_up", now));
     EXPECT_FALSE(set_filter(f, "since", "2h", now));
     EXPECT_FALSE(set_filter(f, "until", "2025-11-28T03:30:00Z", now));
     EXPECT_FALSE(set_filter(f, "callback_id", "26604", now));
@@ -64,6 +65,7 @@ TEST(Filter, SetsEachTermFromText)
     EXPECT_EQ(f.entity_id.value_or(0), 57961);
     EXPECT_EQ(f.company_id.value_or(""), "Cobalt");
     EXPECT_EQ(f.status, store::event_status::pending);
+    EXPECT_EQ(f.source, store::event_source::catch_up);
     EXPECT_EQ(f.since_us.value_or(0), now - 7'200'000'000LL);
     EXPECT_EQ(f.until_us.value_or(0), now - 1'800'000'000LL);
     EXPECT_EQ(f.callback_id.value_or(0), 26604);
@@ -73,7 +75,10 @@ TEST(Filter, SetsEachTermFromText)
 TEST(Filter, RefusesBadValuesWithAReason)
 {
     store::event_filter f;
-    EXPECT_EQ(set_filter(f, "status", "ok", now).value_or(""), "expected verified, pending, failed or unverified");
+    EXPECT_EQ(set_filter(f, "status", "ok", now).value_or(""),
+              "expected verified, pending, failed, unverified or synthesized");
+    EXPECT_FALSE(set_filter(f, "status", "synthesized", now));
+    EXPECT_EQ(set_filter(f, "source", "manage", now).value_or(""), "expected callback or catch_up");
     EXPECT_TRUE(set_filter(f, "since", "yesterday", now));
     EXPECT_TRUE(set_filter(f, "entity-id", "12x", now));
     EXPECT_TRUE(set_filter(f, "limit", "0", now));
@@ -114,6 +119,48 @@ TEST(Render, ExportLineRoundTripsEveryByte)
     EXPECT_EQ(back.verify_attempts, 2);
     // Header values are not guaranteed UTF-8; they travel with the offending byte as '?'.
     EXPECT_EQ(back.record.headers, "Content-Type: application/json\nX-Odd: caf?\n");
+    EXPECT_EQ(back.record.source, store::event_source::callback);
+    EXPECT_EQ(back.record.twin_of, std::nullopt);
+}
+
+TEST(Render, ExportLineCarriesCatchUpFields)
+{
+    auto e = sample();
+    e.record.status = store::event_status::synthesized;
+    e.record.source = store::event_source::catch_up;
+    e.record.entity_updated_at_us = now - 5;
+    auto twin = sample();
+    twin.record.twin_of = 41;
+    twin.record.entity_updated_at_us = now - 9;
+    for (const auto& in : {e, twin}) {
+        auto parsed = parse_export_line(export_line(in));
+        ASSERT_TRUE(std::holds_alternative<store::stored_event>(parsed)) << std::get<std::string>(parsed);
+        const auto& back = std::get<store::stored_event>(parsed);
+        EXPECT_EQ(back.record.status, in.record.status);
+        EXPECT_EQ(back.record.source, in.record.source);
+        EXPECT_EQ(back.record.twin_of, in.record.twin_of);
+        EXPECT_EQ(back.record.entity_updated_at_us, in.record.entity_updated_at_us);
+    }
+    const auto json = detail_json(twin);
+    EXPECT_NE(json.find(R"("source":"callback","twin_of":41,)"), std::string::npos) << json;
+    EXPECT_NE(detail_text(e).find("catch_up"), std::string::npos);
+}
+
+TEST(Render, ExportLinesFromBeforeCatchUpAreCallbacks)
+{
+    // A line written before v4 has no source, twin_of or entity_updated_at_us.
+    auto line = export_line(sample());
+    for (const char* key : {R"(,"source":"callback")", R"(,"twin_of":null)", R"(,"entity_updated_at_us":null)"}) {
+        const auto at = line.find(key);
+        ASSERT_NE(at, std::string::npos) << key << " in " << line;
+        line.erase(at, std::string_view(key).size());
+    }
+    auto parsed = parse_export_line(line);
+    ASSERT_TRUE(std::holds_alternative<store::stored_event>(parsed)) << std::get<std::string>(parsed);
+    const auto& back = std::get<store::stored_event>(parsed);
+    EXPECT_EQ(back.record.source, store::event_source::callback);
+    EXPECT_EQ(back.record.twin_of, std::nullopt);
+    EXPECT_EQ(back.record.entity_updated_at_us, std::nullopt);
 }
 
 TEST(Render, ExportLineRefusesTamperedBodies)
@@ -131,8 +178,10 @@ TEST(Render, ExportLineRefusesTamperedBodies)
 TEST(Render, TableIsAligned)
 {
     std::vector<store::event_summary> rows{
-        {1, now, "ticket", "added", 7, "Cobalt", store::event_status::verified, 1},
-        {12345, now, "contact", "updated", std::nullopt, std::nullopt, store::event_status::pending, 2},
+        {1, now, "ticket", "added", 7, "Cobalt", store::event_status::verified, 1, store::event_source::callback,
+         std::nullopt},
+        {12345, now, "contact", "updated", std::nullopt, std::nullopt, store::event_status::synthesized, 2,
+         store::event_source::catch_up, std::nullopt},
     };
     const auto text = table(rows);
     std::vector<std::string> lines;
@@ -144,7 +193,8 @@ TEST(Render, TableIsAligned)
     ASSERT_EQ(lines.size(), 3u);
     EXPECT_EQ(lines[0].find("RECEIVED"), lines[1].find("2025-11-28T04:00:00.000Z"));
     EXPECT_EQ(lines[0].find("TYPE"), lines[2].find("contact"));
-    EXPECT_EQ(lines[0].find("STATUS"), lines[2].find("pending"));
+    EXPECT_EQ(lines[0].find("STATUS"), lines[2].find("synthesized"));
+    EXPECT_EQ(lines[0].find("SOURCE"), lines[2].find("catch_up"));
     EXPECT_NE(lines[2].find(" - "), std::string::npos);
 }
 

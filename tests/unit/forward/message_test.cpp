@@ -128,6 +128,22 @@ TEST(SignedRequest, PostToTheDestinationWithEveryHeader)
     EXPECT_EQ(header(r, "User-Agent"), "cwhook/" CWHOOK_VERSION);
 }
 
+TEST(SignedRequest, ASynthesizedEventSaysItCameFromCatchUp)
+{
+    store::event_record r;
+    r.status = store::event_status::synthesized;
+    r.source = store::event_source::catch_up;
+    r.dedupe_key = "s:acme:ticket:42:1764302706000000";
+    r.body = std::string(manage_body);
+    r.type = "ticket";
+    r.action = "updated";
+    const auto o = make_outgoing(18, r);
+    EXPECT_EQ(o.source, "catch_up");
+    const auto req = signed_request(base(), with_body(body_format::event), key(), o, 1, 1'764'302'710);
+    EXPECT_EQ(header(req, "X-Cwhook-Source"), "catch_up");
+    EXPECT_NE(req.body.find(R"("status":"synthesized","source":"catch_up")"), std::string::npos) << req.body;
+}
+
 TEST(SignedRequest, RawBodyWithoutContentTypeIsSentAsJson)
 {
     auto o = ticket_event();

@@ -2,6 +2,7 @@
 // database of its own on the test cluster (tests/support/pg_cluster.hpp). Whatever a caller
 // can observe through event_store and event_db (dedupe, order, cursors, claims, retention,
 // failures and recovery, bytes) must be the same on both.
+#include "store/catch_up.hpp"
 #include "store/event_db.hpp"
 #include "store/event_store.hpp"
 
@@ -14,9 +15,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <functional>
 #include <future>
+#include <limits>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -659,7 +663,7 @@ TEST_P(StoreConformance, InstancesStartingAtOnceMigrateOnce)
     }
     auto db = open_db(db_access::read_only);
     ASSERT_TRUE(db);
-    EXPECT_EQ(db->schema_version(), 3);
+    EXPECT_EQ(db->schema_version(), 4);
 }
 
 // ---- Forwarding outbox ------------------------------------------------------------------
@@ -1023,4 +1027,396 @@ TEST_P(StoreConformance, TheFeedEndIsTheLastPositionGivenAndOutlivesRetention)
     EXPECT_EQ(after_end->front().seq, 3);
     EXPECT_EQ(after_end->front().event_id, later->id);
     EXPECT_EQ(*db->feed_end(), 3);
+}
+
+// ---- Catch-up ---------------------------------------------------------------------------
+
+namespace {
+
+synthesized_event synthesized(std::int64_t entity, std::int64_t last_updated_us, std::int64_t newest_seen_id = 0,
+                              std::string action = "updated")
+{
+    synthesized_event e;
+    e.company = "training";
+    e.type = "ticket";
+    e.action = std::move(action);
+    e.entity_id = entity;
+    e.last_updated_us = last_updated_us;
+    e.body = fmt::format(R"({{"Action":"{}","Type":"ticket","ID":{},"Entity":"{{\"_info\":{{\"lastUpdated\":{}}}}}"}})",
+                         e.action, entity, last_updated_us);
+    e.body_sha256 = std::string(64, 'b');
+    e.newest_seen_id = newest_seen_id;
+    return e;
+}
+
+// A callback of ticket `entity` whose Entity was last updated at `last_updated_us`.
+event_record callback_of(std::string key, std::int64_t entity, std::int64_t last_updated_us)
+{
+    event_record ev = make_event(std::move(key));
+    ev.entity_id = entity;
+    ev.body = fmt::format(R"({{"Type":"ticket","ID":{},"lastUpdated":{}}})", entity, last_updated_us);
+    return ev;
+}
+
+// What the application reads from a body; here the test bodies' "lastUpdated":N.
+std::optional<std::int64_t> read_last_updated(std::string_view body)
+{
+    constexpr std::string_view key = R"("lastUpdated":)";
+    const auto at = body.find(key);
+    if (at == std::string_view::npos) {
+        return std::nullopt;
+    }
+    std::int64_t v = 0;
+    for (std::size_t i = at + key.size(); i < body.size() && body[i] >= '0' && body[i] <= '9'; ++i) {
+        v = v * 10 + (body[i] - '0');
+    }
+    return v;
+}
+
+} // namespace
+
+TEST_P(StoreConformance, SynthesizedEventsAreStoredOnceAndForwardedLikeVerifiedOnes)
+{
+    auto store = open_store();
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(sync_destinations(*store, {route("all")}));
+    auto first = synthesize(*store, {synthesized(42, 1000), synthesized(43, 1000)});
+    ASSERT_TRUE(first) << first.error().message();
+    EXPECT_EQ(*first, (std::vector{synthesis_outcome::synthesized, synthesis_outcome::synthesized}));
+    // An overlapping run finds the same record at the same lastUpdated.
+    auto again = synthesize(*store, {synthesized(42, 1000)});
+    ASSERT_TRUE(again);
+    EXPECT_EQ(*again, std::vector{synthesis_outcome::already});
+
+    auto claimed = claim_deliveries(*store, "all", t0, t0 + 1);
+    ASSERT_TRUE(claimed);
+    ASSERT_EQ(claimed->size(), 2u);
+    EXPECT_EQ(claimed->front().status, event_status::synthesized);
+    EXPECT_EQ(claimed->front().source, event_source::catch_up);
+    store->stop();
+
+    auto db = open_db(db_access::read_only);
+    ASSERT_TRUE(db);
+    EXPECT_EQ(*db->feed_end(), 2);
+    auto rows = db->list(filter_of([](event_filter& f) {
+        f.source = event_source::catch_up;
+        f.limit = 0;
+    }));
+    ASSERT_TRUE(rows);
+    ASSERT_EQ(rows->size(), 2u);
+    auto row = db->get(claimed->front().event_id);
+    ASSERT_TRUE(row && *row);
+    const event_record& r = (*row)->record;
+    EXPECT_EQ(r.status, event_status::synthesized);
+    EXPECT_EQ(r.source, event_source::catch_up);
+    EXPECT_EQ(r.dedupe_key, "s:training:ticket:42:1000");
+    EXPECT_EQ(r.entity_updated_at_us, 1000);
+    EXPECT_EQ(r.verify_reason, "catch_up");
+    EXPECT_EQ(r.method, "GET");
+    EXPECT_EQ(r.company_id, "training");
+    EXPECT_EQ(r.body, synthesized(42, 1000).body);
+    EXPECT_EQ(r.twin_of, std::nullopt);
+    EXPECT_EQ(db->deliveries_of(claimed->front().event_id)->size(), 1u);
+    EXPECT_EQ(*db->count(filter_of([](event_filter& f) { f.status = event_status::synthesized; })), 2);
+}
+
+TEST_P(StoreConformance, ACallbackThatRacedTheRunMakesItsRecordSeen)
+{
+    auto store = open_store();
+    ASSERT_TRUE(store);
+    auto cb = insert(*store, callback_of("c1", 42, 500));
+    ASSERT_TRUE(cb);
+    // The engine looked before the callback was committed: it saw nothing newer than id 0.
+    auto raced = synthesize(*store, {synthesized(42, 900, 0)});
+    ASSERT_TRUE(raced);
+    EXPECT_EQ(*raced, std::vector{synthesis_outcome::seen});
+    // It saw the callback and still found the record newer.
+    auto newer = synthesize(*store, {synthesized(42, 900, cb->id)});
+    ASSERT_TRUE(newer);
+    EXPECT_EQ(*newer, std::vector{synthesis_outcome::synthesized});
+    // A failed row (a forgery's claim) is nothing seen.
+    auto forged = insert(*store, make_event("forged", t0, event_status::failed));
+    ASSERT_TRUE(forged);
+    auto past_forgery = synthesize(*store, {synthesized(42, 950, forged->id - 1)});
+    ASSERT_TRUE(past_forgery);
+    EXPECT_EQ(*past_forgery, std::vector{synthesis_outcome::synthesized});
+}
+
+TEST_P(StoreConformance, WatermarksMoveOnlyForwardWithTheirEvents)
+{
+    auto store = open_store();
+    ASSERT_TRUE(store);
+    const auto advance = [](std::int64_t us, std::int64_t at) {
+        return std::optional<watermark>(watermark{"training", "ticket", us, at});
+    };
+    ASSERT_TRUE(synthesize(*store, {synthesized(1, 100)}, advance(100, t0)));
+    ASSERT_TRUE(synthesize(*store, {}, advance(50, t0 + 1)));
+    auto marks = read_watermarks(*store);
+    ASSERT_TRUE(marks);
+    ASSERT_EQ(marks->size(), 1u);
+    EXPECT_EQ(marks->front().last_updated_us, 100); // never back
+    EXPECT_EQ(marks->front().updated_at_us, t0 + 1);
+    ASSERT_TRUE(synthesize(*store, {}, advance(200, t0 + 2)));
+    ASSERT_TRUE(synthesize(*store, {}, watermark{"training", "contact", 7, t0}));
+    store->stop();
+    auto db = open_db(db_access::read_only);
+    ASSERT_TRUE(db);
+    auto all = db->watermarks();
+    ASSERT_TRUE(all) << all.error();
+    ASSERT_EQ(all->size(), 2u);
+    EXPECT_EQ((*all)[0].type, "contact");
+    EXPECT_EQ((*all)[0].last_updated_us, 7);
+    EXPECT_EQ((*all)[1].type, "ticket");
+    EXPECT_EQ((*all)[1].last_updated_us, 200);
+}
+
+TEST_P(StoreConformance, ACallbackTwinningASynthesizedEventIsKeptButNotForwarded)
+{
+    auto store = open_store();
+    ASSERT_TRUE(store);
+    std::atomic<int> reads{0};
+    store->set_entity_updated_reader([&reads](std::string_view body) {
+        ++reads;
+        return read_last_updated(body);
+    });
+    ASSERT_TRUE(sync_destinations(*store, {route("all")}));
+    auto synth = synthesize(*store, {synthesized(42, 1000)});
+    ASSERT_TRUE(synth);
+    auto db = open_db(db_access::read_only);
+    ASSERT_TRUE(db);
+    auto synth_row = db->list(filter_of([](event_filter& f) { f.source = event_source::catch_up; }));
+    ASSERT_EQ(synth_row->size(), 1u);
+    const std::int64_t synth_id = synth_row->front().id;
+
+    // Manage's late callback of the same change: a twin.
+    auto twin = insert(*store, callback_of("late", 42, 1000));
+    ASSERT_TRUE(twin);
+    EXPECT_EQ(twin->status, event_status::verified);
+    EXPECT_FALSE(twin->duplicate);
+    // A callback of another entity: no synthesized row, its body is never read.
+    auto other = insert(*store, callback_of("other", 7, 1000));
+    ASSERT_TRUE(other);
+    EXPECT_EQ(reads.load(), 1);
+    // A newer change of the same entity: forwarded as usual.
+    auto newer = insert(*store, callback_of("newer", 42, 2000));
+    ASSERT_TRUE(newer);
+    EXPECT_EQ(reads.load(), 2);
+
+    auto t = db->get(twin->id);
+    ASSERT_TRUE(t && *t);
+    EXPECT_EQ((*t)->record.twin_of, synth_id);
+    EXPECT_EQ((*t)->record.entity_updated_at_us, 1000);
+    EXPECT_EQ((*t)->record.source, event_source::callback);
+    EXPECT_TRUE(db->deliveries_of(twin->id)->empty());
+    auto n = db->get(newer->id);
+    EXPECT_EQ((*n)->record.twin_of, std::nullopt);
+    EXPECT_EQ(db->deliveries_of(newer->id)->size(), 1u);
+    EXPECT_EQ(db->deliveries_of(other->id)->size(), 1u);
+    // The feed: the synthesized event, the other entity's and the newer callback; no twin.
+    auto feed = db->feed(0, 10);
+    ASSERT_TRUE(feed);
+    std::vector<std::int64_t> fed;
+    for (const auto& p : *feed) {
+        fed.push_back(p.event_id);
+    }
+    EXPECT_EQ(fed, (std::vector<std::int64_t>{synth_id, other->id, newer->id}));
+    auto listed = db->list(filter_of([&](event_filter& f) { f.entity_id = 42; }));
+    ASSERT_TRUE(listed);
+    ASSERT_EQ(listed->size(), 3u);
+    const auto row = std::find_if(listed->begin(), listed->end(), [&](const auto& s) { return s.id == twin->id; });
+    ASSERT_NE(row, listed->end());
+    EXPECT_EQ(row->twin_of, synth_id);
+}
+
+TEST_P(StoreConformance, NewestEventsAndKnownEntitiesSkipFailedRows)
+{
+    auto store = open_store();
+    ASSERT_TRUE(store);
+    auto e1 = insert(*store, callback_of("a1", 1, 10));
+    auto e1b = insert(*store, callback_of("a2", 1, 20));
+    auto e2 = callback_of("b1", 2, 10);
+    ASSERT_TRUE(insert(*store, e2));
+    e2.dedupe_key = "m:b2";
+    e2.action = "deleted";
+    auto e2_deleted = insert(*store, e2);
+    auto e3 = callback_of("c1", 3, 10);
+    e3.status = event_status::failed;
+    ASSERT_TRUE(insert(*store, e3));
+    auto forged = callback_of("a3", 1, 30);
+    forged.status = event_status::failed;
+    forged.action = "deleted";
+    ASSERT_TRUE(insert(*store, forged));
+    auto contact = callback_of("k1", 4, 10);
+    contact.type = "contact";
+    ASSERT_TRUE(insert(*store, contact));
+    ASSERT_TRUE(e1 && e1b && e2_deleted);
+    ASSERT_TRUE(synthesize(*store, {synthesized(5, 77)}));
+
+    auto newest = newest_events(*store, "ticket", {1, 2, 3, 4, 5, 6});
+    ASSERT_TRUE(newest) << newest.error().message();
+    ASSERT_EQ(newest->size(), 3u);
+    EXPECT_EQ((*newest)[0].entity_id, 1);
+    EXPECT_EQ((*newest)[0].id, e1b->id);
+    EXPECT_EQ((*newest)[0].body, callback_of("a2", 1, 20).body);
+    EXPECT_FALSE((*newest)[0].synthesized);
+    EXPECT_EQ((*newest)[0].received_at_us, t0);
+    EXPECT_EQ((*newest)[1].id, e2_deleted->id);
+    EXPECT_EQ((*newest)[2].entity_id, 5);
+    EXPECT_TRUE((*newest)[2].synthesized);
+    EXPECT_EQ((*newest)[2].entity_updated_at_us, 77);
+
+    auto known = known_entities(*store, "ticket");
+    ASSERT_TRUE(known) << known.error().message();
+    EXPECT_EQ(*known, (std::vector<std::int64_t>{1, 5}));
+    EXPECT_EQ(*known_entities(*store, "contact"), std::vector<std::int64_t>{4});
+}
+
+namespace {
+
+// true: taken; false: another holder's; nullopt: the call failed.
+std::optional<bool> taken(const result<bool>& r)
+{
+    return r ? std::optional<bool>(*r) : std::nullopt;
+}
+
+} // namespace
+
+TEST_P(StoreConformance, ACatchUpLeaseHasOneHolderUntilItEnds)
+{
+    auto store = open_store();
+    ASSERT_TRUE(store);
+    EXPECT_EQ(taken(claim_catch_up(*store, "training", "ticket", "a", t0, t0 + 100)), true);
+    EXPECT_EQ(taken(claim_catch_up(*store, "training", "ticket", "b", t0 + 50, t0 + 150)), false);
+    EXPECT_EQ(taken(claim_catch_up(*store, "training", "ticket", "a", t0 + 60, t0 + 200)), true); // renewed
+    EXPECT_EQ(taken(claim_catch_up(*store, "training", "contact", "b", t0 + 60, t0 + 200)), true);
+    EXPECT_EQ(taken(claim_catch_up(*store, "training", "ticket", "b", t0 + 199, t0 + 300)), false);
+    EXPECT_EQ(taken(claim_catch_up(*store, "training", "ticket", "b", t0 + 200, t0 + 300)), true); // expired
+    ASSERT_TRUE(release_catch_up(*store, "training", "ticket", "a")); // not a's any more: nothing
+    EXPECT_EQ(taken(claim_catch_up(*store, "training", "ticket", "a", t0 + 210, t0 + 400)), false);
+    ASSERT_TRUE(release_catch_up(*store, "training", "ticket", "b"));
+    EXPECT_EQ(taken(claim_catch_up(*store, "training", "ticket", "a", t0 + 220, t0 + 400)), true);
+    // A claim creates the watermark row at 0.
+    auto marks = read_watermarks(*store);
+    ASSERT_TRUE(marks);
+    ASSERT_EQ(marks->size(), 2u);
+    EXPECT_EQ(marks->back().type, "ticket");
+    EXPECT_EQ(marks->back().last_updated_us, 0);
+
+    if (GetParam() == backend::postgres) {
+        // Two instances claiming at once: exactly one wins.
+        auto other = open_store();
+        ASSERT_TRUE(other);
+        for (int round = 0; round < 5; ++round) {
+            const std::string type = fmt::format("race{}", round);
+            auto a = std::async(std::launch::async,
+                                [&] { return claim_catch_up(*store, "training", type, "a", t0, t0 + 100); });
+            auto b = std::async(std::launch::async,
+                                [&] { return claim_catch_up(*other, "training", type, "b", t0, t0 + 100); });
+            auto ra = a.get();
+            auto rb = b.get();
+            ASSERT_TRUE(ra && rb);
+            EXPECT_NE(*ra, *rb) << type;
+        }
+    }
+}
+
+TEST_P(StoreConformance, CatchUpRunsAreRecordedAndListedNewestFirst)
+{
+    auto store = open_store();
+    ASSERT_TRUE(store);
+    catch_up_run run;
+    run.company = "training";
+    run.type = "ticket";
+    run.trigger = "start";
+    run.started_at_us = t0;
+    run.watermark_before_us = 5;
+    auto id = record_run(*store, run);
+    ASSERT_TRUE(id) << id.error().message();
+    EXPECT_GT(*id, 0);
+    run.id = *id;
+    run.finished_at_us = t0 + 10;
+    run.examined = 12;
+    run.synthesized = 3;
+    run.seen = 9;
+    run.deleted = 1;
+    run.watermark_after_us = 50;
+    run.error = "";
+    run.dry_run = true;
+    auto updated = record_run(*store, run);
+    ASSERT_TRUE(updated);
+    EXPECT_EQ(*updated, *id);
+    catch_up_run contact;
+    contact.company = "training";
+    contact.type = "contact";
+    contact.trigger = "interval";
+    contact.started_at_us = t0 + 5;
+    contact.error = "HTTP 503";
+    auto contact_id = record_run(*store, contact);
+    ASSERT_TRUE(contact_id);
+    EXPECT_NE(*contact_id, *id);
+    store->stop();
+
+    auto db = open_db(db_access::read_only);
+    ASSERT_TRUE(db);
+    auto all = db->catch_up_runs(std::nullopt, 0);
+    ASSERT_TRUE(all) << all.error();
+    ASSERT_EQ(all->size(), 2u);
+    EXPECT_EQ((*all)[0].type, "contact");
+    EXPECT_EQ((*all)[0].error, "HTTP 503");
+    EXPECT_EQ((*all)[0].finished_at_us, 0);
+    const catch_up_run& t = (*all)[1];
+    EXPECT_EQ(t.id, *id);
+    EXPECT_EQ(t.trigger, "start");
+    EXPECT_EQ(t.finished_at_us, t0 + 10);
+    EXPECT_EQ(t.examined, 12);
+    EXPECT_EQ(t.synthesized, 3);
+    EXPECT_EQ(t.seen, 9);
+    EXPECT_EQ(t.deleted, 1);
+    EXPECT_EQ(t.watermark_before_us, 5);
+    EXPECT_EQ(t.watermark_after_us, 50);
+    EXPECT_TRUE(t.dry_run);
+    auto tickets = db->catch_up_runs(std::string("ticket"), 10);
+    ASSERT_TRUE(tickets);
+    ASSERT_EQ(tickets->size(), 1u);
+    EXPECT_EQ(tickets->front().id, *id);
+    EXPECT_EQ(db->catch_up_runs(std::nullopt, 1)->size(), 1u);
+}
+
+TEST_P(StoreConformance, HeartbeatsTellACleanStopFromACrash)
+{
+    auto store = open_store();
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(beat(*store, "host-a", t0));
+    ASSERT_TRUE(beat(*store, "host-b", t0));
+    ASSERT_TRUE(beat(*store, "host-a", t0 + 10, true));
+    auto beats = read_heartbeats(*store);
+    ASSERT_TRUE(beats) << beats.error().message();
+    ASSERT_EQ(beats->size(), 2u);
+    EXPECT_EQ((*beats)[0].instance, "host-a");
+    EXPECT_EQ((*beats)[0].beat_at_us, t0 + 10);
+    EXPECT_EQ((*beats)[0].clean_stop_at_us, t0 + 10);
+    EXPECT_EQ((*beats)[1].clean_stop_at_us, 0);
+    // Started again: the clean stop is forgotten.
+    ASSERT_TRUE(beat(*store, "host-a", t0 + 20));
+    store->stop();
+    auto db = open_db(db_access::read_only);
+    ASSERT_TRUE(db);
+    auto again = db->heartbeats();
+    ASSERT_TRUE(again) << again.error();
+    EXPECT_EQ((*again)[0].beat_at_us, t0 + 20);
+    EXPECT_EQ((*again)[0].clean_stop_at_us, 0);
+}
+
+TEST_P(StoreConformance, RetentionDeletesSynthesizedRowsLikeVerifiedOnes)
+{
+    auto store = open_store();
+    ASSERT_TRUE(store);
+    ASSERT_TRUE(synthesize(*store, {synthesized(1, 10), synthesized(2, 10)}));
+    ASSERT_TRUE(insert(*store, make_event("old")));
+    const std::int64_t later = std::numeric_limits<std::int64_t>::max() / 2; // after the rows' received time (now)
+    auto pruned = prune(*store, later, 100);
+    ASSERT_TRUE(pruned) << pruned.error().message();
+    EXPECT_EQ(pruned->deleted, 3);
+    store->stop();
+    EXPECT_EQ(*open_db()->count(all_rows()), 0);
 }

@@ -1,5 +1,6 @@
 #include "store/event_db.hpp"
 
+#include "store/detail/schema.hpp"
 #include "store/event_store.hpp"
 #include "store/sqlite.hpp"
 #include "support/temp_dir.hpp"
@@ -209,6 +210,7 @@ TEST(EventDb, EveryFilterUsesAnIndex)
     cases.push_back({"entity", event_filter{.entity_id = 1001}});
     cases.push_back({"company", event_filter{.company_id = "Cobalt"}});
     cases.push_back({"status", event_filter{.status = event_status::failed}});
+    cases.push_back({"source", event_filter{.source = event_source::catch_up}});
     cases.push_back({"since", event_filter{.since_us = t0 - hour}});
     cases.push_back({"until", event_filter{.until_us = t0 - hour}});
     cases.push_back({"since+until", event_filter{.since_us = t0 - 2 * hour, .until_us = t0 - hour}});
@@ -366,7 +368,8 @@ TEST(EventDb, MigratesAVersion1DatabaseInPlace)
 {
     temp_db t;
     {
-        // A version-1 file: today's schema minus what versions 2 and 3 added.
+        // A version-1 file: today's schema minus what versions 2, 3 and 4 added (but v4's
+        // wider status CHECK, which no v1 row can tell).
         auto db = open_rw(t.path());
         ASSERT_TRUE(db);
         fill(*db, 10);
@@ -374,6 +377,10 @@ TEST(EventDb, MigratesAVersion1DatabaseInPlace)
     {
         auto raw = sqlite::database::open(t.path(), SQLITE_OPEN_READWRITE);
         ASSERT_TRUE(raw);
+        ASSERT_TRUE(raw->exec("DROP TABLE heartbeats; DROP TABLE catch_up_runs; DROP TABLE catch_up_watermarks; "
+                              "DROP INDEX events_synth; DROP INDEX events_source; ALTER TABLE events DROP COLUMN "
+                              "entity_updated_at_us; ALTER TABLE events DROP COLUMN twin_of; ALTER TABLE events DROP "
+                              "COLUMN source;"));
         ASSERT_TRUE(raw->exec("DROP TABLE delivery_attempts; DROP TABLE deliveries; DROP TABLE destinations; "
                               "DROP TABLE counters; DROP INDEX events_feed; ALTER TABLE events DROP COLUMN feed_seq;"));
         ASSERT_TRUE(raw->exec("DROP TABLE replays; DROP INDEX events_type; DROP INDEX events_action; "
@@ -392,12 +399,96 @@ TEST(EventDb, MigratesAVersion1DatabaseInPlace)
     (*st)->stop();
     auto db = event_db::open(t.path(), db_access::read_only);
     ASSERT_TRUE(db);
-    EXPECT_EQ((*db)->schema_version(), 3);
+    EXPECT_EQ((*db)->schema_version(), 4);
     EXPECT_EQ((*db)->list(event_filter{.limit = 0})->size(), 10u);
     auto plan = (*db)->explain_list(event_filter{.type = "ticket"});
     ASSERT_TRUE(plan);
     EXPECT_NE(plan->front().find("events_type"), std::string::npos) << plan->front();
     auto problems = (*db)->check();
+    EXPECT_EQ(*problems, std::vector<std::string>{"ok"});
+}
+
+TEST(EventDb, MigratesAVersion3DatabaseKeepingEveryRowAndReference)
+{
+    temp_db t;
+    {
+        // A version-3 file exactly as cwhook 3 made it, with events, their deliveries and
+        // attempts, and replays: rows that reference events (ON DELETE CASCADE).
+        auto raw = sqlite::database::open(t.path(), SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+        ASSERT_TRUE(raw);
+        for (std::int64_t v = 0; v < 3; ++v) {
+            const std::string sql(detail::sqlite_migration(v));
+            ASSERT_TRUE(raw->exec(sql.c_str())) << v;
+        }
+        ASSERT_TRUE(raw->exec(R"sql(
+PRAGMA user_version = 3;
+INSERT INTO events (id, received_at_us, status, verify_reason, dedupe_key, deliveries, last_delivery_at_us,
+    verify_attempts, next_verify_at_us, body_sha256, body, method, path, query, client_addr, headers, content_type,
+    signature, message_id, type, action, entity_id, company_id, callback_id, key_url, feed_seq)
+VALUES
+ (1, 100, 'verified', '', 'm:1', 2, 150, 0, 0, 'aa', X'7B7DFF', 'POST', '/cb', '', '192.0.2.1', 'H: v', 'application/json',
+  's', '1', 'ticket', 'added', 42, 'Cobalt', 7, 'k', 1),
+ (2, 200, 'pending', 'key_fetch_failed', 'm:2', 1, 200, 1, 900, 'bb', X'00', 'POST', '/cb', 'a=1', '192.0.2.1', '', '',
+  '', NULL, 'contact', 'updated', NULL, NULL, NULL, 'k', NULL),
+ (3, 300, 'failed', 'bad_signature', 'b:3', 1, 300, 0, 0, 'cc', X'01', 'POST', '/cb', '', '192.0.2.2', '', '', '',
+  NULL, 'ticket', 'deleted', 43, 'Nickel', 8, 'k', NULL);
+UPDATE counters SET value = 1 WHERE name = 'feed';
+INSERT INTO destinations (name) VALUES ('crm');
+INSERT INTO deliveries (id, event_id, destination, state, ordering_key, created_at_us, next_attempt_at_us, attempts)
+VALUES (1, 1, 'crm', 'failing', 'ticket:42', 150, 999, 1);
+INSERT INTO delivery_attempts (delivery_id, at_us, http_status, latency_us, error) VALUES (1, 160, 503, 10, 'HTTP 503');
+INSERT INTO replays (event_id, at_us, target, http_status) VALUES (1, 400, 'http://127.0.0.1:1/', 200),
+    (3, 500, 'http://127.0.0.1:1/', 0);
+)sql"));
+    }
+    settings s;
+    s.path = t.path();
+    auto st = event_store::open(s);
+    ASSERT_TRUE(st) << st.error();
+    (*st)->stop();
+
+    auto raw = sqlite::database::open(t.path(), SQLITE_OPEN_READWRITE);
+    ASSERT_TRUE(raw);
+    EXPECT_EQ(*raw->query_int64("PRAGMA user_version"), 4);
+    EXPECT_EQ(*raw->query_int64("SELECT count(*) FROM events"), 3);
+    EXPECT_EQ(*raw->query_int64("SELECT count(*) FROM deliveries"), 1);
+    EXPECT_EQ(*raw->query_int64("SELECT count(*) FROM delivery_attempts"), 1);
+    EXPECT_EQ(*raw->query_int64("SELECT count(*) FROM replays"), 2);
+    EXPECT_EQ(*raw->query_int64("SELECT count(*) FROM events WHERE source = 'callback' AND twin_of IS NULL AND "
+                                "entity_updated_at_us IS NULL"),
+              3);
+    EXPECT_EQ(*raw->query_int64("SELECT feed_seq FROM events WHERE id = 1"), 1);
+    EXPECT_EQ(*raw->query_text("SELECT hex(body) FROM events WHERE id = 1"), "7B7DFF");
+    EXPECT_EQ(*raw->query_text("SELECT typeof(body) FROM events WHERE id = 1"), "blob");
+    // Every index of v1-v4 is there, the partial ones too.
+    EXPECT_EQ(*raw->query_int64("SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'events' "
+                                "AND name LIKE 'events_%'"),
+              12);
+    EXPECT_EQ(*raw->query_text("SELECT sql FROM sqlite_schema WHERE name = 'events_due_pending'"),
+              "CREATE INDEX events_due_pending  ON events (status, next_verify_at_us) WHERE status = 'pending'");
+    // The references still point at events: they hold, and deleting an event still cascades.
+    EXPECT_EQ(*raw->query_text("PRAGMA integrity_check"), "ok");
+    ASSERT_TRUE(raw->exec("PRAGMA foreign_keys = ON"));
+    EXPECT_EQ(*raw->query_int64("SELECT count(*) FROM pragma_foreign_key_check"), 0);
+    ASSERT_TRUE(raw->exec("DELETE FROM events WHERE id = 1"));
+    EXPECT_EQ(*raw->query_int64("SELECT count(*) FROM deliveries"), 0);
+    EXPECT_EQ(*raw->query_int64("SELECT count(*) FROM delivery_attempts"), 0);
+    EXPECT_EQ(*raw->query_int64("SELECT count(*) FROM replays"), 1);
+    // The new status is accepted, an unknown one still refused.
+    EXPECT_TRUE(raw->exec("UPDATE events SET status = 'synthesized', source = 'catch_up' WHERE id = 3"));
+    EXPECT_FALSE(raw->exec("UPDATE events SET status = 'bogus' WHERE id = 3"));
+    EXPECT_FALSE(raw->exec("UPDATE events SET source = 'bogus' WHERE id = 3"));
+
+    auto db = event_db::open(t.path(), db_access::read_only);
+    ASSERT_TRUE(db) << db.error();
+    auto pending = (*db)->get(2);
+    ASSERT_TRUE(pending && *pending);
+    EXPECT_EQ((*pending)->record.status, event_status::pending);
+    EXPECT_EQ((*pending)->record.verify_reason, "key_fetch_failed");
+    EXPECT_EQ((*pending)->record.query, "a=1");
+    EXPECT_EQ((*pending)->replays.size(), 0u);
+    auto problems = (*db)->check();
+    ASSERT_TRUE(problems) << problems.error();
     EXPECT_EQ(*problems, std::vector<std::string>{"ok"});
 }
 

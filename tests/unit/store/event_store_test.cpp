@@ -165,15 +165,15 @@ TEST_F(EventStore, OpenCreatesFolderAndTheCurrentSchema)
     open_store(s)->stop();
 
     auto db = open_raw(s.path);
-    EXPECT_EQ(query_int64(db, "PRAGMA user_version"), 3);
+    EXPECT_EQ(query_int64(db, "PRAGMA user_version"), 4);
     EXPECT_EQ(query_text(db, "PRAGMA journal_mode"), "wal");
     EXPECT_EQ(query_int64(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN "
                               "('events', 'rejections', 'replays', 'counters', 'destinations', 'deliveries', "
-                              "'delivery_attempts')"),
-              7);
+                              "'delivery_attempts', 'catch_up_watermarks', 'catch_up_runs', 'heartbeats')"),
+              10);
     EXPECT_EQ(query_int64(db, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND tbl_name = "
                               "'events' AND name LIKE 'events_%'"),
-              10);
+              12);
 }
 
 // Restores the umask of the test process when the test ends.

@@ -4,6 +4,7 @@
 // as storage_queue_full. Also the filter builders the store tests share.
 #pragma once
 
+#include "store/catch_up.hpp"
 #include "store/event_db.hpp"
 #include "store/event_store.hpp"
 #include "store/outbox.hpp"
@@ -90,6 +91,63 @@ inline result<void> deliver_results(event_store& store, std::vector<delivery_res
 {
     return call<result<void>>(
         [&](auto cb) { return store.submit_delivery_results(std::move(results), std::move(cb)); });
+}
+
+inline result<std::vector<synthesis_outcome>> synthesize(event_store& store, std::vector<synthesized_event> events,
+                                                         std::optional<watermark> advance = std::nullopt)
+{
+    return call<result<std::vector<synthesis_outcome>>>(
+        [&](auto cb) { return store.synthesize(std::move(events), std::move(advance), std::move(cb)); });
+}
+
+inline result<std::vector<newest_event>> newest_events(event_store& store, std::string type,
+                                                       std::vector<std::int64_t> ids)
+{
+    return call<result<std::vector<newest_event>>>(
+        [&](auto cb) { return store.newest_events(std::move(type), std::move(ids), std::move(cb)); });
+}
+
+inline result<std::vector<std::int64_t>> known_entities(event_store& store, std::string type)
+{
+    return call<result<std::vector<std::int64_t>>>(
+        [&](auto cb) { return store.known_entities(std::move(type), std::move(cb)); });
+}
+
+inline result<std::vector<watermark>> read_watermarks(event_store& store)
+{
+    return call<result<std::vector<watermark>>>([&](auto cb) { return store.read_watermarks(std::move(cb)); });
+}
+
+inline result<bool> claim_catch_up(event_store& store, std::string company, std::string type, std::string holder,
+                                   std::int64_t now_us, std::int64_t lease_until_us)
+{
+    return call<result<bool>>([&](auto cb) {
+        return store.claim_catch_up(std::move(company), std::move(type), std::move(holder), now_us, lease_until_us,
+                                    std::move(cb));
+    });
+}
+
+inline result<void> release_catch_up(event_store& store, std::string company, std::string type, std::string holder)
+{
+    return call<result<void>>([&](auto cb) {
+        return store.release_catch_up(std::move(company), std::move(type), std::move(holder), std::move(cb));
+    });
+}
+
+inline result<std::int64_t> record_run(event_store& store, catch_up_run run)
+{
+    return call<result<std::int64_t>>([&](auto cb) { return store.record_run(std::move(run), std::move(cb)); });
+}
+
+inline result<void> beat(event_store& store, std::string instance, std::int64_t now_us, bool clean_stop = false)
+{
+    return call<result<void>>(
+        [&](auto cb) { return store.beat(std::move(instance), now_us, clean_stop, std::move(cb)); });
+}
+
+inline result<std::vector<heartbeat>> read_heartbeats(event_store& store)
+{
+    return call<result<std::vector<heartbeat>>>([&](auto cb) { return store.read_heartbeats(std::move(cb)); });
 }
 
 inline destination_route route(std::string name, std::vector<std::string> types = {},
