@@ -366,8 +366,7 @@ std::optional<http::response> admin_api::impl::gate(http::request& req)
     {
         unauthorized.inc();
         req.log_fields.emplace_back("reason", "unauthorized");
-        auto res = http::error_response(401, "unauthorized",
-                                        "a valid Authorization: Bearer token (or a console session) is required", v);
+        auto res = http::error_response(401, "unauthorized", "a valid Authorization: Bearer token is required", v);
         res.set(bhttp::field::www_authenticate, "Bearer");
         return res;
     }

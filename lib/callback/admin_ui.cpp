@@ -184,14 +184,13 @@ http::response admin_ui::serve_file(const http::request& req) const
     if (path.starts_with(api_prefix)) {
         return ui_error(404, "not_found", {}, v);
     }
-    auto rel = path.substr(ui_prefix.size());
+    const auto rel = path.substr(ui_prefix.size());
+    const auto* asset = find_asset(rel);
     // The console's own pages (/ui/, /ui/events, /ui/events/12, ...) are one document that
     // routes in the browser, so that every view has a link of its own.
-    const auto last = rel.substr(rel.rfind('/') + 1);
-    if (last.find('.') == std::string_view::npos && rel.find("..") == std::string_view::npos) {
-        rel = "index.html";
+    if (asset == nullptr && rel.substr(rel.rfind('/') + 1).find('.') == std::string_view::npos) {
+        asset = find_asset("index.html");
     }
-    const auto* asset = find_asset(rel);
     if (asset == nullptr) {
         return ui_error(404, "not_found", {}, v);
     }

@@ -45,7 +45,7 @@ export function quantile(buckets, q) {
   return prevLe;
 }
 
-function fmtMs(s) { return s === null ? '—' : `${(s * 1000).toFixed(s < 0.01 ? 2 : 1)} ms`; }
+function fmtMs(s) { return s === null ? '—' : (s * 1000).toFixed(s < 0.01 ? 2 : 1); }
 function fmtAge(s) {
   if (s === null || s === undefined) return '—';
   if (s < 120) return `${Math.round(s)} s`;
@@ -149,7 +149,7 @@ export function renderOverview(ctx) {
       card('card-failed', 'Failed now', stats.failed, 'no usable key; kept whole'),
       card('card-dead', 'Dead deliveries', ds.reduce((a, d) => a + d.dead, 0)),
       card('card-lag', 'Oldest undelivered', fmtAge(oldest), 'forwarding lag'),
-      card('card-ack', 'Ack p50 / p95 / p99', `${fmtMs(quantile(ack, 0.5))} / ${fmtMs(quantile(ack, 0.95))} / ${fmtMs(quantile(ack, 0.99))}`,
+      card('card-ack', 'Ack p50 / p95 / p99 (ms)', [0.5, 0.95, 0.99].map((q) => fmtMs(quantile(ack, q))).join(' / '),
         'since start, from cwhook_http_request_duration_seconds{route="/callbacks"}'),
       card('card-keys', 'Key fetches (errors)', `${sum(metrics.cwhook_key_fetches_total)} (${sum(metrics.cwhook_key_fetch_errors_total)})`, 'since start'));
     destroy();
