@@ -295,6 +295,9 @@ struct admin_api::impl {
     void remember(const std::shared_ptr<replay_job>& job);
 
     net::awaitable<http::response> events_list(http::request& req);
+    // GET /api/events/count: how many events the list filters select (the console's bulk
+    // replay shows it before it asks).
+    net::awaitable<http::response> events_count(http::request& req);
     net::awaitable<http::response> event_one(http::request& req);
     net::awaitable<http::response> replay_start(http::request& req);
     http::response replay_status(const http::request& req);
@@ -494,6 +497,33 @@ net::awaitable<http::response> admin_api::impl::events_list(http::request& req)
     }
     body += '}';
     co_return http::json_response(200, std::move(body), v);
+}
+
+net::awaitable<http::response> admin_api::impl::events_count(http::request& req)
+{
+    const unsigned v = req.msg.version();
+    auto params = parse_query(req.query());
+    if (!params) {
+        co_return http::error_response(400, "bad_query", "malformed percent-encoding", v);
+    }
+    store::event_filter f;
+    const auto now = now_us();
+    for (const auto& [name, value] : *params) {
+        if (name == "cursor" || name == "limit") {
+            co_return http::error_response(400, "bad_query", fmt::format("{}: not a count filter", name), v);
+        }
+        if (auto why = events::set_filter(f, name, value, now)) {
+            co_return http::error_response(400, "bad_query", fmt::format("{}: {}", name, *why), v);
+        }
+    }
+    f.limit = 0;
+    const store::event_filter* filter = &f;
+    const auto count = [filter](store::event_db& db) { return db.count(*filter); };
+    auto n = co_await on_db<store::db_result<std::int64_t>>(*db, count);
+    if (auto failed = db_failure(n, v)) {
+        co_return std::move(*failed);
+    }
+    co_return http::json_response(200, fmt::format(R"({{"count":{}}})", **n), v);
 }
 
 net::awaitable<http::response> admin_api::impl::event_one(http::request& req)
@@ -1082,6 +1112,9 @@ net::awaitable<http::response> serve_events(admin_api::impl* p, http::request& r
 {
     if (req.path() == "/api/events") {
         co_return co_await p->events_list(req);
+    }
+    if (req.path() == "/api/events/count") {
+        co_return co_await p->events_count(req);
     }
     co_return co_await p->event_one(req);
 }

@@ -1,6 +1,7 @@
 // The events list: the API's filters in the URL's query string (a view is a link), newest
 // first, paged with the API's cursor, and a live tail that re-reads the newest page every 2 s.
 import { get } from './api.js';
+import { bulkReplay } from './bulk.js';
 import { el, stateLine, statusSpan, timeCell } from './dom.js';
 
 export const FILTERS = [
@@ -100,7 +101,8 @@ export function renderEvents(ctx) {
       el('label', { for: 'tail' }, tail, `Live tail (every ${TAIL_MS / 1000} s)`), tailNote),
     status,
     el('div', { class: 'table-wrap' }, table),
-    more);
+    more,
+    bulkReplay(ctx, query));
 
   function showState(text, kind) {
     status.replaceChildren(text ? stateLine(text, kind) : '');
