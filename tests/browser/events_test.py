@@ -126,7 +126,39 @@ def test_replay_from_the_page_reaches_the_receiver(env):
     env.screenshot(d, "event-replayed")
 
 
+def test_bulk_replay_counts_first_then_sends_the_selection(env):
+    from selenium.webdriver.common.by import By
+
+    env.trigger("ticket", "added", 9000)
+    env.trigger("ticket", "updated", 9001)
+    env.trigger("ticket", "updated", 9002)
+    d = env.browser()
+    env.login(d, "/ui/events?action=updated")
+    wait_until("the filtered list", lambda: len(rows(d)) == 2)
+    d.find_element(By.CSS_SELECTOR, "#bulk summary").click()
+    url = wait_for(d, By.ID, "bulk-url")
+    url.clear()
+    url.send_keys(f"http://127.0.0.1:{env.receiver.port}/bulk")
+    cli = d.find_element(By.CSS_SELECTOR, "#bulk code.cli").text
+    assert cli == f"$ cwhook events replay --action updated --to http://127.0.0.1:{env.receiver.port}/bulk", cli
+    # Nothing is sent before the count is confirmed.
+    d.find_element(By.ID, "bulk-count").click()
+    confirm = wait_for(d, By.ID, "bulk-confirm")
+    assert "2 event(s) match" in d.find_element(By.ID, "bulk-result").text
+    assert confirm.text.startswith("Replay 2 event(s)"), confirm.text
+    assert env.receiver.requests == []
+    confirm.click()
+    result = d.find_element(By.ID, "bulk-result")
+    wait_until("the job's end", lambda: "done: 2 of 2 answered 2xx" in result.text, timeout=15)
+    assert [p for p, _, _ in env.receiver.requests] == ["/bulk", "/bulk"], env.receiver.requests
+    bodies = [body for _, _, body in env.receiver.requests]
+    # Oldest first: 9001, then 9002; the added event is not part of the selection.
+    assert b"9001" in bodies[0] and b"9002" in bodies[1], bodies
+    env.screenshot(d, "events-bulk-replay")
+
+
 if __name__ == "__main__":
     run([test_event_appears_in_the_live_tail, test_filters_narrow_the_list_and_the_url_reproduces_it,
-         test_event_page_shows_the_entity_as_text_never_markup, test_replay_from_the_page_reaches_the_receiver],
+         test_event_page_shows_the_entity_as_text_never_markup, test_replay_from_the_page_reaches_the_receiver,
+         test_bulk_replay_counts_first_then_sends_the_selection],
         sys.argv[1])

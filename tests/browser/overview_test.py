@@ -51,6 +51,13 @@ def test_overview_charts_render_with_data(env):
     assert env.csp_violations(d) == []
     env.screenshot(d, "overview")
 
+    # The rejection in its own view, its body's first bytes as text.
+    d.find_element(By.LINK_TEXT, "Rejections").click()
+    wait_until("the rejection", lambda: d.find_elements(By.CSS_SELECTOR, "#rejections-body tr"))
+    row = d.find_element(By.CSS_SELECTOR, "#rejections-body tr").text
+    assert "malformed_payload" in row and '{"not":"a callback"}' in row, row
+    env.screenshot(d, "rejections")
+
     narrow = env.browser(width=420, height=900)
     env.login(narrow, "/ui/")
     wait_until("the narrow chart", lambda: narrow.find_elements(By.CSS_SELECTOR, "#chart-type canvas"))

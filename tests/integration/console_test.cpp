@@ -255,5 +255,27 @@ TEST_F(Console, StatsCountTheWindowInBuckets)
     EXPECT_EQ(send(ep, c).status, 400);
 }
 
+TEST_F(Console, EventsCountIsWhatTheListFiltersSelect)
+{
+    running_app app(options());
+    for (std::int64_t id = 1; id <= 3; ++id) {
+        auto c = signed_call(make_payload(keys.url(), id, fmt::format("msg-{}", id), id == 1 ? "added" : "updated"),
+                             keys.key());
+        c.headers.emplace_back("Content-Type", "application/json");
+        ASSERT_EQ(send(app.http(), c).status, 200);
+    }
+    const auto ep = admin_ep(app);
+    const auto count = [&](std::string query) {
+        auto c = call("GET", "/api/events/count" + query);
+        c.headers.emplace_back("Authorization", "Bearer " + std::string(app.get().admin_token()));
+        return send(ep, c);
+    };
+    EXPECT_EQ(count("").body, "{\"count\":3}\n");
+    EXPECT_EQ(count("?action=updated").body, "{\"count\":2}\n");
+    EXPECT_EQ(count("?action=updated&entity_id=3").body, "{\"count\":1}\n");
+    EXPECT_EQ(count("?limit=1").status, 400);
+    EXPECT_EQ(count("?colour=red").status, 400);
+}
+
 } // namespace
 } // namespace cwhook::test
