@@ -56,6 +56,8 @@ def test_overview_charts_render_with_data(env):
     wait_until("the rejection", lambda: d.find_elements(By.CSS_SELECTOR, "#rejections-body tr"))
     row = d.find_element(By.CSS_SELECTOR, "#rejections-body tr").text
     assert "malformed_payload" in row and '{"not":"a callback"}' in row, row
+    wait_until("the rejections chart", lambda: d.find_elements(By.CSS_SELECTOR, "#rejections-chart canvas"))
+    assert "malformed_payload (1)" in legend("rejections-chart"), legend("rejections-chart")
     env.screenshot(d, "rejections")
 
     narrow = env.browser(width=420, height=900)

@@ -83,7 +83,7 @@ function chartOptions(names, counts, colors, width) {
   };
 }
 
-function drawChart(box, title, stats, seriesMap, colorOf, charts) {
+export function drawChart(box, title, stats, seriesMap, colorOf, charts) {
   box.replaceChildren(el('h2', { text: title }));
   const names = Object.keys(seriesMap);
   if (names.length === 0) {

@@ -2,6 +2,7 @@
 // reason as a filter in the URL and the first bytes of each body shown as text.
 import { get } from './api.js';
 import { el, stateLine, timeCell } from './dom.js';
+import { drawChart } from './overview.js';
 
 const PAGE = 50;
 
@@ -21,7 +22,10 @@ export function renderRejections(ctx) {
   const more = el('button', { type: 'button', class: 'secondary', text: 'Older rejections', hidden: true });
   let before = null;
   let shown = 0;
-  ctx.main.append(el('h1', { text: 'Rejections' }), form, status,
+  const chart = el('section', { class: 'chart', id: 'rejections-chart' });
+  const charts = [];
+  ctx.onLeave(() => { for (const c of charts) c.destroy(); });
+  ctx.main.append(el('h1', { text: 'Rejections' }), chart, form, status,
     el('div', { class: 'table-wrap' }, el('table', { id: 'rejections' },
       el('thead', {}, el('tr', {}, ['Received', 'Reason', 'Status', 'Client', 'Key URL', 'Body (first bytes)']
         .map((h) => el('th', { scope: 'col', text: h })))),
@@ -54,6 +58,18 @@ export function renderRejections(ctx) {
       if (ctx.alive()) status.replaceChildren(stateLine(`Could not load rejections: ${e.message}`, 'error'));
     }
   }
+  // Counts by reason over the last 24 hours (15-minute buckets).
+  async function drawCounts() {
+    try {
+      const stats = await get('/api/stats?window=24h');
+      if (!ctx.alive()) return;
+      drawChart(chart, 'Rejections by reason, last 24 h', stats, stats.rejections.by_reason,
+        (n, i) => ['#e4572e', '#1f77b4', '#f2a900', '#9467bd', '#29a36a', '#17becf', '#8c564b', '#e377c2', '#7f7f7f'][i % 9], charts);
+    } catch (e) {
+      if (ctx.alive()) chart.replaceChildren(stateLine(`Could not load the counts: ${e.message}`, 'error'));
+    }
+  }
   more.addEventListener('click', load);
+  drawCounts();
   load();
 }
