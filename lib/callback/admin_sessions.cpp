@@ -70,8 +70,7 @@ std::optional<admin_sessions::session> admin_sessions::find(std::string_view id)
     if (it == sessions_.end()) {
         return std::nullopt;
     }
-    return session{it->second.csrf,
-                   std::chrono::duration_cast<std::chrono::seconds>(it->second.expires - now)};
+    return session{it->second.csrf, std::chrono::duration_cast<std::chrono::seconds>(it->second.expires - now)};
 }
 
 void admin_sessions::erase(std::string_view id)
@@ -120,7 +119,7 @@ void admin_sessions::login_failed(std::string_view client)
     auto it = client_failures_.find(client);
     if (it == client_failures_.end()) {
         if (client_failures_.size() >= max_tracked_clients) {
-            return;  // the limit in all still holds
+            return; // the limit in all still holds
         }
         it = client_failures_.emplace(std::string(client), failures{0, now}).first;
     }

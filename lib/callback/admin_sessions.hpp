@@ -18,7 +18,7 @@ namespace cwhook::callback {
 
 struct session_settings {
     std::chrono::seconds ttl{std::chrono::hours(8)};
-    std::size_t max_sessions = 1000;  // beyond: the session expiring first is dropped
+    std::size_t max_sessions = 1000; // beyond: the session expiring first is dropped
     // Failed logins allowed per client address within failure_window, and in all (every
     // client together, so that many addresses cannot guess faster).
     std::size_t failures_per_client = 5;
@@ -32,8 +32,8 @@ public:
     explicit admin_sessions(session_settings s = {}, clock_fn clock = {});
 
     struct created {
-        std::string id;    // the cookie's value
-        std::string csrf;  // what state-changing requests send in X-CSRF-Token
+        std::string id;   // the cookie's value
+        std::string csrf; // what state-changing requests send in X-CSRF-Token
     };
     created create();
 
@@ -62,14 +62,14 @@ private:
         std::size_t count = 0;
         std::chrono::steady_clock::time_point window_start;
     };
-    void purge(std::chrono::steady_clock::time_point now);  // mutex_ held
+    void purge(std::chrono::steady_clock::time_point now); // mutex_ held
 
     session_settings s_;
     clock_fn clock_;
     std::mutex mutex_;
-    std::map<std::string, entry, std::less<>> sessions_;            // by hex SHA-256 of the id
-    std::map<std::string, failures, std::less<>> client_failures_;  // guarded by mutex_
-    failures all_failures_;                                          // guarded by mutex_
+    std::map<std::string, entry, std::less<>> sessions_;           // by hex SHA-256 of the id
+    std::map<std::string, failures, std::less<>> client_failures_; // guarded by mutex_
+    failures all_failures_;                                        // guarded by mutex_
 };
 
 } // namespace cwhook::callback

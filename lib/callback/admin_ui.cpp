@@ -51,7 +51,7 @@ std::string_view content_type_of(std::string_view path)
     if (ext == "json") {
         return "application/json";
     }
-    return "text/plain; charset=utf-8";  // LICENSE and other text
+    return "text/plain; charset=utf-8"; // LICENSE and other text
 }
 
 const detail::ui_asset* find_asset(std::string_view rel)
@@ -303,8 +303,10 @@ boost::asio::awaitable<http::response> serve_logout(admin_ui* ui, http::request&
 void admin_ui::add_routes(http::router& r)
 {
     admin_ui* ui = this;
-    r.add(bhttp::verb::get, "/ui", [ui](http::request& req) { return serve_get(ui, req); }, true);
-    r.add(bhttp::verb::head, "/ui", [ui](http::request& req) { return serve_get(ui, req); }, true);
+    r.add(
+        bhttp::verb::get, "/ui", [ui](http::request& req) { return serve_get(ui, req); }, true);
+    r.add(
+        bhttp::verb::head, "/ui", [ui](http::request& req) { return serve_get(ui, req); }, true);
     r.add(bhttp::verb::post, "/ui/api/login", [ui](http::request& req) { return serve_login(ui, req); });
     r.add(bhttp::verb::post, "/ui/api/logout", [ui](http::request& req) { return serve_logout(ui, req); });
 }

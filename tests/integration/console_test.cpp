@@ -61,7 +61,7 @@ protected:
 
     struct login_result {
         http_result answer;
-        std::string cookie;  // "cwhook_session=<id>"
+        std::string cookie; // "cwhook_session=<id>"
         std::string csrf;
     };
 
@@ -212,7 +212,7 @@ TEST_F(Console, LogoutEndsTheSession)
     const auto in = login(ep, app.get().admin_token());
     ASSERT_EQ(in.answer.status, 200);
     auto out = with_cookie(call("POST", "/ui/api/logout", "{}"), in.cookie);
-    EXPECT_EQ(send(ep, out).status, 403);  // without the CSRF token
+    EXPECT_EQ(send(ep, out).status, 403); // without the CSRF token
     out.headers.emplace_back("X-CSRF-Token", in.csrf);
     const auto r = send(ep, out);
     EXPECT_EQ(r.status, 200) << r.body;

@@ -16,13 +16,11 @@ namespace cwhook::callback::detail {
 // frame: it captures references and scalars only (GCC 12: docs/STYLE.md). Its references point into
 // the awaiting frame, which outlives the job: the worker drops queued jobs before the
 // io_context that owns the frames goes away.
-template <class T, class F>
-boost::asio::awaitable<std::optional<T>> on_db(store::db_worker& worker, F fn)
+template <class T, class F> boost::asio::awaitable<std::optional<T>> on_db(store::db_worker& worker, F fn)
 {
     static_assert(std::is_trivially_destructible_v<F>, "capture references and scalars only");
-    return await_completion<T>([&worker, fn](auto done) {
-        return worker.submit([fn, done](store::event_db& db) mutable { done(fn(db)); });
-    });
+    return await_completion<T>(
+        [&worker, fn](auto done) { return worker.submit([fn, done](store::event_db& db) mutable { done(fn(db)); }); });
 }
 
 } // namespace cwhook::callback::detail

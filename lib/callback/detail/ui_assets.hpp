@@ -9,7 +9,7 @@
 namespace cwhook::callback::detail {
 
 struct ui_asset {
-    std::string_view path;  // relative to ui/, e.g. "js/main.js"
+    std::string_view path; // relative to ui/, e.g. "js/main.js"
     const unsigned char* data;
     std::size_t size;
 };

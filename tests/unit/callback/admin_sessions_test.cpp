@@ -42,7 +42,7 @@ TEST(AdminSessions, UnknownOrMalformedIdsFindNothing)
     EXPECT_FALSE(s.find(""));
     EXPECT_FALSE(s.find(std::string(64, 'a')));
     EXPECT_FALSE(s.find(c.id.substr(1)));
-    EXPECT_FALSE(s.find(c.csrf));  // the CSRF token is no session id
+    EXPECT_FALSE(s.find(c.csrf)); // the CSRF token is no session id
     s.erase(c.id);
     EXPECT_FALSE(s.find(c.id));
 }
