@@ -45,9 +45,15 @@ def test_filters_narrow_the_list_and_the_url_reproduces_it(env):
     d = env.browser()
     env.login(d, "/ui/events")
     wait_until("three events", lambda: len(rows(d)) == 3)
+    # Every control has a label.
+    unlabelled = d.execute_script(
+        "return [...document.querySelectorAll('main input, main select')]"
+        ".filter((e) => e.labels.length === 0).map((e) => e.id || e.name)")
+    assert unlabelled == [], unlabelled
+    # Keyboard only: type into the fields, Enter submits.
+    from selenium.webdriver.common.keys import Keys
     d.find_element(By.ID, "f-action").send_keys("updated")
-    d.find_element(By.ID, "f-entity_id").send_keys("5002")
-    d.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
+    d.find_element(By.ID, "f-entity_id").send_keys("5002", Keys.ENTER)
     wait_until("the filtered list", lambda: len(rows(d)) == 1 and "5002" in rows(d)[0].text)
     assert d.current_url.endswith("/ui/events?action=updated&entity_id=5002"), d.current_url
     env.screenshot(d, "events-filtered")
@@ -62,6 +68,17 @@ def test_filters_narrow_the_list_and_the_url_reproduces_it(env):
     assert d.find_element(By.ID, "f-action").get_attribute("value") == "added"
     d.get(f"{env.admin}/ui/events?type=contact")
     wait_until("the empty state", lambda: "No events match" in d.find_element(By.ID, "events-state").text)
+    # Tab reaches the rows' links; Enter opens the event.
+    d.get(f"{env.admin}/ui/events?action=added")
+    wait_until("the list", lambda: len(rows(d)) == 1)
+    link = rows(d)[0].find_element(By.CSS_SELECTOR, "a")
+    for _ in range(40):
+        d.switch_to.active_element.send_keys(Keys.TAB)
+        if d.switch_to.active_element == link:
+            break
+    assert d.switch_to.active_element == link, "the row's link is not reachable with Tab"
+    d.switch_to.active_element.send_keys(Keys.ENTER)
+    wait_until("the event page", lambda: d.find_elements(By.ID, "payload"))
 
 
 def test_event_page_shows_the_entity_as_text_never_markup(env):
