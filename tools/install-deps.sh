@@ -5,8 +5,9 @@
 #   tools/install-deps.sh [group...]     default: build
 #
 #   build    compilers, CMake, the libraries cwhook links, libpq headers (make run, make build)
-#   test     build + systemd-analyze (unit checks), nginx (reverse-proxy test) and the
-#            PostgreSQL 15 server binaries the tests start their own clusters with (make test)
+#   test     build + systemd-analyze (unit checks), nginx (reverse-proxy test), the
+#            PostgreSQL 15 server binaries the tests start their own clusters with, and
+#            Chromium + chromedriver + Selenium for the web console's browser tests (make test)
 #   lint     build + clang-tidy and cppcheck (make lint)
 #   fuzz     build + clang 16 with libFuzzer and the sanitizers (make fuzz)
 #   bench    build + wrk, nginx, taskset, python3, /usr/bin/time, PostgreSQL 15 server and
@@ -28,7 +29,8 @@ build=(
 )
 # postgresql-15: initdb, pg_ctl, postgres and the client programs tests drive it with (createdb,
 # dropdb, psql, pg_isready) under /usr/lib/postgresql/15/bin.
-test=(systemd nginx-light postgresql-15)
+# chromium, chromium-driver, python3-selenium: tests/browser/ (headless, --no-sandbox as root).
+test=(systemd nginx-light postgresql-15 chromium chromium-driver python3-selenium)
 lint=(clang-tidy-14 cppcheck)
 # clang 16, not Debian 12's default clang 14: clang 14 cannot build the project (no
 # parenthesised aggregate initialisation, and "Cannot represent a difference across sections"

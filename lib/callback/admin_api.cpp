@@ -12,7 +12,10 @@
 #include "callback/admin_api.hpp"
 
 #include "callback/admin_policy.hpp"
+#include "callback/admin_ui.hpp"
+#include "callback/detail/admin_db.hpp"
 #include "callback/detail/admin_feed.hpp"
+#include "callback/detail/admin_stats.hpp"
 #include "core/await.hpp"
 #include "callback/reverify.hpp"
 #include "core/json_string.hpp"
@@ -86,19 +89,7 @@ std::string job_json(replay_job& job)
         job.id, json_quoted(job.to), s.total, s.finished(), s.sent, s.ok, non_2xx, s.failed, s.stopped, s.done, error);
 }
 
-// Runs fn(event_db&) on the worker and completes with its result; nullopt when the worker's
-// queue is full. fn is copied into the job and, through await_completion, into a coroutine
-// frame: it captures references and scalars only (GCC 12: docs/STYLE.md). Its references point into
-// the awaiting frame, which outlives the job: the worker drops queued jobs before the
-// io_context that owns the frames goes away.
-template <class T, class F>
-net::awaitable<std::optional<T>> on_db(store::db_worker& worker, F fn)
-{
-    static_assert(std::is_trivially_destructible_v<F>, "capture references and scalars only");
-    return await_completion<T>([&worker, fn](auto done) {
-        return worker.submit([fn, done](store::event_db& db) mutable { done(fn(db)); });
-    });
-}
+using detail::on_db;
 
 // GET /api/rejections?reason=&since=&until=&limit=&before= into a filter; the problem with
 // the query otherwise ("limit: at most 1000").
@@ -238,6 +229,16 @@ net::awaitable<std::optional<bool>> settle_row(store::db_worker* worker, const s
     co_return **r;
 }
 
+// The console's own requests: the Origin is this listener as the browser named it, and the
+// gate has already checked that name (Host) against DNS rebinding, so a page of another
+// origin can never match.
+bool same_origin(const http::request& req, std::string_view origin)
+{
+    const auto given = normalize_origin(origin);
+    const auto own = normalize_origin(fmt::format("{}://{}", req.tls ? "https" : "http", req.msg[bhttp::field::host]));
+    return given && own && *given == *own;
+}
+
 bool changes_state(bhttp::verb v)
 {
     return v == bhttp::verb::post || v == bhttp::verb::put || v == bhttp::verb::patch || v == bhttp::verb::delete_;
@@ -294,6 +295,9 @@ struct admin_api::impl {
     void remember(const std::shared_ptr<replay_job>& job);
 
     net::awaitable<http::response> events_list(http::request& req);
+    // GET /api/events/count: how many events the list filters select (the console's bulk
+    // replay shows it before it asks).
+    net::awaitable<http::response> events_count(http::request& req);
     net::awaitable<http::response> event_one(http::request& req);
     net::awaitable<http::response> replay_start(http::request& req);
     http::response replay_status(const http::request& req);
@@ -316,6 +320,8 @@ struct admin_api::impl {
 
     // GET /api/feed (detail/admin_feed.hpp), on the same db worker; made by create().
     std::unique_ptr<detail::admin_feed> feed;
+    // The web console's files, login and sessions (admin_ui.hpp); made by create().
+    std::unique_ptr<admin_ui> ui;
 };
 
 // The order matters: a page that rebinds a name to this address must get nothing, not even
@@ -333,7 +339,7 @@ std::optional<http::response> admin_api::impl::gate(http::request& req)
                                     "the Host header names neither this listener nor an entry of admin.hosts", v);
     }
     if (const auto origin = req.msg.find(bhttp::field::origin);
-        origin != req.msg.end() && !policy.origin_allowed(origin->value())) {
+        origin != req.msg.end() && !policy.origin_allowed(origin->value()) && !same_origin(req, origin->value())) {
         refuse(refused_origin, "origin_not_allowed");
         return http::error_response(403, "origin_not_allowed",
                                     "requests from web pages are refused unless their origin is in admin.origins", v);
@@ -342,7 +348,25 @@ std::optional<http::response> admin_api::impl::gate(http::request& req)
         refuse(refused_media_type, "unsupported_media_type");
         return http::error_response(415, "unsupported_media_type", "send Content-Type: application/json", v);
     }
-    if (!authorized(req)) {
+    if (authorized(req) || admin_ui::is_public(req)) {
+        return std::nullopt;
+    }
+    // The console's session cookie stands in for the token; what it authenticates may change
+    // state only with the session's CSRF token besides.
+    switch (ui->check(req)) {
+    case admin_ui::session_check::ok:
+        return std::nullopt;
+    case admin_ui::session_check::csrf_missing:
+    case admin_ui::session_check::csrf_mismatch:
+        req.log_fields.emplace_back("reason", "csrf");
+        return http::error_response(403, "csrf_token_invalid",
+                                    "a request authenticated by the session cookie that changes state must send "
+                                    "the session's X-CSRF-Token header",
+                                    v);
+    case admin_ui::session_check::none:
+        break;
+    }
+    {
         unauthorized.inc();
         req.log_fields.emplace_back("reason", "unauthorized");
         auto res = http::error_response(401, "unauthorized", "a valid Authorization: Bearer token is required", v);
@@ -473,6 +497,33 @@ net::awaitable<http::response> admin_api::impl::events_list(http::request& req)
     }
     body += '}';
     co_return http::json_response(200, std::move(body), v);
+}
+
+net::awaitable<http::response> admin_api::impl::events_count(http::request& req)
+{
+    const unsigned v = req.msg.version();
+    auto params = parse_query(req.query());
+    if (!params) {
+        co_return http::error_response(400, "bad_query", "malformed percent-encoding", v);
+    }
+    store::event_filter f;
+    const auto now = now_us();
+    for (const auto& [name, value] : *params) {
+        if (name == "cursor" || name == "limit") {
+            co_return http::error_response(400, "bad_query", fmt::format("{}: not a count filter", name), v);
+        }
+        if (auto why = events::set_filter(f, name, value, now)) {
+            co_return http::error_response(400, "bad_query", fmt::format("{}: {}", name, *why), v);
+        }
+    }
+    f.limit = 0;
+    const store::event_filter* filter = &f;
+    const auto count = [filter](store::event_db& db) { return db.count(*filter); };
+    auto n = co_await on_db<store::db_result<std::int64_t>>(*db, count);
+    if (auto failed = db_failure(n, v)) {
+        co_return std::move(*failed);
+    }
+    co_return http::json_response(200, fmt::format(R"({{"count":{}}})", **n), v);
 }
 
 net::awaitable<http::response> admin_api::impl::event_one(http::request& req)
@@ -1029,6 +1080,7 @@ admin_api::create(const admin_settings& s, std::string_view token, const store::
     }
     p->db = std::make_unique<store::db_worker>(std::move(pool), std::string(admin_db_thread_name));
     p->feed = std::make_unique<detail::admin_feed>(*p->db, ioc, metrics);
+    p->ui = std::make_unique<admin_ui>(p->token_digest, s, session_settings{}, metrics);
     return std::unique_ptr<admin_api>(new admin_api(std::move(p)));
 }
 
@@ -1061,6 +1113,9 @@ net::awaitable<http::response> serve_events(admin_api::impl* p, http::request& r
     if (req.path() == "/api/events") {
         co_return co_await p->events_list(req);
     }
+    if (req.path() == "/api/events/count") {
+        co_return co_await p->events_count(req);
+    }
     co_return co_await p->event_one(req);
 }
 
@@ -1074,7 +1129,14 @@ net::awaitable<http::response> serve_replay_status(admin_api::impl* p, http::req
 void admin_api::add_routes(http::router& r)
 {
     impl* p = impl_.get();
-    r.set_gate([p](http::request& req) { return p->gate(req); });
+    r.set_gate([p](http::request& req) {
+        auto refused = p->gate(req);
+        if (refused && is_ui_path(req.path())) {
+            add_ui_headers(*refused);
+        }
+        return refused;
+    });
+    p->ui->add_routes(r);
     r.add(bhttp::verb::get, "/api/events", [p](http::request& req) { return serve_events(p, req); }, true);
     r.add(bhttp::verb::post, "/api/events/replay", [p](http::request& req) { return p->replay_start(req); });
     if (p->keys != nullptr) {
@@ -1089,6 +1151,7 @@ void admin_api::add_routes(http::router& r)
     r.add(
         bhttp::verb::post, "/api/destinations", [p](http::request& req) { return p->destination_action(req); }, true);
     r.add(bhttp::verb::get, "/api/feed", [p](http::request& req) { return p->feed->serve(req); });
+    r.add(bhttp::verb::get, "/api/stats", [p](http::request& req) { return detail::serve_stats(p->db.get(), req); });
 }
 
 // ---- The feed ---------------------------------------------------------------------------

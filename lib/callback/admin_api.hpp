@@ -3,7 +3,9 @@
 // forwarding outbox (deliveries, their retry, destinations and their pause). Every request
 // on the router it is added to (whatever the route, /metrics included) passes, in this order:
 // the Host check (421), the Origin check (403), a JSON content type for state-changing
-// methods (415), and `Authorization: Bearer <token>` (401). See admin_policy.hpp for why.
+// methods (415), and `Authorization: Bearer <token>` or the web console's session cookie (401;
+// with the cookie, a state-changing request also needs the session's X-CSRF-Token, else 403).
+// See admin_policy.hpp for why, and admin_ui.hpp for the console (/ui/) and its sessions.
 // Thread-safe: handlers run on the server's threads and never touch the database there; a
 // thread of its own owns the API's connection (queries, event loads and replay history),
 // replay jobs run on their own strands, and feed long-polls wait on timers between looks.
@@ -48,8 +50,8 @@ public:
     // GET /api/replays/{job}, GET /api/rejections, /api/rejections/{id}, GET /api/feed,
     // GET /api/deliveries, /api/deliveries/{id}, POST /api/deliveries/retry,
     // GET /api/destinations, POST /api/destinations/{name}/pause, /resume, /test (with
-    // set_destination_test()); and the gate that guards every route of `r`, also those added
-    // later.
+    // set_destination_test()), GET /api/stats, the web console under /ui/ (admin_ui.hpp); and
+    // the gate that guards every route of `r`, also those added later.
     void add_routes(http::router& r);
 
     // Enables POST /api/events/reverify with the daemon's key cache and policy (before
