@@ -32,6 +32,7 @@ command add_healthcheck(CLI::App& app, common_options& common);
 command add_emulate(CLI::App& app, common_options& common);
 command add_subscriptions(CLI::App& app, common_options& common);
 command add_admin(CLI::App& app, common_options& common);
+command add_catch_up(CLI::App& app, common_options& common);
 
 // The configuration file to read: --config, else $CWHOOK_CONFIG, else none (defaults).
 std::optional<std::string> config_path(const common_options& common);

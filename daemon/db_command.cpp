@@ -15,8 +15,7 @@ void add_db_options(CLI::App& cmd, common_options& common, db_options& o)
         ->type_name("FILE|URL");
 }
 
-std::unique_ptr<store::event_db> open_db(const common_options& common, const db_options& o, store::db_access access,
-                                         bool may_create)
+std::optional<store::settings> storage_settings(const common_options& common, const db_options& o)
 {
     store::settings storage;
     if (o.db) {
@@ -31,10 +30,21 @@ std::unique_ptr<store::event_db> open_db(const common_options& common, const db_
         auto cfg = config::load(config_path(common), config::process_env());
         if (!cfg) {
             std::fprintf(stderr, "cwhook: %s\n", cfg.error().c_str());
-            return nullptr;
+            return std::nullopt;
         }
         storage = cfg->app.storage;
     }
+    return storage;
+}
+
+std::unique_ptr<store::event_db> open_db(const common_options& common, const db_options& o, store::db_access access,
+                                         bool may_create)
+{
+    auto found = storage_settings(common, o);
+    if (!found) {
+        return nullptr;
+    }
+    const store::settings storage = std::move(*found);
     const std::string& path = storage.path;
     const bool creates = access == store::db_access::read_write && may_create;
     if (storage.backend == store::backend::sqlite && !creates && path != ":memory:" &&

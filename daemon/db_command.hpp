@@ -28,6 +28,10 @@ struct db_options {
 // --config and --db.
 void add_db_options(CLI::App& cmd, common_options& common, db_options& o);
 
+// The storage settings --db names (a postgresql:// URL selects PostgreSQL), else the
+// configuration's [storage]; nullopt when the configuration cannot be loaded (said on stderr).
+std::optional<store::settings> storage_settings(const common_options& common, const db_options& o);
+
 // The database --db names (a postgresql:// URL selects PostgreSQL), else the configuration's
 // [storage]; nullptr when it cannot be opened (said on stderr). read_only never creates a
 // SQLite file, nor does read_write without may_create (a command that changes rows the daemon

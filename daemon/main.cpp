@@ -26,6 +26,7 @@ int main(int argc, char** argv)
         add_emulate(app, common),
         add_subscriptions(app, common),
         add_admin(app, common),
+        add_catch_up(app, common),
     };
     try {
         app.parse(argc, argv);

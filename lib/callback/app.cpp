@@ -13,6 +13,9 @@
 #include "callback/reverifier.hpp"
 #include "callback/subscription_check.hpp"
 #include "callback/verifier.hpp"
+#include "catchup/engine.hpp"
+#include "catchup/service.hpp"
+#include "catchup/sources.hpp"
 #include "client/https_client.hpp"
 #include "core/await.hpp"
 #include "core/duration.hpp"
@@ -21,6 +24,7 @@
 #include "core/time.hpp"
 #include "crypto/tls.hpp"
 #include "forward/forwarder.hpp"
+#include "json/rest_records.hpp"
 
 #include <fmt/format.h>
 
@@ -73,6 +77,8 @@ struct app::impl {
     std::unique_ptr<forward::forwarder> forwarder; // forward.ca_file's CA bundle, its own pool
     std::unique_ptr<manage::api> manage_api;
     std::unique_ptr<subscription_check> checker;
+    std::unique_ptr<catchup::engine> catch_up; // when [manage] has credentials and types to read
+    std::unique_ptr<catchup::service> catch_up_service;
     std::vector<std::thread> threads;
     std::atomic<bool> stopping{false};
     app::fatal_fn on_fatal; // set by start() before any worker runs
@@ -251,15 +257,20 @@ boost::system::result<void, std::string> open_store(app::impl* raw)
     return {};
 }
 
-// The Manage client and the subscription check, when manage.check_interval is set.
-boost::system::result<void, std::string> make_subscription_check(app::impl& p)
+// The Manage client, with the subscription check (manage.check_interval) and catch-up
+// (catch_up.enabled, with credentials and types) on it.
+boost::system::result<void, std::string> make_manage(app::impl& p)
 {
     const auto& cfg = p.cfg;
-    if (cfg.manage.check_interval.count() <= 0) {
-        return {};
-    }
-    if (auto missing = manage::missing_keys(cfg.manage)) {
+    const auto missing = manage::missing_keys(cfg.manage);
+    if (cfg.manage.check_interval.count() > 0 && missing) {
         return "manage.check_interval is set, but " + *missing;
+    }
+    auto types = catchup::types_to_read(cfg.catch_up.types, cfg.subscriptions);
+    const bool catch_up =
+        cfg.catch_up.enabled && !missing && (!types.empty() || !cfg.catch_up.reconcile_deletes.empty());
+    if (cfg.manage.check_interval.count() <= 0 && !catch_up) {
+        return {};
     }
     auto manage_tls = crypto::make_client_context(cfg.manage.ca_file);
     if (!manage_tls) {
@@ -267,8 +278,19 @@ boost::system::result<void, std::string> make_subscription_check(app::impl& p)
     }
     p.manage_client = std::make_unique<client::https_client>(p.ioc.get_executor(), *manage_tls, &p.metrics);
     p.manage_api = std::make_unique<manage::api>(*p.manage_client, cfg.manage);
-    p.checker = std::make_unique<subscription_check>(net::make_strand(p.ioc), *p.manage_api, cfg.subscriptions,
-                                                     cfg.manage.check_interval, cfg.manage.auto_heal, p.metrics);
+    if (cfg.manage.check_interval.count() > 0) {
+        p.checker = std::make_unique<subscription_check>(net::make_strand(p.ioc), *p.manage_api, cfg.subscriptions,
+                                                         cfg.manage.check_interval, cfg.manage.auto_heal, p.metrics);
+    }
+    if (catch_up) {
+        auto settings = cfg.catch_up;
+        settings.types = std::move(types);
+        const auto instance = catchup::default_instance_name();
+        auto strand = net::make_strand(p.ioc);
+        p.catch_up = std::make_unique<catchup::engine>(strand, *p.store, *p.manage_api, settings, cfg.manage.company_id,
+                                                       instance, p.metrics);
+        p.catch_up_service = std::make_unique<catchup::service>(strand, *p.store, *p.catch_up, settings, instance);
+    }
     return {};
 }
 
@@ -430,7 +452,9 @@ boost::system::result<std::unique_ptr<app>, std::string> app::create(app_setting
     // Forwardable events: those stored verified, and unverified ones when verify.mode = "off".
     p->store->set_forward_unverified(cfg.verify.mode == verify_mode::off);
 
-    if (auto r = make_subscription_check(*p); !r) {
+    // A callback that arrives after its synthesized twin is linked to it, not forwarded again.
+    p->store->set_entity_updated_reader([](std::string_view body) { return json::entity_last_updated(body); });
+    if (auto r = make_manage(*p); !r) {
         return r.error();
     }
     auto routes = callback_routes(p.get());
@@ -476,6 +500,9 @@ void app::start(fatal_fn on_fatal)
     }
     if (p.checker) {
         p.checker->start();
+    }
+    if (p.catch_up_service) {
+        p.catch_up_service->start();
     }
     for (unsigned i = 0; i < n; ++i) {
         p.threads.emplace_back([&p] {
@@ -530,6 +557,9 @@ bool app::shutdown()
     }
     if (p.checker) {
         p.checker->stop();
+    }
+    if (p.catch_up_service) {
+        p.catch_up_service->stop(); // records the clean stop: the next start knows it missed nothing before it
     }
     p.rever->stop();
     p.forwarder->stop();

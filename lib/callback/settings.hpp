@@ -2,6 +2,7 @@
 // (app_settings, which the configuration fills). Plain data.
 #pragma once
 
+#include "catchup/settings.hpp"
 #include "forward/settings.hpp"
 #include "http/settings.hpp"
 #include "manage/settings.hpp"
@@ -66,6 +67,7 @@ struct app_settings {
     std::vector<manage::subscription> subscriptions;  // [[subscriptions]]
     forward::settings forward;
     std::vector<forward::destination> destinations; // [[destinations]]
+    catchup::settings catch_up;
 };
 
 // The Manage company ids whose callbacks are accepted: verify.companies and manage.company_id.

@@ -15,6 +15,7 @@
 
 #include "callback/admin_policy.hpp"
 #include "callback/key_url.hpp"
+#include "catchup/sources.hpp"
 #include "client/https_client.hpp"
 #include "config/detail/key_table.hpp"
 #include "config/detail/resolve.hpp"
@@ -153,6 +154,19 @@ std::optional<std::string> optional_listen_problem(std::string_view text)
         return std::nullopt;
     }
     return listen_problem(text);
+}
+
+std::optional<std::string> catch_up_type_problem(std::string_view text)
+{
+    if (catchup::find_source(text)) {
+        return std::nullopt;
+    }
+    std::string known;
+    for (const auto& src : catchup::sources()) {
+        known += known.empty() ? "" : ", ";
+        known += src.type;
+    }
+    return fmt::format("not a type catch-up knows (one of {})", known);
 }
 
 std::optional<std::string> host_port_problem(std::string_view text)
@@ -573,6 +587,47 @@ const std::vector<detail::key<settings>>& settings_keys()
             .live(),
         make::path(
             "forward", "ca_file", [](auto& s) -> auto& { return s.app.forward.ca_file; }, existing_file)
+            .needs_restart(),
+
+        // [catch_up]
+        make::flag(
+            "catch_up", "enabled", [](auto& s) -> auto& { return s.app.catch_up.enabled; })
+            .needs_restart(),
+        make::list(
+            "catch_up", "types", [](auto& s) -> auto& { return s.app.catch_up.types; }, catch_up_type_problem)
+            .needs_restart(),
+        make::duration(
+            "catch_up", "interval", [](auto& s) -> auto& { return s.app.catch_up.interval; }, millis{1000})
+            .needs_restart(),
+        make::duration(
+            "catch_up", "gap_after", [](auto& s) -> auto& { return s.app.catch_up.gap_after; }, millis{1000})
+            .needs_restart(),
+        make::duration(
+            "catch_up", "heartbeat_interval", [](auto& s) -> auto& { return s.app.catch_up.heartbeat_interval; },
+            millis{100})
+            .needs_restart(),
+        make::duration(
+            "catch_up", "overlap", [](auto& s) -> auto& { return s.app.catch_up.overlap; })
+            .needs_restart(),
+        make::duration(
+            "catch_up", "initial_window", [](auto& s) -> auto& { return s.app.catch_up.initial_window; }, millis{1000})
+            .needs_restart(),
+        make::number(
+            "catch_up", "rate", [](auto& s) -> auto& { return s.app.catch_up.rate; }, 0.01, 1000)
+            .needs_restart(),
+        make::count(
+            "catch_up", "batch", [](auto& s) -> auto& { return s.app.catch_up.batch; }, 1, 200)
+            .needs_restart(),
+        make::list(
+            "catch_up", "reconcile_deletes", [](auto& s) -> auto& { return s.app.catch_up.reconcile_deletes; },
+            catch_up_type_problem)
+            .needs_restart(),
+        make::duration(
+            "catch_up", "reconcile_interval", [](auto& s) -> auto& { return s.app.catch_up.reconcile_interval; },
+            millis{1000})
+            .needs_restart(),
+        make::duration(
+            "catch_up", "lease", [](auto& s) -> auto& { return s.app.catch_up.lease; }, millis{1000})
             .needs_restart(),
 
         // [log]

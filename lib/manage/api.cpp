@@ -322,15 +322,17 @@ net::awaitable<outcome<std::vector<callback>>> api::list_callbacks(const conditi
 {
     // Owned before the first suspension: the caller need not keep its arguments.
     std::string query = where.empty() ? std::string() : "&conditions=" + where.encoded();
-    co_return co_await list_all<callback>(std::string(collection), std::move(query), mode, page_size,
-                                          [](const std::string& body) -> outcome<std::vector<callback>> {
-                                              auto items = parse_callbacks(body);
-                                              if (!items) {
-                                                  return bad_answer(
-                                                      "system/callbacks is not an array of callback entries");
-                                              }
-                                              return std::move(*items);
-                                          });
+    std::string path(collection);
+    // Named locals, no temporaries inside the co_await expression (GCC 12 coroutines).
+    auto parse = [](const std::string& body) -> outcome<std::vector<callback>> {
+        auto items = parse_callbacks(body);
+        if (!items) {
+            return bad_answer("system/callbacks is not an array of callback entries");
+        }
+        return std::move(*items);
+    };
+    auto all = co_await list_all<callback>(std::move(path), std::move(query), mode, page_size, parse);
+    co_return all;
 }
 
 net::awaitable<outcome<std::vector<json::rest_record>>> api::list_records(std::string_view collection_in,
@@ -344,21 +346,25 @@ net::awaitable<outcome<std::vector<json::rest_record>>> api::list_records(std::s
     if (!where.empty()) {
         query += "&conditions=" + where.encoded();
     }
-    if (!order_by.empty()) {
+    // Forward-only paging is in id order and refuses orderBy: callers sort what they need.
+    if (!order_by.empty() && cfg_.paging == paging_mode::navigable) {
         query += "&orderBy=" + url_encode(order_by);
     }
     if (!fields.empty()) {
         query += "&fields=" + url_encode(fields);
     }
-    co_return co_await list_all<json::rest_record>(
-        path, std::move(query), cfg_.paging, cfg_.page_size,
-        [path](const std::string& body) -> outcome<std::vector<json::rest_record>> {
-            auto items = json::parse_rest_records(body);
-            if (!items) {
-                return bad_answer(fmt::format("{} is not an array of records with an id", path.substr(1)));
-            }
-            return std::move(*items);
-        });
+    std::string what = path.substr(1);
+    auto parse = [what](const std::string& body) -> outcome<std::vector<json::rest_record>> {
+        auto items = json::parse_rest_records(body);
+        if (!items) {
+            return bad_answer(fmt::format("{} is not an array of records with an id", what));
+        }
+        return std::move(*items);
+    };
+    std::string target = path;
+    auto all =
+        co_await list_all<json::rest_record>(std::move(target), std::move(query), cfg_.paging, cfg_.page_size, parse);
+    co_return all;
 }
 
 net::awaitable<outcome<std::int64_t>> api::count_callbacks(const conditions& where_in)

@@ -55,7 +55,8 @@ public:
 
     // Every record of a REST collection ("service/tickets") matching `where`, all pages, with
     // the paging mode and page size of the settings; `fields` ("id,_info") and `order_by`
-    // ("lastUpdated asc") are passed on when not empty.
+    // ("lastUpdated asc") are passed on when not empty (order_by in navigable paging only:
+    // forward-only paging is in id order and Manage refuses orderBy there).
     boost::asio::awaitable<outcome<std::vector<json::rest_record>>>
     list_records(std::string_view collection, const conditions& where, std::string_view fields,
                  std::string_view order_by);
