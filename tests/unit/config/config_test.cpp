@@ -677,6 +677,18 @@ TEST(Config, RenderListsEveryKey)
                                          "forward.breaker_probe_interval",
                                          "forward.poll_interval",
                                          "forward.ca_file",
+                                         "catch_up.enabled",
+                                         "catch_up.types",
+                                         "catch_up.interval",
+                                         "catch_up.gap_after",
+                                         "catch_up.heartbeat_interval",
+                                         "catch_up.overlap",
+                                         "catch_up.initial_window",
+                                         "catch_up.rate",
+                                         "catch_up.batch",
+                                         "catch_up.reconcile_deletes",
+                                         "catch_up.reconcile_interval",
+                                         "catch_up.lease",
                                          "log.level",
                                          "log.format"};
     EXPECT_EQ(keys_in(render(settings{})), expected);
