@@ -10,11 +10,12 @@ export const FILTERS = [
   ['entity_id', 'Entity id', 'text', '5000'],
   ['company', 'Company', 'text', ''],
   ['status', 'Status', 'select', ''],
+  ['source', 'Source', 'text', 'callback or catch_up'],
   ['since', 'Since', 'text', '2h or 2026-01-31'],
   ['until', 'Until', 'text', ''],
   ['callback_id', 'Callback id', 'text', ''],
 ];
-const STATUSES = ['', 'verified', 'pending', 'failed', 'unverified'];
+const STATUSES = ['', 'verified', 'pending', 'failed', 'unverified', 'synthesized'];
 const TAIL_MS = 2000;
 const PAGE = 50;
 
