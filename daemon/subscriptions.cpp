@@ -247,48 +247,6 @@ int run_types(const subs_options& o)
     return 0;
 }
 
-// One line of the sync report: the plan item, the entry it concerns, what applying it did.
-struct sync_row {
-    std::string label;
-    std::int64_t id = 0;
-    std::string type;
-    std::string level;
-    std::int64_t object_id = 0;
-    std::string url;
-    std::string description;
-    const manage::applied* result = nullptr;
-};
-
-std::string plan_label(const manage::plan_item& i);
-
-std::vector<sync_row> sync_rows(const manage::plan& plan, const std::vector<manage::applied>& results)
-{
-    std::vector<sync_row> rows;
-    for (const auto& i : plan.items) {
-        sync_row r;
-        for (const auto& a : results) {
-            r.result = a.item == &i ? &a : r.result;
-        }
-        r.label = plan_label(i);
-        r.type = i.desired ? i.desired->type : i.actual->type;
-        r.level = i.desired ? i.desired->level : i.actual->level;
-        r.object_id = i.desired ? i.desired->object_id : i.actual->object_id;
-        r.url = i.desired ? i.desired->url : i.actual->url;
-        r.description = i.desired ? i.desired->description : i.actual->description;
-        r.id = r.result != nullptr && r.result->id != 0 ? r.result->id : i.actual ? i.actual->id : 0;
-        rows.push_back(std::move(r));
-    }
-    return rows;
-}
-
-std::string plan_label(const manage::plan_item& i)
-{
-    if (i.what == manage::action::remove && !i.apply) {
-        return "delete-if-prune";
-    }
-    return std::string(manage::to_string(i.what));
-}
-
 int run_sync(const common_options& common, const subs_options& o)
 {
     config::settings cfg;
@@ -318,31 +276,10 @@ int run_sync(const common_options& common, const subs_options& o)
     for (const auto& r : results) {
         ok = ok && r.ok;
     }
-    const auto rows = sync_rows(plan, results);
+    const auto rows = manage::report_rows(plan, results);
 
     if (o.json) {
-        std::vector<value> items;
-        for (const auto& r : rows) {
-            std::vector<value::member> m{
-                {"action", value::make_string(r.label)},
-                {"id", r.id != 0 ? value::make_int(r.id) : value()},
-                {"type", value::make_string(r.type)},
-                {"level", value::make_string(r.level)},
-                {"objectId", value::make_int(r.object_id)},
-                {"url", value::make_string(r.url)},
-                {"description", value::make_string(r.description)},
-                {"applied", value::make_bool(r.result != nullptr && r.result->ok)},
-            };
-            if (r.result != nullptr) {
-                m.push_back({"result", value::make_string(r.result->message)});
-            }
-            items.push_back(value::make_object(std::move(m)));
-        }
-        out(json::serialize(value::make_object({{"dryRun", value::make_bool(o.dry_run)},
-                                                {"prune", value::make_bool(o.prune)},
-                                                {"ok", value::make_bool(ok)},
-                                                {"plan", value::make_array(std::move(items))}})) +
-            "\n");
+        out(json::serialize(manage::report_json(rows, o.dry_run, o.prune)) + "\n");
         return ok ? 0 : 1;
     }
 

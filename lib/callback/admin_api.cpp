@@ -16,8 +16,9 @@
 #include "callback/detail/admin_db.hpp"
 #include "callback/detail/admin_feed.hpp"
 #include "callback/detail/admin_stats.hpp"
-#include "core/await.hpp"
+#include "callback/detail/admin_subscriptions.hpp"
 #include "callback/reverify.hpp"
+#include "core/await.hpp"
 #include "core/json_string.hpp"
 #include "core/log.hpp"
 #include "core/text.hpp"
@@ -28,10 +29,10 @@
 #include "events/render.hpp"
 #include "events/replay.hpp"
 #include "http/server.hpp"
-#include "json/records.hpp"
-#include "json/utf8.hpp"
 #include "store/db_worker.hpp"
 #include "store/event_db.hpp"
+#include "json/records.hpp"
+#include "json/utf8.hpp"
 
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core/string.hpp>
@@ -320,6 +321,7 @@ struct admin_api::impl {
 
     // GET /api/feed (detail/admin_feed.hpp), on the same db worker; made by create().
     std::unique_ptr<detail::admin_feed> feed;
+    std::unique_ptr<detail::admin_subscriptions> subscriptions; // set by set_subscriptions()
     // The web console's files, login and sessions (admin_ui.hpp); made by create().
     std::unique_ptr<admin_ui> ui;
 };
@@ -1080,7 +1082,9 @@ admin_api::create(const admin_settings& s, std::string_view token, const store::
     }
     p->db = std::make_unique<store::db_worker>(std::move(pool), std::string(admin_db_thread_name));
     p->feed = std::make_unique<detail::admin_feed>(*p->db, ioc, metrics);
-    p->ui = std::make_unique<admin_ui>(p->token_digest, s, session_settings{}, metrics);
+    session_settings sessions;
+    sessions.ttl = std::chrono::duration_cast<std::chrono::seconds>(s.session_lifetime);
+    p->ui = std::make_unique<admin_ui>(p->token_digest, s, sessions, metrics);
     return std::unique_ptr<admin_api>(new admin_api(std::move(p)));
 }
 
@@ -1097,6 +1101,12 @@ void admin_api::set_reverifier(key_cache& keys, const key_url_policy& policy, st
 void admin_api::set_destination_test(destination_test test)
 {
     impl_->test_destination = std::move(test);
+}
+
+void admin_api::set_subscriptions(manage::api* manage, std::vector<manage::subscription> desired, std::string why_not)
+{
+    impl_->subscriptions =
+        std::make_unique<detail::admin_subscriptions>(manage, std::move(desired), std::move(why_not));
 }
 
 void admin_api::set_listener(const std::vector<net::ip::tcp::endpoint>& bound)
@@ -1152,6 +1162,10 @@ void admin_api::add_routes(http::router& r)
         bhttp::verb::post, "/api/destinations", [p](http::request& req) { return p->destination_action(req); }, true);
     r.add(bhttp::verb::get, "/api/feed", [p](http::request& req) { return p->feed->serve(req); });
     r.add(bhttp::verb::get, "/api/stats", [p](http::request& req) { return detail::serve_stats(p->db.get(), req); });
+    if (auto* subs = p->subscriptions.get()) {
+        r.add(bhttp::verb::get, "/api/subscriptions", [subs](http::request& req) { return subs->show(req); });
+        r.add(bhttp::verb::post, "/api/subscriptions/sync", [subs](http::request& req) { return subs->sync(req); });
+    }
 }
 
 // ---- The feed ---------------------------------------------------------------------------

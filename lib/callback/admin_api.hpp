@@ -18,6 +18,8 @@
 #include "core/metrics.hpp"
 #include "forward/ping.hpp"
 #include "http/router.hpp"
+#include "manage/api.hpp"
+#include "manage/settings.hpp"
 
 #include "store/settings.hpp"
 
@@ -50,7 +52,8 @@ public:
     // GET /api/replays/{job}, GET /api/rejections, /api/rejections/{id}, GET /api/feed,
     // GET /api/deliveries, /api/deliveries/{id}, POST /api/deliveries/retry,
     // GET /api/destinations, POST /api/destinations/{name}/pause, /resume, /test (with
-    // set_destination_test()), GET /api/stats, the web console under /ui/ (admin_ui.hpp); and
+    // set_destination_test()), GET /api/stats, GET /api/subscriptions and POST
+    // /api/subscriptions/sync (with set_subscriptions()), the web console under /ui/ (admin_ui.hpp); and
     // the gate that guards every route of `r`, also those added later.
     void add_routes(http::router& r);
 
@@ -64,6 +67,11 @@ public:
     using destination_test =
         std::function<boost::asio::awaitable<std::optional<forward::ping_result>>(std::string name)>;
     void set_destination_test(destination_test test);
+
+    // Enables GET /api/subscriptions and POST /api/subscriptions/sync (before add_routes):
+    // the declared subscriptions against what Manage holds through `manage` (which must outlive
+    // the API), or, when manage is nullptr, an answer naming why_not (the missing keys).
+    void set_subscriptions(manage::api* manage, std::vector<manage::subscription> desired, std::string why_not);
 
     // The listener's bound addresses (after port 0 is resolved), accepted as Host. Call
     // before the server's threads run.

@@ -257,8 +257,9 @@ boost::system::result<void, std::string> open_store(app::impl* raw)
     return {};
 }
 
-// The Manage client, with the subscription check (manage.check_interval) and catch-up
-// (catch_up.enabled, with credentials and types) on it.
+// The Manage client when [manage] has REST credentials (the console's subscriptions view uses
+// it), with the subscription check (manage.check_interval) and catch-up (catch_up.enabled, with
+// types) on it. Nothing is sent to Manage until one of them asks.
 boost::system::result<void, std::string> make_manage(app::impl& p)
 {
     const auto& cfg = p.cfg;
@@ -269,8 +270,8 @@ boost::system::result<void, std::string> make_manage(app::impl& p)
     auto types = catchup::types_to_read(cfg.catch_up.types, cfg.subscriptions);
     const bool catch_up =
         cfg.catch_up.enabled && !missing && (!types.empty() || !cfg.catch_up.reconcile_deletes.empty());
-    if (cfg.manage.check_interval.count() <= 0 && !catch_up) {
-        return {};
+    if (missing) {
+        return {}; // the console's subscriptions view names the missing keys
     }
     auto manage_tls = crypto::make_client_context(cfg.manage.ca_file);
     if (!manage_tls) {
@@ -383,6 +384,9 @@ boost::system::result<void, std::string> start_admin(app::impl* raw)
     p.admin->set_reverifier(
         *p.keys, p.policy, cfg.verify.key_fetch_timeout + cfg.verify.key_refetch_interval + cfg.verify.answer_deadline);
     p.admin->set_destination_test([raw](std::string name) { return test_destination(raw, std::move(name)); });
+    const auto missing = manage::missing_keys(cfg.manage);
+    p.admin->set_subscriptions(p.manage_api.get(), cfg.subscriptions,
+                               missing ? "[manage] has no REST credentials (" + *missing + ")" : std::string());
     p.admin->add_routes(*admin_routes);
     // Prometheus scrape endpoint (text format 0.0.4), behind the admin gate and token.
     admin_routes->add(bhttp::verb::get, "/metrics", [raw](http::request&) -> net::awaitable<http::response> {

@@ -55,6 +55,8 @@ struct admin_settings {
     // Where POST /api/events/replay may send: "host" (the URL scheme's default port) or
     // "host:port". Empty: replays through the API are refused (the CLI is not limited).
     std::vector<std::string> replay_targets{};
+    // How long a web console session lasts from its login (fixed, not sliding).
+    std::chrono::milliseconds session_lifetime{std::chrono::hours(8)};
 };
 
 struct app_settings {

@@ -503,6 +503,12 @@ const std::vector<detail::key<settings>>& settings_keys()
         make::list(
             "admin", "replay_targets", [](auto& s) -> auto& { return s.app.admin.replay_targets; }, host_port_problem)
             .needs_restart(),
+        // A session shorter than a minute could not be used; one longer than a week outlives
+        // any token rotation an operator would plan.
+        make::duration(
+            "admin", "session_lifetime", [](auto& s) -> auto& { return s.app.admin.session_lifetime; }, millis{60'000},
+            millis{7LL * 24 * 3600 * 1000})
+            .needs_restart(),
 
         // [manage]
         make::string(

@@ -7,6 +7,7 @@
 
 #include "core/log.hpp"
 #include "core/text.hpp"
+#include "crypto/digest.hpp"
 #include "manage/types.hpp"
 
 #include <fmt/format.h>
@@ -189,6 +190,95 @@ net::awaitable<std::vector<applied>> apply_plan(api& manage, const plan& p)
         results.push_back(std::move(a));
     }
     co_return results;
+}
+
+std::string_view state_of(const plan_item& i)
+{
+    switch (i.what) {
+    case action::create: return "missing";
+    case action::reenable: return "inactive";
+    case action::update: return "description differs";
+    case action::remove: return "extra";
+    case action::unchanged: return "in sync";
+    }
+    return "in sync";
+}
+
+std::string label_of(const plan_item& i)
+{
+    if (i.what == action::remove && !i.apply) {
+        return "delete-if-prune";
+    }
+    return std::string(to_string(i.what));
+}
+
+std::vector<report_row> report_rows(const plan& p, const std::vector<applied>& results)
+{
+    std::vector<report_row> rows;
+    for (const auto& i : p.items) {
+        report_row r;
+        r.item = &i;
+        for (const auto& a : results) {
+            r.result = a.item == &i ? &a : r.result;
+        }
+        r.label = label_of(i);
+        r.type = i.desired ? i.desired->type : i.actual->type;
+        r.level = i.desired ? i.desired->level : i.actual->level;
+        r.object_id = i.desired ? i.desired->object_id : i.actual->object_id;
+        r.url = i.desired ? i.desired->url : i.actual->url;
+        r.description = i.desired ? i.desired->description : i.actual->description;
+        r.id = r.result != nullptr && r.result->id != 0 ? r.result->id : i.actual ? i.actual->id : 0;
+        rows.push_back(std::move(r));
+    }
+    return rows;
+}
+
+json::value report_json(const std::vector<report_row>& rows, bool dry_run, bool prune)
+{
+    using json::value;
+    bool ok = true;
+    std::vector<value> items;
+    for (const auto& r : rows) {
+        ok = ok && (r.result == nullptr || r.result->ok);
+        std::vector<value::member> m{
+            {"action", value::make_string(r.label)},
+            {"state", value::make_string(std::string(state_of(*r.item)))},
+            {"id", r.id != 0 ? value::make_int(r.id) : value()},
+            {"type", value::make_string(r.type)},
+            {"level", value::make_string(r.level)},
+            {"objectId", value::make_int(r.object_id)},
+            {"url", value::make_string(r.url)},
+            {"description", value::make_string(r.description)},
+            {"applied", value::make_bool(r.result != nullptr && r.result->ok)},
+        };
+        if (r.result != nullptr) {
+            m.push_back({"result", value::make_string(r.result->message)});
+        }
+        items.push_back(value::make_object(std::move(m)));
+    }
+    return value::make_object({{"dryRun", value::make_bool(dry_run)},
+                               {"prune", value::make_bool(prune)},
+                               {"ok", value::make_bool(ok)},
+                               {"plan", value::make_array(std::move(items))}});
+}
+
+std::string plan_digest(const plan& p)
+{
+    // Fields joined by unit separators, items by record separators: the digest tells an
+    // operator's plan from a changed one (it is no secret and no authorisation).
+    std::string text;
+    for (const auto& i : p.items) {
+        if (i.what == action::unchanged || !i.apply) {
+            continue;
+        }
+        const auto& type = i.desired ? i.desired->type : i.actual->type;
+        const auto& level = i.desired ? i.desired->level : i.actual->level;
+        const auto object_id = i.desired ? i.desired->object_id : i.actual->object_id;
+        const auto& url = i.desired ? i.desired->url : i.actual->url;
+        text += fmt::format("{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1f{}\x1e", to_string(i.what),
+                            i.actual ? i.actual->id : 0, type, level, object_id, url, i.new_description.value_or(""));
+    }
+    return crypto::hex(crypto::sha256(text)).substr(0, 16);
 }
 
 } // namespace cwhook::manage

@@ -11,6 +11,7 @@
 #include "manage/api.hpp"
 #include "manage/callback.hpp"
 #include "manage/settings.hpp"
+#include "json/value.hpp"
 
 #include <boost/asio/awaitable.hpp>
 
@@ -51,5 +52,38 @@ struct applied {
 // Applies every item with apply=true and a change; goes on after a failure. `plan` must
 // outlive the call (the results point into it).
 boost::asio::awaitable<std::vector<applied>> apply_plan(api& manage, const plan& p);
+
+// ---- Reporting a plan: one shape for `cwhook subscriptions sync` and the admin API.
+
+// What a plan item says about the subscription: "missing" (create), "inactive" (re-enable),
+// "description differs" (update), "extra" (delete: ours, not declared), "in sync".
+std::string_view state_of(const plan_item& i);
+// The item's action as shown: to_string(what), or "delete-if-prune" for a delete not applied.
+std::string label_of(const plan_item& i);
+
+// One line of a report: the item, the entry it concerns, what applying it did.
+struct report_row {
+    const plan_item* item = nullptr;
+    std::string label;
+    std::int64_t id = 0; // the entry (created id once applied); 0 for a create not applied
+    std::string type;
+    std::string level;
+    std::int64_t object_id = 0;
+    std::string url;
+    std::string description;
+    const applied* result = nullptr; // nullptr: not applied (dry run, unchanged, not pruned)
+};
+
+// `p` and `results` must outlive the rows.
+std::vector<report_row> report_rows(const plan& p, const std::vector<applied>& results);
+
+// {"dryRun","prune","ok","plan":[{"action","state","id","type","level","objectId","url",
+// "description","applied"[,"result"]}]}: what `sync --json` prints.
+json::value report_json(const std::vector<report_row>& rows, bool dry_run, bool prune);
+
+// A short digest of what applying `p` would do (the items that change something, and how):
+// the console shows a plan, and its apply request names the digest, so that a plan changed
+// meanwhile (in Manage or here) is refused instead of applied unseen.
+std::string plan_digest(const plan& p);
 
 } // namespace cwhook::manage

@@ -146,6 +146,12 @@ ca_file = "{self.ca_file}"
 type = "ticket"
 level = "owner"
 url = "http://127.0.0.1:{self.callback_port}/callbacks?recordId="
+
+[[subscriptions]]
+type = "company"
+level = "owner"
+url = "http://127.0.0.1:{self.callback_port}/callbacks?recordId="
+description = "companies to cwhook"
 """)
         self._spawn("serve", ["serve", "--config", self.config])
 
@@ -161,10 +167,7 @@ url = "http://127.0.0.1:{self.callback_port}/callbacks?recordId="
         except AssertionError:
             sys.stderr.write(self.log_of("serve"))
             raise
-        sync = subprocess.run([self.binary, "subscriptions", "sync", "--config", self.config],
-                              capture_output=True, text=True, cwd=self.dir, timeout=60)
-        if sync.returncode != 0:
-            raise AssertionError(f"subscriptions sync failed: {sync.stdout}{sync.stderr}")
+        self.cli("subscriptions", "sync")
 
     def __exit__(self, *exc):
         for d in self.drivers:
@@ -202,6 +205,14 @@ url = "http://127.0.0.1:{self.callback_port}/callbacks?recordId="
         statuses = [d.get("status") for d in answer.get("deliveries", [])]
         assert statuses == [200], f"delivery not stored: {answer}"
         return answer
+
+    def cli(self, *args):
+        """Runs `cwhook <args> --config <the test's config>`; returns its stdout (fails on exit != 0)."""
+        r = subprocess.run([self.binary, *args, "--config", self.config], capture_output=True, text=True,
+                           cwd=self.dir, timeout=60)
+        if r.returncode != 0:
+            raise AssertionError(f"cwhook {' '.join(args)}: exit {r.returncode}: {r.stdout}{r.stderr}")
+        return r.stdout
 
     # ---- the admin API without a browser -----------------------------------------------
     def api(self, method, path, body=None, headers=None, token=TOKEN):

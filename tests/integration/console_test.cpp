@@ -277,5 +277,39 @@ TEST_F(Console, EventsCountIsWhatTheListFiltersSelect)
     EXPECT_EQ(count("?colour=red").status, 400);
 }
 
+TEST_F(Console, SessionLifetimeIsTheConfiguredOne)
+{
+    running_app app(options([](callback::app_settings& s) { s.admin.session_lifetime = std::chrono::minutes(30); }));
+    const auto in = login(admin_ep(app), app.get().admin_token());
+    ASSERT_EQ(in.answer.status, 200) << in.answer.body;
+    const auto set = header(in.answer, "set-cookie");
+    EXPECT_NE(set.find("; Max-Age=1800"), std::string::npos) << set;
+    EXPECT_NE(in.answer.body.find("\"expires_in_s\":1800"), std::string::npos) << in.answer.body;
+}
+
+// Without [manage] credentials the subscriptions view says which keys are missing, and an
+// apply is refused before anything is planned.
+TEST_F(Console, SubscriptionsWithoutManageCredentialsNameTheMissingKeys)
+{
+    running_app app(options());
+    const auto ep = admin_ep(app);
+    const auto bearer = [&](http_call c) {
+        c.headers.emplace_back("Authorization", "Bearer " + std::string(app.get().admin_token()));
+        return send(ep, c);
+    };
+    const auto shown = bearer(call("GET", "/api/subscriptions"));
+    EXPECT_EQ(shown.status, 200) << shown.body;
+    EXPECT_NE(shown.body.find("\"configured\":false"), std::string::npos) << shown.body;
+    EXPECT_NE(shown.body.find("manage.site"), std::string::npos) << shown.body;
+    const auto applied = bearer(call("POST", "/api/subscriptions/sync", R"({"plan_id":"0123456789abcdef"})"));
+    EXPECT_EQ(applied.status, 409) << applied.body;
+    EXPECT_NE(applied.body.find("manage_not_configured"), std::string::npos) << applied.body;
+    EXPECT_EQ(bearer(call("POST", "/api/subscriptions/sync", R"({"plan_id":7})")).status, 400);
+    EXPECT_EQ(bearer(call("POST", "/api/subscriptions/sync", R"({"plan_id":"x","colour":"red"})")).status, 400);
+    EXPECT_EQ(bearer(call("GET", "/api/subscriptions?prune=perhaps")).status, 400);
+    // Without a token: the gate's 401, like every other route.
+    EXPECT_EQ(send(ep, call("GET", "/api/subscriptions")).status, 401);
+}
+
 } // namespace
 } // namespace cwhook::test

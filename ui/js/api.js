@@ -8,10 +8,11 @@ export function setCsrf(token) { csrf = token; }
 export function whenUnauthorized(fn) { onUnauthorized = fn; }
 
 export class ApiError extends Error {
-  constructor(status, code, detail) {
+  constructor(status, code, detail, data = null) {
     super(detail ? `${code}: ${detail}` : code);
     this.status = status;
     this.code = code;
+    this.data = data; // the whole JSON answer (some errors carry more than a reason)
   }
 }
 
@@ -42,7 +43,7 @@ async function call(method, path, body) {
   const data = await res.json();
   if (!res.ok) {
     if (res.status === 401 && path !== '/ui/api/login') onUnauthorized();
-    throw new ApiError(res.status, data.error || `HTTP ${res.status}`, data.detail || '');
+    throw new ApiError(res.status, data.error || `HTTP ${res.status}`, data.detail || '', data);
   }
   return data;
 }

@@ -7,6 +7,7 @@ import { renderEvents } from './events.js';
 import { renderEvent } from './event.js';
 import { renderOverview } from './overview.js';
 import { renderRejections } from './rejections.js';
+import { renderSubscriptions } from './subscriptions.js';
 
 const main = document.getElementById('main');
 const nav = document.getElementById('nav');
@@ -68,6 +69,9 @@ function route() {
   } else if (path === '/ui/rejections') {
     document.title = 'Rejections · cwhook';
     renderRejections(ctx);
+  } else if (path === '/ui/subscriptions') {
+    document.title = 'Subscriptions · cwhook';
+    renderSubscriptions(ctx);
   } else {
     ctx.main.append(stateLine('No such page.', 'error'));
   }

@@ -109,6 +109,7 @@ void expect_same(const settings& a, const settings& b)
     EXPECT_EQ(a.app.admin.hosts, b.app.admin.hosts);
     EXPECT_EQ(a.app.admin.origins, b.app.admin.origins);
     EXPECT_EQ(a.app.admin.replay_targets, b.app.admin.replay_targets);
+    EXPECT_EQ(a.app.admin.session_lifetime.count(), b.app.admin.session_lifetime.count());
 
     const auto& am = a.app.manage;
     const auto& bm = b.app.manage;
@@ -653,6 +654,7 @@ TEST(Config, RenderListsEveryKey)
                                          "admin.hosts",
                                          "admin.origins",
                                          "admin.replay_targets",
+                                         "admin.session_lifetime",
                                          "manage.site",
                                          "manage.company_id",
                                          "manage.public_key",
@@ -718,6 +720,14 @@ TEST(Config, AdminListenOffLoopbackNeedsNoConfiguredToken)
     const auto s = load_ok("[admin]\nlisten = \"0.0.0.0:9090\"\n");
     EXPECT_EQ(s.app.admin.listen, "0.0.0.0:9090");
     EXPECT_EQ(s.app.admin.token, "");
+}
+
+TEST(Config, AdminSessionLifetimeIsBounded)
+{
+    EXPECT_EQ(load_ok("").app.admin.session_lifetime, std::chrono::hours(8));
+    EXPECT_EQ(load_ok("[admin]\nsession_lifetime = \"30m\"\n").app.admin.session_lifetime, std::chrono::minutes(30));
+    EXPECT_NE(file_error("[admin]\nsession_lifetime = \"30s\"\n").find("admin.session_lifetime"), std::string::npos);
+    EXPECT_NE(file_error("[admin]\nsession_lifetime = \"8d\"\n").find("admin.session_lifetime"), std::string::npos);
 }
 
 TEST(Config, AdminHostsOriginsAndReplayTargetsAreChecked)

@@ -134,6 +134,7 @@ protected:
         {"admin.hosts", "admin.example.com"},
         {"admin.origins", "https://admin.example.com"},
         {"admin.replay_targets", "replay.example.com"},
+        {"admin.session_lifetime", "30m"},
         {"manage.site", "eu.myconnectwise.net"},
         {"manage.company_id", "other"},
         {"manage.public_key", "pub-2"},

@@ -1,0 +1,38 @@
+// GET /api/subscriptions and POST /api/subscriptions/sync of the admin API: the configuration's
+// [[subscriptions]] next to what Manage holds (missing, inactive, extra), as the plan
+// `cwhook subscriptions sync` would carry out, and applying that plan once the operator has
+// seen it. Internal to lib/callback.
+// Thread-safe: handlers run on the server's threads; one apply at a time (a second answers 409).
+#pragma once
+
+#include "http/router.hpp"
+#include "manage/api.hpp"
+#include "manage/settings.hpp"
+
+#include <boost/asio/awaitable.hpp>
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+namespace cwhook::callback::detail {
+
+class admin_subscriptions {
+public:
+    // api: nullptr when [manage] lacks REST credentials; `why_not` then names the keys.
+    admin_subscriptions(manage::api* api, std::vector<manage::subscription> desired, std::string why_not);
+
+    // ?prune=true|false: the plan, with "plan_id" (its digest) and the counts by state.
+    boost::asio::awaitable<http::response> show(http::request& req);
+    // {"plan_id":"...","prune":bool}: applies the plan when it is still the one shown (else
+    // 409 plan_changed, nothing done).
+    boost::asio::awaitable<http::response> sync(http::request& req);
+
+private:
+    manage::api* api_;
+    std::vector<manage::subscription> desired_;
+    std::string why_not_;
+    std::atomic<bool> applying_{false};
+};
+
+} // namespace cwhook::callback::detail
