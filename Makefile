@@ -5,8 +5,12 @@ JOBS ?= $(shell nproc)
 CONFIG ?=
 # Extra cmake arguments for the first configure, e.g. CMAKE_ARGS=-DCWHOOK_BUILD_TESTS=OFF
 CMAKE_ARGS ?=
-# ccache keys on paths relative to the checkout, so a fresh clone reuses earlier builds.
+# ccache keys on paths relative to the checkout, so a fresh clone reuses earlier builds, and
+# not on the build directory, so build/ and build-package/ (same flags) share their objects:
+# the package costs a link, not a second compile. (Debug info then names whichever build
+# directory compiled an object first.)
 export CCACHE_BASEDIR := $(CURDIR)
+export CCACHE_NOHASHDIR := 1
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS ?=
 
@@ -65,9 +69,10 @@ fuzz:
 lint:
 	./tools/lint.sh
 
-# A .deb of a Release build installed under /usr (build-package/cwhook_<version>_<arch>.deb).
+# A .deb installed under /usr (build-package/cwhook_<version>_<arch>.deb): built as Debian
+# builds its own packages (-O2 -g, RelWithDebInfo, the flags of build/) and stripped by cpack.
 package: deps
-	cmake -S . -B build-package -G Ninja -DCMAKE_BUILD_TYPE=Release -DCWHOOK_BUILD_TESTS=OFF -DCMAKE_INSTALL_PREFIX=/usr
+	cmake -S . -B build-package -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCWHOOK_BUILD_TESTS=OFF -DCMAKE_INSTALL_PREFIX=/usr
 	cmake --build build-package -j $(JOBS)
 	cd build-package && cpack -G DEB
 

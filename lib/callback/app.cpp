@@ -659,7 +659,13 @@ boost::system::result<void, std::string> app::apply(const app_settings& next)
         }
         server_tls = *ctx;
     }
-    // Everything validated: apply. The listeners first, the only step that can still fail.
+    // Everything validated: apply. First the two steps that can still fail: the destinations
+    // (recorded in the database, which may be down: then nothing is applied and the reload is
+    // rejected, so it never counts as applied with the old destinations still in force), and
+    // the listeners (a port taken: the destinations go back to the ones in force).
+    if (auto r = p.forwarder->configure(next.forward, next.destinations); !r) {
+        return "destinations: " + r.error();
+    }
     std::shared_ptr<net::ssl::context> previous_tls;
     if (server_tls) {
         previous_tls = p.server->set_tls_context(server_tls);
@@ -667,6 +673,20 @@ boost::system::result<void, std::string> app::apply(const app_settings& next)
     if (auto r = p.server->rebind(next.server.listen, next.server.tls_listen); !r) {
         if (server_tls) {
             p.server->set_tls_context(previous_tls);
+        }
+        forward::settings forward_before;
+        std::vector<forward::destination> destinations_before;
+        {
+            std::lock_guard lock(p.in_force_mutex);
+            forward_before = p.in_force.forward;
+            destinations_before = p.in_force.destinations;
+        }
+        if (destinations_before != next.destinations) {
+            log::warn("forward: the reload failed after its destinations were recorded; the previous ones are "
+                      "restored (rows the reload cancelled stay cancelled: cwhook deliveries retry)");
+        }
+        if (auto back = p.forwarder->configure(forward_before, destinations_before); !back) {
+            log::error("forward: the previous destinations could not be restored", {{"error", back.error()}});
         }
         return r.error();
     }
@@ -681,9 +701,6 @@ boost::system::result<void, std::string> app::apply(const app_settings& next)
     p.verify.set(next.verify);
     p.keys->set_settings(next.verify);
     p.store->set_forward_unverified(next.verify.mode == verify_mode::off);
-    if (auto r = p.forwarder->configure(next.forward, next.destinations); !r) {
-        log::error("forward: the reloaded destinations could not be applied", {{"error", r.error()}});
-    }
     std::lock_guard lock(p.in_force_mutex);
     const auto inherited = std::move(p.in_force.server.inherited);
     p.in_force = next;

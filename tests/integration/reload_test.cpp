@@ -5,6 +5,7 @@
 #include "support/harness.hpp"
 
 #include <gtest/gtest.h>
+#include <sqlite3.h>
 
 namespace cwhook::test {
 namespace {
@@ -69,6 +70,39 @@ TEST_F(Reload, AFailedReloadChangesNothingAndCountsRejected)
     EXPECT_FALSE(app.get().reload(next));
     EXPECT_EQ(app.counter("cwhook_reloads_total", "result=\"rejected\""), 1u);
     EXPECT_TRUE(app.get().settings().server.tls_listen.empty());
+}
+
+// The destinations are recorded in the database: while it cannot be written the reload is
+// rejected as a whole (nothing of it applied, counted "rejected"), and the same reload applies
+// once the database is back.
+TEST_F(Reload, DestinationsThatCannotBeRecordedRejectTheReload)
+{
+    running_app app(options());
+    auto next = app.get().settings();
+    next.verify.max_pending = 7; // live, and must not be applied alone
+    forward::destination d;
+    d.name = "crm";
+    d.url = "http://127.0.0.1:9/hook";
+    d.secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    next.destinations = {d};
+
+    sqlite3* other = nullptr;
+    ASSERT_EQ(sqlite3_open(db.c_str(), &other), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(other, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr), SQLITE_OK);
+    const auto refused = app.get().reload(next);
+    sqlite3_exec(other, "ROLLBACK", nullptr, nullptr, nullptr);
+    sqlite3_close(other);
+    ASSERT_FALSE(refused);
+    EXPECT_TRUE(refused.error().starts_with("destinations: ")) << refused.error();
+    EXPECT_EQ(app.counter("cwhook_reloads_total", "result=\"rejected\""), 1u);
+    EXPECT_EQ(app.counter("cwhook_reloads_total", "result=\"applied\""), 0u);
+    EXPECT_NE(app.get().settings().verify.max_pending, 7u);
+    EXPECT_TRUE(app.get().settings().destinations.empty());
+    EXPECT_EQ(count_rows(db, "destinations"), 0);
+
+    ASSERT_TRUE(app.get().reload(next));
+    EXPECT_EQ(app.get().settings().verify.max_pending, 7u);
+    EXPECT_EQ(count_rows(db, "destinations", "name = 'crm'"), 1);
 }
 
 } // namespace
