@@ -591,6 +591,12 @@ const std::vector<detail::key<settings>>& settings_keys()
             "forward", "poll_interval", [](auto& s) -> auto& { return s.app.forward.poll_interval; }, millis{50},
             millis{3'600'000})
             .live(),
+        // Shorter than a second would hand a slow sender's delivery to another while its
+        // answer is on the way back (a duplicate); longer than an hour delays recovery for nothing.
+        make::duration(
+            "forward", "lease_margin", [](auto& s) -> auto& { return s.app.forward.lease_margin; }, millis{1'000},
+            millis{3'600'000})
+            .live(),
         make::path(
             "forward", "ca_file", [](auto& s) -> auto& { return s.app.forward.ca_file; }, existing_file)
             .needs_restart(),

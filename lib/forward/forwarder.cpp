@@ -43,10 +43,6 @@ namespace {
 // Seconds a delivery waited from becoming forwardable to its successful attempt.
 const std::vector<double> lag_bounds = {0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 1800, 7200, 36000};
 
-// A lease outlasts the request (and its rate wait) by this much: a sender that is merely slow
-// keeps its delivery, one that died lets go of it this long after its deadline.
-constexpr std::chrono::seconds lease_margin{30};
-
 circuit_breaker::time_point point(std::int64_t now_us)
 {
     return circuit_breaker::time_point(std::chrono::microseconds(now_us));
@@ -231,7 +227,7 @@ net::awaitable<void> forwarder::state::run_lane(std::shared_ptr<lane> l)
                                        ? std::chrono::duration<double>(static_cast<double>(want) / l->dest.rate)
                                        : std::chrono::duration<double>(0);
             const auto lease =
-                std::chrono::duration_cast<std::chrono::microseconds>(l->dest.timeout + lease_margin + rate_wait);
+                std::chrono::duration_cast<std::chrono::microseconds>(l->dest.timeout + cfg.lease_margin + rate_wait);
             // A claim counts as on the wire while it runs: rows it leases are about to be sent.
             ++on_wire;
             auto claimed = co_await await_completion<result<std::vector<claimed_delivery>>>([&](auto done) {

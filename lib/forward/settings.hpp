@@ -58,6 +58,10 @@ struct settings {
     // How often the forwarder looks for due deliveries besides when this process stores one
     // (other instances' rows, retries coming due).
     std::chrono::milliseconds poll_interval{1'000};
+    // A claimed delivery's lease outlasts its request (the destination's timeout and its rate
+    // wait) by this much: a sender that is merely slow keeps it, one that died (kill -9, a
+    // lost host) lets another sender retry it this long after the request's deadline.
+    std::chrono::milliseconds lease_margin{30'000};
     std::string ca_file;  // PEM bundle trusted for https destinations besides the system's
 };
 

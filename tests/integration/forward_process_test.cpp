@@ -141,8 +141,10 @@ TEST_F(ForwardProcess, KillNineWhileDeliveringLosesNothing)
     // Slow answers keep requests on the wire: four at a time (the default concurrency), so the
     // 60 take over 7 s, and the kill finds some sent, four in flight, the rest not yet claimed.
     downstream.respond([](const sink_request&, std::size_t) { return after(500ms); });
-    // The lanes look for due rows every 100 ms: a lease that has run out is seen at once.
-    write_config("[forward]\npoll_interval = \"100ms\"\n" + destination("app", "timeout = \"1s\"\n"));
+    // The lanes look for due rows every 100 ms: a lease that has run out is seen at once. A
+    // lease is the 1 s timeout plus a 5 s margin.
+    write_config("[forward]\npoll_interval = \"100ms\"\nlease_margin = \"5s\"\n" +
+                 destination("app", "timeout = \"1s\"\n"));
     instance daemon(config_file);
     daemon.start();
     ASSERT_NE(daemon.port(), 0) << daemon.output();
@@ -163,7 +165,7 @@ TEST_F(ForwardProcess, KillNineWhileDeliveringLosesNothing)
 
     // The same configuration and database. What was never claimed goes at once; the
     // deliveries claimed before the kill (their answers lost with the process) are sent again
-    // once their lease has run out: the destination's timeout plus the forwarder's margin.
+    // once their lease has run out: the destination's timeout plus forward.lease_margin.
     downstream.respond([](const sink_request&, std::size_t) { return after(0ms); });
     daemon.start();
     ASSERT_NE(daemon.port(), 0) << daemon.output();

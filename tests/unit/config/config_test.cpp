@@ -147,6 +147,7 @@ void expect_same(const settings& a, const settings& b)
     EXPECT_EQ(af.breaker_threshold, bf.breaker_threshold);
     EXPECT_EQ(af.breaker_probe_interval.count(), bf.breaker_probe_interval.count());
     EXPECT_EQ(af.poll_interval.count(), bf.poll_interval.count());
+    EXPECT_EQ(af.lease_margin.count(), bf.lease_margin.count());
     EXPECT_EQ(af.ca_file, bf.ca_file);
     EXPECT_TRUE(a.app.destinations == b.app.destinations);
 
@@ -678,6 +679,7 @@ TEST(Config, RenderListsEveryKey)
                                          "forward.breaker_threshold",
                                          "forward.breaker_probe_interval",
                                          "forward.poll_interval",
+                                         "forward.lease_margin",
                                          "forward.ca_file",
                                          "catch_up.enabled",
                                          "catch_up.types",
@@ -974,7 +976,7 @@ TEST(Config, ForwardDefaults)
                 ::testing::HasSubstr("[forward]\nretry_schedule = [\"0s\", \"5s\", \"5m\", \"30m\", \"2h\", \"5h\", "
                                      "\"10h\", \"10h\"]\njitter = 0.2\nmax_retry_after = \"1h\"\n"
                                      "breaker_threshold = 10\nbreaker_probe_interval = \"30s\"\n"
-                                     "poll_interval = \"1s\"\nca_file = \"\"\n"));
+                                     "poll_interval = \"1s\"\nlease_margin = \"30s\"\nca_file = \"\"\n"));
     EXPECT_THAT(render(settings{}), ::testing::Not(::testing::HasSubstr("[[destinations]]")));
 }
 
@@ -991,6 +993,7 @@ max_retry_after = "10m"
 breaker_threshold = 0
 breaker_probe_interval = "1m"
 poll_interval = "50ms"
+lease_margin = "5s"
 ca_file = ")" + ca + "\"\n");
     const auto& f = s.app.forward;
     EXPECT_EQ(f.retries, (forward::retry_schedule{0ms, 5s, 5min}));
@@ -999,6 +1002,7 @@ ca_file = ")" + ca + "\"\n");
     EXPECT_EQ(f.breaker_threshold, 0u);
     EXPECT_EQ(f.breaker_probe_interval, 1min);
     EXPECT_EQ(f.poll_interval, 50ms);
+    EXPECT_EQ(f.lease_margin, 5s);
     EXPECT_EQ(f.ca_file, ca);
 }
 

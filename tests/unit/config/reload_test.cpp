@@ -158,6 +158,7 @@ protected:
         {"forward.breaker_threshold", "3"},
         {"forward.breaker_probe_interval", "5s"},
         {"forward.poll_interval", "250ms"},
+        {"forward.lease_margin", "10s"},
         {"forward.ca_file", dir.write("other-forward-ca.pem")},
         {"catch_up.enabled", "false"},
         {"catch_up.types", "ticket,company"},
