@@ -49,7 +49,7 @@ test: test-deps build
 
 # The whole suite under AddressSanitizer + UndefinedBehaviorSanitizer. The preset compiles with
 # line tables only (-g1): reports keep file:line, and the build (the longest step of .ci/run)
-# is about a fifth shorter than with full debug info.
+# is shorter than with full debug info (2434 s -> 2210 s for this target from nothing).
 test-asan: deps
 	cmake --preset asan
 	cmake --build --preset asan -j $(JOBS)
