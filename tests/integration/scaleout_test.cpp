@@ -441,8 +441,9 @@ TEST_F(Scaleout, PendingRowsAreVerifiedExactlyOnceByEitherInstance)
 {
     pg_database db;
     // Key fetches unthrottled (one key_url per row) and patient (a held fetch waits for the
-    // test); a failed fetch forgotten at once; the first re-verification 3 s after receipt:
-    // the outage below ends well before.
+    // test); a failed fetch forgotten at once; the first re-verification 3 s after receipt.
+    // A slow box may re-verify some rows during the outage: those attempts fail and the rows
+    // stay pending, which changes nothing below (what counts is who settles them, and once).
     const std::map<std::string, std::string> env{
         {"CWHOOK_VERIFY_KEY_FETCH_RATE", "1000"},       {"CWHOOK_VERIFY_KEY_FETCH_CONCURRENCY", "64"},
         {"CWHOOK_VERIFY_KEY_FETCH_TIMEOUT", "60s"},     {"CWHOOK_VERIFY_KEY_FAILURE_TTL", "10ms"},
@@ -461,7 +462,7 @@ TEST_F(Scaleout, PendingRowsAreVerifiedExactlyOnceByEitherInstance)
         for (int t = 0; t < 4; ++t) {
             threads.emplace_back([&, t] {
                 for (int i = t; i < n; i += 4) {
-                    // A key_url per row: a row fetched twice would show as a second fetch.
+                    // A key_url per row: a row settled twice would show as its key served twice.
                     const auto r =
                         send(a.endpoint(), delivery(fmt::format("pend-{}", i), 7000 + i, fmt::format("pk-{}", i)));
                     EXPECT_EQ(r.status, 202) << r.error << r.body;
@@ -480,24 +481,26 @@ TEST_F(Scaleout, PendingRowsAreVerifiedExactlyOnceByEitherInstance)
     ASSERT_NE(b.port(), 0);
 
     // The key server comes back holding every fetch: each instance re-verifies one row at a
-    // time, so one held fetch per instance shows both in a round at once, on rows of their own.
-    keys.hold();
-    // One fetch per row so far (at ingest): no re-verification ran during the outage.
-    ASSERT_EQ(keys.fetches(), n) << "the outage outlasted pending_retry_min; the test needs a faster box";
+    // time, so two fetches held at once show both instances in a round, on rows of their own.
     keys.set_mode(fake_key_server::mode::normal);
-    ASSERT_TRUE(eventually([&] { return keys.fetches() == n + 2; }, 30s)) << keys.fetches();
+    keys.hold();
+    ASSERT_TRUE(eventually([&] { return keys.parked() == 2; }, 60s)) << keys.parked();
     keys.release();
 
-    ASSERT_TRUE(eventually([&] { return db.psql("SELECT count(*) FROM events WHERE status = 'pending'") == "0"; }, 30s))
+    ASSERT_TRUE(eventually([&] { return db.psql("SELECT count(*) FROM events WHERE status = 'pending'") == "0"; }, 60s))
         << a.output() << b.output();
     const auto rows = rows_by_message_id(db);
     ASSERT_EQ(rows.size(), static_cast<std::size_t>(n));
     for (const auto& [mid, row] : rows) {
         EXPECT_EQ(row.status, "verified") << mid;
-        EXPECT_EQ(row.verify_attempts, 1) << mid; // settled by one decision, not one per instance
+        EXPECT_GE(row.verify_attempts, 1) << mid;
     }
-    // Each row's key was fetched once more, by the one instance that claimed it.
-    EXPECT_EQ(keys.fetches(), 2 * n);
+    // Each row's key was handed out once, to the one instance that claimed and settled it.
+    const auto served = keys.keys_served();
+    EXPECT_EQ(served.size(), static_cast<std::size_t>(n));
+    for (const auto& [id, times] : served) {
+        EXPECT_EQ(times, 1) << id;
+    }
     const auto verified_by_a = a.metric("cwhook_reverify_total{outcome=\"verified\"}");
     const auto verified_by_b = b.metric("cwhook_reverify_total{outcome=\"verified\"}");
     EXPECT_GT(verified_by_a, 0);

@@ -205,6 +205,8 @@ struct fake_key_server::impl {
     bool held = false;
     std::vector<net::steady_timer*> parked;  // requests waiting for release(); on the ioc thread
     std::atomic<int>* fetches = nullptr;
+    std::atomic<int> parked_now{0};
+    std::map<std::string, int> served; // under mutex
 
     net::awaitable<void> session(tcp::socket sock)
     {
@@ -235,8 +237,10 @@ struct fake_key_server::impl {
             // Parked before it is counted: once fetches() shows it, release() answers it.
             net::steady_timer gate(stream.get_executor(), net::steady_timer::time_point::max());
             parked.push_back(&gate);
+            parked_now.fetch_add(1);
             fetches->fetch_add(1);
             co_await gate.async_wait(use_tuple);
+            parked_now.fetch_sub(1);
             beast::get_lowest_layer(stream).expires_after(std::chrono::seconds(10));  // for the answer
         } else {
             fetches->fetch_add(1);
@@ -257,7 +261,14 @@ struct fake_key_server::impl {
         res.set(bhttp::field::content_type, "text/html");  // Manage's Content-Type may not be JSON
         switch (cur) {
         case mode::normal:
-        case mode::slow: res.body() = fmt::format(R"({{"signing_key":"{}"}})", k); break;
+        case mode::slow: {
+            res.body() = fmt::format(R"({{"signing_key":"{}"}})", k);
+            const std::string_view target = req.target();
+            const auto at = target.find("id=");
+            std::lock_guard lock(mutex);
+            ++served[std::string(at == std::string_view::npos ? std::string_view{} : target.substr(at + 3))];
+            break;
+        }
         case mode::fail_503: res.result(bhttp::status::service_unavailable); res.body() = "down"; break;
         case mode::redirect:
             res.result(bhttp::status::found);
@@ -342,6 +353,17 @@ void fake_key_server::hold()
 {
     std::lock_guard lock(impl_->mutex);
     impl_->held = true;
+}
+
+int fake_key_server::parked() const
+{
+    return impl_->parked_now.load();
+}
+
+std::map<std::string, int> fake_key_server::keys_served() const
+{
+    std::lock_guard lock(impl_->mutex);
+    return impl_->served;
 }
 
 void fake_key_server::release()

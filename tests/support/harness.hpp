@@ -95,6 +95,9 @@ public:
     void hold();
     void release();
     int fetches() const { return fetches_.load(); }
+    int parked() const; // requests held right now, waiting for release()
+    // How many times the key of each key_url id (its id= parameter) was handed out.
+    std::map<std::string, int> keys_served() const;
 
     struct impl;
 
