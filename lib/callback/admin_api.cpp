@@ -257,6 +257,8 @@ struct admin_api::impl {
     metrics::counter& refused_origin;
     metrics::counter& refused_media_type;
     metrics::counter& refused_replay_target;
+    metrics::gauge& subscriptions_missing; // shared with subscription_check: the last look wins
+    metrics::gauge& subscriptions_inactive;
     crypto::digest256 token_digest{};
     admin_policy policy;
 
@@ -273,7 +275,8 @@ struct admin_api::impl {
           refused_origin(m.get_counter("cwhook_admin_refused_total", "reason=\"origin_not_allowed\"")),
           refused_media_type(m.get_counter("cwhook_admin_refused_total", "reason=\"unsupported_media_type\"")),
           refused_replay_target(m.get_counter("cwhook_admin_refused_total", "reason=\"replay_target_not_allowed\"")),
-          policy(std::move(pol))
+          subscriptions_missing(m.get_gauge("cwhook_subscriptions_missing")),
+          subscriptions_inactive(m.get_gauge("cwhook_subscriptions_inactive")), policy(std::move(pol))
     {
     }
 
@@ -1105,8 +1108,9 @@ void admin_api::set_destination_test(destination_test test)
 
 void admin_api::set_subscriptions(manage::api* manage, std::vector<manage::subscription> desired, std::string why_not)
 {
-    impl_->subscriptions =
-        std::make_unique<detail::admin_subscriptions>(manage, std::move(desired), std::move(why_not));
+    impl_->subscriptions = std::make_unique<detail::admin_subscriptions>(
+        manage, std::move(desired), std::move(why_not),
+        detail::admin_subscriptions::gauges{impl_->subscriptions_missing, impl_->subscriptions_inactive});
 }
 
 void admin_api::set_listener(const std::vector<net::ip::tcp::endpoint>& bound)

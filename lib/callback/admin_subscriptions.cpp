@@ -64,9 +64,22 @@ value plan_answer(const manage::plan& p, bool prune, std::size_t declared, std::
 } // namespace
 
 admin_subscriptions::admin_subscriptions(manage::api* api, std::vector<manage::subscription> desired,
-                                         std::string why_not)
-    : api_(api), desired_(std::move(desired)), why_not_(std::move(why_not))
+                                         std::string why_not, gauges g)
+    : api_(api), desired_(std::move(desired)), why_not_(std::move(why_not)), gauges_(g)
 {
+}
+
+void admin_subscriptions::record(const manage::plan& p, const std::vector<manage::applied>& results)
+{
+    // What is still missing or inactive: the plan's creates and re-enables, less those applied.
+    auto missing = static_cast<std::int64_t>(p.count(manage::action::create));
+    auto inactive = static_cast<std::int64_t>(p.count(manage::action::reenable));
+    for (const auto& r : results) {
+        missing -= r.ok && r.item->what == manage::action::create ? 1 : 0;
+        inactive -= r.ok && r.item->what == manage::action::reenable ? 1 : 0;
+    }
+    gauges_.missing.set(missing);
+    gauges_.inactive.set(inactive);
 }
 
 net::awaitable<http::response> admin_subscriptions::show(http::request& req)
@@ -103,6 +116,7 @@ net::awaitable<http::response> admin_subscriptions::show(http::request& req)
         co_return http::error_response(502, "manage_unavailable", actual.error().message, v);
     }
     const auto p = manage::make_plan(desired_, *actual, prune);
+    record(p, {});
     co_return http::json_response(200, json::serialize(plan_answer(p, prune, desired_.size(), actual->size())), v);
 }
 
@@ -155,6 +169,7 @@ net::awaitable<http::response> admin_subscriptions::sync(http::request& req)
         co_return http::error_response(502, "manage_unavailable", actual.error().message, v);
     }
     const auto p = manage::make_plan(desired_, *actual, prune);
+    record(p, {});
     if (manage::plan_digest(p) != shown) {
         co_return http::error_response(409, "plan_changed",
                                        "Manage's subscriptions or the options changed since that plan was made: look "
@@ -162,6 +177,7 @@ net::awaitable<http::response> admin_subscriptions::sync(http::request& req)
                                        v);
     }
     const auto results = co_await manage::apply_plan(*api_, p);
+    record(p, results);
     const auto rows = manage::report_rows(p, results);
     const auto report = manage::report_json(rows, false, prune);
     const bool ok = report.find("ok")->as_bool().value_or(false);

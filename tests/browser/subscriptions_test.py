@@ -13,6 +13,17 @@ def manage_entries(env):
     return json.loads(env.cli("subscriptions", "list", "--json"))
 
 
+def gauges(env):
+    status, _, body = env.api("GET", "/metrics")
+    assert status == 200, (status, body)
+    out = {}
+    for line in body.decode().splitlines():
+        name, _, val = line.partition(" ")
+        if name in ("cwhook_subscriptions_missing", "cwhook_subscriptions_inactive"):
+            out[name.rsplit("_", 1)[1]] = int(float(val))
+    return out
+
+
 def state_cells(d):
     from selenium.webdriver.common.by import By
 
@@ -118,8 +129,11 @@ def test_a_plan_changed_meanwhile_is_refused_and_bad_requests_are_named(env):
     assert status == 200, (status, body)
     plan = json.loads(body)
     assert plan["summary"]["missing"] == 1 and plan["summary"]["inactive"] == 1, plan
+    # The gauges follow every look at Manage, not only the periodic check (off here).
+    assert gauges(env) == {"missing": 1, "inactive": 1}, gauges(env)
     status, _, body = env.api("POST", "/api/subscriptions/sync", {"plan_id": plan["plan_id"]})
     assert status == 200 and json.loads(body)["ok"] is True, (status, body)
+    assert gauges(env) == {"missing": 0, "inactive": 0}, gauges(env)
     active = {e["type"].lower(): not e["inactiveFlag"] for e in manage_entries(env)}
     assert active == {"ticket": True, "company": True}, active
 

@@ -5,9 +5,11 @@
 // Thread-safe: handlers run on the server's threads; one apply at a time (a second answers 409).
 #pragma once
 
+#include "core/metrics.hpp"
 #include "http/router.hpp"
 #include "manage/api.hpp"
 #include "manage/settings.hpp"
+#include "manage/sync.hpp"
 
 #include <boost/asio/awaitable.hpp>
 
@@ -19,8 +21,15 @@ namespace cwhook::callback::detail {
 
 class admin_subscriptions {
 public:
+    // cwhook_subscriptions_missing / _inactive, which the periodic check sets too: every look
+    // at Manage from here (a plan shown, a plan applied) brings them up to date.
+    struct gauges {
+        metrics::gauge& missing;
+        metrics::gauge& inactive;
+    };
+
     // api: nullptr when [manage] lacks REST credentials; `why_not` then names the keys.
-    admin_subscriptions(manage::api* api, std::vector<manage::subscription> desired, std::string why_not);
+    admin_subscriptions(manage::api* api, std::vector<manage::subscription> desired, std::string why_not, gauges g);
 
     // ?prune=true|false: the plan, with "plan_id" (its digest) and the counts by state.
     boost::asio::awaitable<http::response> show(http::request& req);
@@ -29,9 +38,12 @@ public:
     boost::asio::awaitable<http::response> sync(http::request& req);
 
 private:
+    void record(const manage::plan& p, const std::vector<manage::applied>& results);
+
     manage::api* api_;
     std::vector<manage::subscription> desired_;
     std::string why_not_;
+    gauges gauges_;
     std::atomic<bool> applying_{false};
 };
 
