@@ -169,6 +169,41 @@ outcome<std::optional<synthesized_twin>> newest_synthesized(sql_runner& db, std:
     return std::optional<synthesized_twin>(synthesized_twin{r->int64(0, 0), r->int64(0, 1)});
 }
 
+outcome<bool> link_settled_twin(sql_runner& db, std::int64_t id,
+                                const event_store::entity_updated_reader& entity_updated)
+{
+    if (!entity_updated) {
+        return false;
+    }
+    auto row = db.run(R"sql(
+SELECT type, entity_id, body FROM events
+WHERE id = ?1 AND source = 'callback' AND entity_id IS NOT NULL AND twin_of IS NULL)sql",
+                      std::array<sql_value, 1>{id});
+    if (!row) {
+        return row.error();
+    }
+    if (row->rows.empty()) {
+        return false;
+    }
+    auto twin = newest_synthesized(db, row->text(0, 0), row->int64(0, 1));
+    if (!twin) {
+        return twin.error();
+    }
+    if (!*twin) {
+        return false;
+    }
+    const auto updated = entity_updated(row->text(0, 2));
+    if (!updated || *updated > (*twin)->entity_updated_at_us) {
+        return false;
+    }
+    auto linked = db.run("UPDATE events SET twin_of = ?2, entity_updated_at_us = ?3 WHERE id = ?1",
+                         std::array<sql_value, 3>{id, (*twin)->id, *updated});
+    if (!linked) {
+        return linked.error();
+    }
+    return true;
+}
+
 outcome<std::vector<newest_event>> newest_events(sql_runner& db, std::string_view type,
                                                  std::span<const std::int64_t> entity_ids)
 {

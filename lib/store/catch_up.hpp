@@ -10,7 +10,8 @@
 // A callback stored later whose Entity's lastUpdated is not newer than a synthesized event of
 // the same (type, entity id) is its twin: it is stored (status as verified, source callback)
 // with twin_of = the synthesized row's id, and is neither forwarded nor given a feed position:
-// consumers see the synthesized event only, once.
+// consumers see the synthesized event only, once. A callback stored pending (key server down)
+// is held to the same rule when it is settled verified.
 #pragma once
 
 #include "store/event_store.hpp"

@@ -16,6 +16,7 @@
 #include "core/log.hpp"
 #include "core/time.hpp"
 #include "store/detail/backends.hpp"
+#include "store/detail/catch_up.hpp"
 #include "store/detail/outbox.hpp"
 #include "store/detail/postgres_record.hpp"
 #include "store/detail/postgres_schema.hpp"
@@ -518,7 +519,13 @@ outcome<void> postgres_writer::execute(const status_job& j)
             return fail(r.error());
         }
         if (u.status == event_status::verified && r->affected() == 1) {
-            forwardable_.push_back(u.id);
+            auto twin = catch_up::link_settled_twin(runner_, u.id, entity_updated);
+            if (!twin) {
+                return twin.error();
+            }
+            if (!*twin) {
+                forwardable_.push_back(u.id);
+            }
         }
     }
     return {};

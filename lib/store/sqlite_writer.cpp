@@ -755,7 +755,13 @@ int sqlite_writer::execute(const status_job& j)
             return rc;
         }
         if (u.status == event_status::verified && sqlite3_changes64(db_.handle()) == 1) {
-            forwardable_.push_back(u.id);
+            auto twin = catch_up::link_settled_twin(runner_, u.id, entity_updated);
+            if (!twin) {
+                return SQLITE_ERROR; // sqlite3_errmsg() names what failed
+            }
+            if (!*twin) {
+                forwardable_.push_back(u.id);
+            }
         }
     }
     return SQLITE_OK;

@@ -42,6 +42,13 @@ LIMIT 1)sql";
 outcome<std::optional<synthesized_twin>> newest_synthesized(sql_runner& db, std::string_view type,
                                                             std::int64_t entity_id);
 
+// A pending (or failed) callback row just settled verified: when a synthesized event of its
+// (type, entity id) is not older than its Entity, the row becomes that event's twin (twin_of,
+// entity_updated_at_us set) and the caller must not make it forwardable. True when linked.
+// The same rule as a callback stored verified (the writers' find_twin), applied later.
+outcome<bool> link_settled_twin(sql_runner& db, std::int64_t id,
+                                const event_store::entity_updated_reader& entity_updated);
+
 outcome<std::vector<newest_event>> newest_events(sql_runner& db, std::string_view type,
                                                  std::span<const std::int64_t> entity_ids);
 outcome<std::vector<std::int64_t>> known_entities(sql_runner& db, std::string_view type);

@@ -1228,6 +1228,51 @@ TEST_P(StoreConformance, ACallbackTwinningASynthesizedEventIsKeptButNotForwarded
     EXPECT_EQ(row->twin_of, synth_id);
 }
 
+// Manage's callback of a change catch-up already synthesized arrives while the key server is
+// down: stored pending, then settled verified by the re-verifier. It is a twin then too.
+TEST_P(StoreConformance, APendingCallbackSettledVerifiedLaterIsLinkedToItsTwin)
+{
+    auto store = open_store();
+    ASSERT_TRUE(store);
+    store->set_entity_updated_reader(read_last_updated);
+    ASSERT_TRUE(sync_destinations(*store, {route("all")}));
+    ASSERT_TRUE(synthesize(*store, {synthesized(42, 1000)}));
+    auto db = open_db(db_access::read_only);
+    ASSERT_TRUE(db);
+    auto synth_row = db->list(filter_of([](event_filter& f) { f.source = event_source::catch_up; }));
+    ASSERT_EQ(synth_row->size(), 1u);
+    const std::int64_t synth_id = synth_row->front().id;
+
+    auto late = callback_of("late", 42, 1000);
+    late.status = event_status::pending;
+    auto newer = callback_of("newer", 42, 2000);
+    newer.status = event_status::pending;
+    auto stored_late = insert(*store, late);
+    auto stored_newer = insert(*store, newer);
+    ASSERT_TRUE(stored_late && stored_newer);
+    EXPECT_TRUE(db->deliveries_of(stored_late->id)->empty());
+    ASSERT_TRUE(update_status(*store, {{stored_late->id, event_status::verified, "", 0, event_status::pending},
+                                       {stored_newer->id, event_status::verified, "", 0, event_status::pending}}));
+
+    auto t = db->get(stored_late->id);
+    ASSERT_TRUE(t && *t);
+    EXPECT_EQ((*t)->record.status, event_status::verified);
+    EXPECT_EQ((*t)->record.twin_of, synth_id);
+    EXPECT_EQ((*t)->record.entity_updated_at_us, 1000);
+    EXPECT_TRUE(db->deliveries_of(stored_late->id)->empty());
+    auto n = db->get(stored_newer->id);
+    ASSERT_TRUE(n && *n);
+    EXPECT_EQ((*n)->record.twin_of, std::nullopt);
+    EXPECT_EQ(db->deliveries_of(stored_newer->id)->size(), 1u);
+    auto feed = db->feed(0, 10);
+    ASSERT_TRUE(feed);
+    std::vector<std::int64_t> fed;
+    for (const auto& p : *feed) {
+        fed.push_back(p.event_id);
+    }
+    EXPECT_EQ(fed, (std::vector<std::int64_t>{synth_id, stored_newer->id}));
+}
+
 TEST_P(StoreConformance, NewestEventsAndKnownEntitiesSkipFailedRows)
 {
     auto store = open_store();
