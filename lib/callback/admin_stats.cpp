@@ -1,9 +1,7 @@
-// Design: the buckets are counted from the store's ordinary list and rejection queries (the
-// indexed received-time range, summaries without bodies), page by page on the admin database
-// worker, so the store needs no query of its own for the overview and both backends give the
-// same answer. The work is bounded: at most max_rows rows of each kind are counted (the
-// answer then says "truncated"), and at most max_series names per chart, the rest summed
-// under "other" (types and reasons come from untrusted requests).
+// Design: the buckets are counted by the database (event_db::counts_in_window, one GROUP BY
+// per chart over the indexed received-time range) on the admin database worker, so a busy
+// window costs three small result sets, not its rows. At most max_series names per chart are
+// shown, the rest summed under "other" (types and reasons come from untrusted requests).
 #include "callback/detail/admin_stats.hpp"
 
 #include "callback/detail/admin_db.hpp"
@@ -24,8 +22,6 @@ namespace cwhook::callback::detail {
 
 namespace {
 
-constexpr std::size_t page_rows = 5000;
-constexpr std::size_t max_rows = 200'000;
 constexpr std::size_t max_series = 8;
 
 using series = std::map<std::string, std::vector<std::int64_t>, std::less<>>;
@@ -43,7 +39,6 @@ struct stats_result {
     std::int64_t rejections = 0;
     std::int64_t pending = 0;
     std::int64_t failed = 0;
-    bool truncated = false;
 };
 
 struct stats_query {
@@ -53,67 +48,36 @@ struct stats_query {
     std::size_t buckets = 0;
 };
 
-void add(series& s, std::string_view name, std::size_t bucket, std::size_t buckets)
+// Adds one database row (bucket index, name, count); an index outside the window (a clock
+// step between the query and now) goes to the nearest end.
+void add(series& s, const store::bucket_count& row, std::size_t buckets)
 {
+    const std::string_view name = row.key.empty() ? std::string_view("(none)") : std::string_view(row.key);
     auto it = s.find(name);
     if (it == s.end()) {
         it = s.emplace(std::string(name), std::vector<std::int64_t>(buckets, 0)).first;
     }
-    ++it->second[bucket];
+    const auto b = std::clamp<std::int64_t>(row.bucket, 0, static_cast<std::int64_t>(buckets) - 1);
+    it->second[static_cast<std::size_t>(b)] += row.count;
 }
 
 store::db_result<stats_result> count_window(store::event_db& db, const stats_query& q)
 {
     stats_result out;
-    const auto bucket_of = [&q](std::int64_t at_us) {
-        const auto b = (at_us - q.start_us) / q.bucket_us;
-        return static_cast<std::size_t>(std::clamp<std::int64_t>(b, 0, static_cast<std::int64_t>(q.buckets) - 1));
-    };
-    store::event_filter f;
-    f.since_us = q.start_us;
-    f.until_us = q.end_us;
-    f.limit = page_rows;
-    for (;;) {
-        auto rows = db.list(f, store::scan_order::oldest_first);
-        if (!rows) {
-            return rows.error();
-        }
-        for (const auto& r : *rows) {
-            const auto b = bucket_of(r.received_at_us);
-            add(out.by_type, r.type.empty() ? std::string_view("(none)") : std::string_view(r.type), b, q.buckets);
-            add(out.by_status, store::to_string(r.status), b, q.buckets);
-        }
-        out.events += static_cast<std::int64_t>(rows->size());
-        if (rows->size() < page_rows) {
-            break;
-        }
-        if (static_cast<std::size_t>(out.events) >= max_rows) {
-            out.truncated = true;
-            break;
-        }
-        f.after = store::event_cursor{rows->back().received_at_us, rows->back().id};
+    auto counts = db.counts_in_window(q.start_us, q.end_us, q.bucket_us);
+    if (!counts) {
+        return counts.error();
     }
-    store::rejection_filter rf;
-    rf.since_us = q.start_us;
-    rf.until_us = q.end_us;
-    rf.limit = page_rows;
-    for (;;) {
-        auto rows = db.rejections(rf);
-        if (!rows) {
-            return rows.error();
-        }
-        for (const auto& r : *rows) {
-            add(out.by_reason, r.record.reason, bucket_of(r.record.received_at_us), q.buckets);
-        }
-        out.rejections += static_cast<std::int64_t>(rows->size());
-        if (rows->size() < page_rows) {
-            break;
-        }
-        if (static_cast<std::size_t>(out.rejections) >= max_rows) {
-            out.truncated = true;
-            break;
-        }
-        rf.before_id = rows->back().id;
+    for (const auto& row : counts->by_type) {
+        add(out.by_type, row, q.buckets);
+    }
+    for (const auto& row : counts->by_status) {
+        add(out.by_status, row, q.buckets);
+        out.events += row.count;
+    }
+    for (const auto& row : counts->by_reason) {
+        add(out.by_reason, row, q.buckets);
+        out.rejections += row.count;
     }
     for (const auto st : {store::event_status::pending, store::event_status::failed}) {
         store::event_filter one;
@@ -211,7 +175,7 @@ boost::asio::awaitable<http::response> serve_stats(store::db_worker* db, http::r
     append_series(body, s.by_status);
     body += fmt::format(R"(}},"rejections":{{"total":{},"by_reason":)", s.rejections);
     append_series(body, s.by_reason);
-    body += fmt::format(R"(}},"pending":{},"failed":{},"truncated":{}}})", s.pending, s.failed, s.truncated);
+    body += fmt::format(R"(}},"pending":{},"failed":{}}})", s.pending, s.failed);
     co_return http::json_response(200, std::move(body), v);
 }
 

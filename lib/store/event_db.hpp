@@ -101,6 +101,21 @@ struct event_stats {
     std::vector<count_row> by_day;     // "YYYY-MM-DD" (UTC), oldest first
 };
 
+// One window of time cut in equal buckets (the console's overview charts): rows of (bucket
+// index, key, count), bucket index = (received_at_us - start) / bucket width; counted by the
+// database (GROUP BY), so a busy window costs no rows copied out.
+struct bucket_count {
+    std::int64_t bucket = 0;
+    std::string key;
+    std::int64_t count = 0;
+};
+
+struct window_counts {
+    std::vector<bucket_count> by_type;   // events
+    std::vector<bucket_count> by_status; // events
+    std::vector<bucket_count> by_reason; // rejections
+};
+
 struct import_outcome {
     std::int64_t inserted = 0;
     std::int64_t duplicates = 0;  // a row with the same dedupe_key existed; left as it was
@@ -161,6 +176,9 @@ public:
     virtual db_result<std::int64_t> count_older(std::int64_t cutoff_us, std::optional<event_status> status) = 0;
 
     virtual db_result<event_stats> stats(std::optional<std::int64_t> since_us) = 0;
+    // Events and rejections received in [start_us, end_us), counted per bucket of bucket_us (> 0).
+    virtual db_result<window_counts> counts_in_window(std::int64_t start_us, std::int64_t end_us,
+                                                      std::int64_t bucket_us) = 0;
 
     virtual db_result<void> record_replay(const replay_attempt& a) = 0;
 

@@ -137,6 +137,8 @@ public:
     }
 
     db_result<event_stats> stats(std::optional<std::int64_t> since_us) override;
+    db_result<window_counts> counts_in_window(std::int64_t start_us, std::int64_t end_us,
+                                              std::int64_t bucket_us) override;
     db_result<void> record_replay(const replay_attempt& a) override;
     db_result<bool> settle(const status_update& u) override;
 
@@ -424,6 +426,23 @@ db_result<event_stats> postgres_db::stats(std::optional<std::int64_t> since_us)
     out.by_day = std::move(*days);
     for (const auto& r : out.by_status) {
         out.total += r.count;
+    }
+    return out;
+}
+
+db_result<window_counts> postgres_db::counts_in_window(std::int64_t start_us, std::int64_t end_us,
+                                                       std::int64_t bucket_us)
+{
+    window_counts out;
+    const auto q = window_sql(start_us, end_us, bucket_us, pgsql);
+    for (const auto& [sql, member] : q.queries) {
+        auto rows = collect<bucket_count>(sql, q.range.params, [](const pg::rows& r, int row) {
+            return bucket_count{r.int64(row, 0), r.text(row, 1), r.int64(row, 2)};
+        });
+        if (!rows) {
+            return failure_text{rows.error()};
+        }
+        out.*member = std::move(*rows);
     }
     return out;
 }

@@ -4,6 +4,7 @@
 #include "store/event_fields.hpp"
 
 #include <fmt/format.h>
+#include <tuple>
 
 namespace cwhook::store::detail {
 
@@ -198,6 +199,24 @@ stats_statements stats_sql(std::optional<std::int64_t> since_us, dialect d)
     }
     out.by_day =
         fmt::format("SELECT received_at_us / 86400000000, count(*) FROM events{} GROUP BY 1 ORDER BY 1", out.since.sql);
+    return out;
+}
+
+window_statements window_sql(std::int64_t start_us, std::int64_t end_us, std::int64_t bucket_us, dialect d)
+{
+    window_statements out{where_clause(d), {}};
+    out.range.add("received_at_us >= ?", {start_us});
+    out.range.add("received_at_us < ?", {end_us});
+    // Two numbers of ours (never request text) written into the statement: the range's
+    // placeholders are numbered by where_clause.
+    const auto bucket = fmt::format("(received_at_us - {}) / {}", start_us, bucket_us);
+    for (auto [table, column, member] : {std::tuple{"events", "type", &window_counts::by_type},
+                                         std::tuple{"events", "status", &window_counts::by_status},
+                                         std::tuple{"rejections", "reason", &window_counts::by_reason}}) {
+        out.queries.emplace_back(fmt::format("SELECT {0}, COALESCE({1}, ''), count(*) FROM {2}{3} GROUP BY 1, 2",
+                                             bucket, column, table, out.range.sql),
+                                 member);
+    }
     return out;
 }
 

@@ -145,6 +145,8 @@ public:
                                   std::size_t batch) override;
     db_result<std::int64_t> count_older(std::int64_t cutoff_us, std::optional<event_status> status) override;
     db_result<event_stats> stats(std::optional<std::int64_t> since_us) override;
+    db_result<window_counts> counts_in_window(std::int64_t start_us, std::int64_t end_us,
+                                              std::int64_t bucket_us) override;
     db_result<void> record_replay(const replay_attempt& a) override;
     db_result<bool> settle(const status_update& u) override;
     db_result<std::vector<stored_rejection>> rejections(const rejection_filter& f) override;
@@ -458,6 +460,22 @@ db_result<event_stats> sqlite_db::stats(std::optional<std::int64_t> since_us)
     out.by_day = std::move(*days);
     for (const auto& r : out.by_status) {
         out.total += r.count;
+    }
+    return out;
+}
+
+db_result<window_counts> sqlite_db::counts_in_window(std::int64_t start_us, std::int64_t end_us, std::int64_t bucket_us)
+{
+    window_counts out;
+    const auto q = window_sql(start_us, end_us, bucket_us, lite);
+    for (const auto& [sql, member] : q.queries) {
+        auto rows = collect<bucket_count>(sql, q.range.params, [](const sqlite::statement& s) {
+            return bucket_count{s.column_int64(0), std::string(s.column_text(1)), s.column_int64(2)};
+        });
+        if (!rows) {
+            return failure_text{rows.error()};
+        }
+        out.*member = std::move(*rows);
     }
     return out;
 }

@@ -228,10 +228,21 @@ TEST_F(Console, StatsCountTheWindowInBuckets)
         c.headers.emplace_back("Content-Type", "application/json");
         ASSERT_EQ(send(app.http(), c).status, 200);
     }
+    // Two forgeries: refused, counted under their reason.
+    for (std::int64_t id = 4; id <= 5; ++id) {
+        auto c = signed_call(make_payload(keys.url(), id, fmt::format("msg-{}", id)), "not-the-key");
+        c.headers.emplace_back("Content-Type", "application/json");
+        ASSERT_EQ(send(app.http(), c).status, 401);
+    }
     const auto ep = admin_ep(app);
     auto c = call("GET", "/api/stats?window=1h");
     c.headers.emplace_back("Authorization", "Bearer " + std::string(app.get().admin_token()));
-    const auto r = send(ep, c);
+    // Rejections are recorded behind their answer: wait for both.
+    http_result r;
+    EXPECT_TRUE(eventually([&] {
+        r = send(ep, c);
+        return r.body.find(R"("rejections":{"total":2,)") != std::string::npos;
+    }));
     ASSERT_EQ(r.status, 200) << r.body;
     EXPECT_NE(r.body.find(R"("window_s":3600,"bucket_s":60,)"), std::string::npos) << r.body;
     EXPECT_NE(r.body.find(R"("events":{"total":3,)"), std::string::npos) << r.body;
@@ -251,6 +262,9 @@ TEST_F(Console, StatsCountTheWindowInBuckets)
     }
     EXPECT_EQ(buckets, 60u);
     EXPECT_EQ(total, 3);
+    EXPECT_NE(r.body.find(R"("by_type":{"ticket":[)"), std::string::npos) << r.body;
+    EXPECT_NE(r.body.find(R"("rejections":{"total":2,"by_reason":{"bad_signature":[)"), std::string::npos) << r.body;
+    EXPECT_NE(r.body.find(R"("pending":0,"failed":0})"), std::string::npos) << r.body;
     c.target = "/api/stats?window=2h";
     EXPECT_EQ(send(ep, c).status, 400);
 }

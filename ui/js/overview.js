@@ -138,7 +138,7 @@ export function renderOverview(ctx) {
       return;
     }
     if (!ctx.alive()) return;
-    state.replaceChildren(stats.truncated ? stateLine('Counted the first 200000 rows of the window only.', 'error') : '');
+    state.replaceChildren();
     const ds = dests.destinations || [];
     const ack = (metrics.cwhook_http_request_duration_seconds_bucket || []).filter((r) => r.labels.route === '/callbacks');
     const oldest = ds.reduce((a, d) => (d.oldest_undelivered_age_s == null ? a : Math.max(a ?? 0, d.oldest_undelivered_age_s)), null);

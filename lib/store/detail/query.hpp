@@ -82,6 +82,14 @@ struct stats_statements {
 };
 stats_statements stats_sql(std::optional<std::int64_t> since_us, dialect d);
 
+// event_db::counts_in_window's statements, each bound with range.params: (bucket, key, count)
+// rows by event type, by event status and by rejection reason.
+struct window_statements {
+    where_clause range;
+    std::vector<std::pair<std::string, std::vector<bucket_count> window_counts::*>> queries;
+};
+window_statements window_sql(std::int64_t start_us, std::int64_t end_us, std::int64_t bucket_us, dialect d);
+
 // "YYYY-MM-DD" of a day number since the epoch (UTC).
 std::string day_of(std::int64_t day_number);
 

@@ -403,6 +403,46 @@ TEST_P(StoreConformance, EveryFilterSelectsTheSameRows)
     EXPECT_EQ(stats->by_day[0].key, "2023-11-14");
 }
 
+TEST_P(StoreConformance, WindowCountsAreGroupedByBucket)
+{
+    auto store = open_store();
+    ASSERT_TRUE(store);
+    constexpr std::int64_t bucket = 1000;
+    // Buckets of [t0, t0 + 3000): two events in the first, one pending in the third; one event
+    // before the window and one at its end are not counted.
+    ASSERT_TRUE(insert(*store, make_event("a", t0)));
+    ASSERT_TRUE(insert(*store, make_event("b", t0 + 999)));
+    auto c = make_event("c", t0 + 2500, event_status::pending);
+    c.type = "company";
+    ASSERT_TRUE(insert(*store, c));
+    ASSERT_TRUE(insert(*store, make_event("before", t0 - 1)));
+    ASSERT_TRUE(insert(*store, make_event("after", t0 + 3000)));
+    for (const std::int64_t at : {t0 + 1000, t0 + 1001, t0 + 3000}) {
+        rejection_record r;
+        r.received_at_us = at;
+        r.http_status = 401;
+        r.reason = "bad_signature";
+        ASSERT_TRUE(store->submit_rejection(r));
+    }
+    ASSERT_TRUE(probe(*store));
+    auto db = open_db(db_access::read_only);
+    ASSERT_TRUE(db);
+    auto w = db->counts_in_window(t0, t0 + 3000, bucket);
+    ASSERT_TRUE(w) << w.error();
+    const auto rows = [](std::vector<bucket_count> v) {
+        std::vector<std::tuple<std::int64_t, std::string, std::int64_t>> out;
+        for (auto& r : v) {
+            out.emplace_back(r.bucket, std::move(r.key), r.count);
+        }
+        std::sort(out.begin(), out.end());
+        return out;
+    };
+    using row = std::tuple<std::int64_t, std::string, std::int64_t>;
+    EXPECT_EQ(rows(w->by_type), (std::vector<row>{{0, "ticket", 2}, {2, "company", 1}}));
+    EXPECT_EQ(rows(w->by_status), (std::vector<row>{{0, "verified", 2}, {2, "pending", 1}}));
+    EXPECT_EQ(rows(w->by_reason), (std::vector<row>{{1, "bad_signature", 2}}));
+}
+
 TEST_P(StoreConformance, PendingClaimsAreExclusiveUntilTheLeaseEnds)
 {
     s_.claim_lease = 60s;
