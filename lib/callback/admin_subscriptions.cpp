@@ -4,7 +4,8 @@
 // subscription changed in Manage (or a prune box ticked elsewhere) between looking and
 // confirming makes the apply fail with 409 instead of doing what nobody saw. The token buys no
 // new reach: only the configuration's subscriptions can be created, and only entries pointing
-// at this receiver can be deleted (make_plan's rule).
+// at this receiver can be deleted (make_plan's rule). Looking is cheap for Manage: the view
+// reuses a listing for 2 s, while an apply always lists afresh.
 #include "callback/detail/admin_subscriptions.hpp"
 
 #include "core/json_string.hpp"
@@ -82,6 +83,34 @@ void admin_subscriptions::record(const manage::plan& p, const std::vector<manage
     gauges_.inactive.set(inactive);
 }
 
+net::awaitable<manage::outcome<std::vector<manage::callback>>> admin_subscriptions::list_for_view()
+{
+    {
+        std::lock_guard lock(listing_mutex_);
+        if (listing_ && std::chrono::steady_clock::now() - listing_->at < listing_reuse) {
+            co_return listing_->entries;
+        }
+    }
+    const manage::conditions everything;
+    auto fresh = co_await api_->list_callbacks(everything);
+    if (fresh) {
+        remember(*fresh);
+    }
+    co_return fresh;
+}
+
+void admin_subscriptions::remember(const std::vector<manage::callback>& entries)
+{
+    std::lock_guard lock(listing_mutex_);
+    listing_ = listing{std::chrono::steady_clock::now(), entries};
+}
+
+void admin_subscriptions::forget()
+{
+    std::lock_guard lock(listing_mutex_);
+    listing_.reset();
+}
+
 net::awaitable<http::response> admin_subscriptions::show(http::request& req)
 {
     const unsigned v = req.msg.version();
@@ -110,8 +139,7 @@ net::awaitable<http::response> admin_subscriptions::show(http::request& req)
                                 {"plan", value::make_array({})}});
         co_return http::json_response(200, json::serialize(answer), v);
     }
-    const manage::conditions everything;
-    auto actual = co_await api_->list_callbacks(everything);
+    auto actual = co_await list_for_view();
     if (!actual) {
         co_return http::error_response(502, "manage_unavailable", actual.error().message, v);
     }
@@ -168,6 +196,7 @@ net::awaitable<http::response> admin_subscriptions::sync(http::request& req)
     if (!actual) {
         co_return http::error_response(502, "manage_unavailable", actual.error().message, v);
     }
+    remember(*actual);
     const auto p = manage::make_plan(desired_, *actual, prune);
     record(p, {});
     if (manage::plan_digest(p) != shown) {
@@ -177,6 +206,7 @@ net::awaitable<http::response> admin_subscriptions::sync(http::request& req)
                                        v);
     }
     const auto results = co_await manage::apply_plan(*api_, p);
+    forget();
     record(p, results);
     const auto rows = manage::report_rows(p, results);
     const auto report = manage::report_json(rows, false, prune);

@@ -206,6 +206,11 @@ description = "companies to cwhook"
         assert statuses == [200], f"delivery not stored: {answer}"
         return answer
 
+    def manage_requests(self, route):
+        """How many requests of one route (callbacks_list, ...) the emulator has answered."""
+        with urllib.request.urlopen(f"{self.emulator_url}/_emulator/state", context=self.tls, timeout=60) as r:
+            return json.loads(r.read())["requests"].get(route, 0)
+
     def cli(self, *args):
         """Runs `cwhook <args> --config <the test's config>`; returns its stdout (fails on exit != 0)."""
         r = subprocess.run([self.binary, *args, "--config", self.config], capture_output=True, text=True,

@@ -14,6 +14,9 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <atomic>
+#include <chrono>
+#include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -39,6 +42,20 @@ public:
 
 private:
     void record(const manage::plan& p, const std::vector<manage::applied>& results);
+    // The view's listing of Manage's callbacks: reused for listing_reuse, so that reloads and
+    // scripts polling the view cost Manage at most one list per interval. An apply always
+    // lists afresh (that listing then serves the view) and forgets it once it changed Manage.
+    boost::asio::awaitable<manage::outcome<std::vector<manage::callback>>> list_for_view();
+    void remember(const std::vector<manage::callback>& entries);
+    void forget();
+
+    static constexpr std::chrono::seconds listing_reuse{2};
+    struct listing {
+        std::chrono::steady_clock::time_point at;
+        std::vector<manage::callback> entries;
+    };
+    std::mutex listing_mutex_;
+    std::optional<listing> listing_; // guarded by listing_mutex_
 
     manage::api* api_;
     std::vector<manage::subscription> desired_;
