@@ -175,8 +175,9 @@ outcome<bool> link_settled_twin(sql_runner& db, std::int64_t id,
     if (!entity_updated) {
         return false;
     }
+    // The body is read only when a synthesized event of the row's (type, entity id) exists.
     auto row = db.run(R"sql(
-SELECT type, entity_id, body FROM events
+SELECT type, entity_id FROM events
 WHERE id = ?1 AND source = 'callback' AND entity_id IS NOT NULL AND twin_of IS NULL)sql",
                       std::array<sql_value, 1>{id});
     if (!row) {
@@ -192,7 +193,11 @@ WHERE id = ?1 AND source = 'callback' AND entity_id IS NOT NULL AND twin_of IS N
     if (!*twin) {
         return false;
     }
-    const auto updated = entity_updated(row->text(0, 2));
+    auto body = db.run("SELECT body FROM events WHERE id = ?1", std::array<sql_value, 1>{id});
+    if (!body) {
+        return body.error();
+    }
+    const auto updated = body->rows.empty() ? std::nullopt : entity_updated(body->text(0, 0));
     if (!updated || *updated > (*twin)->entity_updated_at_us) {
         return false;
     }
