@@ -166,8 +166,11 @@ struct key_cache::state {
     mutable std::mutex mutex;
     std::unordered_map<std::string, entry> entries;  // guarded by mutex
     // Most recently used first, in two lists: entries holding a good key, and the rest
-    // (failures, lookups that never got a fetch). Eviction empties the second first, so
-    // invented ids, however many, only ever push out each other. Guarded by mutex.
+    // (failures, lookups that never got a fetch). A new lookup only pushes out idle entries of
+    // the second list; a good key is pushed out only by another good key, when its fetch
+    // succeeds. So invented ids, however many and however many at once, only ever push out
+    // each other. Entries whose fetch is in flight are never evicted: the bound may be
+    // exceeded by them for as long as they run. Guarded by mutex.
     std::list<std::string> keyed;
     std::list<std::string> other;
     std::unordered_map<std::string, budget> budgets;  // per key host; guarded by mutex
@@ -190,6 +193,19 @@ struct key_cache::state {
         }
     }
 
+    std::size_t bound() const { return std::max<std::size_t>(cfg.key_cache_entries, 1); }
+
+    // Back within the bound after `key`'s fetch settled: idle entries without a key go first;
+    // entries with one only for a key just fetched. Mutex held.
+    void trim(const std::string& key, bool got_key)
+    {
+        while (entries.size() > bound()) {
+            if (!evict_one(other, &key) && !(got_key && evict_one(keyed, &key))) {
+                break;
+            }
+        }
+    }
+
     double rate() const { return static_cast<double>(std::max<std::size_t>(cfg.key_fetch_rate, 1)); }
     double burst() const { return rate(); }
 
@@ -203,14 +219,15 @@ struct key_cache::state {
         list_of(e).splice(list_of(e).begin(), from, e.lru);
     }
 
-    // Drops the least recently used idle entry of `l`; false when there is none. Mutex held.
-    bool evict_one(std::list<std::string>& l)
+    // Drops the least recently used idle entry of `l` but `spare`; false when there is none.
+    // Mutex held.
+    bool evict_one(std::list<std::string>& l, const std::string* spare = nullptr)
     {
         for (auto victim = l.end(); victim != l.begin();) {
             --victim;
             const auto found = entries.find(*victim);
-            if (found->second.fetching) {
-                continue;  // its fetch completes into it
+            if (found->second.fetching || (spare != nullptr && *victim == *spare)) {
+                continue; // its fetch completes into it, or it is the one just settled
             }
             entries.erase(found);
             l.erase(victim);
@@ -228,10 +245,7 @@ struct key_cache::state {
             place(it->second);
             return it->second;
         }
-        while (entries.size() >= std::max<std::size_t>(cfg.key_cache_entries, 1)) {
-            if (!evict_one(other) && !evict_one(keyed)) {
-                break;
-            }
+        while (entries.size() >= bound() && evict_one(other)) {
         }
         other.push_front(key);
         auto& e = entries[key];
@@ -339,6 +353,7 @@ struct key_cache::state {
             }
             place(e);
             waiters.swap(e.waiters);
+            trim(key, e.has_key);
         }
         for (auto& w : waiters) {
             w(out);

@@ -211,6 +211,43 @@ TEST_F(KeyCache, FailuresNeverEvictAGoodKey)
     EXPECT_LE(c->size(), 3u);
 }
 
+// Invented ids waiting for their fetch at the same moment (a flood, the budget spent) do not
+// push a good key out either: only a key fetched with success can.
+TEST_F(KeyCache, LookupsInFlightNeverEvictAGoodKey)
+{
+    cfg.key_cache_entries = 2;
+    cfg.key_fetch_rate = 1000;
+    cfg.key_fetch_concurrency = 16;
+    auto c = make();
+    get(*c, target("genuine"));
+    answer = errc::key_unavailable;
+    hold_fetches();
+    std::vector<key_target> targets;
+    for (int i = 0; i < 4; ++i) {
+        targets.push_back(target("forged-" + std::to_string(i)));
+    }
+    std::vector<std::future<key_cache::lookup>> forged;
+    for (const auto& t : targets) {
+        hold = &*gate; // every forged fetch waits for release_fetches()
+        forged.push_back(spawn(c->get(t, now + 4s)));
+        settle();
+    }
+    EXPECT_EQ(fetches, 5);
+    const auto genuine = target("genuine");
+    auto looked = spawn(c->get(genuine, now + 4s)); // settle(), not run(): the fetches are held
+    settle();
+    ASSERT_EQ(looked.wait_for(0s), std::future_status::ready);
+    const auto r = looked.get();
+    EXPECT_TRUE(r.from_cache);
+    EXPECT_EQ(*r.key, digest_of(1));
+    release_fetches();
+    for (auto& f : forged) {
+        EXPECT_EQ(f.get().key.error(), errc::key_unavailable);
+    }
+    EXPECT_LE(c->size(), 2u); // back within the bound once the fetches are over
+    EXPECT_TRUE(get(*c, target("genuine")).from_cache);
+}
+
 TEST_F(KeyCache, FreshKeyWaitsForTheRefetchInterval)
 {
     cfg.key_refetch_interval = 1s;
