@@ -195,14 +195,15 @@ struct key_cache::state {
 
     std::size_t bound() const { return std::max<std::size_t>(cfg.key_cache_entries, 1); }
 
-    // Back within the bound after `key`'s fetch settled: idle entries without a key go first;
-    // entries with one only for a key just fetched. Mutex held.
+    // Back towards the bound after `key`'s fetch settled: idle entries without a key go first;
+    // then, for a key just fetched, ONE entry with a key (it took one place). Never more: the
+    // bound may be exceeded by lookups in flight, and those must not cost good keys. Mutex held.
     void trim(const std::string& key, bool got_key)
     {
-        while (entries.size() > bound()) {
-            if (!evict_one(other, &key) && !(got_key && evict_one(keyed, &key))) {
-                break;
-            }
+        while (entries.size() > bound() && evict_one(other, &key)) {
+        }
+        if (got_key && entries.size() > bound()) {
+            evict_one(keyed, &key);
         }
     }
 

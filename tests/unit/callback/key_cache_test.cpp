@@ -212,13 +212,15 @@ TEST_F(KeyCache, FailuresNeverEvictAGoodKey)
 }
 
 // Invented ids waiting for their fetch at the same moment (a flood, the budget spent) do not
-// push a good key out either: only a key fetched with success can.
+// push a good key out either: only a key fetched with success can, and one key pushes out
+// one, however far the lookups in flight hold the cache above its bound.
 TEST_F(KeyCache, LookupsInFlightNeverEvictAGoodKey)
 {
-    cfg.key_cache_entries = 2;
+    cfg.key_cache_entries = 3;
     cfg.key_fetch_rate = 1000;
     cfg.key_fetch_concurrency = 16;
     auto c = make();
+    get(*c, target("old"));
     get(*c, target("genuine"));
     answer = errc::key_unavailable;
     hold_fetches();
@@ -232,20 +234,34 @@ TEST_F(KeyCache, LookupsInFlightNeverEvictAGoodKey)
         forged.push_back(spawn(c->get(t, now + 4s)));
         settle();
     }
-    EXPECT_EQ(fetches, 5);
+    EXPECT_EQ(fetches, 6);
+    // settle(), not run(), from here: the forged fetches are held.
+    const auto lookup_now = [&](const key_target& t) {
+        auto f = spawn(c->get(t, now + 4s));
+        settle();
+        EXPECT_EQ(f.wait_for(0s), std::future_status::ready);
+        return f.get();
+    };
     const auto genuine = target("genuine");
-    auto looked = spawn(c->get(genuine, now + 4s)); // settle(), not run(): the fetches are held
-    settle();
-    ASSERT_EQ(looked.wait_for(0s), std::future_status::ready);
-    const auto r = looked.get();
+    const auto r = lookup_now(genuine);
     EXPECT_TRUE(r.from_cache);
     EXPECT_EQ(*r.key, digest_of(1));
+    // A new genuine key, fetched with success, takes the place of the least recently used one.
+    answer = digest_of(2);
+    const auto fresh_target = target("new");
+    EXPECT_EQ(*lookup_now(fresh_target).key, digest_of(2));
+    answer = errc::key_unavailable;
+    EXPECT_TRUE(lookup_now(genuine).from_cache);
+    const auto old = target("old");
+    EXPECT_GT(c->size(), 3u); // the forged lookups still hold it above its bound
     release_fetches();
     for (auto& f : forged) {
         EXPECT_EQ(f.get().key.error(), errc::key_unavailable);
     }
-    EXPECT_LE(c->size(), 2u); // back within the bound once the fetches are over
-    EXPECT_TRUE(get(*c, target("genuine")).from_cache);
+    EXPECT_LE(c->size(), 3u); // back within the bound once the fetches are over
+    EXPECT_TRUE(get(*c, genuine).from_cache);
+    EXPECT_TRUE(get(*c, fresh_target).from_cache);
+    EXPECT_FALSE(get(*c, old).from_cache);
 }
 
 TEST_F(KeyCache, FreshKeyWaitsForTheRefetchInterval)
