@@ -48,8 +48,8 @@ struct stats_query {
     std::size_t buckets = 0;
 };
 
-// Adds one database row (bucket index, name, count); an index outside the window (a clock
-// step between the query and now) goes to the nearest end.
+// Adds one database row (bucket index, name, count). The query's range makes every index fall
+// inside the window; the clamp only keeps a bad row from writing out of bounds.
 void add(series& s, const store::bucket_count& row, std::size_t buckets)
 {
     const std::string_view name = row.key.empty() ? std::string_view("(none)") : std::string_view(row.key);

@@ -1098,6 +1098,20 @@ event_record callback_of(std::string key, std::int64_t entity, std::int64_t last
     return ev;
 }
 
+// The event ids of the feed's first ten positions, in order.
+std::vector<std::int64_t> fed_ids(event_db& db)
+{
+    std::vector<std::int64_t> fed;
+    auto feed = db.feed(0, 10);
+    EXPECT_TRUE(feed) << feed.error();
+    if (feed) {
+        for (const auto& p : *feed) {
+            fed.push_back(p.event_id);
+        }
+    }
+    return fed;
+}
+
 // What the application reads from a body; here the test bodies' "lastUpdated":N.
 std::optional<std::int64_t> read_last_updated(std::string_view body)
 {
@@ -1253,13 +1267,7 @@ TEST_P(StoreConformance, ACallbackTwinningASynthesizedEventIsKeptButNotForwarded
     EXPECT_EQ(db->deliveries_of(newer->id)->size(), 1u);
     EXPECT_EQ(db->deliveries_of(other->id)->size(), 1u);
     // The feed: the synthesized event, the other entity's and the newer callback; no twin.
-    auto feed = db->feed(0, 10);
-    ASSERT_TRUE(feed);
-    std::vector<std::int64_t> fed;
-    for (const auto& p : *feed) {
-        fed.push_back(p.event_id);
-    }
-    EXPECT_EQ(fed, (std::vector<std::int64_t>{synth_id, other->id, newer->id}));
+    EXPECT_EQ(fed_ids(*db), (std::vector<std::int64_t>{synth_id, other->id, newer->id}));
     auto listed = db->list(filter_of([&](event_filter& f) { f.entity_id = 42; }));
     ASSERT_TRUE(listed);
     ASSERT_EQ(listed->size(), 3u);
@@ -1304,13 +1312,7 @@ TEST_P(StoreConformance, APendingCallbackSettledVerifiedLaterIsLinkedToItsTwin)
     ASSERT_TRUE(n && *n);
     EXPECT_EQ((*n)->record.twin_of, std::nullopt);
     EXPECT_EQ(db->deliveries_of(stored_newer->id)->size(), 1u);
-    auto feed = db->feed(0, 10);
-    ASSERT_TRUE(feed);
-    std::vector<std::int64_t> fed;
-    for (const auto& p : *feed) {
-        fed.push_back(p.event_id);
-    }
-    EXPECT_EQ(fed, (std::vector<std::int64_t>{synth_id, stored_newer->id}));
+    EXPECT_EQ(fed_ids(*db), (std::vector<std::int64_t>{synth_id, stored_newer->id}));
 }
 
 TEST_P(StoreConformance, NewestEventsAndKnownEntitiesSkipFailedRows)
