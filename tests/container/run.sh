@@ -251,6 +251,18 @@ post() { # url id [curl args...]: prints the HTTP status
     --data-binary "@$work/bodies/$id.json" "$url?recordId=$id" || true
 }
 
+wait_proxy() { # until Caddy answers on the published port with cwhook's /healthz behind it
+  # Healthy containers are not enough: Caddy may still be loading its certificate. A delivery
+  # Manage cannot connect for is never retried, so nothing is sent before this passes.
+  local t0=$SECONDS
+  until [ "$(curl -sS -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$work/ca.pem" \
+      "https://localhost:$https_port/healthz" 2>/dev/null)" = 200 ]; do
+    [ $((SECONDS - t0)) -lt 30 ] || fail "Caddy did not answer /healthz on 127.0.0.1:$https_port within 30s"
+    sleep 0.5
+  done
+  step "Caddy answers https://localhost:$https_port/healthz (cwhook behind it) after $((SECONDS - t0))s"
+}
+
 if [ $scale -eq 1 ]; then
   . tests/container/scale.sh
   step "PASSED in $((SECONDS - start))s"
@@ -293,6 +305,7 @@ wait_healthy() {
   step "HEALTHCHECK (cwhook healthcheck --ready) passes after $((SECONDS - t0))s"
 }
 wait_healthy
+wait_proxy
 
 user=$(podman top "$cwhook" huser user | awk 'NR==2 {print $1" "$2}')
 [ "$user" = "10001 cwhook" ] || fail "daemon runs as '$user', not 10001 cwhook"
@@ -366,7 +379,11 @@ burst() { # sequential signed deliveries through the proxy; records each acknowl
 : > "$work/acked.ids"
 burst &
 burst_pid=$!
-sleep 3
+# Mid-burst: once 50 deliveries are acknowledged (the burst has 400), however fast the machine.
+until [ "$(wc -l < "$work/acked.ids")" -ge 50 ]; do
+  kill -0 "$burst_pid" 2>/dev/null || { tail -5 "$work/burst.log"; fail "the burst ended before 50 acknowledgements"; }
+  sleep 0.05
+done
 t0=$(date +%s%N)
 podman stop -t "$stop_timeout" "$cwhook" >/dev/null 2>>"$work/podman.log"
 t1=$(date +%s%N)
@@ -397,6 +414,7 @@ step "every acknowledged callback is in the volume ($(wc -l < "$work/export3.jso
 podman volume exists "$volume" || fail "podman-compose down removed the volume"
 "${compose[@]}" up -d >"$work/compose-up2.log" 2>&1 || { cat "$work/compose-up2.log"; fail "podman-compose up (again)"; }
 wait_healthy
+wait_proxy
 export_events "$work/export4.jsonl"
 cmp -s <(sort "$work/export3.jsonl") <(sort "$work/export4.jsonl") || fail "events differ after the restart"
 python3 tests/container/payloads.py check "$work/export4.jsonl" "$work/bodies" "$work/via-proxy.ids" "$work/direct.ids" "$work/acked.ids" >/dev/null \

@@ -84,6 +84,7 @@ wait_healthy_named "$b" 60
 for c in "$a" "$b"; do
   [ "$(podman inspect -f '{{.RestartCount}}' "$c")" = 0 ] || fail "$c restarted while starting"
 done
+wait_proxy
 step "both replicas healthy after $((SECONDS - t0))s, started together, no restart (proxy on 127.0.0.1:$https_port)"
 
 # The password: only in the two secret files.
@@ -267,6 +268,7 @@ podman start "$a" "$b" >/dev/null 2>>"$work/podman.log"
 wait_healthy_named "$a" 60
 wait_healthy_named "$b" 60
 start_ms=$(ms_since "$t0")
+wait_proxy
 export_events "$a" "$work/export3.jsonl"
 python3 tests/container/payloads.py check --pending-ok "$work/export3.jsonl" "$work/bodies" "$work/spread.ids" \
   "$work/burst-acked.ids" "$work/pending.ids" "$work/after.ids" >/dev/null || fail "events lost across the replicas' stop and start"
