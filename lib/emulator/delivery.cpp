@@ -183,12 +183,14 @@ awaitable<void> deliver_one(emulator::impl* im, callback_entry sub, std::string 
             im->persist_locked();
         }
     }
+    // The error (connection refused, TLS handshake, timeout) says why a status 0 failed.
     log::info("delivery", {{"callback_id", r.callback_id},
                            {"url", r.url},
                            {"attempts", r.attempts},
                            {"status", r.status},
                            {"delivered", r.delivered ? "yes" : "no"},
-                           {"disabled", r.disabled ? "yes" : "no"}});
+                           {"disabled", r.disabled ? "yes" : "no"},
+                           {"error", r.error.empty() ? "-" : r.error}});
 
     join->results[index] = std::move(r);
     if (--join->left == 0) {
