@@ -94,6 +94,18 @@ error database::last_error(int code) const
     return error{code, db_ != nullptr ? sqlite3_errmsg(db_) : sqlite3_errstr(code)};
 }
 
+outcome<std::string> switch_to_wal(database& db, std::chrono::milliseconds timeout)
+{
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+        auto mode = db.query_text("PRAGMA journal_mode = WAL");
+        if (mode || (mode.error().code & 0xff) != SQLITE_BUSY || std::chrono::steady_clock::now() >= deadline) {
+            return mode;
+        }
+        sqlite3_sleep(5);
+    }
+}
+
 void database::close() noexcept
 {
     // close_v2 never fails for a valid handle; leftover statements would keep a zombie

@@ -10,6 +10,7 @@
 
 #include <boost/system/result.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -124,6 +125,12 @@ public:
 private:
     statement& stmt_;
 };
+
+// PRAGMA journal_mode = WAL; returns the mode now in force. Switching a database into WAL
+// upgrades a read lock to a write lock, which SQLite refuses at once (SQLITE_BUSY, the busy
+// handler not called) while another connection switches the same file: two daemons, or a
+// daemon and the CLI, opening a new database together. Retried until `timeout` has passed.
+outcome<std::string> switch_to_wal(database& db, std::chrono::milliseconds timeout);
 
 enum class begin_mode { deferred, immediate, exclusive };
 

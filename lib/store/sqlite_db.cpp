@@ -238,7 +238,7 @@ db_result<std::unique_ptr<event_db>> sqlite_db::open(const std::string& path, db
     sqlite3_busy_timeout(p->db.handle(), static_cast<int>(timeout_ms));
 
     if (access == db_access::read_write) {
-        auto mode = p->db.query_text("PRAGMA journal_mode = WAL");
+        auto mode = sqlite::switch_to_wal(p->db, busy_timeout);
         if (!mode) {
             return fail(path, mode.error());
         }

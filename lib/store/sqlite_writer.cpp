@@ -395,7 +395,7 @@ boost::system::result<void, std::string> configure(sqlite::database& conn, const
                                                                        std::numeric_limits<int>::max());
     sqlite3_busy_timeout(conn.handle(), static_cast<int>(timeout_ms));
 
-    auto mode = conn.query_text("PRAGMA journal_mode = WAL");
+    auto mode = sqlite::switch_to_wal(conn, s.busy_timeout);
     if (!mode) {
         return mode.error().message;
     }

@@ -1,10 +1,16 @@
 #include "store/sqlite.hpp"
+#include "support/temp_dir.hpp"
 
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <chrono>
+#include <future>
 #include <string>
+#include <thread>
 
 using namespace std::string_literals;
+using namespace std::chrono_literals;
 using cwhook::errc;
 namespace sqlite = cwhook::store::sqlite;
 
@@ -195,4 +201,62 @@ TEST(Sqlite, ResultCodesMapToProjectErrors)
     EXPECT_EQ(sqlite::to_errc(SQLITE_FULL), errc::storage_full);
     EXPECT_EQ(sqlite::to_errc(SQLITE_IOERR_WRITE), errc::storage_error);
     EXPECT_EQ(sqlite::to_errc(SQLITE_CONSTRAINT_UNIQUE), errc::storage_error);
+}
+
+// Two connections opening a new database together (two daemons, a daemon and the CLI) both
+// switch it to WAL. The switch upgrades a read lock to a write lock, and SQLite refuses that
+// upgrade at once while another connection holds the write lock, busy timeout or not.
+TEST(Sqlite, SwitchToWalWaitsForAnotherConnectionsWriteLock)
+{
+    cwhook::test::temp_dir dir;
+    const auto path = dir.file("new.db");
+    auto a = sqlite::database::open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE);
+    ASSERT_TRUE(a) << a.error().message;
+    ASSERT_TRUE(a->exec("CREATE TABLE t (a INTEGER)")); // still the default rollback journal
+    auto b = sqlite::database::open(path, SQLITE_OPEN_READWRITE);
+    ASSERT_TRUE(b) << b.error().message;
+    // Both wait for locks, as the daemon's connections do: a's COMMIT waits for b's read lock,
+    // which b lets go between its attempts.
+    sqlite3_busy_timeout(a->handle(), 60'000);
+    sqlite3_busy_timeout(b->handle(), 60'000);
+
+    auto held = sqlite::transaction::begin(*a, sqlite::begin_mode::immediate);
+    ASSERT_TRUE(held);
+    auto refused = sqlite::switch_to_wal(*b, 0ms);
+    ASSERT_FALSE(refused);
+    EXPECT_EQ(refused.error().code & 0xff, SQLITE_BUSY);
+
+    // a lets go once b has been refused again and is retrying (its second statement started).
+    struct attempts {
+        std::atomic<int> started{0};
+        std::atomic<bool> signalled{false};
+        std::promise<void> retrying;
+        void signal()
+        {
+            if (!signalled.exchange(true)) {
+                retrying.set_value();
+            }
+        }
+    } seen;
+    sqlite3_trace_v2(
+        b->handle(), SQLITE_TRACE_STMT,
+        [](unsigned, void* ctx, void*, void*) {
+            auto* s = static_cast<attempts*>(ctx);
+            if (++s->started == 2) {
+                s->signal();
+            }
+            return 0;
+        },
+        &seen);
+    std::thread release([&] {
+        seen.retrying.get_future().wait();
+        EXPECT_TRUE(held->commit());
+    });
+    auto mode = sqlite::switch_to_wal(*b, 60s);
+    seen.signal(); // it gave up without retrying: a lets go all the same
+    release.join();
+    sqlite3_trace_v2(b->handle(), 0, nullptr, nullptr);
+    ASSERT_TRUE(mode) << mode.error().message;
+    EXPECT_EQ(*mode, "wal");
+    EXPECT_GE(seen.started.load(), 2);
 }
