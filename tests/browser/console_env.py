@@ -33,9 +33,18 @@ def free_port():
 
 
 def wait_until(what, fn, timeout=10.0, interval=0.05):
+    """Calls fn until it returns something true. An element the page replaced between being
+    found and being read (a view redrawn after an answer) counts as not yet: read again."""
+    try:
+        from selenium.common.exceptions import StaleElementReferenceException as redrawn
+    except ImportError:  # the API-only helpers run without selenium too
+        redrawn = ()
     deadline = time.monotonic() + timeout
     while True:
-        value = fn()
+        try:
+            value = fn()
+        except redrawn:
+            value = None
         if value:
             return value
         if time.monotonic() > deadline:

@@ -25,13 +25,10 @@ def gauges(env):
 
 
 def state_cells(d):
-    from selenium.webdriver.common.by import By
-
-    out = {}
-    for tr in d.find_elements(By.CSS_SELECTOR, "#subs-body tr"):
-        cells = [td.text for td in tr.find_elements(By.TAG_NAME, "td")]
-        out[cells[3]] = (cells[0], cells[1])  # type -> (state, plan)
-    return out
+    # Read in one script, so a table the view redraws meanwhile is read whole or not at all.
+    rows = d.execute_script(
+        "return [...document.querySelectorAll('#subs-body tr')].map((tr) => [...tr.cells].map((td) => td.innerText.trim()))")
+    return {cells[3]: (cells[0], cells[1]) for cells in rows}  # type -> (state, plan)
 
 
 def test_plan_shows_missing_inactive_extra_and_applies_after_confirmation(env):
