@@ -196,13 +196,14 @@ struct key_cache::state {
     std::size_t bound() const { return std::max<std::size_t>(cfg.key_cache_entries, 1); }
 
     // Back towards the bound after `key`'s fetch settled: idle entries without a key go first;
-    // then, for a key just fetched, ONE entry with a key (it took one place). Never more: the
-    // bound may be exceeded by lookups in flight, and those must not cost good keys. Mutex held.
-    void trim(const std::string& key, bool got_key)
+    // then, for an entry that just got its first key, ONE entry with a key (it took one place).
+    // Never more: the bound may be exceeded by lookups in flight, and those must not cost good
+    // keys. Mutex held.
+    void trim(const std::string& key, bool newly_keyed)
     {
         while (entries.size() > bound() && evict_one(other, &key)) {
         }
-        if (got_key && entries.size() > bound()) {
+        if (newly_keyed && entries.size() > bound()) {
             evict_one(keyed, &key);
         }
     }
@@ -352,9 +353,12 @@ struct key_cache::state {
                     e.failure_expires = now + cfg.key_failure_ttl;
                 }
             }
+            // A key new to the keyed list took a place; a refreshed one (or a failed refresh
+            // that keeps its key) already had one and pushes nobody out.
+            const bool newly_keyed = e.has_key && !e.in_keyed;
             place(e);
             waiters.swap(e.waiters);
-            trim(key, e.has_key);
+            trim(key, newly_keyed);
         }
         for (auto& w : waiters) {
             w(out);

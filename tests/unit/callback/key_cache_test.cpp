@@ -264,6 +264,51 @@ TEST_F(KeyCache, LookupsInFlightNeverEvictAGoodKey)
     EXPECT_FALSE(get(*c, old).from_cache);
 }
 
+// A refresh (a delivery whose signature did not match the cached key) keeps the key's place:
+// while forged lookups hold the cache above its bound, it must not push out another good key.
+TEST_F(KeyCache, ARefreshedKeyPushesOutNoOtherKey)
+{
+    cfg.key_cache_entries = 2;
+    cfg.key_fetch_rate = 1000;
+    cfg.key_fetch_concurrency = 16;
+    auto c = make();
+    const auto a = target("a");
+    const auto b = target("b");
+    get(*c, a);
+    get(*c, b);
+    answer = errc::key_unavailable;
+    hold_fetches();
+    std::vector<key_target> targets{target("forged-0"), target("forged-1")};
+    std::vector<std::future<key_cache::lookup>> forged;
+    for (const auto& t : targets) {
+        hold = &*gate;
+        forged.push_back(spawn(c->get(t, now + 4s)));
+        settle();
+    }
+    EXPECT_EQ(c->size(), 4u);
+    const auto lookup_now = [&](net::awaitable<key_cache::lookup> l) {
+        auto f = spawn(std::move(l));
+        settle();
+        EXPECT_EQ(f.wait_for(0s), std::future_status::ready);
+        return f.get();
+    };
+    now += cfg.key_refetch_interval;
+    answer = digest_of(2);
+    const auto refreshed = lookup_now(c->get_fresh(a, now, now + 4s));
+    EXPECT_FALSE(refreshed.from_cache);
+    EXPECT_EQ(*refreshed.key, digest_of(2));
+    answer = errc::key_unavailable;
+    const auto kept = lookup_now(c->get(b, now + 4s));
+    EXPECT_TRUE(kept.from_cache);
+    EXPECT_EQ(*kept.key, digest_of(1));
+    release_fetches();
+    for (auto& f : forged) {
+        EXPECT_EQ(f.get().key.error(), errc::key_unavailable);
+    }
+    EXPECT_TRUE(get(*c, a).from_cache);
+    EXPECT_TRUE(get(*c, b).from_cache);
+}
+
 TEST_F(KeyCache, FreshKeyWaitsForTheRefetchInterval)
 {
     cfg.key_refetch_interval = 1s;
