@@ -112,6 +112,15 @@ protected:
         }
     }
 
+    // Runs a lookup while other fetches are held (settle(), not run()): it must not need them.
+    template <class T> T done_at_once(net::awaitable<T> a)
+    {
+        auto f = spawn(std::move(a));
+        settle();
+        EXPECT_EQ(f.wait_for(0s), std::future_status::ready);
+        return f.get();
+    }
+
     // The next fetch waits until release_fetches().
     void hold_fetches()
     {
@@ -236,12 +245,7 @@ TEST_F(KeyCache, LookupsInFlightNeverEvictAGoodKey)
     }
     EXPECT_EQ(fetches, 6);
     // settle(), not run(), from here: the forged fetches are held.
-    const auto lookup_now = [&](const key_target& t) {
-        auto f = spawn(c->get(t, now + 4s));
-        settle();
-        EXPECT_EQ(f.wait_for(0s), std::future_status::ready);
-        return f.get();
-    };
+    const auto lookup_now = [&](const key_target& t) { return done_at_once(c->get(t, now + 4s)); };
     const auto genuine = target("genuine");
     const auto r = lookup_now(genuine);
     EXPECT_TRUE(r.from_cache);
@@ -286,19 +290,13 @@ TEST_F(KeyCache, ARefreshedKeyPushesOutNoOtherKey)
         settle();
     }
     EXPECT_EQ(c->size(), 4u);
-    const auto lookup_now = [&](net::awaitable<key_cache::lookup> l) {
-        auto f = spawn(std::move(l));
-        settle();
-        EXPECT_EQ(f.wait_for(0s), std::future_status::ready);
-        return f.get();
-    };
     now += cfg.key_refetch_interval;
     answer = digest_of(2);
-    const auto refreshed = lookup_now(c->get_fresh(a, now, now + 4s));
+    const auto refreshed = done_at_once(c->get_fresh(a, now, now + 4s));
     EXPECT_FALSE(refreshed.from_cache);
     EXPECT_EQ(*refreshed.key, digest_of(2));
     answer = errc::key_unavailable;
-    const auto kept = lookup_now(c->get(b, now + 4s));
+    const auto kept = done_at_once(c->get(b, now + 4s));
     EXPECT_TRUE(kept.from_cache);
     EXPECT_EQ(*kept.key, digest_of(1));
     release_fetches();
